@@ -1,0 +1,1 @@
+//! poll(2) backend (filled by its issue).

@@ -1,0 +1,379 @@
+//! A dispatcher that records its callbacks and follows a script.
+
+use core::cell::RefCell;
+
+use heapless::Vec;
+
+use crate::{Ctx, Dispatcher, Error, Level, ReadClosed, Recv, Socket, SocketError, Token};
+
+/// One callback (or interest query) a [`Recorder`] saw.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Callback {
+    /// `readable()` was asked (only with [`Recorder::record_queries`]).
+    Readable,
+    /// `writable()` was asked (only with [`Recorder::record_queries`]).
+    Writable,
+    /// `handle_connect`.
+    Connect,
+    /// `handle_connect_failed` with this error.
+    ConnectFailed(SocketError),
+    /// `handle_accept`.
+    Accept,
+    /// `handle_accepted`.
+    Accepted,
+    /// `handle_read`.
+    Read,
+    /// `handle_write`.
+    Write,
+    /// `handle_expt`.
+    Expt,
+    /// `handle_read_closed`.
+    ReadClosed,
+    /// `handle_close`.
+    Close,
+    /// `handle_error` with this error.
+    Error(Error),
+}
+
+impl Callback {
+    fn same_kind(self, other: Callback) -> bool {
+        core::mem::discriminant(&self) == core::mem::discriminant(&other)
+    }
+}
+
+/// What a [`Recorder`] does inside a callback.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Action {
+    /// Nothing (overrides the default behaviour of the callback).
+    Nothing,
+    /// Read until would-block or EOF, recording the bytes in the [`CallLog`].
+    RecvAll,
+    /// Read once, at most this many bytes.
+    RecvUpTo(usize),
+    /// Send these bytes once.
+    Send(&'static [u8]),
+    /// `ctx.close()`.
+    Close,
+    /// `ctx.exit()`.
+    Exit,
+    /// Return this error.
+    Fail(Error),
+    /// In `handle_accepted`: add the socket with a new recorder on the same log.
+    AddAccepted,
+    /// In `handle_read_closed`: keep writing (half-close).
+    KeepWriting,
+    /// `ctx.shutdown_write()`.
+    ShutdownWrite,
+}
+
+/// Capacity of the call log.
+pub const CALLS: usize = 256;
+
+/// The shared record of what [`Recorder`]s saw: callbacks in order, bytes received,
+/// log lines.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    calls: RefCell<Vec<(Token, Callback), CALLS>>,
+    received: RefCell<Vec<(Token, u8), 2048>>,
+    logs: RefCell<Vec<(Token, Level, &'static str), 64>>,
+    accepted: RefCell<Vec<Token, 32>>,
+}
+
+impl CallLog {
+    /// An empty log.
+    pub const fn new() -> Self {
+        CallLog {
+            calls: RefCell::new(Vec::new()),
+            received: RefCell::new(Vec::new()),
+            logs: RefCell::new(Vec::new()),
+            accepted: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn push(&self, token: Token, cb: Callback) {
+        let _ = self.calls.borrow_mut().push((token, cb));
+    }
+
+    /// Every callback, in order.
+    pub fn calls(&self) -> Vec<(Token, Callback), CALLS> {
+        self.calls.borrow().clone()
+    }
+
+    /// The callbacks of one channel, in order.
+    pub fn calls_of(&self, token: Token) -> Vec<Callback, CALLS> {
+        self.calls
+            .borrow()
+            .iter()
+            .filter(|(t, _)| *t == token)
+            .map(|(_, c)| *c)
+            .collect()
+    }
+
+    /// How many times `cb` (compared by kind) ran on `token`.
+    pub fn count(&self, token: Token, cb: Callback) -> usize {
+        self.calls
+            .borrow()
+            .iter()
+            .filter(|(t, c)| *t == token && c.same_kind(cb))
+            .count()
+    }
+
+    /// Forgets the callbacks seen so far.
+    pub fn clear_calls(&self) {
+        self.calls.borrow_mut().clear();
+    }
+
+    /// The bytes `token` received through [`Action::RecvAll`]/[`Action::RecvUpTo`].
+    pub fn received(&self, token: Token) -> Vec<u8, 2048> {
+        self.received
+            .borrow()
+            .iter()
+            .filter(|(t, _)| *t == token)
+            .map(|(_, b)| *b)
+            .collect()
+    }
+
+    /// The lines the default handlers logged through `log_info`.
+    pub fn logs(&self) -> Vec<(Token, Level, &'static str), 64> {
+        self.logs.borrow().clone()
+    }
+
+    /// Tokens of channels added by [`Action::AddAccepted`], in order.
+    pub fn accepted(&self) -> Vec<Token, 32> {
+        self.accepted.borrow().clone()
+    }
+}
+
+/// A dispatcher that records every callback into a [`CallLog`] and runs the
+/// [`Action`]s configured for it; a callback with no action behaves as the trait's
+/// default.
+#[derive(Debug, Clone)]
+pub struct Recorder<'a> {
+    log: &'a CallLog,
+    actions: Vec<(Callback, Action), 12>,
+    readable: bool,
+    writable: bool,
+    queries: bool,
+}
+
+impl<'a> Recorder<'a> {
+    /// A recorder that is readable, not writable, and does the defaults.
+    pub fn new(log: &'a CallLog) -> Self {
+        Recorder {
+            log,
+            actions: Vec::new(),
+            readable: true,
+            writable: false,
+            queries: false,
+        }
+    }
+
+    /// Adds `action` to `cb` (actions run in the order added).
+    #[must_use]
+    pub fn on(mut self, cb: Callback, action: Action) -> Self {
+        self.add_action(cb, action);
+        self
+    }
+
+    /// Adds `action` to `cb`. Returns `false` when the action list is full.
+    pub fn add_action(&mut self, cb: Callback, action: Action) -> bool {
+        self.actions.push((cb, action)).is_ok()
+    }
+
+    /// What `readable()` answers.
+    #[must_use]
+    pub fn readable(mut self, yes: bool) -> Self {
+        self.readable = yes;
+        self
+    }
+
+    /// What `writable()` answers.
+    #[must_use]
+    pub fn writable(mut self, yes: bool) -> Self {
+        self.writable = yes;
+        self
+    }
+
+    /// Changes what `writable()` answers.
+    pub fn set_writable(&mut self, yes: bool) {
+        self.writable = yes;
+    }
+
+    /// Changes what `readable()` answers.
+    pub fn set_readable(&mut self, yes: bool) {
+        self.readable = yes;
+    }
+
+    /// Also records every `readable()`/`writable()` query.
+    #[must_use]
+    pub fn record_queries(mut self) -> Self {
+        self.queries = true;
+        self
+    }
+
+    fn has_actions(&self, cb: Callback) -> bool {
+        self.actions.iter().any(|(c, _)| c.same_kind(cb))
+    }
+
+    /// Runs the actions of `cb`. `accepted` is the socket of `handle_accepted`.
+    fn run<S: Socket>(
+        &mut self,
+        ctx: &mut Ctx<'_, S, Self>,
+        cb: Callback,
+        mut accepted: Option<S>,
+    ) -> Result<Option<ReadClosed>, Error> {
+        let token = ctx.token();
+        let mut decision = None;
+        for i in 0..self.actions.len() {
+            let (c, action) = self.actions[i];
+            if !c.same_kind(cb) {
+                continue;
+            }
+            match action {
+                Action::Nothing => {}
+                Action::RecvAll | Action::RecvUpTo(_) => {
+                    let mut buf = [0u8; 64];
+                    let mut budget = match action {
+                        Action::RecvUpTo(n) => n,
+                        _ => usize::MAX,
+                    };
+                    while budget > 0 {
+                        let want = buf.len().min(budget);
+                        match ctx.recv(&mut buf[..want])? {
+                            Recv::Data(n) => {
+                                let mut r = self.log.received.borrow_mut();
+                                for &b in &buf[..n] {
+                                    let _ = r.push((token, b));
+                                }
+                                budget -= n;
+                                if n == 0 || matches!(action, Action::RecvUpTo(_)) {
+                                    break;
+                                }
+                            }
+                            Recv::Eof | Recv::WouldBlock => break,
+                        }
+                    }
+                }
+                Action::Send(data) => {
+                    ctx.send(data)?;
+                }
+                Action::Close => ctx.close(),
+                Action::Exit => ctx.exit(),
+                Action::Fail(e) => return Err(e),
+                Action::AddAccepted => {
+                    if let Some(socket) = accepted.take() {
+                        let child = Recorder::new(self.log);
+                        match ctx.add(socket, child) {
+                            Ok(t) => {
+                                let _ = self.log.accepted.borrow_mut().push(t);
+                            }
+                            Err(refused) => {
+                                let (mut s, _) = refused.into_inner();
+                                let _ = s.close();
+                            }
+                        }
+                    }
+                }
+                Action::KeepWriting => decision = Some(ReadClosed::KeepWriting),
+                Action::ShutdownWrite => ctx.shutdown_write()?,
+            }
+        }
+        if let Some(mut s) = accepted {
+            let _ = s.close();
+        }
+        Ok(decision)
+    }
+
+    fn event<S: Socket>(&mut self, ctx: &mut Ctx<'_, S, Self>, cb: Callback) -> Result<(), Error> {
+        self.log.push(ctx.token(), cb);
+        self.run(ctx, cb, None).map(|_| ())
+    }
+}
+
+impl<S: Socket> Dispatcher<S> for Recorder<'_> {
+    type Error = Error;
+
+    fn readable(&self) -> bool {
+        if self.queries {
+            self.log
+                .push(Token::from_bits(u64::MAX), Callback::Readable);
+        }
+        self.readable
+    }
+
+    fn writable(&self) -> bool {
+        if self.queries {
+            self.log
+                .push(Token::from_bits(u64::MAX), Callback::Writable);
+        }
+        self.writable
+    }
+
+    fn handle_connect(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        self.event(ctx, Callback::Connect)
+    }
+
+    fn handle_connect_failed(&mut self, ctx: &mut Ctx<'_, S, Self>, error: SocketError) {
+        let _ = self.event(ctx, Callback::ConnectFailed(error));
+    }
+
+    fn handle_accept(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        self.log.push(ctx.token(), Callback::Accept);
+        if self.has_actions(Callback::Accept) {
+            return self.run(ctx, Callback::Accept, None).map(|_| ());
+        }
+        // The trait's default: accept and hand over.
+        for _ in 0..crate::ACCEPT_BATCH {
+            match ctx.accept() {
+                Ok(Some(socket)) => self.handle_accepted(ctx, socket)?,
+                Ok(None) => break,
+                Err(e) if e.is_transient() => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_accepted(&mut self, ctx: &mut Ctx<'_, S, Self>, socket: S) -> Result<(), Error> {
+        self.log.push(ctx.token(), Callback::Accepted);
+        self.run(ctx, Callback::Accepted, Some(socket)).map(|_| ())
+    }
+
+    fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        self.event(ctx, Callback::Read)
+    }
+
+    fn handle_write(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        self.event(ctx, Callback::Write)
+    }
+
+    fn handle_expt(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        self.event(ctx, Callback::Expt)
+    }
+
+    fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<ReadClosed, Error> {
+        self.log.push(ctx.token(), Callback::ReadClosed);
+        Ok(self
+            .run(ctx, Callback::ReadClosed, None)?
+            .unwrap_or(ReadClosed::Close))
+    }
+
+    fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        self.event(ctx, Callback::Close)
+    }
+
+    fn handle_error(&mut self, ctx: &mut Ctx<'_, S, Self>, error: Error) {
+        self.log.push(ctx.token(), Callback::Error(error));
+        if self.has_actions(Callback::Error(error)) {
+            let _ = self.run(ctx, Callback::Error(error), None);
+        } else {
+            ctx.close();
+        }
+    }
+
+    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+        let _ = self.log.logs.borrow_mut().push((token, level, message));
+    }
+}

@@ -1,0 +1,229 @@
+//! The scripted selector.
+
+use core::time::Duration;
+
+use heapless::Vec;
+
+use crate::{Interest, Readiness, Registration, Selector, SourceError, Token};
+
+/// The interest one source had in one pass, as recorded by [`MockSelector`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PassRecord {
+    /// The pass number, from 1.
+    pub pass: u32,
+    /// The channel.
+    pub token: Token,
+    /// Its source.
+    pub source: u32,
+    /// Its interest.
+    pub interest: Interest,
+}
+
+/// How many sources a [`MockSelector`] can hold readiness for.
+pub const SOURCES: usize = 64;
+/// How many [`PassRecord`]s it keeps (the oldest are dropped).
+pub const HISTORY: usize = 256;
+
+/// A selector whose readiness the test sets, level-triggered, per source.
+///
+/// Each wait reports, for every registration, the source's readiness masked by its
+/// interest (error, hang-up and invalid always pass). One-shot readiness set with
+/// [`set_once`](Self::set_once) is reported by one wait and then cleared. A wait that
+/// reports nothing advances the virtual clock by its timeout.
+#[derive(Debug, Default)]
+pub struct MockSelector {
+    level: Vec<(u32, Readiness), SOURCES>,
+    once: Vec<(u32, Readiness), SOURCES>,
+    history: Vec<PassRecord, HISTORY>,
+    last: Vec<PassRecord, SOURCES>,
+    passes: u32,
+    waits_with_nothing: u32,
+    clock: Duration,
+    last_timeout: Option<Option<Duration>>,
+    limit: Option<u32>,
+    registered: u32,
+    fail_next: bool,
+}
+
+/// The error of a scripted failed wait.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MockWaitFailed;
+
+impl MockSelector {
+    /// Nothing ready.
+    pub const fn new() -> Self {
+        MockSelector {
+            level: Vec::new(),
+            once: Vec::new(),
+            history: Vec::new(),
+            last: Vec::new(),
+            passes: 0,
+            waits_with_nothing: 0,
+            clock: Duration::ZERO,
+            last_timeout: None,
+            limit: None,
+            registered: 0,
+            fail_next: false,
+        }
+    }
+
+    fn put(list: &mut Vec<(u32, Readiness), SOURCES>, source: u32, readiness: Readiness) {
+        if let Some(e) = list.iter_mut().find(|(s, _)| *s == source) {
+            e.1 = readiness;
+        } else if !readiness.is_empty() {
+            let _ = list.push((source, readiness));
+        }
+        list.retain(|(_, r)| !r.is_empty());
+    }
+
+    /// Sets the level readiness of `source` (it stays until changed).
+    pub fn set_ready(&mut self, source: u32, readiness: Readiness) {
+        Self::put(&mut self.level, source, readiness);
+    }
+
+    /// Clears the readiness of `source`.
+    pub fn clear(&mut self, source: u32) {
+        Self::put(&mut self.level, source, Readiness::EMPTY);
+        Self::put(&mut self.once, source, Readiness::EMPTY);
+    }
+
+    /// Adds readiness reported by the next wait only.
+    pub fn set_once(&mut self, source: u32, readiness: Readiness) {
+        let current = self
+            .once
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map_or(Readiness::EMPTY, |e| e.1);
+        Self::put(&mut self.once, source, current.add(readiness));
+    }
+
+    /// Refuses to register sources ≥ `limit`, like `select(2)` with `FD_SETSIZE`.
+    pub fn set_source_limit(&mut self, limit: u32) {
+        self.limit = Some(limit);
+    }
+
+    /// The next wait fails.
+    pub fn fail_next_wait(&mut self) {
+        self.fail_next = true;
+    }
+
+    /// How many waits ran.
+    pub fn passes(&self) -> u32 {
+        self.passes
+    }
+
+    /// How many waits reported nothing.
+    pub fn idle_waits(&self) -> u32 {
+        self.waits_with_nothing
+    }
+
+    /// Virtual time spent in waits that reported nothing.
+    pub fn clock(&self) -> Duration {
+        self.clock
+    }
+
+    /// The timeout of the last wait (`None` if no wait ran).
+    pub fn last_timeout(&self) -> Option<Option<Duration>> {
+        self.last_timeout
+    }
+
+    /// The interest set of the last wait, in the order handed over.
+    pub fn last_pass(&self) -> &[PassRecord] {
+        &self.last
+    }
+
+    /// The interest sets of recent waits.
+    pub fn history(&self) -> &[PassRecord] {
+        &self.history
+    }
+
+    /// The interest `source` had in the last wait (`None`: not handed over).
+    pub fn last_interest(&self, source: u32) -> Option<Interest> {
+        self.last
+            .iter()
+            .find(|r| r.source == source)
+            .map(|r| r.interest)
+    }
+
+    /// How many sources are registered.
+    pub fn registered(&self) -> u32 {
+        self.registered
+    }
+}
+
+impl Selector for MockSelector {
+    type Source = u32;
+    type Error = MockWaitFailed;
+
+    fn register(&mut self, source: u32) -> Result<(), SourceError> {
+        if let Some(limit) = self.limit
+            && source >= limit
+        {
+            return Err(SourceError::OutOfRange {
+                limit: limit as usize,
+            });
+        }
+        self.registered += 1;
+        Ok(())
+    }
+
+    fn deregister(&mut self, source: u32) {
+        let _ = source;
+        self.registered = self.registered.saturating_sub(1);
+    }
+
+    fn select(
+        &mut self,
+        registrations: &[Registration<u32>],
+        ready: &mut [Readiness],
+        timeout: Option<Duration>,
+    ) -> Result<usize, MockWaitFailed> {
+        if core::mem::take(&mut self.fail_next) {
+            return Err(MockWaitFailed);
+        }
+        self.passes += 1;
+        self.last_timeout = Some(timeout);
+        self.last.clear();
+        let mut count = 0;
+        for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
+            let record = PassRecord {
+                pass: self.passes,
+                token: reg.token,
+                source: reg.source,
+                interest: reg.interest,
+            };
+            let _ = self.last.push(record);
+            if self.history.is_full() {
+                self.history.remove(0);
+            }
+            let _ = self.history.push(record);
+            let level = self
+                .level
+                .iter()
+                .find(|(s, _)| *s == reg.source)
+                .map_or(Readiness::EMPTY, |e| e.1);
+            let once = self
+                .once
+                .iter()
+                .find(|(s, _)| *s == reg.source)
+                .map_or(Readiness::EMPTY, |e| e.1);
+            let r = level.add(once).masked_by(reg.interest);
+            *out = r;
+            if !r.is_empty() {
+                count += 1;
+            }
+        }
+        for reg in registrations {
+            Self::put(&mut self.once, reg.source, Readiness::EMPTY);
+        }
+        if count == 0 {
+            self.waits_with_nothing += 1;
+            if let Some(t) = timeout {
+                self.clock += t;
+            }
+        }
+        Ok(count)
+    }
+}

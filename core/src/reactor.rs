@@ -1,0 +1,546 @@
+//! The reactor: a channel map, a selector, and the dispatch state machine.
+
+use core::time::Duration;
+
+use heapless::Vec;
+
+use crate::{
+    AddError, AddErrorKind, ChannelMap, ChannelMut, ChannelRef, Ctx, Dispatcher, Interest,
+    PollError, ReadClosed, Readiness, Registration, Selector, Socket, SocketError, State, Token,
+    fmt::{debug_, trace_},
+    map::{Channel, Flags, Split},
+};
+
+/// Why [`Reactor::run`] returned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RunEnd {
+    /// The map became (or was) empty.
+    Empty,
+    /// The requested number of passes ran.
+    Count,
+    /// A handler called [`Ctx::exit`].
+    Exit,
+}
+
+/// A channel map, its selector, and the loop: the original's `socket_map` plus
+/// `loop()`, as one explicit value instead of a global.
+///
+/// `Reactor::new` is `const`, so a reactor can be placed in a `static` (behind
+/// whatever cell the target uses for exclusive access). Nothing in it allocates.
+///
+/// # Dispatch order
+///
+/// Each pass asks every channel, in slot order, for its interest (`readable()` then
+/// `writable()`, once each), hands the non-empty ones to the selector, then
+/// dispatches the ready ones in slot order. Per channel: read → write → priority →
+/// close, with liveness re-checked after every callback, so a channel closed by one
+/// callback gets no further one. See [`Selector`] for the readiness table.
+pub struct Reactor<Sel: Selector, S: Socket<Source = Sel::Source>, D, const N: usize> {
+    map: ChannelMap<S, D, N>,
+    selector: Sel,
+    registrations: Vec<Registration<Sel::Source>, N>,
+    ready: [Readiness; N],
+    exit: bool,
+}
+
+impl<Sel, S, D, const N: usize> core::fmt::Debug for Reactor<Sel, S, D, N>
+where
+    Sel: Selector + core::fmt::Debug,
+    S: Socket<Source = Sel::Source>,
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("map", &self.map)
+            .field("selector", &self.selector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Sel, S, D, const N: usize> Reactor<Sel, S, D, N>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D: Dispatcher<S>,
+{
+    /// An empty reactor over `selector`.
+    pub const fn new(selector: Sel) -> Self {
+        Reactor {
+            map: ChannelMap::new(),
+            selector,
+            registrations: Vec::new(),
+            ready: [Readiness::EMPTY; N],
+            exit: false,
+        }
+    }
+
+    /// Adds a channel; its state comes from [`Socket::initial_state`].
+    ///
+    /// # Errors
+    /// The map is full, or the selector cannot watch the socket (e.g. an fd ≥
+    /// `FD_SETSIZE` on `select(2)`): the socket and dispatcher come back untouched.
+    pub fn add(&mut self, mut socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
+        if self.map.is_full() {
+            return Err(AddError {
+                kind: AddErrorKind::Full,
+                socket,
+                dispatcher,
+            });
+        }
+        let source = socket.source();
+        if let Err(e) = self.selector.register(source) {
+            return Err(AddError {
+                kind: AddErrorKind::Rejected(e),
+                socket,
+                dispatcher,
+            });
+        }
+        let state = socket.initial_state();
+        self.map
+            .insert(socket, state, dispatcher)
+            .map_err(|(socket, dispatcher)| {
+                self.selector.deregister(source);
+                AddError {
+                    kind: AddErrorKind::Full,
+                    socket,
+                    dispatcher,
+                }
+            })
+    }
+
+    /// Removes a channel without closing its socket, and hands both values back.
+    pub fn remove(&mut self, token: Token) -> Option<(S, D)> {
+        let (socket, dispatcher) = self.map.remove(token)?;
+        self.selector.deregister(socket.source());
+        Some((socket, dispatcher))
+    }
+
+    /// Closes a channel's socket and drops the channel (no `handle_close`). Returns
+    /// `false` for a stale token.
+    pub fn close(&mut self, token: Token) -> bool {
+        match self.remove(token) {
+            Some((mut socket, _)) => {
+                let _ = socket.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every channel (no `handle_close`) and empties the map. Every channel is
+    /// closed even if some closes fail; `EBADF` is ignored.
+    ///
+    /// # Errors
+    /// The first other error a close reported.
+    pub fn close_all(&mut self) -> Result<(), SocketError> {
+        let mut first = Ok(());
+        for i in 0..N {
+            let slot = &self.map.slots[i];
+            if slot.channel.is_none() {
+                continue;
+            }
+            let token = Token::new(i as u32, slot.generation);
+            if let Some((mut socket, _)) = self.remove(token)
+                && let Err(e) = socket.close()
+                && e.raw_os_error() != Some(crate::errno::EBADF)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    /// The channels.
+    pub fn map(&self) -> &ChannelMap<S, D, N> {
+        &self.map
+    }
+
+    /// The channels.
+    pub fn map_mut(&mut self) -> &mut ChannelMap<S, D, N> {
+        &mut self.map
+    }
+
+    /// The selector.
+    pub fn selector(&self) -> &Sel {
+        &self.selector
+    }
+
+    /// The selector.
+    pub fn selector_mut(&mut self) -> &mut Sel {
+        &mut self.selector
+    }
+
+    /// One channel.
+    pub fn get(&self, token: Token) -> Option<ChannelRef<'_, S, D>> {
+        self.map.get(token)
+    }
+
+    /// One channel.
+    pub fn get_mut(&mut self, token: Token) -> Option<ChannelMut<'_, S, D>> {
+        self.map.get_mut(token)
+    }
+
+    /// How many channels there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Whether a handler called [`Ctx::exit`] during the last pass.
+    pub fn exit_requested(&self) -> bool {
+        self.exit
+    }
+
+    /// The interest of one channel this pass, asking its dispatcher.
+    fn interest(channel: &Channel<S, D>) -> Interest {
+        let d = &channel.dispatcher;
+        match channel.state {
+            State::Listening => Interest::from_flags(d.readable(), false),
+            State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
+            State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
+            State::ReadClosed => Interest::from_flags(false, d.writable()),
+            State::Closed => Interest::NONE,
+        }
+    }
+
+    /// One pass: compute interest, wait up to `timeout` (`None`: no limit), dispatch.
+    /// Returns how many channels had readiness. An empty map returns `Ok(0)` at once
+    /// without waiting.
+    ///
+    /// # Errors
+    /// The selector failed, or `timeout` is `None` while no channel has interest (the
+    /// wait would never end).
+    pub fn poll_once(&mut self, timeout: Option<Duration>) -> Result<usize, PollError<Sel::Error>> {
+        self.exit = false;
+        if self.map.is_empty() {
+            return Ok(0);
+        }
+        self.registrations.clear();
+        for (i, slot) in self.map.slots.iter().enumerate() {
+            let Some(channel) = &slot.channel else {
+                continue;
+            };
+            let interest = Self::interest(channel);
+            if interest.is_empty() {
+                continue;
+            }
+            let registration = Registration {
+                token: Token::new(i as u32, slot.generation),
+                source: channel.socket.source(),
+                interest,
+            };
+            // Cannot fail: at most one registration per slot.
+            let _ = self.registrations.push(registration);
+        }
+        if self.registrations.is_empty() && timeout.is_none() {
+            return Err(PollError::NothingToWaitFor);
+        }
+        let count = self.registrations.len();
+        let ready = &mut self.ready[..count];
+        ready.fill(Readiness::EMPTY);
+        self.selector
+            .select(&self.registrations, ready, timeout)
+            .map_err(PollError::Selector)?;
+
+        let mut dispatched = 0;
+        self.map.meta.begin_pass();
+        for i in 0..count {
+            let reg = self.registrations[i];
+            let readiness = self.ready[i].masked_by(reg.interest);
+            if readiness.is_empty() {
+                continue;
+            }
+            dispatched += 1;
+            self.dispatch(reg.token, readiness);
+            if self.exit {
+                break;
+            }
+        }
+        self.map.meta.end_pass(&mut self.map.slots);
+        Ok(dispatched)
+    }
+
+    /// Runs passes until the map is empty, `count` passes ran (`None`: no limit), or
+    /// a handler calls [`Ctx::exit`]. `timeout` bounds each pass, as in the original.
+    /// `Some(0)` runs nothing.
+    ///
+    /// # Errors
+    /// As [`poll_once`](Self::poll_once); the map is left as it is, so `run` can be
+    /// called again.
+    pub fn run(
+        &mut self,
+        timeout: Option<Duration>,
+        count: Option<u32>,
+    ) -> Result<RunEnd, PollError<Sel::Error>> {
+        let mut passes = 0u32;
+        loop {
+            if self.map.is_empty() {
+                return Ok(RunEnd::Empty);
+            }
+            if count.is_some_and(|c| passes >= c) {
+                return Ok(RunEnd::Count);
+            }
+            self.poll_once(timeout)?;
+            passes = passes.saturating_add(1);
+            if self.exit {
+                return Ok(RunEnd::Exit);
+            }
+        }
+    }
+
+    /// The dispatch state machine for one ready channel.
+    fn dispatch(&mut self, token: Token, readiness: Readiness) {
+        let index = token.index();
+        let state = match self.map.slots.get(index).and_then(|s| s.get(token)) {
+            Some(c) => c.state,
+            None => return, // stale: closed earlier in this pass
+        };
+        trace_!("dispatch {} {}", token, readiness.bits());
+
+        if readiness.is_invalid() {
+            self.deliver_close(token);
+            return;
+        }
+
+        match state {
+            State::Closed => return,
+            State::Listening => {
+                if readiness.is_readable() {
+                    self.call(token, |d, ctx| d.handle_accept(ctx));
+                }
+                if self.live(token) && readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
+                {
+                    self.deliver_close(token);
+                }
+                return;
+            }
+            State::Connecting => {
+                let finishing = Readiness::READABLE
+                    .add(Readiness::WRITABLE)
+                    .add(Readiness::ERROR)
+                    .add(Readiness::HANGUP);
+                if !readiness.intersects(finishing) {
+                    return;
+                }
+                if !self.finish_connect(token, readiness) {
+                    return;
+                }
+            }
+            _ => {}
+        }
+
+        if readiness.is_readable() && self.state(token) != Some(State::ReadClosed) {
+            self.call(token, |d, ctx| d.handle_read(ctx));
+        }
+        if readiness.is_writable() && self.live(token) {
+            self.call(token, |d, ctx| d.handle_write(ctx));
+        }
+        if readiness.is_priority() && self.live(token) {
+            let pending = self.with_socket(token, |s| s.take_error());
+            match pending {
+                Some(Ok(None)) => self.call(token, |d, ctx| d.handle_expt(ctx)),
+                Some(_) => self.deliver_close(token),
+                None => {}
+            }
+        }
+        if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP)) && self.live(token) {
+            self.deliver_close(token);
+        }
+    }
+
+    /// Completes a non-blocking connect. Returns whether the channel is connected and
+    /// still open.
+    fn finish_connect(&mut self, token: Token, readiness: Readiness) -> bool {
+        let pending = self.with_socket(token, |s| s.take_error());
+        let failure = match pending {
+            Some(Ok(None)) => {
+                if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
+                    && !readiness.intersects(Readiness::READABLE.add(Readiness::WRITABLE))
+                {
+                    // Hung up without a pending error and without being usable.
+                    Some(SocketError::new(
+                        crate::ErrorKind::NotConnected,
+                        crate::errno::ENOTCONN,
+                    ))
+                } else {
+                    None
+                }
+            }
+            Some(Ok(Some(e))) | Some(Err(e)) => Some(e),
+            None => return false,
+        };
+        if let Some(error) = failure {
+            debug_!("{}: connect failed", token);
+            self.with_ctx(token, |d, ctx| d.handle_connect_failed(ctx, error));
+            self.finish_close(token);
+            return false;
+        }
+        self.map.set_state(token, State::Connected);
+        self.call(token, |d, ctx| d.handle_connect(ctx));
+        self.live(token)
+    }
+
+    fn state(&self, token: Token) -> Option<State> {
+        self.map.get(token).map(|c| c.state)
+    }
+
+    fn flags(&self, token: Token) -> Option<Flags> {
+        self.map
+            .slots
+            .get(token.index())?
+            .get(token)
+            .map(|c| c.flags)
+    }
+
+    /// Whether the channel is there and no close is pending.
+    fn live(&self, token: Token) -> bool {
+        match self.map.slots.get(token.index()).and_then(|s| s.get(token)) {
+            Some(c) => {
+                c.state != State::Closed
+                    && !c
+                        .flags
+                        .has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED | Flags::EOF)
+            }
+            None => false,
+        }
+    }
+
+    fn with_socket<R>(&mut self, token: Token, f: impl FnOnce(&mut S) -> R) -> Option<R> {
+        let c = self.map.slots.get_mut(token.index())?.get_mut(token)?;
+        Some(f(&mut c.socket))
+    }
+
+    /// Runs `f` with the dispatcher and a context for `token`.
+    fn with_ctx<R>(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> R,
+    ) -> Option<R> {
+        let index = token.index();
+        if index >= N {
+            return None;
+        }
+        let (before, rest) = self.map.slots.split_at_mut(index);
+        let (current, after) = rest.split_first_mut()?;
+        let channel = current.get_mut(token)?;
+        let Channel {
+            socket,
+            state,
+            flags,
+            dispatcher,
+        } = channel;
+        let mut ctx = Ctx {
+            token,
+            socket,
+            state,
+            flags,
+            others: Split {
+                before,
+                current: index,
+                after,
+            },
+            meta: &mut self.map.meta,
+            capacity: N,
+            registrar: &mut self.selector,
+            exit: &mut self.exit,
+        };
+        Some(f(dispatcher, &mut ctx))
+    }
+
+    /// Calls one handler, routes its error, and acts on what it left behind: a close
+    /// request, an EOF, a disconnect.
+    fn call(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> Result<(), D::Error>,
+    ) {
+        let result = self.with_ctx(token, |d, ctx| match f(d, ctx) {
+            Ok(()) => {}
+            Err(e) => {
+                if ctx.flags.has(Flags::CLOSE_REQUESTED) {
+                    // Closing already: no callback after a close.
+                } else {
+                    d.handle_error(ctx, e);
+                }
+            }
+        });
+        if result.is_none() {
+            return;
+        }
+        self.settle(token);
+    }
+
+    /// Acts on the flags a handler left: close request first, then disconnect, then EOF.
+    fn settle(&mut self, token: Token) {
+        let Some(flags) = self.flags(token) else {
+            return;
+        };
+        if flags.has(Flags::CLOSE_REQUESTED) {
+            self.finish_close(token);
+        } else if flags.has(Flags::DISCONNECTED) {
+            self.deliver_close(token);
+        } else if flags.has(Flags::EOF) {
+            let decision = self.with_ctx(token, |d, ctx| {
+                *ctx.state = State::ReadClosed;
+                ctx.flags.clear(Flags::EOF);
+                match d.handle_read_closed(ctx) {
+                    Ok(decision) => decision,
+                    Err(e) => {
+                        d.handle_error(ctx, e);
+                        ReadClosed::KeepWriting
+                    }
+                }
+            });
+            match decision {
+                Some(ReadClosed::Close) => self.deliver_close(token),
+                // The hook (or handle_error) may have closed or broken it meanwhile.
+                Some(ReadClosed::KeepWriting)
+                    if self
+                        .flags(token)
+                        .is_some_and(|f| f.has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED)) =>
+                {
+                    self.settle(token);
+                }
+                Some(ReadClosed::KeepWriting) => {}
+                None => {}
+            }
+        }
+    }
+
+    /// Delivers `handle_close` (at most once per channel), then closes the channel.
+    fn deliver_close(&mut self, token: Token) {
+        let delivered = self.with_ctx(token, |d, ctx| {
+            if ctx
+                .flags
+                .has(Flags::CLOSE_DELIVERED | Flags::CLOSE_REQUESTED)
+            {
+                return;
+            }
+            ctx.flags.set(Flags::CLOSE_DELIVERED);
+            if let Err(e) = d.handle_close(ctx)
+                && !ctx.flags.has(Flags::CLOSE_REQUESTED)
+            {
+                d.handle_error(ctx, e);
+            }
+        });
+        if delivered.is_some() {
+            self.finish_close(token);
+        }
+    }
+
+    /// Closes the socket and frees the slot (quarantined until the pass ends).
+    fn finish_close(&mut self, token: Token) {
+        if let Some(mut channel) = self.map.meta.remove(&mut self.map.slots[..], token) {
+            channel.state = State::Closed;
+            self.selector.deregister(channel.socket.source());
+            if channel.socket.close().is_err() {
+                debug_!("{}: close reported an error", token);
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The `Selector` trait: one wait over many sources.
+
+use core::{fmt, time::Duration};
+
+use crate::{Interest, Readiness, SourceError, Token};
+
+/// One source handed to a selector for one wait, with the interest its channel has
+/// this pass.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Registration<Src> {
+    /// The channel.
+    pub token: Token,
+    /// What to watch.
+    pub source: Src,
+    /// What to watch it for; never empty.
+    pub interest: Interest,
+}
+
+/// Waits for readiness on a set of sources: `select(2)`, `poll(2)`, or a mock.
+///
+/// # Semantics
+///
+/// * **Level-triggered.** A source that is still ready is reported again on the next
+///   wait. Handlers need not drain a socket in one go.
+/// * **Spurious readiness is allowed.** A source may be reported ready and then a
+///   `recv`/`send`/`accept` would block. Socket operations report that as a
+///   would-block outcome, never an error, so a spurious event costs one syscall.
+/// * **EINTR** is retried inside the selector with the time that remains; a signal
+///   never ends a wait early with an error.
+/// * **Interest.** Each [`Registration`] carries a non-empty [`Interest`]; channels
+///   with no interest are not handed over at all, and receive no event.
+/// * **Readiness bits**, and what the reactor does with them, in this order per
+///   channel (liveness is re-checked between steps):
+///
+/// | bit | select | poll | reactor |
+/// |---|---|---|---|
+/// | `READABLE` | read set | `POLLIN` | listener: accept → `handle_accepted`; connecting: finish connect; else `handle_read` |
+/// | `WRITABLE` | write set | `POLLOUT` | connecting: finish connect; else `handle_write` |
+/// | `PRIORITY` | except set | `POLLPRI` | `SO_ERROR` set → `handle_close`; else `handle_expt` |
+/// | `ERROR` | – | `POLLERR` | `handle_close` (connecting: `handle_connect_failed`) |
+/// | `HANGUP` | – | `POLLHUP` | `handle_close` (connecting: `handle_connect_failed`) |
+/// | `INVALID` | fd found bad after `EBADF` | `POLLNVAL` | `handle_close`, nothing else |
+///
+/// Only `READABLE`/`PRIORITY` (with read interest) and `WRITABLE` (with write
+/// interest) may be reported for what was not asked; `ERROR`, `HANGUP` and `INVALID`
+/// are always reported.
+pub trait Selector {
+    /// What is watched: a raw fd, or a mock id.
+    type Source: Copy + Eq + fmt::Debug;
+    /// Failure of a whole wait.
+    type Error: fmt::Debug;
+
+    /// Checks, when a channel is added, that this selector can watch `source`.
+    ///
+    /// # Errors
+    /// [`SourceError::OutOfRange`] for an fd ≥ `FD_SETSIZE` on `select(2)`, and so on.
+    fn register(&mut self, source: Self::Source) -> Result<(), SourceError> {
+        let _ = source;
+        Ok(())
+    }
+
+    /// Forgets `source` when its channel is removed.
+    fn deregister(&mut self, source: Self::Source) {
+        let _ = source;
+    }
+
+    /// Waits up to `timeout` (`None`: without limit) for readiness of the
+    /// `registrations`, and writes what each one is ready for into the same index of
+    /// `ready` (`ready.len() == registrations.len()`; entries start empty). Returns how
+    /// many entries are non-empty. With no registrations it just sleeps for `timeout`.
+    ///
+    /// # Errors
+    /// The wait itself failed (not EINTR, which is retried).
+    fn select(
+        &mut self,
+        registrations: &[Registration<Self::Source>],
+        ready: &mut [Readiness],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Self::Error>;
+}
+
+/// The registration half of a selector, object-safe so handler contexts need no
+/// selector type parameter.
+pub(crate) trait Registrar<Src> {
+    fn register(&mut self, source: Src) -> Result<(), SourceError>;
+    fn deregister(&mut self, source: Src);
+}
+
+impl<T: Selector> Registrar<T::Source> for T {
+    fn register(&mut self, source: T::Source) -> Result<(), SourceError> {
+        Selector::register(self, source)
+    }
+    fn deregister(&mut self, source: T::Source) {
+        Selector::deregister(self, source);
+    }
+}

@@ -1,0 +1,4 @@
+//! asyncore for Rust (std facade). Filled in by the backend issues.
+#![deny(missing_docs)]
+
+pub use asyncore_core::*;

@@ -33,7 +33,9 @@ mod map;
 pub mod mock;
 mod reactor;
 mod readiness;
+mod ring;
 mod selector;
+mod send_buf;
 mod socket;
 mod token;
 
@@ -45,7 +47,9 @@ pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};
 pub use reactor::{Reactor, RunEnd};
 pub use readiness::Readiness;
+pub use ring::Ring;
 pub use selector::{Registration, Selector};
+pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
 pub use token::Token;
 

@@ -1,0 +1,227 @@
+//! `SendBuffer`: the original's `dispatcher_with_send`, on fixed memory.
+
+use crate::{Ctx, Ring, Socket, SocketError};
+
+/// A full [`SendBuffer`] (or other fixed buffer) refused data. Its
+/// `embedded_io::Error::kind` is `WriteZero`, so `write_all` reports it instead of
+/// panicking.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferFull;
+
+impl core::fmt::Display for BufferFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("buffer full")
+    }
+}
+
+impl core::error::Error for BufferFull {}
+
+impl embedded_io::Error for BufferFull {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::WriteZero
+    }
+}
+
+impl From<BufferFull> for crate::Error {
+    fn from(_: BufferFull) -> Self {
+        crate::Error::BufferFull
+    }
+}
+
+/// An output buffer of `N` bytes any dispatcher can embed: the original's
+/// `dispatcher_with_send`, without its unbounded growth.
+///
+/// Queue with [`queue`](Self::queue) (partial count) or [`queue_all`](Self::queue_all)
+/// (all or nothing), or through `embedded_io::Write`; [`send`](Self::send) queues and
+/// flushes at once. Call [`flush`](Self::flush) from `handle_write`, and answer
+/// `writable()` with [`wants_write`](Self::wants_write): write interest only while
+/// data is held. A flush writes until the socket would block (not one send per pass).
+///
+/// ```
+/// use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, SendBuffer, Socket};
+/// use asyncore_core::mock::{MockSelector, MockSocket, SendStep};
+///
+/// /// Echoes what it reads through a 64-byte send buffer.
+/// #[derive(Default)]
+/// struct Echo {
+///     out: SendBuffer<64>,
+/// }
+///
+/// impl<S: Socket> Dispatcher<S> for Echo {
+///     type Error = Error;
+///     fn readable(&self) -> bool {
+///         self.out.free() > 0 // back-pressure: stop reading while the buffer is full
+///     }
+///     fn writable(&self) -> bool {
+///         self.out.wants_write()
+///     }
+///     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+///         let mut buf = [0u8; 64];
+///         let room = self.out.free().min(buf.len());
+///         if let Recv::Data(n) = ctx.recv(&mut buf[..room])? {
+///             self.out.send(ctx, &buf[..n])?;
+///         }
+///         Ok(())
+///     }
+///     fn handle_write(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+///         self.out.flush(ctx)?;
+///         Ok(())
+///     }
+/// }
+///
+/// let mut reactor: Reactor<MockSelector, MockSocket, Echo, 4> = Reactor::new(MockSelector::new());
+/// let mut sock = MockSocket::connected(7);
+/// sock.feed(b"hello");
+/// sock.script_send(SendStep::Accept(2)); // a short write
+/// let t = reactor.add(sock, Echo::default()).unwrap();
+/// reactor.selector_mut().set_ready(7, Readiness::READABLE | Readiness::WRITABLE);
+/// reactor.run(None, Some(3)).unwrap();
+/// let c = reactor.get(t).unwrap();
+/// assert_eq!(c.socket.sent(), b"hello");
+/// assert!(!c.dispatcher.out.wants_write());
+/// ```
+#[derive(Debug, Default)]
+pub struct SendBuffer<const N: usize> {
+    ring: Ring<N>,
+}
+
+impl<const N: usize> SendBuffer<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        SendBuffer { ring: Ring::new() }
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    /// Room left.
+    pub fn free(&self) -> usize {
+        self.ring.free()
+    }
+
+    /// `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// What `writable()` should answer: true while data is held.
+    pub fn wants_write(&self) -> bool {
+        !self.ring.is_empty()
+    }
+
+    /// Queues as much of `data` as fits; returns how much that was.
+    pub fn queue(&mut self, data: &[u8]) -> usize {
+        self.ring.push(data)
+    }
+
+    /// Queues all of `data`, or nothing.
+    ///
+    /// # Errors
+    /// [`BufferFull`] when it does not all fit; nothing is queued then.
+    pub fn queue_all(&mut self, data: &[u8]) -> Result<(), BufferFull> {
+        if data.len() > self.ring.free() {
+            return Err(BufferFull);
+        }
+        self.ring.push(data);
+        Ok(())
+    }
+
+    /// Forgets what is queued.
+    pub fn clear(&mut self) {
+        self.ring.clear();
+    }
+
+    /// Writes queued bytes until the buffer is empty or the socket would block.
+    /// Returns how many bytes went out. A disconnect stops it (the reactor delivers
+    /// `handle_close`); the unsent bytes stay queued.
+    ///
+    /// # Errors
+    /// Socket errors other than would-block and disconnects.
+    pub fn flush<S: Socket, D>(&mut self, ctx: &mut Ctx<'_, S, D>) -> Result<usize, SocketError> {
+        let mut total = 0;
+        while !self.ring.is_empty() {
+            let n = ctx.send(self.ring.as_slices().0)?;
+            if n == 0 {
+                break;
+            }
+            self.ring.consume(n);
+            total += n;
+        }
+        Ok(total)
+    }
+
+    /// The original's `send`: queues all of `data` (or nothing) and flushes at once.
+    /// Returns how many bytes went out now.
+    ///
+    /// # Errors
+    /// [`crate::Error::BufferFull`] when `data` does not fit (nothing is queued), or a
+    /// socket error from the flush.
+    pub fn send<S: Socket, D>(
+        &mut self,
+        ctx: &mut Ctx<'_, S, D>,
+        data: &[u8],
+    ) -> Result<usize, crate::Error> {
+        self.queue_all(data)?;
+        Ok(self.flush(ctx)?)
+    }
+}
+
+impl<const N: usize> embedded_io::ErrorType for SendBuffer<N> {
+    type Error = BufferFull;
+}
+
+impl<const N: usize> embedded_io::Write for SendBuffer<N> {
+    /// Queues as much as fits. A full buffer is `Err(BufferFull)` (kind `WriteZero`),
+    /// never `Ok(0)`, for a non-empty `buf`.
+    fn write(&mut self, buf: &[u8]) -> Result<usize, BufferFull> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.ring.push(buf) {
+            0 => Err(BufferFull),
+            n => Ok(n),
+        }
+    }
+
+    /// Queuing has nothing to flush; sending happens in [`SendBuffer::flush`].
+    fn flush(&mut self) -> Result<(), BufferFull> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embedded_io::{Error as _, Write};
+
+    #[test]
+    fn embedded_io_write_reports_full_as_write_zero() {
+        let mut b: SendBuffer<4> = SendBuffer::new();
+        assert_eq!(b.write(b"abc"), Ok(3));
+        assert_eq!(b.write(b"def"), Ok(1));
+        let e = b.write(b"g").unwrap_err();
+        assert_eq!(e.kind(), embedded_io::ErrorKind::WriteZero);
+        assert!(
+            b.write_all(b"h").is_err(),
+            "write_all errs instead of panicking"
+        );
+        assert_eq!(b.len(), 4);
+    }
+
+    #[test]
+    fn queue_all_is_all_or_nothing() {
+        let mut b: SendBuffer<4> = SendBuffer::new();
+        assert_eq!(b.queue_all(b"abcde"), Err(BufferFull));
+        assert!(b.is_empty());
+        assert_eq!(b.queue(b"abcde"), 4);
+        assert!(b.wants_write());
+    }
+}

@@ -26,6 +26,7 @@ extern crate std;
 mod fmt;
 
 mod dispatcher;
+pub mod echo;
 mod enum_macro;
 mod error;
 mod interest;

@@ -1,0 +1,324 @@
+//! A ready-made echo server: a listener and echoing connections, generic over the
+//! socket type, on fixed memory. The `echo_server` example runs it on real sockets;
+//! the tests, the simulator and the benchmarks run the very same code.
+
+use crate::{Ctx, Dispatcher, Error, Level, Recv, SendBuffer, Socket, SocketError, Token};
+
+/// Hooks an [`EchoListener`] calls so a program can log without the core knowing how.
+pub struct EchoHooks<S> {
+    /// A connection was accepted and added under this token.
+    pub accepted: fn(Token, &S),
+    /// A connection was accepted and closed at once because the server is full.
+    pub refused: fn(&S),
+}
+
+impl<S> Clone for EchoHooks<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for EchoHooks<S> {}
+
+impl<S> core::fmt::Debug for EchoHooks<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("EchoHooks")
+    }
+}
+
+impl<S> Default for EchoHooks<S> {
+    fn default() -> Self {
+        EchoHooks {
+            accepted: |_, _| {},
+            refused: |_| {},
+        }
+    }
+}
+
+/// The listening side: accepts connections up to `max_conns` live connections and
+/// closes the extra ones cleanly at once, so the served ones are never disturbed.
+#[derive(Debug)]
+pub struct EchoListener<S> {
+    max_conns: usize,
+    accepted: u64,
+    refused: u64,
+    hooks: EchoHooks<S>,
+}
+
+impl<S> EchoListener<S> {
+    /// A listener that serves at most `max_conns` connections at once.
+    pub fn new(max_conns: usize) -> Self {
+        EchoListener {
+            max_conns,
+            accepted: 0,
+            refused: 0,
+            hooks: EchoHooks::default(),
+        }
+    }
+
+    /// Sets the logging hooks.
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: EchoHooks<S>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Connections accepted and served so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    /// Connections refused (closed at once) because the server was full.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+}
+
+/// One echoing connection with a `B`-byte buffer. It reads only while the buffer has
+/// room (back-pressure) and wants write readiness only while it holds data. When the
+/// peer finishes sending, it sends what is left and then closes.
+#[derive(Debug, Default)]
+pub struct EchoConn<const B: usize> {
+    out: SendBuffer<B>,
+    echoed: u64,
+    peer_done: bool,
+}
+
+impl<const B: usize> EchoConn<B> {
+    /// A connection with an empty buffer.
+    pub const fn new() -> Self {
+        EchoConn {
+            out: SendBuffer::new(),
+            echoed: 0,
+            peer_done: false,
+        }
+    }
+
+    /// Bytes echoed so far.
+    pub fn echoed(&self) -> u64 {
+        self.echoed
+    }
+
+    /// Bytes read but not yet written back.
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    fn flush<S: Socket, M>(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), SocketError> {
+        self.echoed += self.out.flush(ctx)? as u64;
+        if self.peer_done && self.out.is_empty() {
+            ctx.close();
+        }
+        Ok(())
+    }
+}
+
+/// A channel of an echo server: the listener or a connection.
+#[derive(Debug)]
+pub enum Echo<S, const B: usize> {
+    /// The listening socket.
+    Listener(EchoListener<S>),
+    /// A served connection.
+    Conn(EchoConn<B>),
+}
+
+impl<S, const B: usize> Echo<S, B> {
+    /// A listener serving at most `max_conns` connections.
+    pub fn listener(max_conns: usize) -> Self {
+        Echo::Listener(EchoListener::new(max_conns))
+    }
+
+    /// The listener, if this is one.
+    pub fn as_listener(&self) -> Option<&EchoListener<S>> {
+        match self {
+            Echo::Listener(l) => Some(l),
+            Echo::Conn(_) => None,
+        }
+    }
+
+    /// The connection, if this is one.
+    pub fn as_conn(&self) -> Option<&EchoConn<B>> {
+        match self {
+            Echo::Conn(c) => Some(c),
+            Echo::Listener(_) => None,
+        }
+    }
+}
+
+impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
+    type Error = Error;
+
+    fn readable(&self) -> bool {
+        match self {
+            Echo::Listener(_) => true,
+            Echo::Conn(c) => !c.peer_done && c.out.free() > 0,
+        }
+    }
+
+    fn writable(&self) -> bool {
+        match self {
+            Echo::Listener(_) => false,
+            Echo::Conn(c) => c.out.wants_write(),
+        }
+    }
+
+    fn handle_accepted(&mut self, ctx: &mut Ctx<'_, S, Self>, socket: S) -> Result<(), Error> {
+        let Echo::Listener(l) = self else {
+            return Ok(());
+        };
+        // The listener itself is one of the channels.
+        let full = ctx.channel_count() > l.max_conns;
+        let refused = if full {
+            Some(socket)
+        } else {
+            match ctx.add(socket, Echo::Conn(EchoConn::new())) {
+                Ok(token) => {
+                    l.accepted += 1;
+                    if let Some(c) = ctx.channel(token) {
+                        (l.hooks.accepted)(token, c.socket);
+                    }
+                    None
+                }
+                Err(e) => Some(e.into_inner().0),
+            }
+        };
+        if let Some(mut socket) = refused {
+            l.refused += 1;
+            (l.hooks.refused)(&socket);
+            let _ = socket.close();
+        }
+        Ok(())
+    }
+
+    fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        let Echo::Conn(c) = self else { return Ok(()) };
+        let mut buf = [0u8; 1024];
+        while c.out.free() > 0 {
+            let room = c.out.free().min(buf.len());
+            match ctx.recv(&mut buf[..room])? {
+                Recv::Data(n) => {
+                    c.out.queue(&buf[..n]);
+                }
+                Recv::Eof | Recv::WouldBlock => break,
+            }
+        }
+        c.flush(ctx)?;
+        Ok(())
+    }
+
+    fn handle_write(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        if let Echo::Conn(c) = self {
+            c.flush(ctx)?;
+        }
+        Ok(())
+    }
+
+    fn handle_read_closed(
+        &mut self,
+        ctx: &mut Ctx<'_, S, Self>,
+    ) -> Result<crate::ReadClosed, Error> {
+        let Echo::Conn(c) = self else {
+            return Ok(crate::ReadClosed::Close);
+        };
+        // Half-close: send back what is still buffered, then close.
+        c.peer_done = true;
+        c.flush(ctx)?;
+        Ok(crate::ReadClosed::KeepWriting)
+    }
+
+    fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        ctx.close();
+        Ok(())
+    }
+
+    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+        // Unhandled events are expected here (e.g. priority data): log at debug only.
+        let _ = (token, level, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::{MockSelector, MockSocket, SendStep};
+    use crate::{Reactor, Readiness, State};
+
+    type R = Reactor<MockSelector, MockSocket, Echo<MockSocket, 16>, 4>;
+
+    #[test]
+    fn serves_up_to_max_conns_and_refuses_the_rest_cleanly() {
+        let mut r: R = Reactor::new(MockSelector::new());
+        let mut l = MockSocket::listener(1);
+        for id in 10..13 {
+            l.push_pending(Ok(id));
+        }
+        let lt = r.add(l, Echo::listener(2)).unwrap();
+        r.selector_mut().set_once(1, Readiness::READABLE);
+        r.poll_once(None).unwrap();
+        assert_eq!(r.len(), 3, "listener + 2 connections");
+        let l = r.get(lt).unwrap().dispatcher.as_listener().unwrap();
+        assert_eq!((l.accepted(), l.refused()), (2, 1));
+        let conns: std::vec::Vec<_> = r
+            .map()
+            .iter()
+            .filter(|c| c.state == State::Connected)
+            .collect();
+        assert_eq!(conns.len(), 2);
+    }
+
+    #[test]
+    fn echoes_through_short_writes_and_closes_after_half_close() {
+        let mut r: R = Reactor::new(MockSelector::new());
+        let mut s = MockSocket::connected(5);
+        s.feed(b"0123456789abcdefXYZ");
+        s.set_recv_chunk(7);
+        s.script_send(SendStep::Accept(3));
+        s.script_send(SendStep::WouldBlock);
+        let t = r.add(s, Echo::Conn(EchoConn::new())).unwrap();
+        r.selector_mut()
+            .set_ready(5, Readiness::READABLE | Readiness::WRITABLE);
+        r.run(None, Some(10)).unwrap();
+        let c = r.get_mut(t).unwrap();
+        assert_eq!(c.socket.sent(), b"0123456789abcdefXYZ");
+        // The peer finishes sending with data still in flight: it is echoed, then
+        // the channel closes.
+        c.socket.feed(b"tail");
+        c.socket.feed_eof();
+        c.socket.script_send(SendStep::WouldBlock);
+        c.socket.script_send(SendStep::WouldBlock);
+        let mut passes = 0;
+        let mut saw_half_closed = false;
+        while r.get(t).is_some() && passes < 20 {
+            if passes == 1 {
+                let c = r.get(t).unwrap();
+                assert_eq!(
+                    c.state,
+                    State::ReadClosed,
+                    "half-closed while data is pending"
+                );
+                assert_eq!(c.dispatcher.as_conn().unwrap().pending(), 4);
+                saw_half_closed = true;
+            }
+            r.poll_once(None).unwrap();
+            passes += 1;
+        }
+        assert!(saw_half_closed);
+        assert!(r.get(t).is_none(), "closed once everything was echoed");
+    }
+
+    #[test]
+    fn everything_sent_comes_back_byte_exact() {
+        let mut r: R = Reactor::new(MockSelector::new());
+        let mut s = MockSocket::connected(5);
+        s.feed(b"the quick brown fox jumps");
+        s.set_recv_chunk(5);
+        s.script_send(SendStep::Accept(2));
+        let t = r.add(s, Echo::Conn(EchoConn::new())).unwrap();
+        r.selector_mut()
+            .set_ready(5, Readiness::READABLE | Readiness::WRITABLE);
+        r.run(None, Some(10)).unwrap();
+        let c = r.get(t).unwrap();
+        assert_eq!(c.socket.sent(), b"the quick brown fox jumps");
+        assert_eq!(c.dispatcher.as_conn().unwrap().echoed(), 25);
+    }
+}

@@ -1,0 +1,159 @@
+//! Helpers shared by the integration tests: real fds made directly with nix.
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::{
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    time::{Duration, Instant},
+};
+
+use asyncore_core::{Interest, Readiness, Registration, Selector, Token};
+use asyncore_poll::PollSelector;
+use nix::{
+    errno::Errno,
+    fcntl::{FcntlArg, fcntl},
+    sys::{
+        resource::{Resource, getrlimit},
+        socket::{
+            AddressFamily, Backlog, MsgFlags, SockFlag, SockType, SockaddrIn, accept4, bind,
+            connect, getsockname, listen, recv, send, socket, socketpair,
+        },
+    },
+};
+
+/// Long enough never to be hit on a healthy machine; only bounds a broken test.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn reg(index: u32, fd: RawFd, interest: Interest) -> Registration<RawFd> {
+    Registration {
+        token: Token::new(index, 0),
+        source: fd,
+        interest,
+    }
+}
+
+/// A non-blocking, close-on-exec Unix stream socketpair.
+pub fn pair() -> (OwnedFd, OwnedFd) {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+    )
+    .expect("socketpair")
+}
+
+pub fn send_all(fd: RawFd, data: &[u8]) {
+    let n = send(fd, data, MsgFlags::MSG_NOSIGNAL).expect("send");
+    assert_eq!(n, data.len(), "short send in a test helper");
+}
+
+/// Reads what is there now (non-blocking); empty on would-block.
+pub fn recv_now(fd: RawFd) -> Vec<u8> {
+    let mut buf = [0u8; 4096];
+    match recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
+        Ok(n) => buf[..n].to_vec(),
+        Err(Errno::EAGAIN) => Vec::new(),
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+/// One wait on one fd.
+pub fn select_one<const N: usize>(
+    selector: &mut PollSelector<N>,
+    fd: RawFd,
+    interest: Interest,
+    timeout: Option<Duration>,
+) -> Readiness {
+    let regs = [reg(0, fd, interest)];
+    let mut ready = [Readiness::EMPTY];
+    let n = selector.select(&regs, &mut ready, timeout).expect("select");
+    assert_eq!(n, usize::from(!ready[0].is_empty()));
+    ready[0]
+}
+
+/// Waits (repeatedly, up to [`PATIENCE`]) until `fd` reports all of `want`, and
+/// returns the readiness of that wait.
+pub fn wait_for<const N: usize>(
+    selector: &mut PollSelector<N>,
+    fd: RawFd,
+    interest: Interest,
+    want: Readiness,
+) -> Readiness {
+    let start = Instant::now();
+    loop {
+        let r = select_one(selector, fd, interest, Some(Duration::from_millis(100)));
+        if r.contains(want) {
+            return r;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "fd {fd} never reported {want:?} (last {r:?})"
+        );
+    }
+}
+
+/// A non-blocking TCP socket on 127.0.0.1.
+pub fn tcp_socket() -> OwnedFd {
+    socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket")
+}
+
+/// A non-blocking listener on 127.0.0.1 with an ephemeral port.
+pub fn tcp_listener() -> (OwnedFd, SockaddrIn) {
+    let fd = tcp_socket();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+    listen(&fd, Backlog::new(64).expect("backlog")).expect("listen");
+    let addr = getsockname::<SockaddrIn>(fd.as_raw_fd()).expect("getsockname");
+    (fd, addr)
+}
+
+/// Starts a non-blocking connect to `addr`; `EINPROGRESS` is expected.
+pub fn tcp_connect_start(addr: &SockaddrIn) -> OwnedFd {
+    let fd = tcp_socket();
+    match connect(fd.as_raw_fd(), addr) {
+        Ok(()) | Err(Errno::EINPROGRESS) => fd,
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+/// A connected loopback TCP pair: (client, server), both non-blocking.
+pub fn tcp_pair() -> (OwnedFd, OwnedFd) {
+    let (listener, addr) = tcp_listener();
+    let client = tcp_connect_start(&addr);
+    let start = Instant::now();
+    let server = loop {
+        match accept4(&listener, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => break fd,
+            Err(Errno::EAGAIN) => {
+                assert!(start.elapsed() < PATIENCE, "accept never succeeded");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    let mut sel = PollSelector::<1>::new();
+    wait_for(
+        &mut sel,
+        client.as_raw_fd(),
+        Interest::WRITABLE,
+        Readiness::WRITABLE,
+    );
+    (client, server)
+}
+
+/// Moves `fd` to a number ≥ `min(900, soft RLIMIT_NOFILE - 32)`, far above what other
+/// tests running in parallel allocate (the kernel hands out the lowest free number),
+/// so closing it behind a selector's back cannot race with a reuse of the number.
+pub fn high_fd(fd: OwnedFd) -> OwnedFd {
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    let floor = soft.saturating_sub(32).min(900) as RawFd;
+    let raw = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(floor)).expect("F_DUPFD_CLOEXEC");
+    // SAFETY: `fcntl(F_DUPFD_CLOEXEC)` just returned `raw` as a new descriptor that
+    // nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}

@@ -1,0 +1,434 @@
+//! Each readiness bit from a real kernel situation, plus the selector's own rules
+//! (registration, errors, in-place updates, sleeping with no fds).
+
+mod common;
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use asyncore_core::{Interest, Readiness, Selector, SourceError};
+use asyncore_poll::{PollSelector, WaitError};
+use common::*;
+use nix::{
+    errno::Errno,
+    sys::socket::{
+        MsgFlags, Shutdown, SockaddrIn, bind, getsockname, getsockopt, recv, send, shutdown,
+        sockopt,
+    },
+};
+
+const ZERO: Option<Duration> = Some(Duration::ZERO);
+
+#[test]
+fn nothing_ready_reports_nothing() {
+    let (a, _b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
+        Readiness::EMPTY
+    );
+}
+
+#[test]
+fn readable_after_peer_write() {
+    let (a, b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    send_all(b.as_raw_fd(), b"hello");
+    let r = wait_for(
+        &mut sel,
+        a.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::READABLE,
+    );
+    assert_eq!(r, Readiness::READABLE);
+    // Level-triggered: still readable until drained.
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
+        Readiness::READABLE
+    );
+    assert_eq!(recv_now(a.as_raw_fd()), b"hello");
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
+        Readiness::EMPTY
+    );
+}
+
+#[test]
+fn writable() {
+    let (a, _b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO),
+        Readiness::WRITABLE
+    );
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::BOTH, ZERO),
+        Readiness::WRITABLE
+    );
+}
+
+#[test]
+fn interest_masks_readiness() {
+    let (a, b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    send_all(b.as_raw_fd(), b"x");
+    wait_for(
+        &mut sel,
+        a.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::READABLE,
+    );
+    // Readable and writable, but only write interest: only WRITABLE comes back.
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO),
+        Readiness::WRITABLE
+    );
+    assert_eq!(
+        select_one(&mut sel, a.as_raw_fd(), Interest::BOTH, ZERO),
+        Readiness::READABLE | Readiness::WRITABLE
+    );
+}
+
+#[test]
+fn priority_from_tcp_oob_byte() {
+    let (client, server) = tcp_pair();
+    let mut sel = PollSelector::<4>::new();
+    assert_eq!(
+        select_one(&mut sel, server.as_raw_fd(), Interest::READABLE, ZERO),
+        Readiness::EMPTY
+    );
+    let n = send(
+        client.as_raw_fd(),
+        b"!",
+        MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL,
+    )
+    .expect("send MSG_OOB");
+    assert_eq!(n, 1);
+    let r = wait_for(
+        &mut sel,
+        server.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::PRIORITY,
+    );
+    assert!(!r.intersects(Readiness::ERROR | Readiness::HANGUP | Readiness::INVALID));
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        recv(server.as_raw_fd(), &mut byte, MsgFlags::MSG_OOB),
+        Ok(1)
+    );
+    assert_eq!(&byte, b"!");
+    // Priority is tied to read interest: write interest alone does not see it.
+    let n = send(
+        client.as_raw_fd(),
+        b"?",
+        MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL,
+    )
+    .expect("send MSG_OOB");
+    assert_eq!(n, 1);
+    wait_for(
+        &mut sel,
+        server.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::PRIORITY,
+    );
+    assert_eq!(
+        select_one(&mut sel, server.as_raw_fd(), Interest::WRITABLE, ZERO),
+        Readiness::WRITABLE
+    );
+}
+
+#[test]
+fn hangup_after_peer_close() {
+    let (a, b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    drop(b);
+    let r = wait_for(
+        &mut sel,
+        a.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::HANGUP,
+    );
+    // EOF is readable; the peer is gone in both directions: hang-up.
+    assert!(r.contains(Readiness::READABLE | Readiness::HANGUP), "{r:?}");
+    assert!(!r.is_invalid());
+    // Hang-up is reported whatever the interest.
+    let r = select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO);
+    assert!(r.is_hangup(), "{r:?}");
+    assert!(!r.is_readable(), "{r:?}");
+}
+
+#[test]
+fn hangup_after_shutdown_both_directions() {
+    let (a, b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    shutdown(a.as_raw_fd(), Shutdown::Both).expect("shutdown");
+    let r = wait_for(&mut sel, a.as_raw_fd(), Interest::BOTH, Readiness::HANGUP);
+    assert!(r.contains(Readiness::READABLE | Readiness::HANGUP), "{r:?}");
+    // The peer sees EOF (readable) and, with its own send side shut by ours, hang-up.
+    let r = wait_for(
+        &mut sel,
+        b.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::READABLE,
+    );
+    assert!(r.contains(Readiness::READABLE), "{r:?}");
+}
+
+#[test]
+fn refused_connect_is_error_and_hangup() {
+    // A bound socket that never listens: connecting to its port is refused (RST),
+    // and keeping it open keeps the port from being reused meanwhile.
+    let closed_port = tcp_socket();
+    bind(closed_port.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+    let addr = getsockname::<SockaddrIn>(closed_port.as_raw_fd()).expect("getsockname");
+
+    let client = tcp_connect_start(&addr);
+    let mut sel = PollSelector::<4>::new();
+    let r = wait_for(
+        &mut sel,
+        client.as_raw_fd(),
+        Interest::BOTH,
+        Readiness::ERROR | Readiness::HANGUP,
+    );
+    assert!(r.is_writable(), "{r:?}");
+    assert!(!r.is_invalid(), "{r:?}");
+    // Write interest alone (a connecting channel that is not readable) sees it too.
+    let r = select_one(&mut sel, client.as_raw_fd(), Interest::WRITABLE, ZERO);
+    assert!(r.contains(Readiness::ERROR | Readiness::HANGUP), "{r:?}");
+    assert_eq!(
+        getsockopt(&client, sockopt::SocketError),
+        Ok(Errno::ECONNREFUSED as i32)
+    );
+}
+
+#[test]
+fn invalid_for_fd_closed_behind_the_selectors_back() {
+    let (a, b) = pair();
+    let (c, _d) = pair();
+    let (e, _f) = pair();
+    let victim = high_fd(c);
+    let victim_raw = victim.as_raw_fd();
+    let mut sel = PollSelector::<4>::new();
+    for fd in [a.as_raw_fd(), victim_raw, e.as_raw_fd()] {
+        sel.register(fd).expect("register");
+    }
+    send_all(b.as_raw_fd(), b"data");
+    wait_for(
+        &mut sel,
+        a.as_raw_fd(),
+        Interest::READABLE,
+        Readiness::READABLE,
+    );
+
+    drop(victim); // Closed; the selector still has the number.
+    let regs = [
+        reg(0, a.as_raw_fd(), Interest::READABLE),
+        reg(1, victim_raw, Interest::READABLE),
+        reg(2, e.as_raw_fd(), Interest::READABLE),
+    ];
+    for _ in 0..2 {
+        let mut ready = [Readiness::EMPTY; 3];
+        let n = sel
+            .select(&regs, &mut ready, Some(PATIENCE))
+            .expect("select");
+        assert_eq!(n, 2);
+        assert_eq!(
+            ready,
+            [Readiness::READABLE, Readiness::INVALID, Readiness::EMPTY]
+        );
+    }
+}
+
+#[test]
+fn negative_fd_is_invalid_at_once_and_never_registered() {
+    let (a, _b) = pair();
+    let mut sel = PollSelector::<4>::new();
+    assert_eq!(sel.register(-1), Err(SourceError::Invalid));
+    assert_eq!(sel.registered(), 0);
+    let regs = [
+        reg(0, a.as_raw_fd(), Interest::READABLE),
+        reg(1, -1, Interest::READABLE),
+    ];
+    let mut ready = [Readiness::EMPTY; 2];
+    let start = Instant::now();
+    let n = sel
+        .select(&regs, &mut ready, Some(Duration::from_secs(60)))
+        .expect("select");
+    // Generous bound: a wrong implementation would block for the full minute.
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(n, 1);
+    assert_eq!(ready, [Readiness::EMPTY, Readiness::INVALID]);
+}
+
+#[test]
+fn any_non_negative_fd_registers_no_fd_setsize_limit() {
+    let mut sel = PollSelector::<4>::new();
+    for fd in [0, 1023, 1024, 65_535, i32::MAX] {
+        assert_eq!(sel.register(fd), Ok(()), "fd {fd}");
+        sel.deregister(fd);
+    }
+    assert_eq!(sel.registered(), 0);
+}
+
+#[test]
+fn capacity_and_length_errors_leave_ready_untouched() {
+    let (a, _b) = pair();
+    let fd = a.as_raw_fd();
+    let mut sel = PollSelector::<1>::new();
+    assert_eq!(sel.register(fd), Ok(()));
+    assert_eq!(sel.register(fd), Err(SourceError::Full));
+
+    let regs = [
+        reg(0, fd, Interest::WRITABLE),
+        reg(1, fd, Interest::READABLE),
+    ];
+    let mut ready = [Readiness::HANGUP; 2];
+    assert_eq!(
+        sel.select(&regs, &mut ready, ZERO),
+        Err(WaitError::CapacityExceeded {
+            registrations: 2,
+            capacity: 1
+        })
+    );
+    assert_eq!(ready, [Readiness::HANGUP; 2]);
+
+    let mut short = [Readiness::HANGUP; 1];
+    assert_eq!(
+        sel.select(&regs, &mut short, ZERO),
+        Err(WaitError::LengthMismatch {
+            registrations: 2,
+            ready: 1
+        })
+    );
+    assert_eq!(short, [Readiness::HANGUP]);
+    assert_eq!(sel.waits(), 0, "no poll(2) call on bad input");
+
+    // Within capacity it works.
+    let mut one = [Readiness::EMPTY];
+    assert_eq!(sel.select(&regs[..1], &mut one, ZERO), Ok(1));
+    assert_eq!(one, [Readiness::WRITABLE]);
+    let err: std::io::Error = WaitError::Os(Errno::ENOMEM).into();
+    assert_eq!(err.raw_os_error(), Some(Errno::ENOMEM as i32));
+}
+
+#[test]
+fn no_registrations_sleeps_for_the_timeout() {
+    let mut sel = PollSelector::<4>::new();
+    let timeout = Duration::from_millis(20);
+    let start = Instant::now();
+    assert_eq!(sel.select(&[], &mut [], Some(timeout)), Ok(0));
+    // A lower bound only: poll(2) never returns before its timeout, and the timeout
+    // is rounded up, never down.
+    assert!(start.elapsed() >= timeout);
+    assert_eq!(sel.waits(), 1);
+
+    // Sub-millisecond timeouts round up to 1 ms instead of a non-blocking poll.
+    let start = Instant::now();
+    assert_eq!(
+        sel.select(&[], &mut [], Some(Duration::from_micros(300))),
+        Ok(0)
+    );
+    assert!(start.elapsed() >= Duration::from_micros(300));
+}
+
+#[test]
+fn pollfd_array_is_updated_in_place() {
+    let pairs: Vec<(OwnedFd, OwnedFd)> = (0..4).map(|_| pair()).collect();
+    let fd = |i: usize| pairs[i].0.as_raw_fd();
+    let mut sel = PollSelector::<8>::new();
+    assert_eq!(sel.writes(), 0);
+
+    let pass = |sel: &mut PollSelector<8>, regs: &[_]| {
+        let mut ready = vec![Readiness::EMPTY; regs.len()];
+        sel.select(regs, &mut ready, ZERO).expect("select");
+        ready
+    };
+
+    // First pass: three new entries.
+    let regs = [
+        reg(0, fd(0), Interest::READABLE),
+        reg(1, fd(1), Interest::READABLE),
+        reg(2, fd(2), Interest::WRITABLE),
+    ];
+    let ready = pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 3);
+    assert_eq!(
+        ready,
+        [Readiness::EMPTY, Readiness::EMPTY, Readiness::WRITABLE]
+    );
+
+    // Same registrations: nothing rewritten, results still right.
+    send_all(pairs[1].1.as_raw_fd(), b"x");
+    wait_for(
+        &mut PollSelector::<1>::new(),
+        fd(1),
+        Interest::READABLE,
+        Readiness::READABLE,
+    );
+    let ready = pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 3);
+    assert_eq!(
+        ready,
+        [Readiness::EMPTY, Readiness::READABLE, Readiness::WRITABLE]
+    );
+
+    // One interest changes: one write.
+    let regs = [
+        reg(0, fd(0), Interest::BOTH),
+        reg(1, fd(1), Interest::READABLE),
+        reg(2, fd(2), Interest::WRITABLE),
+    ];
+    let ready = pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 4);
+    assert_eq!(
+        ready,
+        [
+            Readiness::WRITABLE,
+            Readiness::READABLE,
+            Readiness::WRITABLE
+        ]
+    );
+
+    // The last one goes: truncation writes nothing.
+    let ready = pass(&mut sel, &regs[..2]);
+    assert_eq!(sel.writes(), 4);
+    assert_eq!(ready, [Readiness::WRITABLE, Readiness::READABLE]);
+
+    // Order swaps: both entries rewritten, readiness follows the fds.
+    let regs = [
+        reg(1, fd(1), Interest::READABLE),
+        reg(0, fd(0), Interest::BOTH),
+    ];
+    let ready = pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 6);
+    assert_eq!(ready, [Readiness::READABLE, Readiness::WRITABLE]);
+
+    // Two appended: two writes.
+    let regs = [
+        reg(1, fd(1), Interest::READABLE),
+        reg(0, fd(0), Interest::BOTH),
+        reg(2, fd(2), Interest::READABLE),
+        reg(3, fd(3), Interest::WRITABLE),
+    ];
+    let ready = pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 8);
+    assert_eq!(
+        ready,
+        [
+            Readiness::READABLE,
+            Readiness::WRITABLE,
+            Readiness::EMPTY,
+            Readiness::WRITABLE
+        ]
+    );
+
+    // Empty, then back: no entry survives the empty pass.
+    assert!(pass(&mut sel, &[]).is_empty());
+    assert_eq!(sel.writes(), 8);
+    pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 12);
+    pass(&mut sel, &regs);
+    assert_eq!(sel.writes(), 12);
+}

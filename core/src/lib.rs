@@ -25,6 +25,7 @@ extern crate std;
 // Declared first so its macros are visible everywhere.
 mod fmt;
 
+pub mod chat;
 mod dispatcher;
 pub mod echo;
 mod enum_macro;

@@ -1,18 +1,67 @@
-//! The `no_std`, allocation-free core of asyncore: Python's `asyncore` dispatch model
-//! for constrained Unix targets, deterministic simulation and fuzzing.
+//! The `no_std`, allocation-free core of asyncore: Python's `asyncore`/`asynchat`
+//! dispatch model for constrained Unix targets, deterministic simulation and fuzzing.
 //!
-//! * [`Reactor`]: a fixed-capacity [`ChannelMap`] of channels (socket + state +
+//! * [`Reactor`]: a fixed-capacity [`ChannelMap`] of channels (socket + [`State`] +
 //!   [`Dispatcher`]), a [`Selector`], and the loop ([`Reactor::poll_once`],
-//!   [`Reactor::run`]).
+//!   [`Reactor::run`], [`Reactor::close_all`]).
 //! * [`Dispatcher`]: the original's callbacks (`readable`, `writable`,
 //!   `handle_connect`, `handle_accepted`, `handle_read`, `handle_write`, `handle_expt`,
-//!   `handle_close`, `handle_error`) plus `handle_connect_failed` and a half-close hook.
+//!   `handle_close`, `handle_error`) plus `handle_connect_failed` and a half-close hook;
+//!   handlers get a [`Ctx`] (own socket, `close`, `add`, other channels, `exit`).
 //! * [`Socket`] and [`Selector`]: what backends implement (`asyncore-std` for
 //!   `select(2)`, `asyncore-poll` for `poll(2)`, [`mock`] here).
 //! * [`Token`]: slot + generation; a stale token never reaches another channel.
+//! * [`SendBuffer`] (the original's `dispatcher_with_send`) and [`chat`] (asynchat) on
+//!   fixed rings; [`echo`], a ready-made echo server.
 //!
 //! Nothing here allocates, nothing panics on a full map or a stale token, and there is
-//! no `unsafe`.
+//! no `unsafe`. Logging goes to `defmt` (feature `defmt`) or `log` (feature `log`).
+//!
+//! # Example
+//!
+//! A complete program: a dispatcher that shouts back what it reads, driven by the
+//! mock selector. On real file descriptors the same dispatcher runs unchanged with
+//! `asyncore_std::SelectSelector` or `asyncore_poll::PollSelector`.
+//!
+//! ```
+//! use asyncore_core::mock::{MockSelector, MockSocket};
+//! use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, RunEnd, Socket};
+//!
+//! /// Upper-cases what it reads and sends it back; closes when the peer is done.
+//! struct Shout;
+//!
+//! impl<S: Socket> Dispatcher<S> for Shout {
+//!     type Error = Error;
+//!
+//!     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+//!         let mut buf = [0u8; 64];
+//!         // Would-block is an outcome, not an error; EOF makes the reactor call
+//!         // handle_read_closed (default: close) after this handler returns.
+//!         if let Recv::Data(n) = ctx.recv(&mut buf)? {
+//!             buf[..n].make_ascii_uppercase();
+//!             ctx.send(&buf[..n])?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // Up to 8 channels, all in fixed memory: this could be a `static`.
+//! let mut reactor: Reactor<MockSelector, MockSocket, Shout, 8> = Reactor::new(MockSelector::new());
+//!
+//! // A scripted peer: sends "hello", then finishes.
+//! let mut peer = MockSocket::connected(3);
+//! peer.feed(b"hello");
+//! peer.feed_eof();
+//! let token = reactor.add(peer, Shout).unwrap();
+//! reactor.selector_mut().set_ready(3, Readiness::READABLE);
+//!
+//! // One pass reads and answers.
+//! reactor.poll_once(None).unwrap();
+//! assert_eq!(reactor.get(token).unwrap().socket.sent(), b"HELLO");
+//!
+//! // The next sees EOF and closes; the map is then empty, so `run` returns.
+//! assert_eq!(reactor.run(None, None).unwrap(), RunEnd::Empty);
+//! ```
 #![no_std]
 #![cfg_attr(not(test), forbid(unsafe_code))]
 #![cfg_attr(test, deny(unsafe_code))]

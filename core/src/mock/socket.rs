@@ -1,5 +1,7 @@
 //! Scripted sockets.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use heapless::{Deque, Vec};
 
 use crate::{Recv, Sent, Socket, SocketError, State, errno};
@@ -26,6 +28,57 @@ pub enum SendStep {
     WouldBlock,
     /// Fail once.
     Fail(SocketError),
+}
+
+/// What a test can still see of [`MockSocket`]s after the reactor closed and dropped
+/// them: how many `close` calls they received in total.
+///
+/// Attach one with [`MockSocket::with_probe`] (and, for the sockets a listener
+/// accepts, [`MockSocket::set_accept_probe`]). A probe is `Sync` and `const`-built, so a
+/// test declares its own as a `static`:
+///
+/// ```
+/// use asyncore_core::{Reactor, mock::*};
+///
+/// static PROBE: SocketProbe = SocketProbe::new();
+/// let log = CallLog::new();
+/// let mut reactor: Reactor<MockSelector, MockSocket, Recorder<'_>, 4> =
+///     Reactor::new(MockSelector::new());
+/// reactor.add(MockSocket::connected(1).with_probe(&PROBE), Recorder::new(&log)).unwrap();
+/// reactor.close_all().unwrap();
+/// assert!(PROBE.is_closed());
+/// ```
+#[derive(Debug, Default)]
+pub struct SocketProbe {
+    closes: AtomicU32,
+}
+
+impl SocketProbe {
+    /// A probe that saw nothing.
+    pub const fn new() -> Self {
+        SocketProbe {
+            closes: AtomicU32::new(0),
+        }
+    }
+
+    /// How many `close` calls the sockets carrying this probe received (a second close
+    /// of the same socket counts too).
+    pub fn close_calls(&self) -> u32 {
+        self.closes.load(Ordering::Relaxed)
+    }
+
+    /// Whether any socket carrying this probe was closed.
+    pub fn is_closed(&self) -> bool {
+        self.close_calls() > 0
+    }
+
+    fn record_close(&self) {
+        // Load and store rather than `fetch_add`: targets without atomic
+        // read-modify-write (thumbv6m) have these, and mock sockets are used from one
+        // thread at a time.
+        self.closes
+            .store(self.close_calls().wrapping_add(1), Ordering::Relaxed);
+    }
 }
 
 /// Bytes a mock socket can hold waiting to be read.
@@ -55,6 +108,8 @@ pub struct MockSocket {
     close_result: Option<SocketError>,
     closes: u32,
     write_shut: bool,
+    probe: Option<&'static SocketProbe>,
+    accept_probe: Option<&'static SocketProbe>,
 }
 
 impl MockSocket {
@@ -78,6 +133,8 @@ impl MockSocket {
             close_result: None,
             closes: 0,
             write_shut: false,
+            probe: None,
+            accept_probe: None,
         }
     }
 
@@ -109,6 +166,19 @@ impl MockSocket {
         let mut s = Self::with_state(id, State::Connected);
         s.peer = peer;
         s
+    }
+
+    /// Records this socket's `close` calls in `probe` too, which outlives the socket.
+    #[must_use]
+    pub fn with_probe(mut self, probe: &'static SocketProbe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// The sockets this listener accepts from now on record their `close` calls in
+    /// `probe`.
+    pub fn set_accept_probe(&mut self, probe: &'static SocketProbe) {
+        self.accept_probe = Some(probe);
     }
 
     /// Its id (the selector source).
@@ -301,7 +371,11 @@ impl Socket for MockSocket {
     fn accept(&mut self) -> Result<Option<Self>, SocketError> {
         match self.pending.pop_front() {
             None => Ok(None),
-            Some(Ok(id)) => Ok(Some(MockSocket::connected(id))),
+            Some(Ok(id)) => {
+                let mut s = MockSocket::connected(id);
+                s.probe = self.accept_probe;
+                Ok(Some(s))
+            }
             Some(Err(e)) => Err(e),
         }
     }
@@ -337,6 +411,9 @@ impl Socket for MockSocket {
 
     fn close(&mut self) -> Result<(), SocketError> {
         self.closes += 1;
+        if let Some(probe) = self.probe {
+            probe.record_close();
+        }
         if self.closes > 1 {
             return Ok(());
         }

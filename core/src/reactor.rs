@@ -313,7 +313,8 @@ where
                 if readiness.is_readable() {
                     self.call(token, |d, ctx| d.handle_accept(ctx));
                 }
-                if self.live(token) && readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
+                if self.proceed(token)
+                    && readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
                 {
                     self.deliver_close(token);
                 }
@@ -334,13 +335,16 @@ where
             _ => {}
         }
 
-        if readiness.is_readable() && self.state(token) != Some(State::ReadClosed) {
+        if readiness.is_readable()
+            && self.proceed(token)
+            && self.state(token) != Some(State::ReadClosed)
+        {
             self.call(token, |d, ctx| d.handle_read(ctx));
         }
-        if readiness.is_writable() && self.live(token) {
+        if readiness.is_writable() && self.proceed(token) {
             self.call(token, |d, ctx| d.handle_write(ctx));
         }
-        if readiness.is_priority() && self.live(token) {
+        if readiness.is_priority() && self.proceed(token) {
             let pending = self.with_socket(token, |s| s.take_error());
             match pending {
                 Some(Ok(None)) => self.call(token, |d, ctx| d.handle_expt(ctx)),
@@ -348,7 +352,7 @@ where
                 None => {}
             }
         }
-        if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP)) && self.live(token) {
+        if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP)) && self.proceed(token) {
             self.deliver_close(token);
         }
     }
@@ -408,6 +412,13 @@ where
             }
             None => false,
         }
+    }
+
+    /// Whether the next dispatch step of `token` may run: the channel is live and no
+    /// handler asked the loop to exit (like the original's `ExitNow`, an exit ends the
+    /// dispatch at once, not after the channel's remaining steps).
+    fn proceed(&self, token: Token) -> bool {
+        !self.exit && self.live(token)
     }
 
     fn with_socket<R>(&mut self, token: Token, f: impl FnOnce(&mut S) -> R) -> Option<R> {

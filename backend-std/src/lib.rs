@@ -1,1 +1,81 @@
-//! select(2) backend (filled by its issue).
+//! Real file descriptors for [`asyncore_core`]: sockets, fd channels, and the
+//! `select(2)` selector.
+//!
+//! * [`StdSocket`]: one owned-fd type for every channel kind, so they can share one
+//!   map: TCP listeners and streams (IPv4 and IPv6), Unix-domain stream listeners and
+//!   streams, and file channels (the original's `file_wrapper`/`file_dispatcher`:
+//!   pipes, ttys, stdin, regular files). Sockets are created non-blocking and
+//!   close-on-exec, sends use `MSG_NOSIGNAL`, accepts use `accept4`. It implements the
+//!   core [`Socket`](asyncore_core::Socket) trait with `Source = RawFd`, and
+//!   `embedded-io`'s [`ReadReady`](embedded_io::ReadReady),
+//!   [`WriteReady`](embedded_io::WriteReady), [`Read`](embedded_io::Read) and
+//!   [`Write`](embedded_io::Write).
+//! * [`Addr`] and [`UnixAddr`]: socket addresses (IP, Unix-domain path or abstract
+//!   name, unnamed), stored inline without allocation.
+//! * [`SelectSelector`]: the [`Selector`](asyncore_core::Selector) over `select(2)`.
+//!   An fd ≥ `FD_SETSIZE` is refused when its channel is added (a typed error, never a
+//!   panic), `EINTR` is retried with the remaining time, and an `EBADF` from `select`
+//!   is traced to the bad fds, which are reported
+//!   [`INVALID`](asyncore_core::Readiness::INVALID) while the others are served.
+//! * [`socket_error`]: the errno → [`SocketError`](asyncore_core::SocketError)
+//!   classification every operation here uses.
+//!
+//! Nothing here allocates once the loop is running: the `select(2)` fd sets live on the
+//! stack, addresses are inline.
+//!
+//! # Example: an echo server
+//!
+//! ```no_run
+//! use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Recv};
+//! use asyncore_std::{SelectSelector, StdSocket};
+//!
+//! enum Echo {
+//!     Listener,
+//!     Conn,
+//! }
+//!
+//! impl Dispatcher<StdSocket> for Echo {
+//!     type Error = Error;
+//!
+//!     fn handle_accepted(&mut self, ctx: &mut Ctx<'_, StdSocket, Echo>, socket: StdSocket) -> Result<(), Error> {
+//!         // A full map hands the socket back; dropping it closes it.
+//!         let _ = ctx.add(socket, Echo::Conn);
+//!         Ok(())
+//!     }
+//!
+//!     fn handle_read(&mut self, ctx: &mut Ctx<'_, StdSocket, Echo>) -> Result<(), Error> {
+//!         let mut buf = [0u8; 512];
+//!         if let Recv::Data(n) = ctx.recv(&mut buf)? {
+//!             ctx.send(&buf[..n])?; // a real server keeps what did not fit
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let listener = StdSocket::tcp_listener("127.0.0.1:8080".parse().unwrap(), 128)?;
+//! let mut reactor: Reactor<SelectSelector, StdSocket, Echo, 64> = Reactor::new(SelectSelector::new());
+//! reactor.add(listener, Echo::Listener).map_err(|e| e.kind).unwrap();
+//! reactor.run(None, None).unwrap();
+//! # Ok::<(), asyncore_core::SocketError>(())
+//! ```
+//!
+//! # Platform
+//!
+//! Linux (and Android) only: the crate relies on `SOCK_NONBLOCK`/`SOCK_CLOEXEC`,
+//! `accept4`, `MSG_NOSIGNAL` and Linux's `select(2)` semantics.
+#![deny(missing_docs, missing_debug_implementations)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+compile_error!("asyncore-std supports Linux and Android only");
+
+mod addr;
+mod error;
+mod select;
+mod socket;
+
+pub use addr::{Addr, UnixAddr};
+pub use error::socket_error;
+pub use select::{FD_SETSIZE, SelectSelector};
+pub use socket::{Family, Kind, StdSocket};

@@ -1,0 +1,279 @@
+//! [`SelectSelector`]: the [`Selector`] over `select(2)`.
+
+use core::time::Duration;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::time::Instant;
+
+use asyncore_core::{Readiness, Registration, Selector, SocketError, SourceError};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::libc::{suseconds_t, time_t};
+use nix::sys::select::{FdSet, select};
+use nix::sys::time::TimeVal;
+
+use crate::error::from_errno;
+
+/// The number of fds a `select(2)` set holds (1024 on Linux): fds from this value up
+/// cannot be watched by [`SelectSelector`].
+pub const FD_SETSIZE: usize = nix::sys::select::FD_SETSIZE;
+
+/// The longest single `select(2)` wait; longer timeouts wait again for the rest.
+const MAX_WAIT_SECS: u64 = i32::MAX as u64;
+
+/// The [`Selector`] over `select(2)`, the original's default loop.
+///
+/// * **Registration** ([`Selector::register`], called when a channel is added): a
+///   negative fd is refused with [`SourceError::Invalid`], an fd ≥ [`FD_SETSIZE`]
+///   with [`SourceError::OutOfRange`]`{ limit: FD_SETSIZE }`: the reactor hands the
+///   socket back instead of panicking later in the loop (the original raised from
+///   inside `select` and killed the loop for every channel). Use a `poll(2)`
+///   selector for programs with many fds.
+/// * **Sets**: read interest puts the fd in the read and the except sets (urgent data
+///   is tied to reading, as in the original); write interest puts it in the write
+///   set. `nfds` is the highest fd + 1. The three sets live on the stack: a wait
+///   allocates nothing.
+/// * **Readiness**: read set → [`READABLE`](Readiness::READABLE), write set →
+///   [`WRITABLE`](Readiness::WRITABLE), except set →
+///   [`PRIORITY`](Readiness::PRIORITY). `select(2)` never reports errors or hang-ups
+///   as such: a refused connect or a reset shows as readable and writable, and the
+///   socket operations then report the error.
+/// * **`EINTR`** is retried with the time that remains (tracked against a deadline
+///   with [`Instant`]), so a signal never ends a wait early.
+/// * **`EBADF`** (an fd was closed behind the loop's back) does not fail the wait:
+///   each registered fd is probed with `fcntl(F_GETFD)`, the bad ones are reported
+///   [`INVALID`](Readiness::INVALID) (the reactor then closes their channels), and
+///   the wait is redone at once without them, so the other channels are served in
+///   the same pass.
+/// * A registration whose fd is out of range (never registered) is reported
+///   `INVALID` rather than handed to `select`.
+/// * With no registrations, a wait just sleeps for the timeout; with no registrations
+///   and no timeout it sleeps until the process ends (the reactor never asks for that:
+///   it reports [`PollError::NothingToWaitFor`](asyncore_core::PollError)).
+///
+/// The selector keeps no state: registration is a range check.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SelectSelector {
+    _private: (),
+}
+
+impl SelectSelector {
+    /// A selector. `const`, so a reactor using it can be built in a `static`.
+    pub const fn new() -> SelectSelector {
+        SelectSelector { _private: () }
+    }
+}
+
+/// Whether `select(2)` can watch `fd`.
+fn check_fd(fd: RawFd) -> Result<(), SourceError> {
+    match usize::try_from(fd) {
+        Err(_) => Err(SourceError::Invalid),
+        Ok(fd) if fd >= FD_SETSIZE => Err(SourceError::OutOfRange { limit: FD_SETSIZE }),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Borrows a registered fd for an `FdSet` or an `fcntl` probe.
+///
+/// # Safety
+/// `fd` must not be -1 (callers pass only fds that passed [`check_fd`]).
+unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: `fd` is in 0..FD_SETSIZE (the caller's contract), so it is not -1. The
+    // fd belongs to a channel that stays in its map for the whole wait; if it was
+    // closed behind the map's back, the borrow is only ever used as a number: an
+    // `FdSet` bit, an fd passed to `select(2)` (which then fails with EBADF), or to
+    // `fcntl(F_GETFD)` (which fails with EBADF). No memory is reached through it.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// `remaining` as a `select(2)` timeout: rounded up to whole microseconds (so a short
+/// wait never becomes a busy zero-timeout poll), capped at [`MAX_WAIT_SECS`].
+fn timeval(remaining: Duration) -> TimeVal {
+    let mut secs = remaining.as_secs();
+    let mut micros = remaining.subsec_nanos().div_ceil(1000);
+    if micros >= 1_000_000 {
+        secs = secs.saturating_add(1);
+        micros = 0;
+    }
+    if secs >= MAX_WAIT_SECS {
+        secs = MAX_WAIT_SECS;
+        micros = 0;
+    }
+    TimeVal::new(
+        time_t::try_from(secs).unwrap_or(time_t::MAX),
+        // < 1_000_000: fits every platform's suseconds_t.
+        micros as suseconds_t,
+    )
+}
+
+/// Probes each registration not yet marked invalid with `fcntl(F_GETFD)` and marks
+/// the closed ones [`Readiness::INVALID`]. Returns how many it marked.
+fn mark_bad_fds(registrations: &[Registration<RawFd>], ready: &mut [Readiness]) -> usize {
+    let mut found = 0;
+    for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
+        if out.is_invalid() {
+            continue;
+        }
+        // SAFETY: every registration not marked invalid passed `check_fd`.
+        let fd = unsafe { borrow(reg.source) };
+        if fcntl(fd, FcntlArg::F_GETFD) == Err(Errno::EBADF) {
+            *out = Readiness::INVALID;
+            found += 1;
+        }
+    }
+    found
+}
+
+impl Selector for SelectSelector {
+    type Source = RawFd;
+    type Error = SocketError;
+
+    /// Refuses what `select(2)` cannot watch.
+    ///
+    /// # Errors
+    /// [`SourceError::Invalid`] for a negative fd (a closed [`StdSocket`] reports
+    /// `-1`), [`SourceError::OutOfRange`]`{ limit: FD_SETSIZE }` for an fd ≥
+    /// [`FD_SETSIZE`].
+    ///
+    /// [`StdSocket`]: crate::StdSocket
+    fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
+        check_fd(source)
+    }
+
+    /// One `select(2)` wait (repeated after `EINTR` and `EBADF`); see the type's
+    /// documentation. Entries of `ready` beyond `registrations.len()` (or the other
+    /// way round) are ignored.
+    ///
+    /// # Errors
+    /// What `select(2)` reports other than `EINTR` and `EBADF`: `EINVAL`
+    /// (`InvalidInput`), `ENOMEM` (`OutOfMemory`).
+    fn select(
+        &mut self,
+        registrations: &[Registration<RawFd>],
+        ready: &mut [Readiness],
+        timeout: Option<Duration>,
+    ) -> Result<usize, SocketError> {
+        let n = registrations.len().min(ready.len());
+        let (registrations, ready) = (&registrations[..n], &mut ready[..n]);
+        let mut invalid = 0;
+        for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
+            *out = if check_fd(reg.source).is_ok() {
+                Readiness::EMPTY
+            } else {
+                invalid += 1;
+                Readiness::INVALID
+            };
+        }
+        // An overflowing deadline is as good as none.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+
+        loop {
+            let mut read = FdSet::new();
+            let mut write = FdSet::new();
+            let mut except = FdSet::new();
+            let mut nfds = 0;
+            for (reg, out) in registrations.iter().zip(ready.iter()) {
+                if out.is_invalid() {
+                    continue;
+                }
+                // SAFETY: every registration not marked invalid passed `check_fd`.
+                let fd = unsafe { borrow(reg.source) };
+                if reg.interest.is_readable() {
+                    read.insert(fd);
+                    except.insert(fd);
+                }
+                if reg.interest.is_writable() {
+                    write.insert(fd);
+                }
+                nfds = nfds.max(reg.source + 1);
+            }
+            let mut tv = if invalid > 0 {
+                // Something to report already: just look, do not wait.
+                Some(TimeVal::new(0, 0))
+            } else {
+                deadline.map(|d| timeval(d.saturating_duration_since(Instant::now())))
+            };
+
+            match select(nfds, &mut read, &mut write, &mut except, tv.as_mut()) {
+                Ok(_) => {
+                    let mut count = invalid;
+                    for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
+                        if out.is_invalid() {
+                            continue;
+                        }
+                        // SAFETY: every registration not marked invalid passed
+                        // `check_fd`.
+                        let fd = unsafe { borrow(reg.source) };
+                        let mut r = Readiness::EMPTY;
+                        if read.contains(fd) {
+                            r |= Readiness::READABLE;
+                        }
+                        if write.contains(fd) {
+                            r |= Readiness::WRITABLE;
+                        }
+                        if except.contains(fd) {
+                            r |= Readiness::PRIORITY;
+                        }
+                        *out = r;
+                        if !r.is_empty() {
+                            count += 1;
+                        }
+                    }
+                    return Ok(count);
+                }
+                // A signal: wait again for what remains (zero once the deadline passed).
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EBADF) => {
+                    let found = mark_bad_fds(registrations, ready);
+                    if found == 0 {
+                        // Nothing bad any more (the fd was reused meanwhile): report
+                        // what is known; the next pass starts afresh.
+                        return Ok(invalid);
+                    }
+                    invalid += found;
+                }
+                Err(e) => return Err(from_errno(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_range() {
+        let mut s = SelectSelector::new();
+        assert_eq!(s.register(0), Ok(()));
+        assert_eq!(s.register(FD_SETSIZE as RawFd - 1), Ok(()));
+        assert_eq!(s.register(-1), Err(SourceError::Invalid));
+        assert_eq!(
+            s.register(FD_SETSIZE as RawFd),
+            Err(SourceError::OutOfRange { limit: FD_SETSIZE })
+        );
+        assert_eq!(
+            s.register(RawFd::MAX),
+            Err(SourceError::OutOfRange { limit: FD_SETSIZE })
+        );
+    }
+
+    #[test]
+    fn timevals() {
+        let tv = timeval(Duration::from_nanos(1));
+        assert_eq!((tv.tv_sec(), tv.tv_usec()), (0, 1));
+        let tv = timeval(Duration::new(2, 999_999_001));
+        assert_eq!((tv.tv_sec(), tv.tv_usec()), (3, 0));
+        let tv = timeval(Duration::from_millis(1500));
+        assert_eq!((tv.tv_sec(), tv.tv_usec()), (1, 500_000));
+        let tv = timeval(Duration::ZERO);
+        assert_eq!((tv.tv_sec(), tv.tv_usec()), (0, 0));
+        let tv = timeval(Duration::MAX);
+        assert_eq!(tv.tv_sec(), MAX_WAIT_SECS as time_t);
+    }
+
+    #[test]
+    fn const_new() {
+        static SELECTOR: SelectSelector = SelectSelector::new();
+        assert_eq!(SELECTOR, SelectSelector::default());
+    }
+}

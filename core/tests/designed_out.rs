@@ -1,0 +1,865 @@
+//! One test (or a few) per bug of asyncore that the design removes, named after what
+//! it pins; the §n.m numbers are those of asyncore-semantics.md §5.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use util::*;
+
+const MS: Duration = Duration::from_millis(1);
+
+// ---------------------------------------------------------------------------------
+// §5 item 5: fd reuse. Tokens carry a generation; a slot freed during a pass is
+// reused only after it.
+
+#[test]
+fn closed_channel_token_never_reaches_a_channel_added_in_the_same_pass() {
+    let log = CallLog::new();
+    let mut r: Rx<'_, 4> = reactor();
+    let b = connected(
+        &mut r,
+        7,
+        Recorder::new(&log)
+            .writable(true)
+            .on(C::Read, Action::Close),
+    );
+    let l = listener(
+        &mut r,
+        9,
+        Recorder::new(&log).on(C::Accepted, Action::AddAccepted),
+    );
+    // The accepted socket gets the fd number B just gave up.
+    sock(&mut r, l).push_pending(Ok(7));
+    once(&mut r, 7, READ | WRITE | PRI | HUP);
+    once(&mut r, 9, READ);
+    pass(&mut r);
+
+    assert_eq!(log.calls_of(b), [C::Read], "B closed in handle_read");
+    let [c] = log.accepted()[..] else {
+        panic!("C was added")
+    };
+    assert_ne!(c, b);
+    assert_ne!(
+        c.index(),
+        b.index(),
+        "B's slot is quarantined until the pass ends"
+    );
+    assert_eq!(sock(&mut r, c).id(), 7);
+    assert!(log.calls_of(c).is_empty(), "C got none of B's events");
+    assert!(r.get(b).is_none());
+
+    pass(&mut r);
+    assert!(log.calls_of(c).is_empty(), "nor later: they were B's");
+    once(&mut r, 7, READ);
+    pass(&mut r);
+    assert_eq!(log.calls_of(c), [C::Read], "C's own events reach C");
+}
+
+#[test]
+fn slot_freed_during_a_pass_is_reused_after_it_under_a_new_token() {
+    static ACCEPTED: SocketProbe = SocketProbe::new();
+    let log = CallLog::new();
+    let mut r: Rx<'_, 2> = reactor();
+    let b = connected(&mut r, 7, Recorder::new(&log).on(C::Read, Action::Close));
+    let l = listener(
+        &mut r,
+        9,
+        Recorder::new(&log).on(C::Accepted, Action::AddAccepted),
+    );
+    sock(&mut r, l).set_accept_probe(&ACCEPTED);
+    sock(&mut r, l).push_pending(Ok(7));
+    sock(&mut r, l).push_pending(Ok(8));
+    once(&mut r, 7, READ);
+    once(&mut r, 9, READ);
+    pass(&mut r);
+    // Both connections were accepted, but the only free slot was B's, still
+    // quarantined: both adds were refused and the recorder closed the sockets.
+    assert!(log.accepted().is_empty());
+    assert_eq!(ACCEPTED.close_calls(), 2);
+    assert_eq!(r.len(), 1);
+
+    sock(&mut r, l).push_pending(Ok(7));
+    once(&mut r, 9, READ);
+    pass(&mut r);
+    let [c] = log.accepted()[..] else {
+        panic!("C was added")
+    };
+    assert_eq!(c.index(), b.index(), "the slot is reused after the pass");
+    assert_ne!(c, b, "under a new generation");
+    assert!(r.get(b).is_none());
+    assert!(r.remove(b).is_none());
+    assert!(!r.close(b), "a stale token closes nothing");
+    assert!(r.get(c).is_some());
+}
+
+#[test]
+fn stale_token_resolves_to_nothing_inside_handlers() {
+    let calls = Calls::default();
+    let seen = RefCell::new(Vec::new());
+    let target = Cell::new(None);
+    let mut r: Mock<Hook> = reactor();
+    let b = connected(
+        &mut r,
+        1,
+        Hook::new(&calls).on_read(|ctx| {
+            ctx.close();
+            Ok(())
+        }),
+    );
+    target.set(Some(b));
+    let a = connected(
+        &mut r,
+        2,
+        Hook::new(&calls).on_read(|ctx| {
+            let me = ctx.token();
+            seen.borrow_mut()
+                .push(ctx.channel(target.get().unwrap()).is_none());
+            seen.borrow_mut().push(ctx.channel(me).is_none());
+            seen.borrow_mut().push(ctx.others().count() == 0);
+            Ok(())
+        }),
+    );
+    once(&mut r, 1, READ);
+    once(&mut r, 2, READ);
+    pass(&mut r);
+    assert_eq!(calls_of(&calls, a), [C::Read]);
+    assert_eq!(*seen.borrow(), [true, true, true]);
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 6: handlers ran on closed channels and handle_close ran twice. Liveness is
+// re-checked between steps; handle_close is one-shot.
+
+#[test]
+fn close_inside_handle_read_stops_handle_write_for_that_pass() {
+    static PROBE: SocketProbe = SocketProbe::new();
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let rec = Recorder::new(&log)
+        .writable(true)
+        .on(C::Read, Action::Close);
+    let t = add(&mut r, MockSocket::connected(1).with_probe(&PROBE), rec);
+    ready(&mut r, 1, READ | WRITE | PRI | HUP);
+    pass(&mut r);
+    assert_eq!(
+        log.calls_of(t),
+        [C::Read],
+        "no write, no expt, no close callback"
+    );
+    assert!(r.is_empty());
+    assert_eq!(PROBE.close_calls(), 1);
+}
+
+#[test]
+fn rst_with_readable_and_hangup_gives_exactly_one_handle_close() {
+    static PROBE: SocketProbe = SocketProbe::new();
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let rec = Recorder::new(&log)
+        .writable(true)
+        .on(C::Read, Action::RecvAll);
+    let t = add(&mut r, MockSocket::connected(1).with_probe(&PROBE), rec);
+    sock(&mut r, t).script_recv(RecvStep::Fail(os(errno::ECONNRESET)));
+    ready(&mut r, 1, READ | WRITE | ERR | HUP);
+    assert_eq!(r.run(ZERO, None), Ok(RunEnd::Empty));
+    assert_eq!(log.calls_of(t), [C::Read, C::Close]);
+    assert_eq!(PROBE.close_calls(), 1);
+}
+
+#[test]
+fn eof_and_hangup_in_one_pass_give_one_handle_close() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connected(&mut r, 1, Recorder::new(&log).on(C::Read, Action::RecvAll));
+    sock(&mut r, t).feed(b"last words");
+    sock(&mut r, t).feed_eof();
+    ready(&mut r, 1, READ | HUP);
+    pass(&mut r);
+    assert_eq!(&log.received(t)[..], b"last words");
+    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Close]);
+}
+
+#[test]
+fn close_inside_handle_connect_runs_nothing_after_it() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connecting(
+        &mut r,
+        1,
+        Recorder::new(&log)
+            .writable(true)
+            .on(C::Connect, Action::Close),
+    );
+    ready(&mut r, 1, READ | WRITE | PRI);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::Connect]);
+    assert!(r.is_empty(), "the close is not overwritten by the connect");
+}
+
+#[test]
+fn handle_close_closes_the_channel_whatever_the_handler_did() {
+    let calls = Calls::default();
+    let mut r: Mock<Hook> = reactor();
+    // The handler neither closes nor fails: the channel is closed anyway.
+    let t = connected(&mut r, 1, Hook::new(&calls));
+    // This one sends from handle_close on a dead socket: still one close.
+    let u = connected(
+        &mut r,
+        2,
+        Hook::new(&calls).on_close(|ctx| {
+            ctx.send(b"bye")?;
+            Ok(())
+        }),
+    );
+    sock(&mut r, u).script_send(SendStep::Fail(os(errno::EPIPE)));
+    ready(&mut r, 1, HUP);
+    ready(&mut r, 2, HUP | ERR | NVAL);
+    pass(&mut r);
+    assert_eq!(calls_of(&calls, t), [C::Close]);
+    assert_eq!(calls_of(&calls, u), [C::Close]);
+    assert!(r.is_empty());
+    assert_eq!(r.selector().registered(), 0);
+}
+
+#[test]
+fn error_returned_after_ctx_close_goes_nowhere() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let rec = Recorder::new(&log)
+        .on(C::Read, Action::Close)
+        .on(C::Read, Action::Fail(BOOM));
+    let t = connected(&mut r, 1, rec);
+    ready(&mut r, 1, READ);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::Read], "no handle_error after a close");
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 7: spurious readiness closed connections. Would-block is an outcome.
+
+#[test]
+fn would_block_after_readiness_is_not_an_error() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let reader = connected(&mut r, 1, Recorder::new(&log).on(C::Read, Action::RecvAll));
+    sock(&mut r, reader).script_recv(RecvStep::WouldBlock);
+    let writer = connected(
+        &mut r,
+        2,
+        Recorder::new(&log)
+            .writable(true)
+            .on(C::Write, Action::Send(b"x")),
+    );
+    sock(&mut r, writer).script_send(SendStep::WouldBlock);
+    let l = listener(&mut r, 3, Recorder::new(&log));
+    ready(&mut r, 1, READ);
+    ready(&mut r, 2, WRITE);
+    ready(&mut r, 3, READ);
+    pass(&mut r);
+    assert_eq!(log.calls_of(reader), [C::Read]);
+    assert_eq!(log.calls_of(writer), [C::Write]);
+    assert_eq!(log.calls_of(l), [C::Accept]);
+    assert_eq!(r.len(), 3, "nothing closed");
+    assert_eq!(sock(&mut r, reader).recv_calls(), 1);
+    assert!(sock(&mut r, writer).sent().is_empty());
+    // The data comes later and is read then.
+    sock(&mut r, reader).feed(b"late");
+    pass(&mut r);
+    assert_eq!(&log.received(reader)[..], b"late");
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 9: the two flavours dispatched differently. One readiness struct, one
+// translation: channels in slot order, per channel read → write → priority → close.
+
+#[test]
+fn one_dispatch_order_per_channel_in_slot_order() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let a = connected(&mut r, 1, Recorder::new(&log).writable(true));
+    let b = connected(&mut r, 2, Recorder::new(&log).writable(true));
+    once(&mut r, 2, HUP | PRI | WRITE | READ);
+    once(&mut r, 1, HUP | PRI | WRITE | READ);
+    pass(&mut r);
+    let expected = [
+        (a, C::Read),
+        (a, C::Write),
+        (a, C::Expt),
+        (a, C::Close),
+        (b, C::Read),
+        (b, C::Write),
+        (b, C::Expt),
+        (b, C::Close),
+    ];
+    assert_eq!(log.calls(), expected);
+}
+
+#[test]
+fn disconnect_errors_give_handle_close_never_handle_error() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let codes = [
+        errno::ECONNRESET,
+        errno::EPIPE,
+        errno::ESHUTDOWN,
+        errno::ECONNABORTED,
+        errno::ENOTCONN,
+    ];
+    let mut tokens = Vec::new();
+    for (id, code) in (1..).zip(codes) {
+        let t = connected(&mut r, id, Recorder::new(&log).on(C::Read, Action::RecvAll));
+        sock(&mut r, t).script_recv(RecvStep::Fail(os(code)));
+        ready(&mut r, id, READ);
+        tokens.push(t);
+    }
+    pass(&mut r);
+    for t in tokens {
+        assert_eq!(log.calls_of(t), [C::Read, C::Close]);
+    }
+    assert!(r.is_empty());
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 14: busy loops. No write interest by default, nothing handed over for a
+// channel without interest, an empty map or no interest never spins or hangs.
+
+#[test]
+fn default_writable_is_false_so_an_idle_connection_does_not_spin() {
+    let lines = Lines::default();
+    let mut r: Mock<Defaults> = reactor();
+    connected(&mut r, 1, Defaults::new(&lines));
+    ready(&mut r, 1, WRITE);
+    assert_eq!(r.run(Some(MS), Some(5)), Ok(RunEnd::Count));
+    assert_eq!(interest(&r, 1), Some(Interest::READABLE));
+    assert_eq!(
+        r.selector().idle_waits(),
+        5,
+        "every wait found nothing to do"
+    );
+    assert!(lines.borrow().is_empty(), "no unhandled write event");
+}
+
+#[test]
+fn channel_with_no_interest_is_not_handed_to_the_selector() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let idle = connected(&mut r, 1, Recorder::new(&log).readable(false));
+    let busy = connected(&mut r, 2, Recorder::new(&log));
+    ready(&mut r, 1, READ | WRITE | HUP | ERR);
+    pass(&mut r);
+    let handed: Vec<u32> = r.selector().last_pass().iter().map(|p| p.source).collect();
+    assert_eq!(handed, [2]);
+    assert_eq!(interest(&r, 1), None);
+    assert!(log.calls_of(idle).is_empty(), "not even a hang-up");
+    assert_eq!(state(&r, idle), Some(State::Connected));
+
+    // Interest comes back: the channel takes part again.
+    r.get_mut(idle).unwrap().dispatcher.set_readable(true);
+    pass(&mut r);
+    assert_eq!(interest(&r, 1), Some(Interest::READABLE));
+    assert_eq!(log.calls_of(idle), [C::Read, C::Close]);
+    assert!(log.calls_of(busy).is_empty());
+}
+
+#[test]
+fn listener_never_gets_write_interest() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    listener(&mut r, 1, Recorder::new(&log).writable(true));
+    let quiet = listener(
+        &mut r,
+        2,
+        Recorder::new(&log).readable(false).writable(true),
+    );
+    pass(&mut r);
+    assert_eq!(interest(&r, 1), Some(Interest::READABLE));
+    assert_eq!(
+        interest(&r, 2),
+        None,
+        "a listener that is not readable is not watched"
+    );
+    ready(&mut r, 2, READ | WRITE | HUP);
+    pass(&mut r);
+    assert!(log.calls_of(quiet).is_empty());
+}
+
+#[test]
+fn priority_interest_is_tied_to_readable() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connected(
+        &mut r,
+        1,
+        Recorder::new(&log).readable(false).writable(true),
+    );
+    ready(&mut r, 1, PRI | WRITE);
+    pass(&mut r);
+    assert_eq!(interest(&r, 1), Some(Interest::WRITABLE));
+    assert_eq!(
+        log.calls_of(t),
+        [C::Write],
+        "no handle_expt without read interest"
+    );
+    r.get_mut(t).unwrap().dispatcher.set_readable(true);
+    pass(&mut r);
+    assert_eq!(interest(&r, 1), Some(Interest::BOTH));
+    assert_eq!(log.calls_of(t), [C::Write, C::Write, C::Expt]);
+}
+
+#[test]
+fn connecting_channel_always_wants_write() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    connecting(&mut r, 1, Recorder::new(&log).readable(false));
+    connecting(&mut r, 2, Recorder::new(&log));
+    pass(&mut r);
+    assert_eq!(interest(&r, 1), Some(Interest::WRITABLE));
+    assert_eq!(interest(&r, 2), Some(Interest::BOTH));
+}
+
+#[test]
+fn interest_is_asked_once_per_pass_readable_first() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    connected(&mut r, 1, Recorder::new(&log).record_queries());
+    listener(&mut r, 2, Recorder::new(&log).record_queries());
+    pass(&mut r);
+    let queries: Vec<C> = log.calls().iter().map(|(_, c)| *c).collect();
+    // The listener is never asked writable().
+    assert_eq!(queries, [C::Readable, C::Writable, C::Readable]);
+}
+
+#[test]
+fn run_returns_on_empty_map_after_count_passes_and_on_exit() {
+    let log = CallLog::new();
+
+    let mut r: Rx = reactor();
+    assert_eq!(r.run(None, None), Ok(RunEnd::Empty), "empty map: at once");
+    assert_eq!(r.selector().passes(), 0);
+
+    connected(&mut r, 1, Recorder::new(&log));
+    assert_eq!(r.run(Some(MS), Some(3)), Ok(RunEnd::Count));
+    assert_eq!(r.selector().passes(), 3);
+    assert_eq!(
+        r.selector().clock(),
+        3 * MS,
+        "each idle pass waited its timeout"
+    );
+
+    let mut r: Rx = reactor();
+    connected(&mut r, 1, Recorder::new(&log));
+    let t = connected(&mut r, 2, Recorder::new(&log).on(C::Read, Action::Exit));
+    r.get_mut(t).unwrap().socket.feed(b"x");
+    once(&mut r, 2, READ);
+    assert_eq!(r.run(Some(MS), None), Ok(RunEnd::Exit));
+    assert!(r.exit_requested());
+    assert_eq!(r.len(), 2, "exit keeps every channel");
+    assert_eq!(
+        r.run(Some(MS), Some(1)),
+        Ok(RunEnd::Count),
+        "and run can resume"
+    );
+    assert!(!r.exit_requested());
+
+    let mut r: Rx = reactor();
+    connected(&mut r, 1, Recorder::new(&log));
+    once(&mut r, 1, HUP);
+    assert_eq!(r.run(None, None), Ok(RunEnd::Empty), "the map emptied");
+    assert_eq!(r.selector().passes(), 1);
+}
+
+#[test]
+fn run_with_count_zero_runs_nothing() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connected(&mut r, 1, Recorder::new(&log).record_queries());
+    ready(&mut r, 1, READ);
+    assert_eq!(r.run(None, Some(0)), Ok(RunEnd::Count));
+    assert_eq!(r.selector().passes(), 0);
+    assert!(log.calls().is_empty(), "not even readable() was asked");
+    assert!(r.get(t).is_some());
+}
+
+#[test]
+fn poll_once_on_an_empty_map_does_not_call_the_selector() {
+    let mut r: Rx = reactor();
+    r.selector_mut().fail_next_wait();
+    assert_eq!(r.poll_once(None), Ok(0), "a wait would have failed");
+    assert_eq!(r.selector().passes(), 0);
+    assert_eq!(r.selector().last_timeout(), None);
+}
+
+#[test]
+fn timeout_none_with_no_interest_is_an_error_not_a_hang() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    connected(&mut r, 1, Recorder::new(&log).readable(false));
+    assert_eq!(r.poll_once(None), Err(PollError::NothingToWaitFor));
+    assert_eq!(r.run(None, None), Err(PollError::NothingToWaitFor));
+    assert_eq!(r.selector().passes(), 0);
+    // With a timeout, the wait happens through the selector (no separate sleep).
+    assert_eq!(r.poll_once(Some(MS)), Ok(0));
+    assert_eq!(r.selector().passes(), 1);
+    assert_eq!(r.selector().last_timeout(), Some(Some(MS)));
+    assert!(r.selector().last_pass().is_empty());
+    assert_eq!(r.selector().clock(), MS);
+}
+
+#[test]
+fn failed_wait_leaves_the_map_for_another_run() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connected(&mut r, 1, Recorder::new(&log));
+    ready(&mut r, 1, READ);
+    r.selector_mut().fail_next_wait();
+    assert!(matches!(r.run(ZERO, None), Err(PollError::Selector(_))));
+    assert!(log.calls_of(t).is_empty());
+    assert_eq!(r.run(ZERO, Some(1)), Ok(RunEnd::Count));
+    assert_eq!(log.calls_of(t), [C::Read]);
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 15: no half-close. EOF asks handle_read_closed; KeepWriting keeps writing.
+
+#[test]
+fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let rec = Recorder::new(&log)
+        .writable(true)
+        .on(C::Read, Action::RecvAll)
+        .on(C::ReadClosed, Action::KeepWriting)
+        .on(C::Write, Action::Send(b"ok"));
+    let t = connected(&mut r, 1, rec);
+    sock(&mut r, t).feed(b"request");
+    sock(&mut r, t).feed_eof();
+    once(&mut r, 1, READ);
+    pass(&mut r);
+    assert_eq!(&log.received(t)[..], b"request");
+    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed]);
+    assert_eq!(state(&r, t), Some(State::ReadClosed));
+
+    ready(&mut r, 1, READ | WRITE);
+    pass(&mut r);
+    assert_eq!(
+        interest(&r, 1),
+        Some(Interest::WRITABLE),
+        "read interest stops"
+    );
+    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Write]);
+    assert_eq!(sock(&mut r, t).sent(), b"ok");
+
+    ready(&mut r, 1, WRITE | HUP);
+    pass(&mut r);
+    pass(&mut r);
+    assert_eq!(
+        log.calls_of(t),
+        [C::Read, C::ReadClosed, C::Write, C::Write, C::Close]
+    );
+    assert!(r.is_empty());
+}
+
+#[test]
+fn half_close_with_write_in_the_same_pass() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let rec = Recorder::new(&log)
+        .writable(true)
+        .on(C::Read, Action::RecvAll)
+        .on(C::ReadClosed, Action::KeepWriting)
+        .on(C::Write, Action::Send(b"reply"));
+    let t = connected(&mut r, 1, rec);
+    sock(&mut r, t).feed_eof();
+    once(&mut r, 1, READ | WRITE);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Write]);
+    assert_eq!(sock(&mut r, t).sent(), b"reply");
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 16: an accept error killed the server. Resource shortages leave the
+// listener open and accepting.
+
+#[test]
+fn accept_resource_shortage_does_not_close_the_listener() {
+    static ACCEPTED: SocketProbe = SocketProbe::new();
+    let lines = Lines::default();
+    let mut r: Mock<Defaults> = reactor();
+    let l = listener(&mut r, 1, Defaults::new(&lines));
+    sock(&mut r, l).set_accept_probe(&ACCEPTED);
+    for pending in [
+        Ok(10),
+        Err(os(errno::EMFILE)),
+        Ok(11),
+        Err(os(errno::ENOBUFS)),
+        Ok(12),
+        Err(os(errno::ENFILE)),
+        Ok(13),
+    ] {
+        sock(&mut r, l).push_pending(pending);
+    }
+    ready(&mut r, 1, READ);
+    r.run(ZERO, Some(4)).unwrap();
+    assert_eq!(ACCEPTED.close_calls(), 4, "every connection was accepted");
+    assert_eq!(state(&r, l), Some(State::Listening));
+    let retries = lines
+        .borrow()
+        .iter()
+        .filter(|(_, lv, m)| *lv == Level::Warning && *m == "accept failed, will retry")
+        .count();
+    assert_eq!(retries, 3);
+    assert!(lines.borrow().iter().all(|(_, lv, _)| *lv != Level::Error));
+}
+
+#[test]
+fn accept_failure_that_is_not_a_shortage_goes_to_handle_error() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let l = listener(&mut r, 1, Recorder::new(&log));
+    sock(&mut r, l).push_pending(Err(os(errno::EINVAL)));
+    ready(&mut r, 1, READ);
+    pass(&mut r);
+    assert_eq!(
+        log.calls_of(l),
+        [C::Accept, C::Error(Error::Socket(os(errno::EINVAL)))]
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 17: connect edge cases. A failed connect is its own callback.
+
+#[test]
+fn refused_connect_calls_handle_connect_failed_only() {
+    static PROBE: SocketProbe = SocketProbe::new();
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let mut s = MockSocket::connecting(1).with_probe(&PROBE);
+    s.set_so_error(Some(os(errno::ECONNREFUSED)));
+    let t = add(&mut r, s, Recorder::new(&log).writable(true));
+    // What Linux reports for a refused non-blocking connect.
+    ready(&mut r, 1, READ | WRITE | ERR | HUP);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::ECONNREFUSED))]);
+    assert!(r.is_empty());
+    assert_eq!(PROBE.close_calls(), 1);
+}
+
+#[test]
+fn hangup_without_socket_error_fails_the_connect() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connecting(&mut r, 1, Recorder::new(&log));
+    ready(&mut r, 1, HUP);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::ENOTCONN))]);
+    assert!(r.is_empty());
+}
+
+#[test]
+fn failed_socket_error_query_fails_the_connect() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connecting(&mut r, 1, Recorder::new(&log));
+    sock(&mut r, t).fail_take_error(os(errno::EBADF));
+    ready(&mut r, 1, WRITE);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::EBADF))]);
+}
+
+#[test]
+fn priority_alone_does_not_finish_a_connect() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connecting(&mut r, 1, Recorder::new(&log));
+    once(&mut r, 1, PRI);
+    pass(&mut r);
+    assert!(log.calls_of(t).is_empty());
+    assert_eq!(state(&r, t), Some(State::Connecting));
+}
+
+// ---------------------------------------------------------------------------------
+// §5 item 18: recv(0) was EOF.
+
+#[test]
+fn recv_into_an_empty_buffer_is_not_eof() {
+    let calls = Calls::default();
+    let outcomes = RefCell::new(Vec::new());
+    let mut r: Mock<Hook> = reactor();
+    let t = connected(
+        &mut r,
+        1,
+        Hook::new(&calls).on_read(|ctx| {
+            outcomes.borrow_mut().push(ctx.recv(&mut [])?);
+            Ok(())
+        }),
+    );
+    sock(&mut r, t).feed(b"x");
+    sock(&mut r, t).feed_eof();
+    ready(&mut r, 1, READ);
+    pass(&mut r);
+    pass(&mut r);
+    assert_eq!(*outcomes.borrow(), [Recv::Data(0), Recv::Data(0)]);
+    assert_eq!(calls_of(&calls, t), [C::Read, C::Read], "no EOF, no close");
+    assert_eq!(state(&r, t), Some(State::Connected));
+    assert_eq!(sock(&mut r, t).unread(), 1);
+}
+
+// ---------------------------------------------------------------------------------
+// The map: a full map hands values back, adds from handlers take part from the next
+// pass, close_all closes everything (§1.14: an early error left channels open).
+
+#[test]
+fn full_map_hands_the_socket_and_dispatcher_back_from_reactor_add() {
+    let calls = Calls::default();
+    let mut r: Mock<Hook, 1> = reactor();
+    connected(&mut r, 1, Hook::new(&calls));
+    let refused = r
+        .add(MockSocket::connected(2), Hook::new(&calls).tag(42))
+        .unwrap_err();
+    assert_eq!(refused.kind, AddErrorKind::Full);
+    let (s, d) = refused.into_inner();
+    assert_eq!((s.id(), s.is_closed(), d.tag), (2, false, 42));
+    assert_eq!(
+        r.selector().registered(),
+        1,
+        "nothing registered for the refused one"
+    );
+
+    let mut r: Mock<Hook, 4> = reactor();
+    r.selector_mut().set_source_limit(10);
+    let refused = r
+        .add(MockSocket::connected(10), Hook::new(&calls).tag(7))
+        .unwrap_err();
+    assert_eq!(
+        refused.kind,
+        AddErrorKind::Rejected(SourceError::OutOfRange { limit: 10 })
+    );
+    let (s, d) = refused.into_inner();
+    assert_eq!((s.id(), s.is_closed(), d.tag), (10, false, 7));
+    assert!(r.is_empty());
+    assert_eq!(r.selector().registered(), 0);
+}
+
+#[test]
+fn full_map_hands_the_socket_and_dispatcher_back_from_ctx_add() {
+    let calls = Calls::default();
+    let refusals = RefCell::new(Vec::new());
+    let mut r: Mock<Hook, 2> = reactor();
+    let adder = Hook::new(&calls).on_accepted(|ctx, socket| {
+        match ctx.add(
+            socket,
+            Hook::new(&calls).tag(socket_tag(ctx.channel_count())),
+        ) {
+            Ok(_) => refusals.borrow_mut().push(None),
+            Err(e) => {
+                let kind = e.kind;
+                let (s, d) = e.into_inner();
+                refusals
+                    .borrow_mut()
+                    .push(Some((kind, s.id(), s.is_closed(), d.tag)));
+            }
+        }
+        Ok(())
+    });
+    let l = listener(&mut r, 1, adder);
+    sock(&mut r, l).push_pending(Ok(20));
+    sock(&mut r, l).push_pending(Ok(21));
+    once(&mut r, 1, READ);
+    pass(&mut r);
+    assert_eq!(
+        *refusals.borrow(),
+        [None, Some((AddErrorKind::Full, 21, false, 102))]
+    );
+    assert_eq!(r.len(), 2);
+
+    r.close_all().unwrap();
+    refusals.borrow_mut().clear();
+    let l = listener(
+        &mut r,
+        1,
+        Hook::new(&calls).on_accepted(|ctx, socket| {
+            let e = ctx.add(socket, Hook::new(&calls).tag(5)).unwrap_err();
+            refusals.borrow_mut().push(Some((
+                e.kind,
+                e.socket.id(),
+                e.socket.is_closed(),
+                e.dispatcher.tag,
+            )));
+            Ok(())
+        }),
+    );
+    r.selector_mut().set_source_limit(30);
+    sock(&mut r, l).push_pending(Ok(30));
+    once(&mut r, 1, READ);
+    pass(&mut r);
+    let rejected = AddErrorKind::Rejected(SourceError::OutOfRange { limit: 30 });
+    assert_eq!(*refusals.borrow(), [Some((rejected, 30, false, 5))]);
+    assert_eq!(r.len(), 1);
+}
+
+/// A tag telling the dispatchers a handler adds apart: 100 + the channel count then.
+fn socket_tag(count: usize) -> u32 {
+    100 + count as u32
+}
+
+#[test]
+fn channel_added_inside_a_handler_takes_part_from_the_next_pass() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let l = listener(
+        &mut r,
+        1,
+        Recorder::new(&log).on(C::Accepted, Action::AddAccepted),
+    );
+    sock(&mut r, l).push_pending(Ok(5));
+    ready(&mut r, 5, READ); // the new connection is readable at once
+    once(&mut r, 1, READ);
+    pass(&mut r);
+    let [c] = log.accepted()[..] else {
+        panic!("added")
+    };
+    assert_eq!(state(&r, c), Some(State::Connected));
+    assert!(log.calls_of(c).is_empty(), "not in the pass that added it");
+    assert_eq!(interest(&r, 5), None, "not in that pass's interest set");
+
+    pass(&mut r);
+    assert_eq!(log.calls_of(c), [C::Read]);
+    let first = r
+        .selector()
+        .history()
+        .iter()
+        .find(|p| p.token == c)
+        .map(|p| p.pass);
+    assert_eq!(first, Some(2));
+}
+
+#[test]
+fn close_all_closes_every_channel_even_if_one_close_fails() {
+    static PROBES: [SocketProbe; 4] = [const { SocketProbe::new() }; 4];
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let codes = [
+        None,
+        Some(errno::EBADF),
+        Some(errno::EINVAL),
+        Some(errno::EPERM),
+    ];
+    for ((id, probe), code) in (1..).zip(&PROBES).zip(codes) {
+        let mut s = MockSocket::connected(id).with_probe(probe);
+        if let Some(code) = code {
+            s.fail_close(os(code));
+        }
+        add(&mut r, s, Recorder::new(&log));
+    }
+    assert_eq!(
+        r.close_all(),
+        Err(os(errno::EINVAL)),
+        "the first error that is not EBADF"
+    );
+    assert!(PROBES.iter().all(|p| p.close_calls() == 1));
+    assert!(r.is_empty());
+    assert_eq!(r.selector().registered(), 0);
+    assert!(log.calls().is_empty(), "no handle_close");
+}

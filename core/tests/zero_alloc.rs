@@ -1,0 +1,195 @@
+//! The dispatch path allocates nothing: a counting global allocator watches 10,000
+//! passes of `Reactor::poll_once` on the mock while a listener accepts a connection
+//! every pass and connections end by EOF, reset or hang-up.
+//!
+//! The counter is thread-local (const-initialised, no destructor, touched with
+//! `try_with`), so allocations by the test harness's other threads do not count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::time::Duration;
+
+use asyncore_core::mock::{MockSelector, MockSocket, RecvStep};
+use asyncore_core::{
+    Ctx, Dispatcher, Error, Level, Reactor, ReadClosed, Readiness, Recv, Socket, SocketError,
+    Token, errno,
+};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees carry over; counting touches only a thread-local `Cell`.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result and how many allocations this thread made in it.
+fn allocs_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCS.with(Cell::get);
+    let r = f();
+    (r, ALLOCS.with(Cell::get) - before)
+}
+
+#[derive(Default)]
+struct Stats {
+    accepted: Cell<u32>,
+    refused: Cell<u32>,
+    bytes: Cell<usize>,
+    eofs: Cell<u32>,
+    closes: Cell<u32>,
+    errors: Cell<u32>,
+    last_added: Cell<Option<Token>>,
+}
+
+fn bump(c: &Cell<u32>) {
+    c.set(c.get() + 1);
+}
+
+/// A listener that adds every accepted connection, and connections that read until
+/// would-block or EOF.
+struct Node<'a> {
+    stats: &'a Stats,
+}
+
+impl Dispatcher<MockSocket> for Node<'_> {
+    type Error = Error;
+
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Ctx<'_, MockSocket, Self>,
+        socket: MockSocket,
+    ) -> Result<(), Error> {
+        match ctx.add(socket, Node { stats: self.stats }) {
+            Ok(t) => {
+                bump(&self.stats.accepted);
+                self.stats.last_added.set(Some(t));
+            }
+            Err(refused) => {
+                bump(&self.stats.refused);
+                let (mut s, _) = refused.into_inner();
+                let _ = s.close();
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_read(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
+        let mut buf = [0u8; 16];
+        while let Recv::Data(n @ 1..) = ctx.recv(&mut buf)? {
+            self.stats.bytes.set(self.stats.bytes.get() + n);
+        }
+        Ok(())
+    }
+
+    fn handle_read_closed(
+        &mut self,
+        _: &mut Ctx<'_, MockSocket, Self>,
+    ) -> Result<ReadClosed, Error> {
+        bump(&self.stats.eofs);
+        Ok(ReadClosed::Close)
+    }
+
+    fn handle_close(&mut self, _: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
+        bump(&self.stats.closes);
+        Ok(())
+    }
+
+    fn handle_error(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>, _: Error) {
+        bump(&self.stats.errors);
+        ctx.close();
+    }
+
+    fn log_info(&mut self, _: Token, _: Level, _: &'static str) {}
+}
+
+const PASSES: u32 = 10_000;
+const LISTENER: u32 = 1;
+
+#[test]
+fn counting_allocator_sees_box_new() {
+    let (b, n) = allocs_during(|| black_box(Box::new(black_box(7u64))));
+    assert_eq!(*b, 7);
+    assert!(n >= 1, "the counter works: Box::new counted {n}");
+}
+
+#[test]
+fn ten_thousand_passes_with_accepts_and_closes_allocate_nothing() {
+    let stats = Stats::default();
+    let mut r: Reactor<MockSelector, MockSocket, Node<'_>, 8> = Reactor::new(MockSelector::new());
+    let l = r
+        .add(MockSocket::listener(LISTENER), Node { stats: &stats })
+        .unwrap();
+    let reset = SocketError::from_errno(errno::ECONNRESET);
+
+    let ((), allocs) = allocs_during(|| {
+        for i in 0..PASSES {
+            // fd numbers come back, as the kernel's do.
+            let id = 100 + i % 50;
+            r.get_mut(l).unwrap().socket.push_pending(Ok(id));
+            r.selector_mut().set_once(LISTENER, Readiness::READABLE);
+            r.poll_once(Some(Duration::ZERO)).unwrap();
+
+            // The connection accepted in this pass ends in the next one.
+            let t = stats.last_added.take().expect("accepted this pass");
+            let s = r.get_mut(t).unwrap().socket;
+            let end = match i % 3 {
+                0 => {
+                    s.feed(b"ping");
+                    s.feed_eof();
+                    Readiness::READABLE
+                }
+                1 => {
+                    s.script_recv(RecvStep::Fail(reset));
+                    Readiness::READABLE | Readiness::ERROR | Readiness::HANGUP
+                }
+                _ => Readiness::HANGUP,
+            };
+            r.selector_mut().set_once(id, end);
+        }
+    });
+
+    assert_eq!(allocs, 0, "the dispatch path allocated");
+    assert_eq!(r.selector().passes(), PASSES);
+    assert_eq!(stats.accepted.get(), PASSES);
+    assert_eq!(stats.refused.get(), 0);
+    assert_eq!(stats.errors.get(), 0);
+    // Every connection but the last one ended: one handle_close each.
+    assert_eq!(stats.closes.get(), PASSES - 1);
+    let eof_ends = (0..PASSES - 1).filter(|i| i % 3 == 0).count();
+    assert_eq!(stats.eofs.get() as usize, eof_ends);
+    assert_eq!(stats.bytes.get(), 4 * eof_ends);
+    assert_eq!(r.len(), 2, "the listener and the last connection");
+}

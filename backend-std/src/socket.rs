@@ -597,8 +597,8 @@ impl Socket for StdSocket {
     ///
     /// # Errors
     /// `InvalidInput` (`EINVAL`) when no urgent data is pending (none sent, already
-    /// read, or `SO_OOBINLINE` is on); `Unsupported` for a file channel or a
-    /// Unix-domain socket (`EOPNOTSUPP`); `EBADF` once closed.
+    /// read, or `SO_OOBINLINE` is on; also what Unix-domain sockets report);
+    /// `Unsupported` for a file channel; `EBADF` once closed.
     fn recv_priority(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
         let raw = self.raw()?;
         if self.is_file() {

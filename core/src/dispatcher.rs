@@ -100,7 +100,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
                 }
                 Err(e) => return Err(e.into()),
             }
-            if !ctx.is_open() {
+            if !ctx.is_open() || ctx.exiting() {
                 break;
             }
         }
@@ -301,6 +301,12 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// [`Reactor::run`](crate::Reactor::run) returns, every channel stays in the map.
     pub fn exit(&mut self) {
         *self.exit = true;
+    }
+
+    /// Whether a handler asked the loop to exit: the default accept loop then stops
+    /// taking connections.
+    pub(crate) fn exiting(&self) -> bool {
+        *self.exit
     }
 
     /// Adds a new channel (typically an accepted connection). It takes part from the

@@ -83,6 +83,34 @@ fn test_readwriteexc_exit_skips_the_remaining_steps() {
     assert_eq!(state(&r, t), Some(State::Connected));
 }
 
+// Row 1, inside the default accept loop: an exit from handle_accepted ends the batch
+// too; the other pending connections wait in the listener's backlog.
+#[test]
+fn test_readwriteexc_exit_inside_handle_accepted() {
+    let calls = Calls::default();
+    let mut r: Mock<Hook> = reactor();
+    let l = listener(
+        &mut r,
+        1,
+        Hook::new(&calls).on_accepted(|ctx, _| {
+            ctx.exit();
+            Ok(())
+        }),
+    );
+    for id in 10..13 {
+        sock(&mut r, l).push_pending(Ok(id));
+    }
+    ready(&mut r, 1, READ);
+    assert_eq!(r.run(ZERO, None), Ok(RunEnd::Exit));
+    assert_eq!(calls_of(&calls, l), [C::Accepted]);
+    assert_eq!(r.run(ZERO, Some(1)), Ok(RunEnd::Exit));
+    assert_eq!(
+        calls_of(&calls, l),
+        [C::Accepted, C::Accepted],
+        "one per run"
+    );
+}
+
 // Row 2. HelperFunctionTests.test_readwrite: each readiness bit maps to exactly one
 // callback; exit and errors behave the same for every bit.
 #[test]

@@ -332,6 +332,9 @@ impl<S: Socket> Dispatcher<S> for Recorder<'_> {
                 Err(e) if e.is_transient() => break,
                 Err(e) => return Err(e.into()),
             }
+            if !ctx.is_open() || ctx.exiting() {
+                break;
+            }
         }
         Ok(())
     }

@@ -189,6 +189,7 @@ pub struct Ctx<'a, S: Socket, D> {
     pub(crate) capacity: usize,
     pub(crate) registrar: &'a mut dyn Registrar<S::Source>,
     pub(crate) exit: &'a mut bool,
+    pub(crate) observer: Option<crate::reactor::Observer>,
 }
 
 impl<S: Socket, D> core::fmt::Debug for Ctx<'_, S, D> {
@@ -201,6 +202,13 @@ impl<S: Socket, D> core::fmt::Debug for Ctx<'_, S, D> {
 }
 
 impl<'a, S: Socket, D> Ctx<'a, S, D> {
+    #[inline]
+    pub(crate) fn notify(&self, event: crate::reactor::Event) {
+        if let Some(f) = self.observer {
+            f(self.token, event);
+        }
+    }
+
     /// This channel's token.
     pub fn token(&self) -> Token {
         self.token
@@ -339,7 +347,12 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
             dispatcher,
         };
         match self.meta.insert(&mut self.others, self.capacity, channel) {
-            Ok(token) => Ok(token),
+            Ok(token) => {
+                if let Some(f) = self.observer {
+                    f(token, crate::reactor::Event::Added);
+                }
+                Ok(token)
+            }
             Err(c) => {
                 self.registrar.deregister(source);
                 Err(AddError {

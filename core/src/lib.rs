@@ -87,6 +87,7 @@ mod readiness;
 mod ring;
 mod selector;
 mod send_buf;
+pub mod sim;
 mod socket;
 mod token;
 
@@ -96,7 +97,7 @@ pub use error::{
 };
 pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};
-pub use reactor::{Reactor, RunEnd};
+pub use reactor::{Event, Observer, Reactor, RunEnd};
 pub use readiness::Readiness;
 pub use ring::Ring;
 pub use selector::{Registration, Selector};

@@ -11,6 +11,39 @@ use crate::{
     map::{Channel, Flags, Split},
 };
 
+/// What the reactor did to a channel, as reported to an [`Observer`]: one event right
+/// before each callback, plus `Added` and `Removed`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event {
+    /// The channel entered the map.
+    Added,
+    /// `handle_connect` is about to run.
+    Connect,
+    /// `handle_connect_failed` is about to run.
+    ConnectFailed,
+    /// `handle_accept` is about to run.
+    Accept,
+    /// `handle_read` is about to run.
+    Read,
+    /// `handle_write` is about to run.
+    Write,
+    /// `handle_expt` is about to run.
+    Expt,
+    /// `handle_read_closed` is about to run.
+    ReadClosed,
+    /// `handle_close` is about to run.
+    Close,
+    /// `handle_error` is about to run.
+    Error,
+    /// The channel left the map (closed or removed).
+    Removed,
+}
+
+/// A function told of every [`Event`], for tracing and invariant checks (the
+/// simulator's checker uses it). A plain `fn`: it costs one branch when unset.
+pub type Observer = fn(Token, Event);
+
 /// Why [`Reactor::run`] returned.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -42,6 +75,7 @@ pub struct Reactor<Sel: Selector, S: Socket<Source = Sel::Source>, D, const N: u
     registrations: Vec<Registration<Sel::Source>, N>,
     ready: [Readiness; N],
     exit: bool,
+    observer: Option<Observer>,
 }
 
 impl<Sel, S, D, const N: usize> core::fmt::Debug for Reactor<Sel, S, D, N>
@@ -71,6 +105,7 @@ where
             registrations: Vec::new(),
             ready: [Readiness::EMPTY; N],
             exit: false,
+            observer: None,
         }
     }
 
@@ -96,22 +131,38 @@ where
             });
         }
         let state = socket.initial_state();
-        self.map
-            .insert(socket, state, dispatcher)
-            .map_err(|(socket, dispatcher)| {
-                self.selector.deregister(source);
-                AddError {
-                    kind: AddErrorKind::Full,
-                    socket,
-                    dispatcher,
-                }
-            })
+        let token =
+            self.map
+                .insert(socket, state, dispatcher)
+                .map_err(|(socket, dispatcher)| {
+                    self.selector.deregister(source);
+                    AddError {
+                        kind: AddErrorKind::Full,
+                        socket,
+                        dispatcher,
+                    }
+                })?;
+        self.notify(token, Event::Added);
+        Ok(token)
+    }
+
+    /// Sets (or clears) the function told of every [`Event`].
+    pub fn set_observer(&mut self, observer: Option<Observer>) {
+        self.observer = observer;
+    }
+
+    #[inline]
+    fn notify(&self, token: Token, event: Event) {
+        if let Some(f) = self.observer {
+            f(token, event);
+        }
     }
 
     /// Removes a channel without closing its socket, and hands both values back.
     pub fn remove(&mut self, token: Token) -> Option<(S, D)> {
         let (socket, dispatcher) = self.map.remove(token)?;
         self.selector.deregister(socket.source());
+        self.notify(token, Event::Removed);
         Some((socket, dispatcher))
     }
 
@@ -311,7 +362,7 @@ where
             State::Closed => return,
             State::Listening => {
                 if readiness.is_readable() {
-                    self.call(token, |d, ctx| d.handle_accept(ctx));
+                    self.call(token, Event::Accept, |d, ctx| d.handle_accept(ctx));
                 }
                 if self.proceed(token)
                     && readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
@@ -339,15 +390,15 @@ where
             && self.proceed(token)
             && self.state(token) != Some(State::ReadClosed)
         {
-            self.call(token, |d, ctx| d.handle_read(ctx));
+            self.call(token, Event::Read, |d, ctx| d.handle_read(ctx));
         }
         if readiness.is_writable() && self.proceed(token) {
-            self.call(token, |d, ctx| d.handle_write(ctx));
+            self.call(token, Event::Write, |d, ctx| d.handle_write(ctx));
         }
         if readiness.is_priority() && self.proceed(token) {
             let pending = self.with_socket(token, |s| s.take_error());
             match pending {
-                Some(Ok(None)) => self.call(token, |d, ctx| d.handle_expt(ctx)),
+                Some(Ok(None)) => self.call(token, Event::Expt, |d, ctx| d.handle_expt(ctx)),
                 Some(_) => self.deliver_close(token),
                 None => {}
             }
@@ -380,12 +431,13 @@ where
         };
         if let Some(error) = failure {
             debug_!("{}: connect failed", token);
+            self.notify(token, Event::ConnectFailed);
             self.with_ctx(token, |d, ctx| d.handle_connect_failed(ctx, error));
             self.finish_close(token);
             return false;
         }
         self.map.set_state(token, State::Connected);
-        self.call(token, |d, ctx| d.handle_connect(ctx));
+        self.call(token, Event::Connect, |d, ctx| d.handle_connect(ctx));
         self.live(token)
     }
 
@@ -459,6 +511,7 @@ where
             capacity: N,
             registrar: &mut self.selector,
             exit: &mut self.exit,
+            observer: self.observer,
         };
         Some(f(dispatcher, &mut ctx))
     }
@@ -468,15 +521,20 @@ where
     fn call(
         &mut self,
         token: Token,
+        event: Event,
         f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> Result<(), D::Error>,
     ) {
-        let result = self.with_ctx(token, |d, ctx| match f(d, ctx) {
-            Ok(()) => {}
-            Err(e) => {
-                if ctx.flags.has(Flags::CLOSE_REQUESTED) {
-                    // Closing already: no callback after a close.
-                } else {
-                    d.handle_error(ctx, e);
+        let result = self.with_ctx(token, |d, ctx| {
+            ctx.notify(event);
+            match f(d, ctx) {
+                Ok(()) => {}
+                Err(e) => {
+                    if ctx.flags.has(Flags::CLOSE_REQUESTED) {
+                        // Closing already: no callback after a close.
+                    } else {
+                        ctx.notify(Event::Error);
+                        d.handle_error(ctx, e);
+                    }
                 }
             }
         });
@@ -499,9 +557,11 @@ where
             let decision = self.with_ctx(token, |d, ctx| {
                 *ctx.state = State::ReadClosed;
                 ctx.flags.clear(Flags::EOF);
+                ctx.notify(Event::ReadClosed);
                 match d.handle_read_closed(ctx) {
                     Ok(decision) => decision,
                     Err(e) => {
+                        ctx.notify(Event::Error);
                         d.handle_error(ctx, e);
                         ReadClosed::KeepWriting
                     }
@@ -533,9 +593,11 @@ where
                 return;
             }
             ctx.flags.set(Flags::CLOSE_DELIVERED);
+            ctx.notify(Event::Close);
             if let Err(e) = d.handle_close(ctx)
                 && !ctx.flags.has(Flags::CLOSE_REQUESTED)
             {
+                ctx.notify(Event::Error);
                 d.handle_error(ctx, e);
             }
         });
@@ -552,6 +614,7 @@ where
             if channel.socket.close().is_err() {
                 debug_!("{}: close reported an error", token);
             }
+            self.notify(token, Event::Removed);
         }
     }
 }

@@ -1,0 +1,232 @@
+//! A simulated network for deterministic simulation tests and fuzzing: in-memory
+//! stream sockets and listeners with finite buffers, a selector over them, a virtual
+//! clock that jumps to the next event instead of sleeping, and seeded fault
+//! injection. `no_std`, no allocation.
+//!
+//! * [`SimNet`]: the network. Everything — sockets, buffers, the clock, the fault
+//!   generator — lives in it, behind a `RefCell`, and [`SimSocket`]s and the
+//!   [`SimSelector`] borrow it.
+//! * [`SimConfig`]: the seed and every option derived from it (fault rates, latencies);
+//!   its `Display` prints them all, so a failing run can be replayed.
+//! * Faults ([`Fault`]): short reads and writes, would-block after readiness,
+//!   spurious readiness, `EINTR` in the wait, refused and slow connects, resets
+//!   mid-stream, accepts failing with `EMFILE` or `ECONNABORTED`; scenarios add
+//!   half-closes and full maps. Each injection is counted ([`SimNet::fired`]).
+//! * [`SimNet::trace_hash`]: a hash of every operation and result, so the same seed
+//!   must give the same hash.
+//!
+//! Readiness follows Linux: a refused connect is readable, writable, error and
+//! hang-up; a reset connection the same; a FIN makes a socket readable; a connection
+//! shut both ways hangs up.
+//!
+//! ```
+//! use asyncore_core::sim::{SimConfig, SimNet, SimSelector, SimSocket};
+//! use asyncore_core::echo::Echo;
+//! use asyncore_core::{Reactor, Recv, Sent, Socket};
+//!
+//! let net: SimNet<16, 256> = SimNet::new(SimConfig::quiet(1));
+//! let listener = net.listen(7).unwrap();
+//! let mut reactor: Reactor<SimSelector<'_, 16, 256>, SimSocket<'_, 16, 256>, Echo<SimSocket<'_, 16, 256>, 64>, 8> =
+//!     Reactor::new(SimSelector::new(&net));
+//! reactor.add(listener, Echo::listener(4)).unwrap();
+//!
+//! // A client outside the reactor: connect, send, read the echo.
+//! let mut client = net.connect(7).unwrap();
+//! for _ in 0..10 {
+//!     reactor.poll_once(Some(core::time::Duration::from_millis(10))).unwrap();
+//!     if net.is_established(&client) { break; }
+//! }
+//! assert_eq!(client.send(b"ping").unwrap(), Sent::Bytes(4));
+//! reactor.run(Some(core::time::Duration::from_millis(10)), Some(3)).unwrap();
+//! let mut buf = [0u8; 8];
+//! assert_eq!(client.recv(&mut buf).unwrap(), Recv::Data(4));
+//! assert_eq!(&buf[..4], b"ping");
+//! ```
+
+mod net;
+mod rng;
+
+pub use net::{SimNet, SimSelector, SimSocket, SimStalled};
+pub use rng::Rng;
+
+use core::fmt;
+use core::time::Duration;
+
+/// Kinds of injected fault.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Fault {
+    /// A read returns fewer bytes than were available.
+    ShortRead,
+    /// A write takes fewer bytes than it could.
+    ShortWrite,
+    /// An operation would block although the socket was reported ready.
+    WouldBlock,
+    /// The selector reports readiness that is not there.
+    Spurious,
+    /// A wait is interrupted by a signal (the selector retries it).
+    Eintr,
+    /// A connect is refused although a listener is there.
+    Refused,
+    /// A connect takes much longer than usual.
+    SlowConnect,
+    /// A connection is reset in the middle of a transfer.
+    Reset,
+    /// A peer finishes sending early (scenario-driven).
+    HalfClose,
+    /// An accept fails with `EMFILE`.
+    AcceptEmfile,
+    /// An accept fails with `ECONNABORTED` (the peer reset first).
+    AcceptAborted,
+    /// A channel could not be added because the map was full (scenario-driven).
+    MapFull,
+}
+
+/// How many [`Fault`] kinds there are.
+pub const FAULTS: usize = 12;
+
+impl Fault {
+    /// Every fault kind.
+    pub const ALL: [Fault; FAULTS] = [
+        Fault::ShortRead,
+        Fault::ShortWrite,
+        Fault::WouldBlock,
+        Fault::Spurious,
+        Fault::Eintr,
+        Fault::Refused,
+        Fault::SlowConnect,
+        Fault::Reset,
+        Fault::HalfClose,
+        Fault::AcceptEmfile,
+        Fault::AcceptAborted,
+        Fault::MapFull,
+    ];
+
+    /// Its index in [`Fault::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Fault::ShortRead => "short_read",
+            Fault::ShortWrite => "short_write",
+            Fault::WouldBlock => "would_block",
+            Fault::Spurious => "spurious",
+            Fault::Eintr => "eintr",
+            Fault::Refused => "refused",
+            Fault::SlowConnect => "slow_connect",
+            Fault::Reset => "reset",
+            Fault::HalfClose => "half_close",
+            Fault::AcceptEmfile => "accept_emfile",
+            Fault::AcceptAborted => "accept_aborted",
+            Fault::MapFull => "map_full",
+        }
+    }
+}
+
+/// The options of one simulated run, all derived from its seed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The seed.
+    pub seed: u64,
+    /// Probability of each fault, per mille, indexed by [`Fault::index`].
+    pub rates: [u16; FAULTS],
+    /// How long a connect takes.
+    pub latency: Duration,
+    /// How long a slow connect takes.
+    pub slow_latency: Duration,
+}
+
+impl SimConfig {
+    /// A run with no faults at all.
+    pub const fn quiet(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            rates: [0; FAULTS],
+            latency: Duration::from_micros(100),
+            slow_latency: Duration::from_millis(50),
+        }
+    }
+
+    /// Every option drawn from `seed`: about one seed in eight runs without faults,
+    /// the others with each fault at a rate of up to a few percent.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = Rng::new(seed ^ 0x5eed_cafe_f00d_d00d);
+        let mut cfg = SimConfig::quiet(seed);
+        if rng.below(8) == 0 {
+            return cfg;
+        }
+        // Upper bounds per kind, per mille.
+        const MAX: [u16; FAULTS] = [300, 300, 100, 100, 100, 150, 150, 15, 150, 100, 100, 0];
+        for (rate, max) in cfg.rates.iter_mut().zip(MAX) {
+            // Half the kinds off in a given run, the others anywhere up to the bound.
+            if rng.below(2) == 0 {
+                *rate = rng.range(1, max as u64) as u16;
+            }
+        }
+        cfg.latency = Duration::from_micros(rng.range(10, 2_000));
+        cfg.slow_latency = Duration::from_millis(rng.range(20, 500));
+        cfg
+    }
+
+    /// The rate of one fault, per mille.
+    pub fn rate(&self, f: Fault) -> u16 {
+        self.rates[f.index()]
+    }
+
+    /// Sets the rate of one fault, per mille.
+    pub fn set_rate(&mut self, f: Fault, per_mille: u16) {
+        self.rates[f.index()] = per_mille.min(1000);
+    }
+}
+
+impl fmt::Display for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed={} latency={:?} slow_latency={:?}",
+            self.seed, self.latency, self.slow_latency
+        )?;
+        for k in Fault::ALL {
+            write!(f, " {}={}‰", k.name(), self.rate(k))?;
+        }
+        Ok(())
+    }
+}
+
+/// FNV-1a, 64 bits: folds events into a trace hash.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TraceHash(u64);
+
+impl Default for TraceHash {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TraceHash {
+    /// The empty trace.
+    pub const fn new() -> Self {
+        TraceHash(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Folds `bytes` in.
+    pub fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// Folds a number in.
+    pub fn add_u64(&mut self, x: u64) {
+        self.add(&x.to_le_bytes());
+    }
+
+    /// The hash so far.
+    pub const fn value(&self) -> u64 {
+        self.0
+    }
+}

@@ -1,0 +1,756 @@
+//! The simulated network, its sockets and its selector.
+
+use core::cell::RefCell;
+use core::time::Duration;
+
+use heapless::Deque;
+
+use super::{FAULTS, Fault, Rng, SimConfig, TraceHash};
+use crate::{
+    Readiness, Recv, Registration, Ring, Selector, Sent, Socket, SocketError, SourceError, State,
+    errno,
+};
+
+const NONE: u16 = u16::MAX;
+const BACKLOG: usize = 16;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Established,
+    Failed,
+}
+
+#[derive(Debug)]
+struct Stream {
+    peer: u16,
+    phase: Phase,
+    /// The peer shut down its sending side (or closed): EOF after the buffered data.
+    rx_fin: bool,
+    /// The connection was reset.
+    reset: bool,
+    /// We shut down our sending side.
+    tx_shut: bool,
+    so_error: Option<SocketError>,
+    port: u16,
+    resolve_at: Duration,
+    refuse: bool,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Free,
+    Listener {
+        port: u16,
+        backlog: Deque<u16, BACKLOG>,
+    },
+    Stream(Stream),
+    Closed,
+}
+
+struct Sock<const B: usize> {
+    kind: Kind,
+    rx: Ring<B>,
+}
+
+impl<const B: usize> Sock<B> {
+    const FREE: Self = Sock {
+        kind: Kind::Free,
+        rx: Ring::new(),
+    };
+}
+
+struct NetState<const S: usize, const B: usize> {
+    now: Duration,
+    rng: Rng,
+    cfg: SimConfig,
+    socks: [Sock<B>; S],
+    used: usize,
+    fired: [u32; FAULTS],
+    trace: TraceHash,
+    ops: u64,
+}
+
+/// A simulated network of up to `S` sockets (listeners and stream ends, never
+/// reused within a run) with `B`-byte receive buffers. See the [module](super) docs.
+pub struct SimNet<const S: usize, const B: usize> {
+    st: RefCell<NetState<S, B>>,
+}
+
+impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let st = self.st.borrow();
+        f.debug_struct("SimNet")
+            .field("now", &st.now)
+            .field("sockets", &st.used)
+            .field("seed", &st.cfg.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One end of a simulated stream, or a simulated listener. Its selector source is its
+/// id. It implements [`Socket`]; a test drives the far ends of connections with the
+/// same methods.
+pub struct SimSocket<'n, const S: usize, const B: usize> {
+    net: &'n SimNet<S, B>,
+    id: u16,
+}
+
+impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SimSocket({})", self.id)
+    }
+}
+
+/// The selector of a [`SimNet`].
+pub struct SimSelector<'n, const S: usize, const B: usize> {
+    net: &'n SimNet<S, B>,
+}
+
+impl<const S: usize, const B: usize> core::fmt::Debug for SimSelector<'_, S, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SimSelector")
+    }
+}
+
+/// A wait with no timeout found nothing ready and nothing pending: it would never end.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SimStalled;
+
+fn err(code: i32) -> SocketError {
+    SocketError::from_errno(code)
+}
+
+impl<const S: usize, const B: usize> NetState<S, B> {
+    fn fault(&mut self, f: Fault) -> bool {
+        let hit = self.rng.chance(self.cfg.rate(f));
+        if hit {
+            self.fired[f.index()] += 1;
+        }
+        hit
+    }
+
+    fn record(&mut self, op: u8, id: u16, result: u64) {
+        self.ops += 1;
+        self.trace.add(&[op]);
+        self.trace.add(&id.to_le_bytes());
+        self.trace.add_u64(result);
+        self.trace.add_u64(self.now.as_nanos() as u64);
+    }
+
+    fn alloc(&mut self, kind: Kind) -> Result<u16, SocketError> {
+        if self.used >= S || self.used >= NONE as usize {
+            return Err(err(errno::EMFILE));
+        }
+        let id = self.used;
+        self.used += 1;
+        self.socks[id].kind = kind;
+        self.socks[id].rx.clear();
+        Ok(id as u16)
+    }
+
+    fn stream(&mut self, id: u16) -> Option<&mut Stream> {
+        match &mut self.socks.get_mut(id as usize)?.kind {
+            Kind::Stream(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Resets the connection of `id` (both ends).
+    fn reset_pair(&mut self, id: u16) {
+        let peer = self.stream(id).map_or(NONE, |s| {
+            s.reset = true;
+            s.peer
+        });
+        if let Some(p) = self.stream(peer) {
+            p.reset = true;
+        }
+    }
+
+    /// Completes or fails the connects whose time has come.
+    fn resolve(&mut self) {
+        for id in 0..self.used {
+            let (port, refuse) = match &self.socks[id].kind {
+                Kind::Stream(s) if s.phase == Phase::Connecting && s.resolve_at <= self.now => {
+                    (s.port, s.refuse)
+                }
+                _ => continue,
+            };
+            let listener = (0..self.used).find(|&l| {
+                matches!(&self.socks[l].kind, Kind::Listener { port: p, backlog } if *p == port && !backlog.is_full())
+            });
+            let server = match (listener, refuse) {
+                (Some(l), false) => match self.alloc(Kind::Free) {
+                    Ok(server) => Some((l, server)),
+                    Err(_) => None,
+                },
+                _ => None,
+            };
+            match server {
+                Some((l, server)) => {
+                    self.socks[server as usize].kind = Kind::Stream(Stream {
+                        peer: id as u16,
+                        phase: Phase::Established,
+                        rx_fin: false,
+                        reset: false,
+                        tx_shut: false,
+                        so_error: None,
+                        port,
+                        resolve_at: self.now,
+                        refuse: false,
+                    });
+                    if let Kind::Listener { backlog, .. } = &mut self.socks[l].kind {
+                        let _ = backlog.push_back(server);
+                    }
+                    if let Some(s) = self.stream(id as u16) {
+                        s.peer = server;
+                        s.phase = Phase::Established;
+                    }
+                    self.record(b'c', id as u16, server as u64);
+                }
+                None => {
+                    if let Some(s) = self.stream(id as u16) {
+                        s.phase = Phase::Failed;
+                        s.so_error = Some(err(errno::ECONNREFUSED));
+                    }
+                    self.record(b'C', id as u16, 0);
+                }
+            }
+        }
+    }
+
+    /// The earliest pending connect.
+    fn next_event(&self) -> Option<Duration> {
+        self.socks[..self.used]
+            .iter()
+            .filter_map(|s| match &s.kind {
+                Kind::Stream(st) if st.phase == Phase::Connecting => Some(st.resolve_at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Level readiness of `id`.
+    fn readiness(&self, id: u16) -> Readiness {
+        let Some(sock) = self.socks.get(id as usize) else {
+            return Readiness::INVALID;
+        };
+        match &sock.kind {
+            Kind::Free | Kind::Closed => Readiness::INVALID,
+            Kind::Listener { backlog, .. } => {
+                if backlog.is_empty() {
+                    Readiness::EMPTY
+                } else {
+                    Readiness::READABLE
+                }
+            }
+            Kind::Stream(s) => match s.phase {
+                Phase::Connecting => Readiness::EMPTY,
+                Phase::Failed => {
+                    Readiness::READABLE | Readiness::WRITABLE | Readiness::ERROR | Readiness::HANGUP
+                }
+                Phase::Established if s.reset => {
+                    Readiness::READABLE | Readiness::WRITABLE | Readiness::ERROR | Readiness::HANGUP
+                }
+                Phase::Established => {
+                    let mut r = Readiness::EMPTY;
+                    if !sock.rx.is_empty() || s.rx_fin {
+                        r |= Readiness::READABLE;
+                    }
+                    let peer_room = match self.socks.get(s.peer as usize) {
+                        Some(p) if matches!(p.kind, Kind::Stream(_)) => p.rx.free() > 0,
+                        // The peer is gone: a write would fail at once.
+                        _ => true,
+                    };
+                    if !s.tx_shut && peer_room {
+                        r |= Readiness::WRITABLE;
+                    }
+                    if s.rx_fin && s.tx_shut {
+                        r |= Readiness::HANGUP;
+                    }
+                    r
+                }
+            },
+        }
+    }
+}
+
+impl<const S: usize, const B: usize> SimNet<S, B> {
+    /// A network configured by `cfg`, at virtual time zero.
+    pub const fn new(cfg: SimConfig) -> Self {
+        SimNet {
+            st: RefCell::new(NetState {
+                now: Duration::ZERO,
+                rng: Rng::new(cfg.seed),
+                cfg,
+                socks: [const { Sock::FREE }; S],
+                used: 0,
+                fired: [0; FAULTS],
+                trace: TraceHash::new(),
+                ops: 0,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> SimConfig {
+        self.st.borrow().cfg
+    }
+
+    /// Changes the rate of one fault from now on.
+    pub fn set_rate(&self, f: Fault, per_mille: u16) {
+        self.st.borrow_mut().cfg.set_rate(f, per_mille);
+    }
+
+    /// Virtual time.
+    pub fn now(&self) -> Duration {
+        self.st.borrow().now
+    }
+
+    /// Moves virtual time forward by `d` and completes what came due.
+    pub fn advance(&self, d: Duration) {
+        let mut st = self.st.borrow_mut();
+        st.now += d;
+        st.resolve();
+    }
+
+    /// How often each fault fired, indexed by [`Fault::index`].
+    pub fn fired(&self) -> [u32; FAULTS] {
+        self.st.borrow().fired
+    }
+
+    /// Counts a scenario-level fault ([`Fault::HalfClose`], [`Fault::MapFull`]).
+    pub fn note_fault(&self, f: Fault) {
+        self.st.borrow_mut().fired[f.index()] += 1;
+    }
+
+    /// Draws from the network's generator, for scenario decisions (so they follow
+    /// the seed too).
+    pub fn chance(&self, f: Fault) -> bool {
+        self.st.borrow_mut().fault(f)
+    }
+
+    /// Draws a number in `0..n` from the network's generator.
+    pub fn below(&self, n: u64) -> u64 {
+        self.st.borrow_mut().rng.below(n)
+    }
+
+    /// The hash of every operation and result so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.st.borrow().trace.value()
+    }
+
+    /// How many socket operations ran.
+    pub fn ops(&self) -> u64 {
+        self.st.borrow().ops
+    }
+
+    /// Sockets created so far.
+    pub fn sockets(&self) -> usize {
+        self.st.borrow().used
+    }
+
+    /// A listener on `port`.
+    ///
+    /// # Errors
+    /// `EADDRINUSE` if one is there already, `EMFILE` when the network is full.
+    pub fn listen(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+        let mut st = self.st.borrow_mut();
+        let taken = st.socks[..st.used]
+            .iter()
+            .any(|s| matches!(&s.kind, Kind::Listener { port: p, .. } if *p == port));
+        if taken {
+            return Err(err(errno::EADDRINUSE));
+        }
+        let id = st.alloc(Kind::Listener {
+            port,
+            backlog: Deque::new(),
+        })?;
+        st.record(b'l', id, port as u64);
+        Ok(SimSocket { net: self, id })
+    }
+
+    /// Starts a non-blocking connect to `port`; it completes (or is refused) after the
+    /// configured latency, when the clock gets there.
+    ///
+    /// # Errors
+    /// `EMFILE` when the network is full.
+    pub fn connect(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+        let mut st = self.st.borrow_mut();
+        let refuse = st.fault(Fault::Refused);
+        let latency = if st.fault(Fault::SlowConnect) {
+            st.cfg.slow_latency
+        } else {
+            st.cfg.latency
+        };
+        let resolve_at = st.now + latency;
+        let id = st.alloc(Kind::Stream(Stream {
+            peer: NONE,
+            phase: Phase::Connecting,
+            rx_fin: false,
+            reset: false,
+            tx_shut: false,
+            so_error: None,
+            port,
+            resolve_at,
+            refuse,
+        }))?;
+        st.record(b'o', id, port as u64);
+        Ok(SimSocket { net: self, id })
+    }
+
+    /// Whether `socket`'s connect has completed.
+    pub fn is_established(&self, socket: &SimSocket<'_, S, B>) -> bool {
+        matches!(&self.st.borrow().socks[socket.id as usize].kind, Kind::Stream(s) if s.phase == Phase::Established)
+    }
+
+    /// The readiness the selector would report for `socket` now.
+    pub fn readiness(&self, socket: &SimSocket<'_, S, B>) -> Readiness {
+        self.st.borrow().readiness(socket.id)
+    }
+
+    /// Resets `socket`'s connection from outside (both ends see it).
+    pub fn reset(&self, socket: &SimSocket<'_, S, B>) {
+        let mut st = self.st.borrow_mut();
+        st.reset_pair(socket.id);
+        st.record(b'R', socket.id, 0);
+    }
+
+    /// Bytes in the largest receive buffer: never above `B`.
+    pub fn max_buffered(&self) -> usize {
+        let st = self.st.borrow();
+        st.socks[..st.used]
+            .iter()
+            .map(|s| s.rx.len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
+    /// Its id (the selector source).
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+}
+
+impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
+    type Source = u32;
+
+    fn source(&self) -> u32 {
+        self.id as u32
+    }
+
+    fn initial_state(&mut self) -> State {
+        match &self.net.st.borrow().socks[self.id as usize].kind {
+            Kind::Listener { .. } => State::Listening,
+            Kind::Stream(s) if s.phase == Phase::Established => State::Connected,
+            Kind::Stream(_) => State::Connecting,
+            Kind::Free | Kind::Closed => State::Open,
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
+        let mut guard = self.net.st.borrow_mut();
+        let st = &mut *guard;
+        let id = self.id;
+        let result = (|| {
+            let s = match &st.socks[id as usize].kind {
+                Kind::Stream(s) => s,
+                Kind::Closed => return Err(err(errno::EBADF)),
+                _ => return Err(err(errno::ENOTCONN)),
+            };
+            if s.phase != Phase::Established {
+                return if s.phase == Phase::Connecting {
+                    Ok(Recv::WouldBlock)
+                } else {
+                    Err(err(errno::ENOTCONN))
+                };
+            }
+            if s.reset {
+                return Err(err(errno::ECONNRESET));
+            }
+            if buf.is_empty() {
+                return Ok(Recv::Data(0));
+            }
+            let rx_fin = s.rx_fin;
+            if st.socks[id as usize].rx.is_empty() {
+                return Ok(if rx_fin { Recv::Eof } else { Recv::WouldBlock });
+            }
+            if st.fault(Fault::WouldBlock) {
+                return Ok(Recv::WouldBlock);
+            }
+            if st.fault(Fault::Reset) {
+                st.reset_pair(id);
+                return Err(err(errno::ECONNRESET));
+            }
+            let mut want = buf.len();
+            if want > 1 && st.fault(Fault::ShortRead) {
+                want = st.rng.range(1, want as u64 - 1) as usize;
+            }
+            let n = st.socks[id as usize].rx.peek(&mut buf[..want]);
+            st.socks[id as usize].rx.consume(n);
+            Ok(Recv::Data(n))
+        })();
+        st.record(
+            b'r',
+            id,
+            outcome_code(&result.map(|r| match r {
+                Recv::Data(n) => n as u64,
+                Recv::Eof => u64::MAX - 1,
+                Recv::WouldBlock => u64::MAX - 2,
+            })),
+        );
+        result
+    }
+
+    fn send(&mut self, buf: &[u8]) -> Result<Sent, SocketError> {
+        let mut guard = self.net.st.borrow_mut();
+        let st = &mut *guard;
+        let id = self.id;
+        let result = (|| {
+            let s = match &st.socks[id as usize].kind {
+                Kind::Stream(s) => s,
+                Kind::Closed => return Err(err(errno::EBADF)),
+                _ => return Err(err(errno::ENOTCONN)),
+            };
+            match s.phase {
+                Phase::Connecting => return Ok(Sent::WouldBlock),
+                Phase::Failed => return Err(err(errno::EPIPE)),
+                Phase::Established => {}
+            }
+            if s.reset {
+                return Err(err(errno::ECONNRESET));
+            }
+            if s.tx_shut {
+                return Err(err(errno::EPIPE));
+            }
+            let peer = s.peer as usize;
+            if !matches!(st.socks.get(peer).map(|p| &p.kind), Some(Kind::Stream(_))) {
+                // The peer closed: like TCP, the write draws a reset.
+                st.reset_pair(id);
+                return Err(err(errno::EPIPE));
+            }
+            if buf.is_empty() {
+                return Ok(Sent::Bytes(0));
+            }
+            if st.fault(Fault::WouldBlock) {
+                return Ok(Sent::WouldBlock);
+            }
+            if st.fault(Fault::Reset) {
+                st.reset_pair(id);
+                return Err(err(errno::ECONNRESET));
+            }
+            let mut want = buf.len();
+            if want > 1 && st.fault(Fault::ShortWrite) {
+                want = st.rng.range(1, want as u64 - 1) as usize;
+            }
+            let n = st.socks[peer].rx.push(&buf[..want]);
+            Ok(if n == 0 {
+                Sent::WouldBlock
+            } else {
+                Sent::Bytes(n)
+            })
+        })();
+        st.record(
+            b's',
+            id,
+            outcome_code(&result.map(|r| match r {
+                Sent::Bytes(n) => n as u64,
+                Sent::WouldBlock => u64::MAX - 2,
+            })),
+        );
+        result
+    }
+
+    fn accept(&mut self) -> Result<Option<Self>, SocketError> {
+        let mut guard = self.net.st.borrow_mut();
+        let st = &mut *guard;
+        let id = self.id;
+        let pending = match &st.socks[id as usize].kind {
+            Kind::Listener { backlog, .. } => !backlog.is_empty(),
+            Kind::Closed => return Err(err(errno::EBADF)),
+            _ => return Err(err(errno::EINVAL)),
+        };
+        if !pending {
+            st.record(b'a', id, u64::MAX - 2);
+            return Ok(None);
+        }
+        if st.fault(Fault::AcceptEmfile) {
+            st.record(b'a', id, u64::MAX - 3);
+            return Err(err(errno::EMFILE));
+        }
+        let Kind::Listener { backlog, .. } = &mut st.socks[id as usize].kind else {
+            return Ok(None);
+        };
+        let Some(conn) = backlog.pop_front() else {
+            return Ok(None);
+        };
+        if st.fault(Fault::AcceptAborted) {
+            // The client reset before we accepted.
+            st.reset_pair(conn);
+            st.socks[conn as usize].kind = Kind::Closed;
+            st.record(b'a', id, u64::MAX - 4);
+            return Err(err(errno::ECONNABORTED));
+        }
+        st.record(b'a', id, conn as u64);
+        Ok(Some(SimSocket {
+            net: self.net,
+            id: conn,
+        }))
+    }
+
+    fn take_error(&mut self) -> Result<Option<SocketError>, SocketError> {
+        let mut st = self.net.st.borrow_mut();
+        let id = self.id;
+        let e = match &mut st.socks[id as usize].kind {
+            Kind::Stream(s) => {
+                if s.reset && s.so_error.is_none() && s.phase == Phase::Established {
+                    Some(err(errno::ECONNRESET))
+                } else {
+                    s.so_error.take()
+                }
+            }
+            _ => None,
+        };
+        st.record(
+            b'e',
+            id,
+            e.map_or(0, |e| e.raw_os_error().unwrap_or(0) as u64),
+        );
+        Ok(e)
+    }
+
+    fn shutdown_write(&mut self) -> Result<(), SocketError> {
+        let mut st = self.net.st.borrow_mut();
+        let id = self.id;
+        let peer = match st.stream(id) {
+            Some(s) if s.phase == Phase::Established => {
+                s.tx_shut = true;
+                s.peer
+            }
+            _ => return Err(err(errno::ENOTCONN)),
+        };
+        if let Some(p) = st.stream(peer) {
+            p.rx_fin = true;
+        }
+        st.record(b'h', id, 0);
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), SocketError> {
+        let mut guard = self.net.st.borrow_mut();
+        let st = &mut *guard;
+        let id = self.id;
+        let kind = core::mem::replace(&mut st.socks[id as usize].kind, Kind::Closed);
+        match kind {
+            Kind::Closed | Kind::Free => {
+                st.socks[id as usize].kind = kind;
+                return Ok(());
+            }
+            Kind::Stream(s) => {
+                // Unread data makes TCP answer a close with a reset.
+                let unread = !st.socks[id as usize].rx.is_empty();
+                if let Some(p) = st.stream(s.peer) {
+                    if unread {
+                        p.reset = true
+                    } else {
+                        p.rx_fin = true
+                    }
+                }
+            }
+            Kind::Listener { mut backlog, .. } => {
+                // Pending connections are reset.
+                while let Some(c) = backlog.pop_front() {
+                    st.reset_pair(c);
+                    st.socks[c as usize].kind = Kind::Closed;
+                }
+            }
+        }
+        st.socks[id as usize].rx.clear();
+        st.record(b'x', id, 0);
+        Ok(())
+    }
+}
+
+fn outcome_code(r: &Result<u64, SocketError>) -> u64 {
+    match r {
+        Ok(x) => *x,
+        Err(e) => 0x8000_0000_0000_0000 | e.raw_os_error().unwrap_or(0) as u64,
+    }
+}
+
+impl<'n, const S: usize, const B: usize> SimSelector<'n, S, B> {
+    /// The selector of `net`.
+    pub const fn new(net: &'n SimNet<S, B>) -> Self {
+        SimSelector { net }
+    }
+}
+
+impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
+    type Source = u32;
+    type Error = SimStalled;
+
+    fn register(&mut self, source: u32) -> Result<(), SourceError> {
+        if source as usize >= S {
+            return Err(SourceError::OutOfRange { limit: S });
+        }
+        Ok(())
+    }
+
+    fn select(
+        &mut self,
+        registrations: &[Registration<u32>],
+        ready: &mut [Readiness],
+        timeout: Option<Duration>,
+    ) -> Result<usize, SimStalled> {
+        let mut st = self.net.st.borrow_mut();
+        let deadline = timeout.map(|t| st.now + t);
+        let mut interrupted = false;
+        loop {
+            st.resolve();
+            let mut count = 0;
+            for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
+                let mut r = st.readiness(reg.source as u16);
+                if st.fault(Fault::Spurious) {
+                    r |= if reg.interest.is_readable() {
+                        Readiness::READABLE
+                    } else {
+                        Readiness::WRITABLE
+                    };
+                }
+                *out = r.masked_by(reg.interest);
+                if !out.is_empty() {
+                    count += 1;
+                }
+            }
+            if count > 0 {
+                st.record(b'w', count as u16, 1);
+                return Ok(count);
+            }
+            // Nothing ready: block until the next event or the deadline.
+            if !interrupted && st.fault(Fault::Eintr) {
+                // A signal: the wait is retried with the time that remains.
+                interrupted = true;
+                continue;
+            }
+            let next = st.next_event();
+            let target = match (next, deadline) {
+                (Some(n), Some(d)) => n.min(d),
+                (Some(n), None) => n,
+                (None, Some(d)) => d,
+                (None, None) => return Err(SimStalled),
+            };
+            if target <= st.now {
+                if deadline.is_some_and(|d| d <= st.now) {
+                    st.record(b'w', 0, 0);
+                    return Ok(0);
+                }
+                // An event is due now: resolve it and look again.
+                continue;
+            }
+            st.now = target;
+        }
+    }
+}

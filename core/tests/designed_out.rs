@@ -297,6 +297,35 @@ fn one_dispatch_order_per_channel_in_slot_order() {
 }
 
 #[test]
+fn invalid_source_gets_handle_close_and_nothing_else() {
+    // Also §5 item 3: a bad fd ends only its own channel.
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let bad = connected(&mut r, 1, Recorder::new(&log).writable(true));
+    let bad_listener = listener(&mut r, 2, Recorder::new(&log));
+    let fine = connected(&mut r, 3, Recorder::new(&log));
+    once(&mut r, 1, READ | WRITE | PRI | NVAL);
+    once(&mut r, 2, READ | NVAL);
+    once(&mut r, 3, READ);
+    pass(&mut r);
+    assert_eq!(log.calls_of(bad), [C::Close]);
+    assert_eq!(log.calls_of(bad_listener), [C::Close]);
+    assert_eq!(log.calls_of(fine), [C::Read]);
+    assert_eq!(r.len(), 1);
+}
+
+#[test]
+fn listener_hangup_or_error_gives_handle_close_after_accept() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let l = listener(&mut r, 1, Recorder::new(&log));
+    once(&mut r, 1, READ | ERR);
+    pass(&mut r);
+    assert_eq!(log.calls_of(l), [C::Accept, C::Close]);
+    assert!(r.is_empty());
+}
+
+#[test]
 fn disconnect_errors_give_handle_close_never_handle_error() {
     let log = CallLog::new();
     let mut r: Rx = reactor();
@@ -578,6 +607,37 @@ fn half_close_with_write_in_the_same_pass() {
     assert_eq!(sock(&mut r, t).sent(), b"reply");
 }
 
+#[test]
+fn error_in_handle_read_closed_goes_to_handle_error() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let closes = Recorder::new(&log)
+        .writable(true)
+        .on(C::Read, Action::RecvAll)
+        .on(C::ReadClosed, Action::Fail(BOOM));
+    let t = connected(&mut r, 1, closes);
+    let keeps = Recorder::new(&log)
+        .writable(true)
+        .on(C::Read, Action::RecvAll)
+        .on(C::ReadClosed, Action::Fail(BOOM))
+        .on(C::Error(BOOM), Action::Nothing);
+    let u = connected(&mut r, 2, keeps);
+    sock(&mut r, t).feed_eof();
+    sock(&mut r, u).feed_eof();
+    once(&mut r, 1, READ | WRITE);
+    once(&mut r, 2, READ | WRITE);
+    pass(&mut r);
+    // The default handle_error closes: no write, no handle_close.
+    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Error(BOOM)]);
+    assert!(r.get(t).is_none());
+    // A handle_error that keeps the channel leaves it half-closed, still writing.
+    assert_eq!(
+        log.calls_of(u),
+        [C::Read, C::ReadClosed, C::Error(BOOM), C::Write]
+    );
+    assert_eq!(state(&r, u), Some(State::ReadClosed));
+}
+
 // ---------------------------------------------------------------------------------
 // §5 item 16: an accept error killed the server. Resource shortages leave the
 // listener open and accepting.
@@ -666,6 +726,39 @@ fn failed_socket_error_query_fails_the_connect() {
     ready(&mut r, 1, WRITE);
     pass(&mut r);
     assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::EBADF))]);
+}
+
+#[test]
+fn error_in_handle_connect_never_fires_it_again() {
+    // CPython (§1.8) updates the flags only after handle_connect returns, so a raising
+    // handle_connect whose handle_error keeps the channel fires again on the next
+    // event. Here the state is Connected before the callback.
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let rec = Recorder::new(&log)
+        .on(C::Connect, Action::Fail(BOOM))
+        .on(C::Error(BOOM), Action::Nothing);
+    let t = connecting(&mut r, 1, rec);
+    ready(&mut r, 1, READ);
+    r.run(ZERO, Some(2)).unwrap();
+    assert_eq!(
+        log.calls_of(t),
+        [C::Connect, C::Error(BOOM), C::Read, C::Read]
+    );
+    assert_eq!(state(&r, t), Some(State::Connected));
+
+    // With the default handle_error the channel is closed, and nothing runs after.
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connecting(
+        &mut r,
+        1,
+        Recorder::new(&log).on(C::Connect, Action::Fail(BOOM)),
+    );
+    ready(&mut r, 1, READ | WRITE);
+    pass(&mut r);
+    assert_eq!(log.calls_of(t), [C::Connect, C::Error(BOOM)]);
+    assert!(r.is_empty());
 }
 
 #[test]

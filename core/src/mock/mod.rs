@@ -2,7 +2,7 @@
 //! tests of dispatch logic. `no_std`, no allocation.
 //!
 //! * [`MockSocket`]: every result scripted — data, short counts, EOF, would-block,
-//!   any [`SocketError`] (see [`errno`](crate::errno)), `SO_ERROR`, peer address,
+//!   any [`SocketError`](crate::SocketError) (see [`errno`](crate::errno)), `SO_ERROR`, peer address,
 //!   pending connections for a listener. It records what was sent and how often it was
 //!   closed; a [`SocketProbe`] keeps the close count visible after the reactor dropped
 //!   the socket.

@@ -1,0 +1,73 @@
+//! An fd ≥ FD_SETSIZE is refused when its channel is added to a select reactor: a
+//! typed error with the socket handed back, never a panic, and the loop goes on.
+//! Own test binary: it raises the process's RLIMIT_NOFILE soft limit.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use asyncore_core::mock::{Action, CallLog, Callback, Recorder};
+use asyncore_core::{AddErrorKind, Reactor, Selector, Socket, SourceError};
+use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+const HIGH: RawFd = 1500;
+
+/// Makes room for fd `HIGH`; `false` when the hard limit does not allow it.
+fn raise_nofile() -> bool {
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return false;
+    };
+    let want = HIGH as u64 + 100;
+    if soft >= want {
+        return true;
+    }
+    if hard < want {
+        return false;
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok()
+}
+
+#[test]
+fn high_fd_is_refused_at_add_and_the_loop_goes_on() {
+    assert_eq!(FD_SETSIZE, 1024);
+    if !raise_nofile() {
+        eprintln!("skipping: RLIMIT_NOFILE cannot be raised above {HIGH}");
+        return;
+    }
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let raw = fcntl(&r, FcntlArg::F_DUPFD_CLOEXEC(HIGH)).unwrap();
+    assert!(raw as usize >= FD_SETSIZE);
+    // SAFETY: fcntl just created this fd; nothing else owns it.
+    let high = unsafe { OwnedFd::from_raw_fd(raw) };
+    let high = StdSocket::from_owned_file(high).unwrap();
+
+    let log = CallLog::new();
+    let mut reactor: Reactor<SelectSelector, StdSocket, Recorder<'_>, 4> =
+        Reactor::new(SelectSelector::new());
+    let low = reactor
+        .add(
+            StdSocket::file(&r).unwrap(),
+            Recorder::new(&log).on(Callback::Read, Action::RecvAll),
+        )
+        .unwrap();
+
+    let err = reactor.add(high, Recorder::new(&log)).unwrap_err();
+    assert_eq!(
+        err.kind,
+        AddErrorKind::Rejected(SourceError::OutOfRange { limit: FD_SETSIZE })
+    );
+    let (mut high, _) = err.into_inner();
+    assert!(!high.is_closed(), "handed back untouched");
+    assert_eq!(high.as_raw_fd(), raw);
+    assert_eq!(reactor.len(), 1);
+    assert_eq!(
+        reactor.selector_mut().register(high.source()),
+        Err(SourceError::OutOfRange { limit: FD_SETSIZE })
+    );
+    high.close().unwrap();
+
+    nix::unistd::write(&w, b"still here").unwrap();
+    reactor.poll_once(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(&log.received(low)[..], b"still here");
+}

@@ -290,7 +290,12 @@ impl StdSocket {
     /// # Errors
     /// What `fcntl(2)` reports while setting `O_NONBLOCK`; `fd` is closed then.
     pub fn from_owned_file(fd: OwnedFd) -> Result<StdSocket, SocketError> {
-        set_nonblocking(fd.as_fd()).map_err(from_errno)?;
+        if let Err(e) = set_nonblocking(fd.as_fd()) {
+            // close(2) directly: an fd that is not open must not reach OwnedFd's drop
+            // (std's debug builds abort on EBADF there).
+            let _ = nix::unistd::close(fd);
+            return Err(from_errno(e));
+        }
         Ok(StdSocket {
             fd: Some(fd),
             kind: Kind::File,

@@ -1,4 +1,159 @@
-//! asyncore for Rust (std facade). Filled in by the backend issues.
-#![deny(missing_docs)]
+//! asyncore for Rust, with batteries for std: Python's `asyncore`/`asynchat` dispatch
+//! model over `select(2)` or `poll(2)`.
+//!
+//! This crate re-exports the `no_std` core ([`asyncore_core`]: [`Reactor`],
+//! [`Dispatcher`], [`Ctx`], [`chat`], [`SendBuffer`], [`echo`], [`mock`]...), the std
+//! sockets and the `select(2)` selector ([`asyncore_std`]), the `poll(2)` selector
+//! ([`asyncore_poll`]), and adds the original's `use_poll` choice made at run time:
+//! [`AnySelector`] and [`Backend`].
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use asyncore::{Backend, Echo, StdReactor, StdSocket, AnySelector};
+//!
+//! // The original's `loop(timeout=30.0, use_poll=True, count=None)`, on an echo server.
+//! let mut reactor: StdReactor<Echo<StdSocket, 4096>, 64> =
+//!     StdReactor::new(AnySelector::new(Backend::Poll));
+//! let listener = StdSocket::tcp_listener("127.0.0.1:8080".parse()?, 128)?;
+//! reactor.add(listener, Echo::listener(63)).map_err(|e| e.kind)?;
+//! reactor.run(Some(Duration::from_secs(30)), None)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs, missing_debug_implementations)]
 
+use core::fmt;
+use core::time::Duration;
+use std::os::fd::RawFd;
+use std::str::FromStr;
+
+pub use asyncore_core::echo::{Echo, EchoConn, EchoHooks, EchoListener};
 pub use asyncore_core::*;
+pub use asyncore_poll::{self, PollSelector};
+pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectSelector, StdSocket, UnixAddr};
+
+/// Which system call waits: the original's `use_poll` flag.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// `select(2)`: fds must stay below [`FD_SETSIZE`].
+    #[default]
+    Select,
+    /// `poll(2)`: no fd limit; reports hang-up, error and invalid fds.
+    Poll,
+}
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, UnknownBackend> {
+        match s {
+            "select" => Ok(Backend::Select),
+            "poll" => Ok(Backend::Poll),
+            _ => Err(UnknownBackend),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Select => "select",
+            Backend::Poll => "poll",
+        })
+    }
+}
+
+/// A backend name other than `select` or `poll`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBackend;
+
+impl fmt::Display for UnknownBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown backend (expected `select` or `poll`)")
+    }
+}
+
+impl std::error::Error for UnknownBackend {}
+
+/// A selector chosen at run time: `select(2)` or `poll(2)` with room for `N` fds.
+#[derive(Debug)]
+pub enum AnySelector<const N: usize> {
+    /// `select(2)`.
+    Select(SelectSelector),
+    /// `poll(2)`.
+    Poll(PollSelector<N>),
+}
+
+impl<const N: usize> AnySelector<N> {
+    /// The selector for `backend`.
+    pub const fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Select => AnySelector::Select(SelectSelector::new()),
+            Backend::Poll => AnySelector::Poll(PollSelector::new()),
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            AnySelector::Select(_) => Backend::Select,
+            AnySelector::Poll(_) => Backend::Poll,
+        }
+    }
+}
+
+/// Why an [`AnySelector`] wait failed.
+#[derive(Debug)]
+pub enum AnyWaitError {
+    /// From `select(2)`.
+    Select(<SelectSelector as Selector>::Error),
+    /// From `poll(2)`.
+    Poll(<PollSelector<0> as Selector>::Error),
+}
+
+impl fmt::Display for AnyWaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyWaitError::Select(e) => write!(f, "select failed: {e:?}"),
+            AnyWaitError::Poll(e) => write!(f, "poll failed: {e:?}"),
+        }
+    }
+}
+
+impl std::error::Error for AnyWaitError {}
+
+impl<const N: usize> Selector for AnySelector<N> {
+    type Source = RawFd;
+    type Error = AnyWaitError;
+
+    fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
+        match self {
+            AnySelector::Select(s) => s.register(source),
+            AnySelector::Poll(s) => s.register(source),
+        }
+    }
+
+    fn deregister(&mut self, source: RawFd) {
+        match self {
+            AnySelector::Select(s) => s.deregister(source),
+            AnySelector::Poll(s) => s.deregister(source),
+        }
+    }
+
+    fn select(
+        &mut self,
+        registrations: &[Registration<RawFd>],
+        ready: &mut [Readiness],
+        timeout: Option<Duration>,
+    ) -> Result<usize, AnyWaitError> {
+        match self {
+            AnySelector::Select(s) => s
+                .select(registrations, ready, timeout)
+                .map_err(AnyWaitError::Select),
+            AnySelector::Poll(s) => s
+                .select(registrations, ready, timeout)
+                .map_err(AnyWaitError::Poll),
+        }
+    }
+}
+
+/// A reactor over real fds with the backend chosen at run time.
+pub type StdReactor<D, const N: usize> = Reactor<AnySelector<N>, StdSocket, D, N>;

@@ -291,6 +291,24 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         }
     }
 
+    /// Reads priority (TCP urgent) data. Nothing pending (a spurious priority event)
+    /// is `Ok(Recv::WouldBlock)`; a disconnect is `Ok(Recv::Eof)` and makes the reactor
+    /// deliver `handle_close`.
+    ///
+    /// # Errors
+    /// Other OS errors, and `Unsupported` for sockets without priority data.
+    pub fn recv_priority(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
+        match self.socket.recv_priority(buf) {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == crate::ErrorKind::InvalidInput => Ok(Recv::WouldBlock),
+            Err(e) if e.is_disconnect() => {
+                self.flags.set(Flags::DISCONNECTED);
+                Ok(Recv::Eof)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Shuts down the sending direction: the peer sees EOF, reading goes on.
     ///
     /// # Errors
@@ -313,7 +331,9 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
 
     /// Whether a handler asked the loop to exit: the default accept loop then stops
     /// taking connections.
-    pub(crate) fn exiting(&self) -> bool {
+    /// Whether a handler asked the loop to exit ([`Ctx::exit`]) during this pass; a
+    /// handler looping on its own (e.g. accepting) should stop then.
+    pub fn exiting(&self) -> bool {
         *self.exit
     }
 
@@ -340,6 +360,14 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
             });
         }
         let state = socket.initial_state();
+        if state == State::Closed {
+            self.registrar.deregister(source);
+            return Err(AddError {
+                kind: AddErrorKind::Rejected(crate::SourceError::Invalid),
+                socket,
+                dispatcher,
+            });
+        }
         let channel = Channel {
             socket,
             state,

@@ -237,6 +237,17 @@ pub enum AddErrorKind {
     Rejected(SourceError),
 }
 
+impl fmt::Display for AddErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddErrorKind::Full => f.write_str("channel map is full"),
+            AddErrorKind::Rejected(e) => write!(f, "selector rejected the channel: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for AddErrorKind {}
+
 /// A refused [`Reactor::add`](crate::Reactor::add): the reason, and the socket and
 /// dispatcher handed back untouched.
 pub struct AddError<S, D> {

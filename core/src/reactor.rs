@@ -131,6 +131,14 @@ where
             });
         }
         let state = socket.initial_state();
+        if state == State::Closed {
+            self.selector.deregister(source);
+            return Err(AddError {
+                kind: AddErrorKind::Rejected(crate::SourceError::Invalid),
+                socket,
+                dispatcher,
+            });
+        }
         let token =
             self.map
                 .insert(socket, state, dispatcher)
@@ -345,7 +353,7 @@ where
     }
 
     /// The dispatch state machine for one ready channel.
-    fn dispatch(&mut self, token: Token, readiness: Readiness) {
+    fn dispatch(&mut self, token: Token, mut readiness: Readiness) {
         let index = token.index();
         let state = match self.map.slots.get(index).and_then(|s| s.get(token)) {
             Some(c) => c.state,
@@ -381,6 +389,11 @@ where
                 }
                 if !self.finish_connect(token, readiness) {
                     return;
+                }
+                // The write interest was the reactor's, to see the connect finish: a
+                // dispatcher that does not want to write gets no handle_write for it.
+                if !self.map.get(token).is_some_and(|c| c.dispatcher.writable()) {
+                    readiness = readiness.remove(Readiness::WRITABLE);
                 }
             }
             _ => {}

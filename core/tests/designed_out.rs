@@ -956,3 +956,41 @@ fn close_all_closes_every_channel_even_if_one_close_fails() {
     assert_eq!(r.selector().registered(), 0);
     assert!(log.calls().is_empty(), "no handle_close");
 }
+
+// The reactor's own write interest while connecting must not turn into a
+// handle_write for a dispatcher that does not want to write.
+#[test]
+fn connect_completion_does_not_force_handle_write() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connecting(&mut r, 1, Recorder::new(&log).writable(false));
+    ready(&mut r, 1, WRITE);
+    pass(&mut r);
+    assert_eq!(
+        interest(&r, 1),
+        Some(Interest::BOTH),
+        "write interest while connecting"
+    );
+    assert_eq!(log.calls_of(t), [C::Connect], "no handle_write");
+    assert_eq!(state(&r, t), Some(State::Connected));
+    pass(&mut r);
+    assert_eq!(
+        interest(&r, 1),
+        Some(Interest::READABLE),
+        "no write interest once connected"
+    );
+}
+
+// A socket that is already closed is refused at add, with its values handed back.
+#[test]
+fn closed_socket_is_refused_at_add() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let err = r
+        .add(MockSocket::closed(4), Recorder::new(&log))
+        .unwrap_err();
+    assert_eq!(err.kind, AddErrorKind::Rejected(SourceError::Invalid));
+    assert_eq!(err.socket.id(), 4, "the socket comes back");
+    assert!(r.is_empty());
+    assert_eq!(r.selector().registered(), 0, "nothing left registered");
+}

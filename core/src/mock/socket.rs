@@ -154,6 +154,11 @@ impl MockSocket {
         Self::with_state(id, State::Listening)
     }
 
+    /// A socket that is already closed: a reactor refuses it.
+    pub fn closed(id: u32) -> Self {
+        Self::with_state(id, State::Closed)
+    }
+
     /// A socket that is neither connected nor listening.
     pub fn open(id: u32) -> Self {
         Self::with_state(id, State::Open)

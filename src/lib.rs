@@ -29,7 +29,7 @@ use std::str::FromStr;
 pub use asyncore_core::echo::{Echo, EchoConn, EchoHooks, EchoListener};
 pub use asyncore_core::*;
 pub use asyncore_poll::{self, PollSelector};
-pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectSelector, StdSocket, UnixAddr};
+pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectSelector, StdClock, StdSocket, UnixAddr};
 
 /// Which system call waits: the original's `use_poll` flag.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -123,6 +123,13 @@ impl std::error::Error for AnyWaitError {}
 impl<const N: usize> Selector for AnySelector<N> {
     type Source = RawFd;
     type Error = AnyWaitError;
+
+    fn now(&self) -> Option<Duration> {
+        match self {
+            AnySelector::Select(s) => s.now(),
+            AnySelector::Poll(s) => s.now(),
+        }
+    }
 
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
         match self {

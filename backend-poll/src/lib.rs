@@ -436,6 +436,10 @@ impl<const N: usize> Selector for PollSelector<N> {
     /// # Errors
     /// [`SourceError::Invalid`] for a negative fd; [`SourceError::Full`] when `N`
     /// sources are already registered.
+    fn now(&self) -> Option<Duration> {
+        Some(monotonic())
+    }
+
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
         if source < 0 {
             return Err(SourceError::Invalid);
@@ -504,6 +508,13 @@ impl<const N: usize> Selector for PollSelector<N> {
         }
         Ok(count)
     }
+}
+
+/// Time since the first call in this process, from the monotonic clock (the
+/// selector's clock, for timers and deadlines).
+fn monotonic() -> Duration {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed()
 }
 
 #[cfg(test)]

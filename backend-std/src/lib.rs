@@ -71,11 +71,13 @@
 compile_error!("asyncore-std supports Linux and Android only");
 
 mod addr;
+mod clock;
 mod error;
 mod select;
 mod socket;
 
 pub use addr::{Addr, UnixAddr};
+pub use clock::StdClock;
 pub use error::socket_error;
 pub use select::{FD_SETSIZE, SelectSelector};
 pub use socket::{Family, Kind, StdSocket};

@@ -135,6 +135,10 @@ impl Selector for SelectSelector {
     /// [`FD_SETSIZE`].
     ///
     /// [`StdSocket`]: crate::StdSocket
+    fn now(&self) -> Option<Duration> {
+        Some(crate::clock::monotonic())
+    }
+
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
         check_fd(source)
     }

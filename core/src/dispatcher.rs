@@ -156,6 +156,13 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
         Ok(())
     }
 
+    /// The channel's deadline passed (see [`Ctx::set_deadline`]). The deadline is
+    /// cleared first; set it again to repeat. The default does nothing.
+    fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// A handler returned `Err(error)`. The default logs and closes the channel.
     fn handle_error(&mut self, ctx: &mut Ctx<'_, S, M>, error: Self::Error) {
         let _ = error;
@@ -190,6 +197,9 @@ pub struct Ctx<'a, S: Socket, D> {
     pub(crate) registrar: &'a mut dyn Registrar<S::Source>,
     pub(crate) exit: &'a mut bool,
     pub(crate) observer: Option<crate::reactor::Observer>,
+    pub(crate) deadline: &'a mut u64,
+    pub(crate) deadlines: &'a mut dyn crate::time::DeadlineQueue,
+    pub(crate) now: Option<core::time::Duration>,
 }
 
 impl<S: Socket, D> core::fmt::Debug for Ctx<'_, S, D> {
@@ -207,6 +217,47 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         if let Some(f) = self.observer {
             f(self.token, event);
         }
+    }
+
+    /// The time of this pass on the selector's clock (`None`: no clock).
+    pub fn now(&self) -> Option<core::time::Duration> {
+        self.now
+    }
+
+    /// Sets this channel's deadline `after` from now (replacing any earlier one):
+    /// `handle_timeout` runs once it passes. Use it for idle and connect timeouts.
+    ///
+    /// # Errors
+    /// [`TimerError::NoClock`](crate::TimerError) when the selector has no clock.
+    pub fn set_deadline(&mut self, after: core::time::Duration) -> Result<(), crate::TimerError> {
+        let now = self.now.ok_or(crate::TimerError::NoClock)?;
+        self.set_deadline_at(now.saturating_add(after))
+    }
+
+    /// Sets this channel's deadline to the clock time `at`; one in the past fires on
+    /// the next pass.
+    ///
+    /// # Errors
+    /// [`TimerError::NoClock`](crate::TimerError) when the selector has no clock.
+    pub fn set_deadline_at(&mut self, at: core::time::Duration) -> Result<(), crate::TimerError> {
+        if self.now.is_none() {
+            return Err(crate::TimerError::NoClock);
+        }
+        let at = crate::time::to_nanos(at);
+        *self.deadline = at;
+        self.deadlines.push(at, self.token);
+        Ok(())
+    }
+
+    /// Cancels this channel's deadline.
+    pub fn cancel_deadline(&mut self) {
+        *self.deadline = crate::time::NEVER;
+    }
+
+    /// This channel's deadline, if set.
+    pub fn deadline(&self) -> Option<core::time::Duration> {
+        (*self.deadline != crate::time::NEVER)
+            .then(|| core::time::Duration::from_nanos(*self.deadline))
     }
 
     /// This channel's token.
@@ -368,12 +419,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
                 dispatcher,
             });
         }
-        let channel = Channel {
-            socket,
-            state,
-            flags: Flags::default(),
-            dispatcher,
-        };
+        let channel = Channel::new(socket, state, dispatcher);
         match self.meta.insert(&mut self.others, self.capacity, channel) {
             Ok(token) => {
                 if let Some(f) = self.observer {

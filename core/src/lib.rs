@@ -89,6 +89,7 @@ mod selector;
 mod send_buf;
 pub mod sim;
 mod socket;
+pub mod time;
 mod token;
 
 pub use dispatcher::{ACCEPT_BATCH, Ctx, Dispatcher, Level, ReadClosed};
@@ -103,6 +104,7 @@ pub use ring::Ring;
 pub use selector::{Registration, Selector};
 pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
+pub use time::{Clock, TimerError, TimerId, VirtualClock};
 pub use token::Token;
 
 /// A null defmt logger so host tests link with `--features defmt`.

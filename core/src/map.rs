@@ -37,7 +37,22 @@ pub(crate) struct Channel<S, D> {
     pub(crate) socket: S,
     pub(crate) state: State,
     pub(crate) flags: Flags,
+    /// When `handle_timeout` is due, in nanoseconds of the selector's clock
+    /// ([`NEVER`](crate::time::NEVER): no deadline).
+    pub(crate) deadline: u64,
     pub(crate) dispatcher: D,
+}
+
+impl<S, D> Channel<S, D> {
+    pub(crate) fn new(socket: S, state: State, dispatcher: D) -> Self {
+        Channel {
+            socket,
+            state,
+            flags: Flags::default(),
+            deadline: crate::time::NEVER,
+            dispatcher,
+        }
+    }
 }
 
 /// One slot of the slab.
@@ -306,12 +321,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// # Errors
     /// When the map is full, the socket and dispatcher come back unchanged.
     pub fn insert(&mut self, socket: S, state: State, dispatcher: D) -> Result<Token, (S, D)> {
-        let channel = Channel {
-            socket,
-            state,
-            flags: Flags::default(),
-            dispatcher,
-        };
+        let channel = Channel::new(socket, state, dispatcher);
         self.meta
             .insert(&mut self.slots[..], N, channel)
             .map_err(|c| (c.socket, c.dispatcher))

@@ -9,6 +9,7 @@ use crate::{
     PollError, ReadClosed, Readiness, Registration, Selector, Socket, SocketError, State, Token,
     fmt::{debug_, trace_},
     map::{Channel, Flags, Split},
+    time::{DeadlineQueue, Deadlines, NEVER, TimerError, TimerId, Timers, to_nanos},
 };
 
 /// What the reactor did to a channel, as reported to an [`Observer`]: one event right
@@ -36,6 +37,8 @@ pub enum Event {
     Close,
     /// `handle_error` is about to run.
     Error,
+    /// `handle_timeout` is about to run.
+    Timeout,
     /// The channel left the map (closed or removed).
     Removed,
 }
@@ -54,6 +57,8 @@ pub enum RunEnd {
     Count,
     /// A handler called [`Ctx::exit`].
     Exit,
+    /// A one-shot timer added with [`Reactor::add_timer`] fired; its key.
+    Timer(u32),
 }
 
 /// A channel map, its selector, and the loop: the original's `socket_map` plus
@@ -69,16 +74,27 @@ pub enum RunEnd {
 /// dispatches the ready ones in slot order. Per channel: read → write → priority →
 /// close, with liveness re-checked after every callback, so a channel closed by one
 /// callback gets no further one. See [`Selector`] for the readiness table.
-pub struct Reactor<Sel: Selector, S: Socket<Source = Sel::Source>, D, const N: usize> {
+pub struct Reactor<
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D,
+    const N: usize,
+    const T: usize = 4,
+> {
     map: ChannelMap<S, D, N>,
     selector: Sel,
     registrations: Vec<Registration<Sel::Source>, N>,
     ready: [Readiness; N],
     exit: bool,
     observer: Option<Observer>,
+    deadlines: Deadlines<N>,
+    timers: Timers<T>,
+    fired: Vec<u32, T>,
+    /// The time of the current pass (`None`: the selector has no clock).
+    now: Option<Duration>,
 }
 
-impl<Sel, S, D, const N: usize> core::fmt::Debug for Reactor<Sel, S, D, N>
+impl<Sel, S, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<Sel, S, D, N, T>
 where
     Sel: Selector + core::fmt::Debug,
     S: Socket<Source = Sel::Source>,
@@ -91,7 +107,7 @@ where
     }
 }
 
-impl<Sel, S, D, const N: usize> Reactor<Sel, S, D, N>
+impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
 where
     Sel: Selector,
     S: Socket<Source = Sel::Source>,
@@ -106,6 +122,10 @@ where
             ready: [Readiness::EMPTY; N],
             exit: false,
             observer: None,
+            deadlines: Deadlines::new(),
+            timers: Timers::new(),
+            fired: Vec::new(),
+            now: None,
         }
     }
 
@@ -276,7 +296,9 @@ where
     /// wait would never end).
     pub fn poll_once(&mut self, timeout: Option<Duration>) -> Result<usize, PollError<Sel::Error>> {
         self.exit = false;
+        self.now = self.selector.now();
         if self.map.is_empty() {
+            self.fire_timers();
             return Ok(0);
         }
         self.registrations.clear();
@@ -296,15 +318,27 @@ where
             // Cannot fail: at most one registration per slot.
             let _ = self.registrations.push(registration);
         }
-        if self.registrations.is_empty() && timeout.is_none() {
+        // Wait no longer than the next deadline or timer.
+        let next = self.next_deadline().min(self.timers.next());
+        let wait = match (self.now, next) {
+            (Some(now), at) if at != NEVER => {
+                let until = Duration::from_nanos(at.saturating_sub(to_nanos(now)));
+                Some(timeout.map_or(until, |t| t.min(until)))
+            }
+            _ => timeout,
+        };
+        if self.registrations.is_empty() && wait.is_none() {
             return Err(PollError::NothingToWaitFor);
         }
         let count = self.registrations.len();
         let ready = &mut self.ready[..count];
         ready.fill(Readiness::EMPTY);
         self.selector
-            .select(&self.registrations, ready, timeout)
+            .select(&self.registrations, ready, wait)
             .map_err(PollError::Selector)?;
+        if self.now.is_some() {
+            self.now = self.selector.now();
+        }
 
         let mut dispatched = 0;
         self.map.meta.begin_pass();
@@ -320,13 +354,144 @@ where
                 break;
             }
         }
+        if !self.exit {
+            dispatched += self.fire_deadlines();
+        }
         self.map.meta.end_pass(&mut self.map.slots);
+        self.fire_timers();
         Ok(dispatched)
     }
 
-    /// Runs passes until the map is empty, `count` passes ran (`None`: no limit), or
-    /// a handler calls [`Ctx::exit`]. `timeout` bounds each pass, as in the original.
-    /// `Some(0)` runs nothing.
+    /// The earliest live channel deadline, dropping stale heap entries on the way.
+    fn next_deadline(&mut self) -> u64 {
+        if self.deadlines.stale {
+            let slots = &self.map.slots;
+            self.deadlines
+                .rebuild(slots.iter().enumerate().filter_map(|(i, slot)| {
+                    let c = slot.channel.as_ref()?;
+                    (c.deadline != NEVER)
+                        .then(|| (c.deadline, Token::new(i as u32, slot.generation)))
+                }));
+        }
+        while let Some((at, token)) = self.deadlines.peek() {
+            let live = self
+                .map
+                .slots
+                .get(token.index())
+                .and_then(|s| s.get(token))
+                .is_some_and(|c| c.deadline == at);
+            if live {
+                return at;
+            }
+            self.deadlines.pop();
+        }
+        NEVER
+    }
+
+    /// Runs `handle_timeout` for every channel whose deadline has passed. Returns how
+    /// many ran.
+    fn fire_deadlines(&mut self) -> usize {
+        let Some(now) = self.now.map(to_nanos) else {
+            return 0;
+        };
+        let mut fired = 0;
+        loop {
+            let at = self.next_deadline();
+            if at == NEVER || at > now || self.exit {
+                return fired;
+            }
+            let Some((_, token)) = self.deadlines.peek() else {
+                return fired;
+            };
+            self.deadlines.pop();
+            if let Some(c) = self
+                .map
+                .slots
+                .get_mut(token.index())
+                .and_then(|s| s.get_mut(token))
+            {
+                c.deadline = NEVER;
+            }
+            fired += 1;
+            self.call(token, Event::Timeout, |d, ctx| d.handle_timeout(ctx));
+        }
+    }
+
+    /// Moves due one-shot timers to the fired list.
+    fn fire_timers(&mut self) {
+        let Some(now) = self.selector.now().map(to_nanos) else {
+            return;
+        };
+        while let Some(key) = self.timers.pop_due(now) {
+            // Cannot fail: at most T timers exist.
+            let _ = self.fired.push(key);
+        }
+    }
+
+    /// The selector's clock now (`None`: it has none).
+    pub fn now(&self) -> Option<Duration> {
+        self.selector.now()
+    }
+
+    /// Sets (`Some`) or cancels (`None`) the deadline of a channel, as
+    /// [`Ctx::set_deadline_at`] does from inside. Returns `Ok(false)` for a stale token.
+    ///
+    /// # Errors
+    /// [`TimerError::NoClock`] when the selector has no clock.
+    pub fn set_deadline(&mut self, token: Token, at: Option<Duration>) -> Result<bool, TimerError> {
+        if self.selector.now().is_none() {
+            return Err(TimerError::NoClock);
+        }
+        let Some(c) = self
+            .map
+            .slots
+            .get_mut(token.index())
+            .and_then(|s| s.get_mut(token))
+        else {
+            return Ok(false);
+        };
+        match at {
+            Some(at) => {
+                let at = to_nanos(at);
+                c.deadline = at;
+                self.deadlines.push(at, token);
+            }
+            None => c.deadline = NEVER,
+        }
+        Ok(true)
+    }
+
+    /// Adds a one-shot timer `after` from now, not tied to any channel. When it fires,
+    /// [`run`](Self::run) returns [`RunEnd::Timer`]`(key)` (after [`poll_once`](Self::poll_once),
+    /// see [`take_fired_timer`](Self::take_fired_timer)).
+    ///
+    /// # Errors
+    /// [`TimerError::Full`] when `T` timers are pending; [`TimerError::NoClock`].
+    pub fn add_timer(&mut self, after: Duration, key: u32) -> Result<TimerId, TimerError> {
+        let now = self.selector.now().ok_or(TimerError::NoClock)?;
+        if self.timers.len() + self.fired.len() >= T {
+            return Err(TimerError::Full);
+        }
+        self.timers.add(to_nanos(now.saturating_add(after)), key)
+    }
+
+    /// Cancels a pending one-shot timer; `false` if it already fired or never was.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id)
+    }
+
+    /// The key of a fired one-shot timer not yet reported, oldest first.
+    pub fn take_fired_timer(&mut self) -> Option<u32> {
+        if self.fired.is_empty() {
+            None
+        } else {
+            Some(self.fired.remove(0))
+        }
+    }
+
+    /// Runs passes until the map is empty, `count` passes ran (`None`: no limit), a
+    /// handler calls [`Ctx::exit`], or a one-shot timer fires. `timeout` bounds each
+    /// pass, as in the original. `Some(0)` runs nothing.
     ///
     /// # Errors
     /// As [`poll_once`](Self::poll_once); the map is left as it is, so `run` can be
@@ -338,6 +503,9 @@ where
     ) -> Result<RunEnd, PollError<Sel::Error>> {
         let mut passes = 0u32;
         loop {
+            if let Some(key) = self.take_fired_timer() {
+                return Ok(RunEnd::Timer(key));
+            }
             if self.map.is_empty() {
                 return Ok(RunEnd::Empty);
             }
@@ -508,6 +676,7 @@ where
             socket,
             state,
             flags,
+            deadline,
             dispatcher,
         } = channel;
         let mut ctx = Ctx {
@@ -525,6 +694,9 @@ where
             registrar: &mut self.selector,
             exit: &mut self.exit,
             observer: self.observer,
+            deadline,
+            deadlines: &mut self.deadlines,
+            now: self.now,
         };
         Some(f(dispatcher, &mut ctx))
     }

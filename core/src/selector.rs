@@ -60,6 +60,14 @@ pub trait Selector {
         Ok(())
     }
 
+    /// The current time of this selector's monotonic clock, or `None` when it has
+    /// none (timers and deadlines then report [`TimerError::NoClock`](crate::TimerError)).
+    /// The std backends read `CLOCK_MONOTONIC`; the mock and the simulator a virtual
+    /// clock.
+    fn now(&self) -> Option<Duration> {
+        None
+    }
+
     /// Forgets `source` when its channel is removed.
     fn deregister(&mut self, source: Self::Source) {
         let _ = source;

@@ -119,9 +119,16 @@ impl MockSelector {
         self.waits_with_nothing
     }
 
-    /// Virtual time spent in waits that reported nothing.
+    /// Virtual time: advanced by the timeout of every wait that reports nothing, and
+    /// by [`advance`](Self::advance). It is this selector's clock
+    /// ([`Selector::now`]).
     pub fn clock(&self) -> Duration {
         self.clock
+    }
+
+    /// Moves the virtual clock forward by `d`.
+    pub fn advance(&mut self, d: Duration) {
+        self.clock += d;
     }
 
     /// The timeout of the last wait (`None` if no wait ran).
@@ -156,6 +163,10 @@ impl MockSelector {
 impl Selector for MockSelector {
     type Source = u32;
     type Error = MockWaitFailed;
+
+    fn now(&self) -> Option<Duration> {
+        Some(self.clock)
+    }
 
     fn register(&mut self, source: u32) -> Result<(), SourceError> {
         if let Some(limit) = self.limit

@@ -692,6 +692,10 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
     type Source = u32;
     type Error = SimStalled;
 
+    fn now(&self) -> Option<Duration> {
+        Some(self.net.now())
+    }
+
     fn register(&mut self, source: u32) -> Result<(), SourceError> {
         if source as usize >= S {
             return Err(SourceError::OutOfRange { limit: S });

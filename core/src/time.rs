@@ -1,0 +1,205 @@
+//! Time: the `Clock` trait, channel deadlines and one-shot timers on fixed memory.
+//!
+//! The original had no timers (reference §5 item 10); every server built on it grew
+//! its own scheduler. Here the reactor keeps them:
+//!
+//! * each channel has one **deadline** (an idle or connect timeout) it can set, move
+//!   and cancel through its [`Ctx`](crate::Ctx); when it passes, `handle_timeout`
+//!   runs. Deadlines live in the channel's slot and in a min-heap of capacity `N`, so
+//!   they never run out and a pass costs nothing for channels without one;
+//! * **one-shot timers** not tied to a channel, `T` of them
+//!   ([`Reactor::add_timer`](crate::Reactor::add_timer)); a full store is
+//!   [`TimerError::Full`]. When one fires, [`Reactor::run`](crate::Reactor::run)
+//!   returns [`RunEnd::Timer`](crate::RunEnd::Timer) with its key.
+//!
+//! The loop waits for the sooner of its timeout and the next deadline; a deadline in
+//! the past fires on the next pass; timers of a closed channel never fire. Time comes
+//! from the selector ([`Selector::now`](crate::Selector::now)): the std backends read
+//! the monotonic clock, the mock and the simulator a virtual clock tests advance.
+
+use core::cell::Cell;
+use core::time::Duration;
+
+use heapless::binary_heap::{BinaryHeap, Min};
+
+use crate::Token;
+
+/// A monotonic clock: time since an arbitrary origin, never going back.
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> Duration;
+}
+
+/// A clock that only moves when told: for the mock selector and tests.
+#[derive(Debug, Default)]
+pub struct VirtualClock {
+    now: Cell<Duration>,
+}
+
+impl VirtualClock {
+    /// A clock at zero.
+    pub const fn new() -> Self {
+        VirtualClock {
+            now: Cell::new(Duration::ZERO),
+        }
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.now.set(self.now.get().saturating_add(d));
+    }
+
+    /// Sets the clock to `t` if that is later than now (it never goes back).
+    pub fn advance_to(&self, t: Duration) {
+        if t > self.now.get() {
+            self.now.set(t);
+        }
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> Duration {
+        self.now.get()
+    }
+}
+
+/// Why a timer could not be set.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TimerError {
+    /// The selector has no clock ([`Selector::now`](crate::Selector::now) is `None`).
+    NoClock,
+    /// Every one-shot timer slot is taken.
+    Full,
+}
+
+impl core::fmt::Display for TimerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            TimerError::NoClock => "the selector has no clock",
+            TimerError::Full => "the timer store is full",
+        })
+    }
+}
+
+impl core::error::Error for TimerError {}
+
+/// Names a one-shot timer, to cancel it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimerId(u32);
+
+/// No deadline.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// Time as stored: nanoseconds, saturating below [`NEVER`].
+pub(crate) fn to_nanos(t: Duration) -> u64 {
+    u64::try_from(t.as_nanos())
+        .unwrap_or(NEVER - 1)
+        .min(NEVER - 1)
+}
+
+/// The channel deadlines, as a min-heap with lazy deletion: an entry whose time no
+/// longer matches its channel's deadline is dropped when it surfaces. When the heap
+/// is full it is rebuilt from the slots (the truth), so setting a deadline never
+/// fails and the heap never holds more than `N` entries.
+pub(crate) struct Deadlines<const N: usize> {
+    heap: BinaryHeap<(u64, u64), Min, N>,
+    /// A push found the heap full: rebuild from the slots before the next use.
+    pub(crate) stale: bool,
+}
+
+/// The part of [`Deadlines`] a handler context needs, without its capacity.
+pub(crate) trait DeadlineQueue {
+    fn push(&mut self, at: u64, token: Token);
+}
+
+impl<const N: usize> DeadlineQueue for Deadlines<N> {
+    fn push(&mut self, at: u64, token: Token) {
+        if self.heap.push((at, token.to_bits())).is_err() {
+            self.stale = true;
+        }
+    }
+}
+
+impl<const N: usize> Deadlines<N> {
+    pub(crate) const fn new() -> Self {
+        Deadlines {
+            heap: BinaryHeap::new(),
+            stale: false,
+        }
+    }
+
+    /// The earliest entry (possibly stale).
+    pub(crate) fn peek(&self) -> Option<(u64, Token)> {
+        self.heap.peek().map(|&(at, t)| (at, Token::from_bits(t)))
+    }
+
+    pub(crate) fn pop(&mut self) {
+        self.heap.pop();
+    }
+
+    /// Rebuilds from `(deadline, token)` pairs.
+    pub(crate) fn rebuild(&mut self, live: impl Iterator<Item = (u64, Token)>) {
+        self.heap.clear();
+        for (at, token) in live {
+            // At most one per channel, so at most N: cannot fail.
+            let _ = self.heap.push((at, token.to_bits()));
+        }
+        self.stale = false;
+    }
+}
+
+/// The one-shot timers: few, so a plain array scanned per pass.
+pub(crate) struct Timers<const T: usize> {
+    entries: heapless::Vec<(u64, TimerId, u32), T>,
+    next_id: u32,
+}
+
+impl<const T: usize> Timers<T> {
+    pub(crate) const fn new() -> Self {
+        Timers {
+            entries: heapless::Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, at: u64, key: u32) -> Result<TimerId, TimerError> {
+        let id = TimerId(self.next_id);
+        self.entries
+            .push((at, id, key))
+            .map_err(|_| TimerError::Full)?;
+        self.next_id = self.next_id.wrapping_add(1);
+        Ok(id)
+    }
+
+    pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
+        match self.entries.iter().position(|e| e.1 == id) {
+            Some(i) => {
+                self.entries.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        self.entries.iter().map(|e| e.0).min().unwrap_or(NEVER)
+    }
+
+    /// Removes and returns the key of the earliest timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<u32> {
+        let (i, _) = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.0 <= now)
+            .min_by_key(|(_, e)| (e.0, e.1.0))?;
+        Some(self.entries.swap_remove(i).2)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}

@@ -1,7 +1,7 @@
 //! The echo server: every byte a client sends comes back.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--backend select|poll] [--max-conns N]
+//! cargo run --release --example echo_server -- [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS]
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8080` by default (`[::1]:8080` for IPv6, `unix:/path` for a
@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use asyncore::{AnySelector, Backend, Echo, EchoHooks, StdReactor, StdSocket, Token};
+use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
@@ -35,16 +35,20 @@ extern "C" fn on_sigint(_: nix::libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-const USAGE: &str = "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N]
+const USAGE: &str =
+    "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS]
 
   ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default) or poll
-  --max-conns N  connections served at once (default and maximum 2047)";
+  --max-conns N  connections served at once (default and maximum 2047)
+  --idle-timeout SECS
+                 close connections that send nothing for SECS seconds (default: never)";
 
 struct Args {
     addr: String,
     backend: Backend,
     max_conns: usize,
+    idle: Option<Duration>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         addr: "127.0.0.1:8080".into(),
         backend: Backend::Select,
         max_conns: CAPACITY - 1,
+        idle: None,
     };
     let mut it = std::env::args().skip(1);
     let mut addr_seen = false;
@@ -74,6 +79,17 @@ fn parse_args() -> Result<Option<Args>, String> {
                     ));
                 }
                 args.max_conns = n;
+            }
+            "--idle-timeout" => {
+                let v = it.next().ok_or("--idle-timeout needs a value")?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .ok_or_else(|| {
+                        format!("--idle-timeout {v}: must be a positive number of seconds")
+                    })?;
+                args.idle = Some(Duration::from_secs_f64(secs));
             }
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if !addr_seen => {
@@ -143,10 +159,11 @@ fn main() -> ExitCode {
         },
         refused: |_: &StdSocket| eprintln!("server full: connection refused"),
     };
-    let echo = match Echo::listener(args.max_conns) {
-        Echo::Listener(l) => Echo::Listener(l.with_hooks(hooks)),
-        other => other,
-    };
+    let mut listening = EchoListener::new(args.max_conns).with_hooks(hooks);
+    if let Some(idle) = args.idle {
+        listening = listening.with_idle_timeout(idle);
+    }
+    let echo = Echo::Listener(listening);
     if let Err(e) = reactor.add(listener, echo) {
         eprintln!("echo_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;

@@ -2,7 +2,7 @@
 //! URL and prints the response body.
 //!
 //! ```text
-//! cargo run --example http_client -- http://127.0.0.1:8000/README.md [--backend select|poll]
+//! cargo run --example http_client -- http://127.0.0.1:8000/README.md [--backend select|poll] [--timeout SECS]
 //! ```
 //!
 //! It exits non-zero with a clear message when the URL is bad, the connection is
@@ -20,7 +20,10 @@ use asyncore::{
     StdReactor, StdSocket,
 };
 
-const USAGE: &str = "usage: http_client http://HOST[:PORT]/PATH [--backend select|poll]";
+const USAGE: &str =
+    "usage: http_client http://HOST[:PORT]/PATH [--backend select|poll] [--timeout SECS]
+
+  --timeout SECS  give up if the whole exchange takes longer (default 30)";
 
 /// The request goes out through a send buffer; the response is streamed to stdout
 /// once the header is complete.
@@ -136,6 +139,12 @@ impl Dispatcher<StdSocket> for HttpClient {
         Ok(())
     }
 
+    fn handle_timeout(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
+        self.fail("timed out".into());
+        ctx.close();
+        Ok(())
+    }
+
     fn handle_error(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>, error: Error) {
         self.verdict.borrow_mut().failure = Some(format!("{error}"));
         ctx.close();
@@ -178,6 +187,7 @@ fn parse_url(url: &str) -> Result<(String, u16, String), String> {
 fn main() -> ExitCode {
     let mut url = None;
     let mut backend = Backend::Select;
+    let mut timeout = Duration::from_secs(30);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -189,6 +199,15 @@ fn main() -> ExitCode {
                 Some(Ok(b)) => backend = b,
                 _ => {
                     eprintln!("http_client: --backend needs select or poll\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--timeout" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
+                Some(secs) if secs.is_finite() && secs > 0.0 => {
+                    timeout = Duration::from_secs_f64(secs)
+                }
+                _ => {
+                    eprintln!("http_client: --timeout needs a positive number of seconds\n{USAGE}");
                     return ExitCode::from(2);
                 }
             },
@@ -247,6 +266,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(now) = reactor.now() {
+        let _ = reactor.set_deadline(token, Some(now + timeout));
+    }
     while reactor.get(token).is_some() {
         if let Err(e) = reactor.poll_once(Some(Duration::from_secs(1))) {
             eprintln!("http_client: {e}");
@@ -256,6 +278,10 @@ fn main() -> ExitCode {
     let _ = std::io::stdout().flush();
     let verdict = verdict.borrow();
     match (verdict.status, &verdict.failure) {
+        (_, Some(failure)) if failure == "timed out" => {
+            eprintln!("http_client: no complete answer within {timeout:?}");
+            ExitCode::FAILURE
+        }
         (_, Some(failure)) => {
             eprintln!("http_client: {failure}");
             ExitCode::FAILURE

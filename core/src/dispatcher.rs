@@ -249,6 +249,32 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         Ok(())
     }
 
+    /// Sets the deadline of another channel `after` from now (e.g. an idle timeout for
+    /// a connection just accepted, before it has had any callback). Returns `Ok(false)`
+    /// for this channel itself or a stale token.
+    ///
+    /// # Errors
+    /// [`TimerError::NoClock`](crate::TimerError) when the selector has no clock.
+    pub fn set_deadline_for(
+        &mut self,
+        token: Token,
+        after: core::time::Duration,
+    ) -> Result<bool, crate::TimerError> {
+        use crate::map::Slots;
+        let now = self.now.ok_or(crate::TimerError::NoClock)?;
+        let Some(c) = self
+            .others
+            .slot(token.index())
+            .and_then(|s| s.get_mut(token))
+        else {
+            return Ok(false);
+        };
+        let at = crate::time::to_nanos(now.saturating_add(after));
+        c.deadline = at;
+        self.deadlines.push(at, token);
+        Ok(true)
+    }
+
     /// Cancels this channel's deadline.
     pub fn cancel_deadline(&mut self) {
         *self.deadline = crate::time::NEVER;

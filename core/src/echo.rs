@@ -40,6 +40,7 @@ impl<S> Default for EchoHooks<S> {
 #[derive(Debug)]
 pub struct EchoListener<S> {
     max_conns: usize,
+    idle: Option<core::time::Duration>,
     accepted: u64,
     refused: u64,
     hooks: EchoHooks<S>,
@@ -50,6 +51,7 @@ impl<S> EchoListener<S> {
     pub fn new(max_conns: usize) -> Self {
         EchoListener {
             max_conns,
+            idle: None,
             accepted: 0,
             refused: 0,
             hooks: EchoHooks::default(),
@@ -60,6 +62,14 @@ impl<S> EchoListener<S> {
     #[must_use]
     pub fn with_hooks(mut self, hooks: EchoHooks<S>) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// Closes connections idle (nothing received) for `idle`. Needs a selector with
+    /// a clock.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle: core::time::Duration) -> Self {
+        self.idle = Some(idle);
         self
     }
 
@@ -82,6 +92,7 @@ pub struct EchoConn<const B: usize> {
     out: SendBuffer<B>,
     echoed: u64,
     peer_done: bool,
+    idle: Option<core::time::Duration>,
 }
 
 impl<const B: usize> EchoConn<B> {
@@ -91,6 +102,7 @@ impl<const B: usize> EchoConn<B> {
             out: SendBuffer::new(),
             echoed: 0,
             peer_done: false,
+            idle: None,
         }
     }
 
@@ -171,9 +183,14 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
         let refused = if full {
             Some(socket)
         } else {
-            match ctx.add(socket, Echo::Conn(EchoConn::new())) {
+            let mut conn = EchoConn::new();
+            conn.idle = l.idle;
+            match ctx.add(socket, Echo::Conn(conn)) {
                 Ok(token) => {
                     l.accepted += 1;
+                    if let Some(idle) = l.idle {
+                        let _ = ctx.set_deadline_for(token, idle);
+                    }
                     if let Some(c) = ctx.channel(token) {
                         (l.hooks.accepted)(token, c.socket);
                     }
@@ -193,6 +210,10 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         let Echo::Conn(c) = self else { return Ok(()) };
         let mut buf = [0u8; 1024];
+        if let Some(idle) = c.idle {
+            // Activity: push the idle deadline back.
+            let _ = ctx.set_deadline(idle);
+        }
         while c.out.free() > 0 {
             let room = c.out.free().min(buf.len());
             match ctx.recv(&mut buf[..room])? {
@@ -227,6 +248,12 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        ctx.close();
+        Ok(())
+    }
+
+    fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+        // Idle too long.
         ctx.close();
         Ok(())
     }
@@ -320,5 +347,38 @@ mod tests {
         let c = r.get(t).unwrap();
         assert_eq!(c.socket.sent(), b"the quick brown fox jumps");
         assert_eq!(c.dispatcher.as_conn().unwrap().echoed(), 25);
+    }
+
+    #[test]
+    fn idle_connections_are_closed_after_the_idle_timeout() {
+        let mut r: R = Reactor::new(MockSelector::new());
+        let mut l = MockSocket::listener(1);
+        l.push_pending(Ok(10));
+        l.push_pending(Ok(11));
+        let idle = core::time::Duration::from_millis(100);
+        r.add(
+            l,
+            Echo::Listener(EchoListener::new(3).with_idle_timeout(idle)),
+        )
+        .unwrap();
+        r.selector_mut().set_once(1, Readiness::READABLE);
+        r.poll_once(Some(core::time::Duration::ZERO)).unwrap();
+        assert_eq!(r.len(), 3);
+        let busy = r.map().iter().find(|c| c.socket.id() == 11).unwrap().token;
+        // The busy connection sends something every 60 ms; the quiet one never.
+        for _ in 0..4 {
+            r.get_mut(busy).unwrap().socket.feed(b"x");
+            r.selector_mut().set_once(11, Readiness::READABLE);
+            r.poll_once(Some(core::time::Duration::from_millis(60)))
+                .unwrap();
+            r.poll_once(Some(core::time::Duration::from_millis(60)))
+                .unwrap();
+        }
+        let ids: std::vec::Vec<u32> = r.map().iter().map(|c| c.socket.id()).collect();
+        assert_eq!(
+            ids,
+            [1, 11],
+            "the quiet connection timed out, the busy one stays"
+        );
     }
 }

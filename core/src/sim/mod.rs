@@ -43,9 +43,12 @@
 //! assert_eq!(&buf[..4], b"ping");
 //! ```
 
+mod check;
 mod net;
 mod rng;
+pub mod scenario;
 
+pub use check::{EventChecker, TRACKED, Violation};
 pub use net::{SimNet, SimSelector, SimSocket, SimStalled};
 pub use rng::Rng;
 

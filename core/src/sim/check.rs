@@ -1,0 +1,183 @@
+//! An invariant checker over the reactor's [`Event`]s (see
+//! [`Reactor::set_observer`](crate::Reactor::set_observer)).
+
+use crate::{Event, Token};
+
+/// How many slot indices the checker tracks.
+pub const TRACKED: usize = 256;
+
+/// What went wrong, first violation only.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Violation {
+    /// A callback for a channel that is not (or no longer) in the map.
+    CallbackOnClosed(Token, Event),
+    /// A token of an earlier channel in the slot reached the channel there now.
+    StaleToken(Token, Event),
+    /// `handle_close` ran twice for one channel.
+    DoubleClose(Token),
+    /// A channel was added into a slot whose channel was never removed.
+    SlotReusedWhileLive(Token),
+    /// A slot index beyond what the checker tracks.
+    Untracked(Token),
+}
+
+#[derive(Copy, Clone, Default)]
+struct SlotState {
+    live: bool,
+    generation: u32,
+    closes: u8,
+}
+
+/// Checks, event by event: no callback on a closed channel; exactly one `handle_close`
+/// at most per channel; a stale token never reaches a live channel; a slot is reused
+/// only after its channel left. Feed it every event with [`on_event`](Self::on_event).
+pub struct EventChecker {
+    slots: [SlotState; TRACKED],
+    events: u64,
+    closes: u64,
+    violation: Option<Violation>,
+}
+
+impl core::fmt::Debug for EventChecker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EventChecker")
+            .field("events", &self.events)
+            .field("violation", &self.violation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EventChecker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventChecker {
+    /// A checker that has seen nothing.
+    pub const fn new() -> Self {
+        EventChecker {
+            slots: [SlotState {
+                live: false,
+                generation: 0,
+                closes: 0,
+            }; TRACKED],
+            events: 0,
+            closes: 0,
+            violation: None,
+        }
+    }
+
+    fn fail(&mut self, v: Violation) {
+        if self.violation.is_none() {
+            self.violation = Some(v);
+        }
+    }
+
+    /// Checks one event.
+    pub fn on_event(&mut self, token: Token, event: Event) {
+        self.events += 1;
+        let Some(slot) = self.slots.get_mut(token.index()) else {
+            self.fail(Violation::Untracked(token));
+            return;
+        };
+        match event {
+            Event::Added => {
+                if slot.live {
+                    self.fail(Violation::SlotReusedWhileLive(token));
+                    return;
+                }
+                *slot = SlotState {
+                    live: true,
+                    generation: token.generation(),
+                    closes: 0,
+                };
+            }
+            Event::Removed => {
+                if !slot.live || slot.generation != token.generation() {
+                    self.fail(Violation::CallbackOnClosed(token, event));
+                    return;
+                }
+                slot.live = false;
+            }
+            _ => {
+                if !slot.live {
+                    self.fail(Violation::CallbackOnClosed(token, event));
+                    return;
+                }
+                if slot.generation != token.generation() {
+                    self.fail(Violation::StaleToken(token, event));
+                    return;
+                }
+                if event == Event::Close {
+                    slot.closes += 1;
+                    self.closes += 1;
+                    if slot.closes > 1 {
+                        self.fail(Violation::DoubleClose(token));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first violation seen.
+    pub fn violation(&self) -> Option<Violation> {
+        self.violation
+    }
+
+    /// Events seen.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// `handle_close` deliveries seen.
+    pub fn closes(&self) -> u64 {
+        self.closes
+    }
+
+    /// Channels still in the map as far as the events tell.
+    pub fn live(&self) -> usize {
+        self.slots.iter().filter(|s| s.live).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catches_each_violation() {
+        let a = Token::new(0, 0);
+        let a2 = Token::new(0, 1);
+        let mut c = EventChecker::new();
+        c.on_event(a, Event::Added);
+        c.on_event(a, Event::Read);
+        c.on_event(a, Event::Close);
+        c.on_event(a, Event::Removed);
+        c.on_event(a2, Event::Added);
+        assert_eq!(c.violation(), None);
+        c.on_event(a, Event::Write);
+        assert_eq!(c.violation(), Some(Violation::StaleToken(a, Event::Write)));
+
+        let mut c = EventChecker::new();
+        c.on_event(a, Event::Added);
+        c.on_event(a, Event::Close);
+        c.on_event(a, Event::Close);
+        assert_eq!(c.violation(), Some(Violation::DoubleClose(a)));
+
+        let mut c = EventChecker::new();
+        c.on_event(a, Event::Added);
+        c.on_event(a, Event::Removed);
+        c.on_event(a, Event::Read);
+        assert_eq!(
+            c.violation(),
+            Some(Violation::CallbackOnClosed(a, Event::Read))
+        );
+
+        let mut c = EventChecker::new();
+        c.on_event(a, Event::Added);
+        c.on_event(a2, Event::Added);
+        assert_eq!(c.violation(), Some(Violation::SlotReusedWhileLive(a2)));
+    }
+}

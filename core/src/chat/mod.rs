@@ -26,6 +26,8 @@ use crate::{
     BufferFull, Ctx, Dispatcher, Error, ReadClosed, Recv, Ring, Socket, SocketError, Token,
 };
 
+pub mod server;
+
 /// The longest byte terminator.
 pub const MAX_TERMINATOR: usize = 16;
 
@@ -36,6 +38,7 @@ pub enum Terminator {
     None,
     /// Deliver exactly this many more bytes, then call `found_terminator`; the
     /// terminator then becomes [`Terminator::None`] unless the handler sets another.
+    /// `Count(0)` means the same as [`Terminator::None`].
     Count(usize),
     /// Deliver data up to each occurrence of these bytes (not delivered themselves).
     Bytes(TermBytes),
@@ -639,7 +642,8 @@ impl<H, P: Producer, const IN: usize, const OUT: usize, const Q: usize>
     {
         while !self.input.is_empty() && ctx.is_open() {
             match self.chat.terminator {
-                Terminator::None => {
+                // A count of 0 is falsy in the original, like None: no framing.
+                Terminator::None | Terminator::Count(0) => {
                     let n = self.input.len();
                     self.collect_front(ctx, n)?;
                 }

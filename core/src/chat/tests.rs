@@ -602,3 +602,15 @@ fn back_pressure_when_input_ring_is_full() {
     chat.push(b"x").unwrap();
     assert!(<Small as Dispatcher<MockSocket, Small>>::writable(&chat));
 }
+
+#[test]
+fn count_zero_terminator_is_no_framing() {
+    // The original treats every falsy terminator (None, 0, b"") alike: everything is
+    // collected and found_terminator never runs (reference §3.2).
+    for chunk in 1..=3 {
+        let (r, t) = run_client(DATA, chunk, Terminator::Count(0));
+        let h = &r.get(t).unwrap().dispatcher.handler;
+        assert!(h.contents.is_empty(), "chunk {chunk}: no found_terminator");
+        assert_eq!(&h.collected[..], DATA);
+    }
+}

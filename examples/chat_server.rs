@@ -1,0 +1,192 @@
+//! A line-based multi-user chat server on `AsyncChat`.
+//!
+//! ```text
+//! cargo run --release --example chat_server -- [ADDR] [--backend select|poll] [--max-conns N]
+//! ```
+//!
+//! `ADDR` is `127.0.0.1:8081` by default (the echo server's is 8080), `[::1]:8081`
+//! for IPv6, `unix:/path` for a Unix-domain socket; port 0 picks a free port. Try it
+//! with a few `nc 127.0.0.1 8081`: set a nick with `/nick NAME`, and every other line
+//! goes to everybody else as `NAME: line`; `/ping` answers `* pong`; `/quit` leaves.
+//! A line longer than 256 bytes gets `* line too long` and is skipped; a client that
+//! does not read what it is sent is disconnected as too slow, and nobody else notices
+//! but for a `* NAME left (too slow)` line. The full protocol is in
+//! `asyncore::chat::server`.
+//!
+//! The map, the selector and every buffer are sized at compile time and live in a
+//! `static`: once it prints `listening on ADDR`, the server allocates nothing. When
+//! `--max-conns` clients are connected, a new one is told `* server full` and closed
+//! while the others carry on. Ctrl-C ends it cleanly.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use asyncore::chat::server::{ChatHooks, ChatServer, Leave};
+use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
+
+/// Channels the map can hold (the listener included).
+const CAPACITY: usize = 1024;
+/// Output ring per client: about fifteen of the longest lines.
+const OUT: usize = 4096;
+
+type Server = StdReactor<ChatServer<StdSocket, OUT>, CAPACITY>;
+
+/// The whole server state in static memory; `Reactor::new` is `const`.
+static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: nix::libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N]
+
+  ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8081)
+  --backend      select (default) or poll
+  --max-conns N  clients connected at once (default and maximum 1023)
+
+Clients send lines: `/nick NAME` sets a nick (1-16 printable ASCII characters, no
+spaces), `/ping` answers `* pong`, `/quit` leaves; any other line goes to every other
+client as `NAME: line`. Lines are at most 256 bytes.";
+
+struct Args {
+    addr: String,
+    backend: Backend,
+    max_conns: usize,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        addr: "127.0.0.1:8081".into(),
+        backend: Backend::Select,
+        max_conns: CAPACITY - 1,
+    };
+    let mut it = std::env::args().skip(1);
+    let mut addr_seen = false;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--backend" => {
+                let v = it.next().ok_or("--backend needs a value")?;
+                args.backend = v.parse().map_err(|e| format!("--backend {v}: {e}"))?;
+            }
+            "--max-conns" => {
+                let v = it.next().ok_or("--max-conns needs a value")?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("--max-conns {v}: not a number"))?;
+                if n == 0 || n > CAPACITY - 1 {
+                    return Err(format!(
+                        "--max-conns {n}: must be between 1 and {}",
+                        CAPACITY - 1
+                    ));
+                }
+                args.max_conns = n;
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s if !addr_seen => {
+                args.addr = s.to_string();
+                addr_seen = true;
+            }
+            s => return Err(format!("unexpected argument {s}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn listen(addr: &str) -> Result<StdSocket, String> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let _ = std::fs::remove_file(path);
+        return StdSocket::unix_listener(path, 1024)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"));
+    }
+    let sa: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("bad address {addr}: expected HOST:PORT"))?;
+    StdSocket::tcp_listener(sa, 1024).map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("chat_server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let listener = match listen(&args.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("chat_server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown = match listener.local_addr() {
+        Ok(a) => a.to_string(),
+        Err(_) => args.addr.clone(),
+    };
+
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_sigint),
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, &action);
+        let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action);
+    }
+
+    let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
+    *reactor.selector_mut() = AnySelector::new(args.backend);
+    let hooks = ChatHooks {
+        accepted: |token: Token, s: &StdSocket| match s.peer_addr() {
+            Ok(peer) => eprintln!("connection {token} from {peer}"),
+            Err(_) => eprintln!("connection {token}"),
+        },
+        refused: |_: &StdSocket| eprintln!("server full: connection refused"),
+        left: |token: Token, nick: &str, why: Leave| {
+            let why = match why {
+                Leave::Quit => "quit",
+                Leave::Closed => "hung up",
+                Leave::TooSlow => "too slow, disconnected",
+                Leave::Error => "error",
+            };
+            eprintln!("connection {token}: {nick} left ({why})");
+        },
+    };
+    let chat = ChatServer::listener_with_hooks(args.max_conns, hooks);
+    if let Err(e) = reactor.add(listener, chat) {
+        eprintln!("chat_server: cannot watch the listener: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("listening on {shown}");
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "backend {}, at most {} clients",
+        args.backend, args.max_conns
+    );
+
+    while !STOP.load(Ordering::Relaxed) {
+        if let Err(e) = reactor.poll_once(Some(Duration::from_millis(250))) {
+            eprintln!("chat_server: {e}");
+            let _ = reactor.close_all();
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!("stopping: closing {} channels", reactor.len());
+    let _ = reactor.close_all();
+    if let Some(path) = args.addr.strip_prefix("unix:") {
+        let _ = std::fs::remove_file(path);
+    }
+    ExitCode::SUCCESS
+}

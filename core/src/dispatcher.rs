@@ -325,6 +325,12 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
                 self.flags.set(Flags::EOF);
                 Ok(Recv::Eof)
             }
+            Ok(Recv::Data(n)) => {
+                if n > 0 {
+                    self.flags.set(Flags::GOT_DATA);
+                }
+                Ok(Recv::Data(n))
+            }
             Ok(r) => Ok(r),
             Err(e) if e.is_disconnect() => {
                 self.flags.set(Flags::DISCONNECTED);

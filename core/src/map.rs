@@ -17,6 +17,9 @@ impl Flags {
     pub(crate) const DISCONNECTED: u8 = 1 << 2;
     /// `handle_close` was delivered.
     pub(crate) const CLOSE_DELIVERED: u8 = 1 << 3;
+    /// A read in the current dispatch returned data (so a hang-up may still have
+    /// data behind it: the close waits for EOF).
+    pub(crate) const GOT_DATA: u8 = 1 << 4;
 
     #[inline]
     pub(crate) fn has(self, bit: u8) -> bool {

@@ -571,6 +571,9 @@ where
             && self.proceed(token)
             && self.state(token) != Some(State::ReadClosed)
         {
+            if let Some(c) = self.map.slots.get_mut(index).and_then(|s| s.get_mut(token)) {
+                c.flags.clear(Flags::GOT_DATA);
+            }
             self.call(token, Event::Read, |d, ctx| d.handle_read(ctx));
         }
         if readiness.is_writable() && self.proceed(token) {
@@ -584,7 +587,12 @@ where
                 None => {}
             }
         }
-        if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP)) && self.proceed(token) {
+        // A hang-up with data behind it (poll reports IN|HUP once both directions are
+        // shut) closes only when a read finds nothing more: data is never dropped, and
+        // the EOF path closes as it does under select.
+        let drained =
+            !(readiness.is_readable() && self.flags(token).is_some_and(|f| f.has(Flags::GOT_DATA)));
+        if (readiness.is_error() || (readiness.is_hangup() && drained)) && self.proceed(token) {
             self.deliver_close(token);
         }
     }

@@ -994,3 +994,29 @@ fn closed_socket_is_refused_at_add() {
     assert!(r.is_empty());
     assert_eq!(r.selector().registered(), 0, "nothing left registered");
 }
+
+// poll reports IN|HUP once both directions are shut, with data possibly still
+// buffered: a handler that reads a little at a time still gets all of it, then one
+// close (the original closed at the HUP and dropped the rest).
+#[test]
+fn hangup_with_data_behind_it_loses_nothing() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let t = connected(
+        &mut r,
+        1,
+        Recorder::new(&log).on(C::Read, Action::RecvUpTo(4)),
+    );
+    sock(&mut r, t).feed(b"0123456789");
+    sock(&mut r, t).feed_eof();
+    ready(&mut r, 1, READ | HUP);
+    for _ in 0..10 {
+        if r.get(t).is_none() {
+            break;
+        }
+        pass(&mut r);
+    }
+    assert!(r.get(t).is_none(), "closed in the end");
+    assert_eq!(&log.received(t)[..], b"0123456789", "nothing dropped");
+    assert_eq!(log.count(t, C::Close), 1);
+}

@@ -39,7 +39,7 @@ pub struct Registration<Src> {
 /// | `WRITABLE` | write set | `POLLOUT` | connecting: finish connect; else `handle_write` |
 /// | `PRIORITY` | except set | `POLLPRI` | `SO_ERROR` set → `handle_close`; else `handle_expt` |
 /// | `ERROR` | – | `POLLERR` | `handle_close` (connecting: `handle_connect_failed`) |
-/// | `HANGUP` | – | `POLLHUP` | `handle_close` (connecting: `handle_connect_failed`) |
+/// | `HANGUP` | – | `POLLHUP` | `handle_close` once reads find no more data (connecting: `handle_connect_failed`) |
 /// | `INVALID` | fd found bad after `EBADF` | `POLLNVAL` | `handle_close`, nothing else |
 ///
 /// Only `READABLE`/`PRIORITY` (with read interest) and `WRITABLE` (with write

@@ -1136,9 +1136,9 @@ fn file_wrapper_close_twice(case: &Case) {
 
 // ------------------------------------------------------------------ hang-up with data
 
-/// A reader that takes `chunk` bytes per `handle_read`: the writer wrote `len`
-/// bytes and closed its end before the loop ran. Everything must be read before the
-/// channel closes, on both backends.
+/// A reader taking 1 KiB per `handle_read` on `socket`; `feed(len)` writes `len`
+/// bytes from the other end and closes it before the loop runs. Everything must be
+/// read before the channel closes, on both backends.
 fn hangup_keeps_unread_data(case: &Case, socket: StdSocket, feed: impl FnOnce(usize)) {
     const LEN: usize = 48 * 1024;
     let log = Log::default();
@@ -1156,7 +1156,12 @@ fn hangup_keeps_unread_data(case: &Case, socket: StdSocket, feed: impl FnOnce(us
     assert_eq!(*data.borrow(), pattern(15, LEN));
 }
 
-fn pipe_hangup(case: &Case) {
+backends!(pipe_hangup_keeps_unread_data);
+/// A pipe whose writer wrote 48 KiB and exited (`cmd | ours`), read 1 KiB per
+/// `handle_read`: everything arrives, then EOF closes. (The original's poll flavour
+/// closed on `POLLHUP` after the first read and dropped the rest; so did ours before
+/// ff8108e.)
+fn pipe_hangup_keeps_unread_data(case: &Case) {
     let (rd, wr) = nix::unistd::pipe().unwrap();
     let socket = StdSocket::from_owned_file(rd).unwrap();
     hangup_keeps_unread_data(case, socket, |len| {
@@ -1165,55 +1170,14 @@ fn pipe_hangup(case: &Case) {
     });
 }
 
-fn unix_peer_close(case: &Case) {
+backends!(unix_peer_close_keeps_unread_data);
+/// The same for an AF_UNIX stream whose peer wrote 48 KiB and closed (Linux reports
+/// `POLLHUP` as soon as the peer is gone, with the data still queued).
+fn unix_peer_close_keeps_unread_data(case: &Case) {
     let (ours, theirs) = StdSocket::pair().unwrap();
     hangup_keeps_unread_data(case, ours, |len| {
         let mut peer = std::os::unix::net::UnixStream::from(theirs.into_fd().unwrap());
         peer.set_nonblocking(false).unwrap();
         peer.write_all(&pattern(15, len)).unwrap();
     });
-}
-
-/// A pipe whose writer wrote 48 KiB and exited (`cmd | ours`), read 1 KiB per
-/// `handle_read`: everything arrives, then EOF closes. (The original's poll flavour
-/// closed on `POLLHUP` after the first read and dropped the rest.)
-mod pipe_hangup_keeps_unread_data {
-    use asyncore::Backend;
-
-    #[test]
-    fn select() {
-        crate::common::run_backend_case("pipe_hangup", Backend::Select, false, super::pipe_hangup);
-    }
-
-    #[test]
-    #[ignore = "core bug: Reactor::dispatch delivers handle_close on HANGUP right after \
-                one handle_read although readable data is still pending (poll reports \
-                POLLIN|POLLHUP for a pipe whose writer closed); the unread bytes are lost"]
-    fn poll() {
-        crate::common::run_backend_case("pipe_hangup", Backend::Poll, false, super::pipe_hangup);
-    }
-}
-
-/// The same for an AF_UNIX stream whose peer wrote 48 KiB and closed (Linux reports
-/// `POLLHUP` for it as soon as the peer is gone, with the data still queued).
-mod unix_peer_close_keeps_unread_data {
-    use asyncore::Backend;
-
-    #[test]
-    fn select() {
-        crate::common::run_backend_case(
-            "unix_close",
-            Backend::Select,
-            false,
-            super::unix_peer_close,
-        );
-    }
-
-    #[test]
-    #[ignore = "core bug: Reactor::dispatch delivers handle_close on HANGUP right after \
-                one handle_read although readable data is still pending (poll reports \
-                POLLIN|POLLHUP once an AF_UNIX peer closed); the unread bytes are lost"]
-    fn poll() {
-        crate::common::run_backend_case("unix_close", Backend::Poll, false, super::unix_peer_close);
-    }
 }

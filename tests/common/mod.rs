@@ -134,6 +134,12 @@ pub struct Case {
     _fds: FdGuard,
 }
 
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 impl Case {
     pub fn new(scenario: &str, backend: Backend, fam: Fam) -> Case {
         Case::with_guard(scenario, backend, fam, FdGuard::Shared(shared_fds()))

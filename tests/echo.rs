@@ -1,0 +1,405 @@
+//! The core's echo server (`asyncore::Echo`) on real sockets, on `select(2)` and
+//! `poll(2)`: 100 concurrent std clients with byte-exact echoes, a full map (the
+//! extra client sees a clean close while the others keep working), an fd ≥
+//! `FD_SETSIZE` (refused by select, served by poll), and an fd closed behind the
+//! loop's back (that channel gets `handle_close`, the others keep echoing).
+
+#[macro_use]
+mod common;
+
+use std::cell::RefCell;
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use asyncore::{
+    AddErrorKind, Addr, Backend, Echo, EchoConn, Event, FD_SETSIZE, SourceError, State, StdReactor,
+    StdSocket, Token,
+};
+use common::{Case, PATIENCE, Peer, pattern, run_until};
+use nix::fcntl::{FcntlArg, fcntl};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+/// The echo buffer per connection: small, so long messages go through back-pressure.
+const BUF: usize = 1024;
+
+type Server<const N: usize> = StdReactor<Echo<StdSocket, BUF>, N>;
+
+/// A listener of the case's family serving at most `max_conns` connections.
+fn echo_server<const N: usize>(case: &Case, max_conns: usize) -> (Server<N>, Token, Addr) {
+    let mut r: Server<N> = case.reactor();
+    let (socket, addr) = case.listener(true, 128);
+    let listener = r
+        .add(socket, Echo::listener(max_conns))
+        .expect("add the listener");
+    (r, listener, addr)
+}
+
+/// (accepted, refused) so far.
+fn counts<const N: usize>(r: &Server<N>, listener: Token) -> (u64, u64) {
+    let l = r
+        .get(listener)
+        .and_then(|c| c.dispatcher.as_listener())
+        .expect("the listener is there");
+    (l.accepted(), l.refused())
+}
+
+/// A non-blocking std peer connected to `addr`.
+fn peer(addr: &Addr) -> Peer {
+    let p = Peer::connect(addr).expect("connect");
+    p.set_nonblocking(true).unwrap();
+    p
+}
+
+/// Sends `msg` from the (non-blocking) peer and runs the server until all of it came
+/// back; returns what came back.
+fn round_trip<const N: usize>(r: &mut Server<N>, p: &mut Peer, msg: &[u8]) -> Vec<u8> {
+    let mut sent = 0;
+    let mut back = Vec::with_capacity(msg.len());
+    let mut buf = [0u8; 4096];
+    run_until(r, "the echo came back", |_| {
+        if sent < msg.len() {
+            match p.write(&msg[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == IoErrorKind::WouldBlock => {}
+                Err(e) => panic!("peer write: {e}"),
+            }
+        }
+        loop {
+            match p.read(&mut buf) {
+                Ok(0) => panic!("the server closed during an echo"),
+                Ok(n) => back.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == IoErrorKind::WouldBlock => break,
+                Err(e) => panic!("peer read: {e}"),
+            }
+        }
+        back.len() >= msg.len()
+    });
+    back
+}
+
+/// Reads what the server sends until it closes (blocking, bounded by a timeout):
+/// `Ok(bytes)` for a clean close (EOF), `Err` for a reset or a timeout.
+fn read_to_close(p: &mut Peer) -> std::io::Result<Vec<u8>> {
+    p.set_nonblocking(false)?;
+    p.set_timeouts(PATIENCE)?;
+    let mut got = Vec::new();
+    p.read_to_end(&mut got)?;
+    Ok(got)
+}
+
+// ------------------------------------------------------------------ 100 clients
+
+/// Waits until `count + failed` reaches `n` (all the clients got there, or gave up).
+fn rendezvous(count: &AtomicUsize, failed: &AtomicUsize, n: usize) {
+    count.fetch_add(1, Ordering::AcqRel);
+    let start = Instant::now();
+    while count.load(Ordering::Acquire) + failed.load(Ordering::Acquire) < n {
+        assert!(start.elapsed() < PATIENCE, "rendezvous never reached");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One blocking std client: connects, waits until every client is connected, echoes
+/// `ROUNDS` messages of varied sizes (up to 20 KB, far more than the server's 1 KiB
+/// buffer), waiting after the first until every client is being served, then
+/// half-closes and expects the server's clean close.
+fn client(
+    addr: &Addr,
+    id: u64,
+    stage: &[AtomicUsize; 2],
+    failed: &AtomicUsize,
+) -> Result<u64, String> {
+    const ROUNDS: u64 = 4;
+    let mut p = Peer::connect(addr).map_err(|e| format!("client {id}: connect: {e}"))?;
+    p.set_timeouts(PATIENCE).unwrap();
+    rendezvous(&stage[0], failed, CLIENTS);
+    let mut echoed = 0;
+    for round in 0..ROUNDS {
+        let len = 1 + ((id * 7919 + round * 104_729) % 20_000) as usize;
+        let msg = pattern(id * 1000 + round, len);
+        p.write_all(&msg)
+            .map_err(|e| format!("client {id}: write: {e}"))?;
+        let mut back = vec![0u8; len];
+        p.read_exact(&mut back)
+            .map_err(|e| format!("client {id}: read: {e}"))?;
+        if back != msg {
+            return Err(format!("client {id}: round {round}: the echo differs"));
+        }
+        echoed += len as u64;
+        if round == 0 {
+            rendezvous(&stage[1], failed, CLIENTS);
+        }
+    }
+    p.shutdown_write().unwrap();
+    let mut rest = Vec::new();
+    match p.read_to_end(&mut rest) {
+        Ok(_) if rest.is_empty() => Ok(echoed),
+        Ok(_) => Err(format!("client {id}: {} unexpected bytes", rest.len())),
+        Err(e) => Err(format!("client {id}: no clean close: {e}")),
+    }
+}
+
+const CLIENTS: usize = 100;
+
+matrix!(hundred_clients: ipv4, ipv6, unix);
+/// 100 concurrent clients (threads with blocking std sockets), all connected and
+/// all being served at the same moment, each echoed byte-exact over several rounds;
+/// each half-close ends in the server's clean close; the listener is left alone.
+fn hundred_clients(case: &Case) {
+    let (mut r, listener, addr) = echo_server::<{ CLIENTS + 8 }>(case, CLIENTS);
+    let stage = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let failed = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..CLIENTS as u64)
+        .map(|id| {
+            let (addr, stage, failed, finished, errors) = (
+                addr,
+                stage.clone(),
+                failed.clone(),
+                finished.clone(),
+                errors.clone(),
+            );
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let result = client(&addr, id, &stage, &failed);
+                    if let Err(e) = &result {
+                        failed.fetch_add(1, Ordering::AcqRel);
+                        errors.lock().unwrap().push(e.clone());
+                    }
+                    finished.fetch_add(1, Ordering::AcqRel);
+                    result.unwrap_or(0)
+                })
+                .expect("spawn a client")
+        })
+        .collect();
+
+    let mut peak = 0;
+    run_until(&mut r, "every client done and closed", |r| {
+        peak = peak.max(r.len());
+        finished.load(Ordering::Acquire) == CLIENTS && r.len() == 1
+    });
+    let echoed: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let errors = errors.lock().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} clients failed: {:?}",
+        errors.len(),
+        &errors[..]
+    );
+    assert_eq!(
+        peak,
+        CLIENTS + 1,
+        "all clients were served at the same time"
+    );
+    assert_eq!(counts(&r, listener), (CLIENTS as u64, 0));
+    assert_eq!(r.get(listener).unwrap().state, State::Listening);
+    assert!(echoed > 0);
+}
+
+// ------------------------------------------------------------------ a full map
+
+matrix!(max_conns_reached: ipv4, ipv6, unix);
+/// `--max-conns 3`: a fourth client is accepted and closed at once, cleanly (EOF,
+/// not a reset); the three keep being served; once one leaves, a new client is
+/// served again.
+fn max_conns_reached(case: &Case) {
+    let (mut r, listener, addr) = echo_server::<8>(case, 3);
+    full_map(case, &mut r, listener, &addr, 3);
+}
+
+matrix!(map_capacity_reached: ipv4, ipv6, unix);
+/// The map's compile-time capacity (the listener and 3 connections) is the limit
+/// this time (`ctx.add` reports `Full`): the same clean refusal.
+fn map_capacity_reached(case: &Case) {
+    let (mut r, listener, addr) = echo_server::<4>(case, 100);
+    full_map(case, &mut r, listener, &addr, 3);
+}
+
+fn full_map<const N: usize>(
+    case: &Case,
+    r: &mut Server<N>,
+    listener: Token,
+    addr: &Addr,
+    limit: usize,
+) {
+    let mut served: Vec<Peer> = (0..limit).map(|_| peer(addr)).collect();
+    for (i, p) in served.iter_mut().enumerate() {
+        let msg = pattern(i as u64, 100 + i);
+        assert_eq!(round_trip(r, p, &msg), msg);
+    }
+    assert_eq!(counts(r, listener), (limit as u64, 0));
+
+    let mut extra = peer(addr);
+    run_until(r, "the extra client refused", |r| {
+        counts(r, listener).1 == 1
+    });
+    match read_to_close(&mut extra) {
+        Ok(rest) => assert!(rest.is_empty(), "the refused client got data"),
+        Err(e) => panic!("the refused client saw {e} instead of a clean close ({case:?})"),
+    }
+    assert_eq!(r.len(), limit + 1);
+
+    for (i, p) in served.iter_mut().enumerate() {
+        let msg = pattern(100 + i as u64, 5000 + i);
+        assert_eq!(round_trip(r, p, &msg), msg, "client {i} still served");
+    }
+
+    // One leaves; its slot serves a newcomer.
+    let gone = served.remove(0);
+    gone.shutdown_write().unwrap();
+    drop(gone);
+    run_until(r, "the leaver's channel closed", |r| r.len() == limit);
+    let mut newcomer = peer(addr);
+    let msg = pattern(999, 3000);
+    assert_eq!(round_trip(r, &mut newcomer, &msg), msg);
+    assert_eq!(counts(r, listener), (limit as u64 + 1, 1));
+}
+
+// ------------------------------------------------------------------ FD_SETSIZE
+
+/// The fd number the test places a channel at: above `FD_SETSIZE`.
+const HIGH: RawFd = 1500;
+
+/// Makes room for fd `HIGH`; `false` (with a note) when the hard limit does not allow
+/// it.
+fn raise_nofile() -> bool {
+    let want = HIGH as u64 + 100;
+    let ok = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) if soft >= want => true,
+        Ok((_, hard)) if hard >= want => setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok(),
+        _ => false,
+    };
+    if !ok {
+        eprintln!("note: RLIMIT_NOFILE cannot be raised above {HIGH}; test skipped");
+    }
+    ok
+}
+
+/// A connected TCP pair whose server end is a channel socket at an fd ≥ `HIGH`.
+fn high_fd_pair() -> (StdSocket, RawFd, Peer) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    let raw = fcntl(&server, FcntlArg::F_DUPFD_CLOEXEC(HIGH)).unwrap();
+    assert!(raw as usize >= FD_SETSIZE);
+    // SAFETY: fcntl just created this fd and nothing else owns it.
+    let high = unsafe { OwnedFd::from_raw_fd(raw) };
+    drop(server); // the dup keeps the connection
+    let socket = StdSocket::from_owned_file(high).unwrap();
+    client.set_nonblocking(true).unwrap();
+    (socket, raw, Peer::Tcp(client))
+}
+
+backends!(fd_above_fd_setsize);
+/// An fd ≥ `FD_SETSIZE`: select refuses the channel when it is added
+/// (`Rejected(OutOfRange)`, the socket handed back open) and goes on serving the
+/// others; poll takes it and echoes through it.
+fn fd_above_fd_setsize(case: &Case) {
+    if !raise_nofile() {
+        return;
+    }
+    let (mut r, listener, addr) = echo_server::<8>(case, 6);
+    let mut low = peer(&addr);
+    assert_eq!(round_trip(&mut r, &mut low, b"low"), b"low");
+
+    let (socket, raw, mut high_peer) = high_fd_pair();
+    match case.backend {
+        Backend::Select => {
+            let e = r.add(socket, Echo::Conn(EchoConn::new())).unwrap_err();
+            assert_eq!(
+                e.kind,
+                AddErrorKind::Rejected(SourceError::OutOfRange { limit: FD_SETSIZE })
+            );
+            let (socket, _) = e.into_inner();
+            assert_eq!(socket.as_raw_fd(), raw, "handed back untouched");
+            assert!(!socket.is_closed());
+            assert_eq!(r.len(), 2);
+        }
+        Backend::Poll => {
+            let t = r.add(socket, Echo::Conn(EchoConn::new())).unwrap();
+            assert_eq!(r.get(t).unwrap().socket.as_raw_fd(), raw);
+            let msg = pattern(1500, 10_000);
+            assert_eq!(round_trip(&mut r, &mut high_peer, &msg), msg);
+            assert_eq!(r.len(), 3);
+        }
+    }
+    let msg = pattern(7, 5000);
+    assert_eq!(round_trip(&mut r, &mut low, &msg), msg, "the others go on");
+    assert_eq!(counts(&r, listener), (1, 0));
+}
+
+// ------------------------------------------------------------------ closed behind the back
+
+thread_local! {
+    static EVENTS: RefCell<Vec<(Token, Event)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record(token: Token, event: Event) {
+    EVENTS.with(|e| e.borrow_mut().push((token, event)));
+}
+
+backends!(fd_closed_behind_the_back, exclusive);
+/// Three clients served; the fd of one server-side channel is closed behind the
+/// loop's back. select's `EBADF` is traced to that fd (poll reports `POLLNVAL`): that
+/// channel alone gets `handle_close` and leaves the map, its client sees the
+/// connection end, and the other two keep echoing. Holds the fd lock exclusively: it
+/// closes an fd number the reactor owns.
+fn fd_closed_behind_the_back(case: &Case) {
+    let (mut r, _listener, addr) = echo_server::<8>(case, 6);
+    let mut peers: Vec<Peer> = (0..3).map(|_| peer(&addr)).collect();
+    for (i, p) in peers.iter_mut().enumerate() {
+        assert_eq!(round_trip(&mut r, p, &[i as u8; 10]), [i as u8; 10]);
+    }
+    // The server side of peer 1, found by its peer address.
+    let victim_addr = peers[1].local_inet().unwrap();
+    let (victim, raw) = r
+        .map()
+        .iter()
+        .find(|c| c.socket.peer_addr().ok().and_then(|a| a.as_inet()) == Some(victim_addr))
+        .map(|c| (c.token, c.socket.as_raw_fd()))
+        .expect("the victim's channel");
+    EVENTS.with(|e| e.borrow_mut().clear());
+    r.set_observer(Some(record));
+
+    nix::unistd::close(raw).unwrap();
+    run_until(&mut r, "the bad channel closed", |r| {
+        r.get(victim).is_none()
+    });
+    let events: Vec<Event> = EVENTS.with(|e| {
+        e.borrow()
+            .iter()
+            .filter(|(t, _)| *t == victim)
+            .map(|(_, ev)| *ev)
+            .collect()
+    });
+    assert_eq!(events, [Event::Close, Event::Removed]);
+    assert_eq!(r.len(), 3, "the listener and two connections");
+
+    for i in [0, 2] {
+        let msg = pattern(i as u64, 3000);
+        assert_eq!(round_trip(&mut r, &mut peers[i], &msg), msg, "client {i}");
+    }
+    // The victim's client sees the end of its connection (EOF or reset), not a hang.
+    match read_to_close(&mut peers[1]) {
+        Ok(rest) => assert!(rest.is_empty()),
+        Err(e) => assert_eq!(e.kind(), IoErrorKind::ConnectionReset, "{e}"),
+    }
+    let others: Vec<Event> = EVENTS.with(|e| {
+        e.borrow()
+            .iter()
+            .filter(|(t, _)| *t != victim)
+            .map(|(_, ev)| *ev)
+            .collect()
+    });
+    assert!(
+        !others
+            .iter()
+            .any(|e| matches!(e, Event::Close | Event::Error | Event::Removed)),
+        "{others:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Helpers shared by the root package's real-socket integration tests: the test
 //! matrix (backend × address family), per-test temp dirs, the fd-number lock, the
 //! original harness's `loop_waiting_for_flag`, and std peers.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code, unused_macros)] // each test binary uses its own subset
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

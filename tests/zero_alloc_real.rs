@@ -1,0 +1,185 @@
+//! Zero heap allocations in steady state, on real loopback sockets, on `select(2)`
+//! and on `poll(2)`: the core's echo server and its clients run in the same thread
+//! (non-blocking `StdSocket` clients driven between passes) under a counting global
+//! allocator. After a warm-up, 5,000 echo round trips, then connection churn
+//! (connect, echo, close, 200 times), allocate nothing.
+//!
+//! The counter is per thread, so the test harness's own threads do not count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use asyncore::{AnySelector, Backend, Echo, Reactor, Recv, Sent, Socket, StdReactor, StdSocket};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn bump() {
+    let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// const-initialised thread-local without a destructor, so touching it never
+// allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump();
+        // SAFETY: the caller upholds `alloc`'s contract; it is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns its result and how many allocations this thread made in it.
+fn allocs_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCS.with(Cell::get);
+    let r = f();
+    (r, ALLOCS.with(Cell::get) - before)
+}
+
+#[test]
+fn the_counter_counts() {
+    let (b, n) = allocs_during(|| std::hint::black_box(Box::new(7u64)));
+    assert_eq!(*b, 7);
+    assert!(n >= 1, "a Box allocation was not counted");
+    let (v, n) = allocs_during(|| {
+        let mut v: Vec<u8> = Vec::with_capacity(1);
+        v.extend_from_slice(&[0; 100]); // grows: realloc
+        v
+    });
+    assert_eq!(v.len(), 100);
+    assert!(n >= 2, "alloc + realloc: {n}");
+}
+
+const CLIENTS: usize = 4;
+const MSG: usize = 64;
+const WARM_UP: usize = 100;
+const ROUND_TRIPS: usize = 5_000;
+const CHURN: usize = 200;
+/// Passes one round trip may take before the test fails (it needs one or two).
+const MAX_PASSES: usize = 10_000;
+const PASS: Option<Duration> = Some(Duration::from_millis(10));
+
+type Server = StdReactor<Echo<StdSocket, 1024>, 8>;
+
+/// One round trip: `client` sends `MSG` bytes derived from `n`, the server runs
+/// until they are all back, and they are checked. Allocates nothing itself; a
+/// failure panics (which allocates, but then the test has failed anyway).
+fn round_trip(server: &mut Server, client: &mut StdSocket, n: usize) {
+    let mut msg = [0u8; MSG];
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b = (n.wrapping_mul(31) ^ i) as u8;
+    }
+    let mut sent = 0;
+    let mut back = [0u8; MSG];
+    let mut got = 0;
+    for _ in 0..MAX_PASSES {
+        if sent < MSG {
+            match client.send(&msg[sent..]).expect("client send") {
+                Sent::Bytes(k) => sent += k,
+                Sent::WouldBlock => {}
+            }
+        }
+        server.poll_once(PASS).expect("poll_once");
+        while got < MSG {
+            match client.recv(&mut back[got..]).expect("client recv") {
+                Recv::Data(k) => got += k,
+                Recv::WouldBlock => break,
+                Recv::Eof => panic!("the server closed during an echo"),
+            }
+        }
+        if got == MSG {
+            assert!(back == msg, "round trip {n}: the echo differs");
+            return;
+        }
+    }
+    panic!("round trip {n}: no echo after {MAX_PASSES} passes");
+}
+
+/// Closes `client` and runs the server until it has closed its side too (the map
+/// holds `left` channels again).
+fn close(server: &mut Server, mut client: StdSocket, left: usize) {
+    client.close().expect("client close");
+    for _ in 0..MAX_PASSES {
+        if server.len() == left {
+            return;
+        }
+        server.poll_once(PASS).expect("poll_once");
+    }
+    panic!("the server did not close its side");
+}
+
+fn steady_state(backend: Backend) {
+    let mut server: Server = Reactor::new(AnySelector::new(backend));
+    let listener = StdSocket::tcp_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap().as_inet().unwrap();
+    server.add(listener, Echo::listener(6)).unwrap();
+    let mut clients: [StdSocket; CLIENTS] =
+        core::array::from_fn(|_| StdSocket::tcp_connect(addr).expect("connect"));
+
+    // Warm-up: every connection accepted and echoing, every lazy initialisation done.
+    for n in 0..WARM_UP {
+        round_trip(&mut server, &mut clients[n % CLIENTS], n);
+    }
+    assert_eq!(server.len(), CLIENTS + 1);
+
+    let ((), allocations) = allocs_during(|| {
+        for n in 0..ROUND_TRIPS {
+            round_trip(&mut server, &mut clients[n % CLIENTS], n);
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "{backend}: allocations during {ROUND_TRIPS} echo round trips"
+    );
+
+    // Churn: connect, accept, echo, close, over and over.
+    let ((), allocations) = allocs_during(|| {
+        for n in 0..CHURN {
+            let mut c = StdSocket::tcp_connect(addr).expect("connect");
+            round_trip(&mut server, &mut c, n);
+            close(&mut server, c, CLIENTS + 1);
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "{backend}: allocations during {CHURN} connect/echo/close cycles"
+    );
+
+    for c in clients {
+        let left = server.len() - 1;
+        close(&mut server, c, left);
+    }
+    assert_eq!(server.len(), 1, "only the listener is left");
+}
+
+#[test]
+fn select_steady_state_allocates_nothing() {
+    steady_state(Backend::Select);
+}
+
+#[test]
+fn poll_steady_state_allocates_nothing() {
+    steady_state(Backend::Poll);
+}

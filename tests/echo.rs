@@ -11,8 +11,7 @@ use std::cell::RefCell;
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
 
 use asyncore::{
     AddErrorKind, Addr, Backend, Echo, EchoConn, Event, FD_SETSIZE, SourceError, State, StdReactor,
@@ -92,13 +91,36 @@ fn read_to_close(p: &mut Peer) -> std::io::Result<Vec<u8>> {
 
 // ------------------------------------------------------------------ 100 clients
 
-/// Waits until `count + failed` reaches `n` (all the clients got there, or gave up).
-fn rendezvous(count: &AtomicUsize, failed: &AtomicUsize, n: usize) {
-    count.fetch_add(1, Ordering::AcqRel);
-    let start = Instant::now();
-    while count.load(Ordering::Acquire) + failed.load(Ordering::Acquire) < n {
-        assert!(start.elapsed() < PATIENCE, "rendezvous never reached");
-        std::thread::sleep(Duration::from_millis(1));
+/// Two barriers for the client threads that a failing client cannot leave the
+/// others stuck at: a failure counts as having arrived at every gate.
+#[derive(Default)]
+struct Gates {
+    counts: Mutex<GateCounts>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateCounts {
+    arrived: [usize; 2],
+    failed: usize,
+}
+
+impl Gates {
+    /// Arrives at `gate` and waits until every client arrived there (or failed).
+    fn wait(&self, gate: usize) {
+        let mut c = self.counts.lock().unwrap();
+        c.arrived[gate] += 1;
+        self.changed.notify_all();
+        let (_c, wait) = self
+            .changed
+            .wait_timeout_while(c, PATIENCE, |c| c.arrived[gate] + c.failed < CLIENTS)
+            .unwrap();
+        assert!(!wait.timed_out(), "gate {gate} never opened");
+    }
+
+    fn fail(&self) {
+        self.counts.lock().unwrap().failed += 1;
+        self.changed.notify_all();
     }
 }
 
@@ -106,16 +128,11 @@ fn rendezvous(count: &AtomicUsize, failed: &AtomicUsize, n: usize) {
 /// `ROUNDS` messages of varied sizes (up to 20 KB, far more than the server's 1 KiB
 /// buffer), waiting after the first until every client is being served, then
 /// half-closes and expects the server's clean close.
-fn client(
-    addr: &Addr,
-    id: u64,
-    stage: &[AtomicUsize; 2],
-    failed: &AtomicUsize,
-) -> Result<u64, String> {
+fn client(addr: &Addr, id: u64, gates: &Gates) -> Result<u64, String> {
     const ROUNDS: u64 = 4;
     let mut p = Peer::connect(addr).map_err(|e| format!("client {id}: connect: {e}"))?;
     p.set_timeouts(PATIENCE).unwrap();
-    rendezvous(&stage[0], failed, CLIENTS);
+    gates.wait(0);
     let mut echoed = 0;
     for round in 0..ROUNDS {
         let len = 1 + ((id * 7919 + round * 104_729) % 20_000) as usize;
@@ -130,7 +147,7 @@ fn client(
         }
         echoed += len as u64;
         if round == 0 {
-            rendezvous(&stage[1], failed, CLIENTS);
+            gates.wait(1);
         }
     }
     p.shutdown_write().unwrap();
@@ -150,25 +167,18 @@ matrix!(hundred_clients: ipv4, ipv6, unix);
 /// each half-close ends in the server's clean close; the listener is left alone.
 fn hundred_clients(case: &Case) {
     let (mut r, listener, addr) = echo_server::<{ CLIENTS + 8 }>(case, CLIENTS);
-    let stage = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-    let failed = Arc::new(AtomicUsize::new(0));
+    let gates = Arc::new(Gates::default());
     let finished = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..CLIENTS as u64)
         .map(|id| {
-            let (addr, stage, failed, finished, errors) = (
-                addr,
-                stage.clone(),
-                failed.clone(),
-                finished.clone(),
-                errors.clone(),
-            );
+            let (gates, finished, errors) = (gates.clone(), finished.clone(), errors.clone());
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
-                    let result = client(&addr, id, &stage, &failed);
+                    let result = client(&addr, id, &gates);
                     if let Err(e) = &result {
-                        failed.fetch_add(1, Ordering::AcqRel);
+                        gates.fail();
                         errors.lock().unwrap().push(e.clone());
                     }
                     finished.fetch_add(1, Ordering::AcqRel);

@@ -69,17 +69,15 @@ fn run(cmd: &mut Command) -> Output {
         let _ = err.read_to_end(&mut v);
         v
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > SUBPROCESS_PATIENCE {
-            let _ = child.kill();
-            let _ = child.wait();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let status = match rx.recv_timeout(SUBPROCESS_PATIENCE) {
+        Ok(status) => status.expect("wait for the subprocess"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             panic!("{cmd:?} still running after {SUBPROCESS_PATIENCE:?}; killed");
         }
-        std::thread::sleep(Duration::from_millis(5));
     };
     Output {
         status,

@@ -50,4 +50,8 @@ conformance! {
     exit_ends_run,
     count_respected,
     timeout_respected,
+    connect_then_peer_closes,
+    client_resets_before_accept,
+    both_directions_shut,
+    fresh_socket,
 }

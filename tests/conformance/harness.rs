@@ -62,6 +62,8 @@ pub trait Harness: Sized {
     /// A socket whose non-blocking connect to a peer's listener has completed in the
     /// kernel (not yet seen by the loop), and that peer.
     fn connecting(&mut self) -> (Self::Sock, Self::Peer);
+    /// A fresh TCP socket, neither connected nor listening (it starts `State::Open`).
+    fn fresh(&mut self) -> Self::Sock;
     /// A socket whose non-blocking connect was refused (RST received, not yet seen by
     /// the loop).
     fn connecting_refused(&mut self) -> Self::Sock;
@@ -72,12 +74,18 @@ pub trait Harness: Sized {
     fn peer_shutdown_write(&mut self, r: &mut R<Self>, ours: Token, p: &mut Self::Peer);
     /// The peer resets the connection (`SO_LINGER` 0, close: RST).
     fn peer_reset(&mut self, r: &mut R<Self>, ours: Token, p: &mut Self::Peer);
+    /// A client whose connection is still pending on our listener resets it (RST
+    /// before our accept); see [`await_reset`](Self::await_reset).
+    fn peer_reset_pending(&mut self, p: &mut Self::Peer);
+    /// Returns once the peer's reset shows on our channel `ours`.
+    fn await_reset(&mut self, r: &mut R<Self>, ours: Token);
     /// The peer sends one byte of TCP urgent data (`MSG_OOB`).
     fn peer_send_oob(&mut self, r: &mut R<Self>, ours: Token, p: &mut Self::Peer, byte: u8);
     /// The next `n` bytes our side sent to the peer.
     fn peer_recv(&mut self, r: &mut R<Self>, ours: Token, p: &mut Self::Peer, n: usize) -> Vec<u8>;
-    /// Whether the peer sees the connection closed by our side (EOF or reset).
-    fn peer_sees_close(&mut self, p: &mut Self::Peer) -> bool;
+    /// Whether the peer reads the end of our side's stream: EOF (our side shut down
+    /// its sending side, or closed) or a reset.
+    fn peer_sees_eof(&mut self, r: &mut R<Self>, p: &mut Self::Peer) -> bool;
     /// Closes the fd of `ours` behind the reactor's back.
     fn close_behind_back(&mut self, r: &mut R<Self>, ours: Token);
 

@@ -13,6 +13,8 @@
 //! | urgent byte pending | `PRIORITY` (not `READABLE`: the urgent byte is not in the stream) | same (except set) |
 //! | fd closed behind the loop | `INVALID` | `INVALID` (found after `EBADF`) |
 //! | connected, nothing pending | `WRITABLE` | same |
+//! | we shut down writing, then the peer's FIN | `READABLE \| WRITABLE \| HANGUP` | `READABLE \| WRITABLE` |
+//! | fresh socket, never connected | `WRITABLE \| HANGUP`; recv `ENOTCONN`, send `EPIPE` | `READABLE \| WRITABLE` |
 //! | listener, connection pending | `READABLE` | same |
 //!
 //! Readiness is level-triggered and recomputed from the sockets before every pass, so
@@ -35,6 +37,8 @@ enum Role {
     Connecting {
         refused: bool,
     },
+    /// A socket never connected nor listening.
+    Fresh,
 }
 
 #[derive(Debug)]
@@ -44,6 +48,8 @@ struct Model {
     fin: bool,
     /// The peer reset the connection.
     rst: bool,
+    /// The reset's socket results are scripted on our socket.
+    rst_scripted: bool,
     /// The fd was closed behind the loop's back.
     invalid: bool,
     /// Connections waiting in a listener's queue.
@@ -59,6 +65,7 @@ impl Model {
             role,
             fin: false,
             rst: false,
+            rst_scripted: false,
             invalid: false,
             pending: 0,
             read: 0,
@@ -99,24 +106,34 @@ impl MockH {
     }
 
     /// What Linux's `poll(2)` would report for each channel now (before masking by
-    /// interest, which `MockSelector` does), written as level readiness.
+    /// interest, which `MockSelector` does), written as level readiness; and the
+    /// socket results of a reset, scripted once the reset socket exists (a reset can
+    /// hit a connection still waiting to be accepted).
     fn sync(&mut self, r: &mut R<Self>) {
         let mut levels = Vec::new();
         for c in r.map_mut().iter_mut() {
             let id = c.socket.id();
-            let m = self.models.get(&id).expect("a mock socket of this harness");
+            let m = self
+                .models
+                .get_mut(&id)
+                .expect("a mock socket of this harness");
+            if m.rst && !m.rst_scripted {
+                m.rst_scripted = true;
+                script_reset(c.socket, c.state);
+            }
             let ready = if m.invalid {
                 Readiness::INVALID
             } else {
-                match m.role {
-                    Role::Listener if m.pending > 0 => Readiness::READABLE,
-                    Role::Listener => Readiness::EMPTY,
-                    Role::Connecting { refused: true } if c.state == State::Connecting => {
+                match (m.role, c.state) {
+                    (Role::Listener, _) if m.pending > 0 => Readiness::READABLE,
+                    (Role::Listener, _) => Readiness::EMPTY,
+                    (Role::Connecting { refused: true }, State::Connecting) => {
                         Readiness::READABLE
                             | Readiness::WRITABLE
                             | Readiness::ERROR
                             | Readiness::HANGUP
                     }
+                    (Role::Fresh, _) => Readiness::WRITABLE | Readiness::HANGUP,
                     _ => {
                         let mut ready = Readiness::WRITABLE;
                         if c.socket.unread() > 0 || m.fin || m.rst {
@@ -128,6 +145,10 @@ impl MockH {
                         }
                         if m.rst {
                             ready |= Readiness::ERROR | Readiness::HANGUP;
+                        }
+                        // Both directions shut.
+                        if m.fin && c.socket.is_write_shut() {
+                            ready |= Readiness::HANGUP;
                         }
                         ready
                     }
@@ -151,6 +172,23 @@ impl MockH {
                 m.pending = 0;
             }
         }
+    }
+}
+
+/// Linux after an RST: the first operation reports it (`ECONNRESET`; `EPIPE` for a
+/// socket that had already seen the peer's FIN, i.e. was in `CLOSE_WAIT`), later
+/// reads give EOF and later writes `EPIPE`.
+fn script_reset(socket: &mut MockSocket, state: State) {
+    let first = SocketError::from_errno(if state == State::ReadClosed {
+        errno::EPIPE
+    } else {
+        errno::ECONNRESET
+    });
+    socket.script_recv(RecvStep::Fail(first));
+    socket.feed_eof();
+    socket.script_send(SendStep::Fail(first));
+    for _ in 0..4 {
+        socket.script_send(SendStep::Fail(SocketError::from_errno(errno::EPIPE)));
     }
 }
 
@@ -196,6 +234,15 @@ impl Harness for MockH {
         )
     }
 
+    fn fresh(&mut self) -> MockSocket {
+        let (id, probe) = self.socket(Role::Fresh);
+        let mut s = MockSocket::open(id).with_probe(probe);
+        // Linux on a never-connected TCP socket: recv ENOTCONN, send EPIPE.
+        s.script_recv(RecvStep::Fail(SocketError::from_errno(errno::ENOTCONN)));
+        s.script_send(SendStep::Fail(SocketError::from_errno(errno::EPIPE)));
+        s
+    }
+
     fn connecting_refused(&mut self) -> MockSocket {
         let (id, probe) = self.socket(Role::Connecting { refused: true });
         let mut s = MockSocket::connecting(id).with_probe(probe);
@@ -215,25 +262,17 @@ impl Harness for MockH {
     }
 
     fn peer_reset(&mut self, r: &mut R<Self>, ours: Token, p: &mut MockPeer) {
+        self.peer_reset_pending(p);
+        self.await_reset(r, ours);
+    }
+
+    fn peer_reset_pending(&mut self, p: &mut MockPeer) {
+        // Scripted on our socket by the next sync, once it exists.
         self.model(p.id).rst = true;
-        let c = r.get_mut(ours).expect("our channel is in the map");
-        // Linux: the first operation reports the reset (ECONNRESET; EPIPE for a
-        // socket that had already seen the peer's FIN, i.e. was in CLOSE_WAIT), later
-        // reads give EOF and later writes EPIPE.
-        let first = if c.state == State::ReadClosed {
-            errno::EPIPE
-        } else {
-            errno::ECONNRESET
-        };
-        c.socket
-            .script_recv(RecvStep::Fail(SocketError::from_errno(first)));
-        c.socket.feed_eof();
-        c.socket
-            .script_send(SendStep::Fail(SocketError::from_errno(first)));
-        for _ in 0..4 {
-            c.socket
-                .script_send(SendStep::Fail(SocketError::from_errno(errno::EPIPE)));
-        }
+    }
+
+    fn await_reset(&mut self, r: &mut R<Self>, ours: Token) {
+        let _ = (r, ours);
     }
 
     fn peer_send_oob(&mut self, r: &mut R<Self>, ours: Token, p: &mut MockPeer, byte: u8) {
@@ -255,8 +294,12 @@ impl Harness for MockH {
         out
     }
 
-    fn peer_sees_close(&mut self, p: &mut MockPeer) -> bool {
-        self.model(p.id).probe.is_closed()
+    fn peer_sees_eof(&mut self, r: &mut R<Self>, p: &mut MockPeer) -> bool {
+        let open = r.map().iter().find(|c| c.socket.id() == p.id);
+        match open {
+            Some(c) => c.socket.is_write_shut(),
+            None => self.model(p.id).probe.is_closed(),
+        }
     }
 
     fn close_behind_back(&mut self, r: &mut R<Self>, ours: Token) {

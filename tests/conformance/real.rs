@@ -196,6 +196,10 @@ impl<K: Kind> Harness for Real<K> {
         (ours, TcpPeer::new(peer))
     }
 
+    fn fresh(&mut self) -> StdSocket {
+        StdSocket::new(Family::Inet).expect("socket")
+    }
+
     fn connecting_refused(&mut self) -> StdSocket {
         // A bound socket that does not listen: its port answers SYN with RST, and
         // it stays reserved (nobody else can listen there) while the test runs.
@@ -237,13 +241,21 @@ impl<K: Kind> Harness for Real<K> {
     }
 
     fn peer_reset(&mut self, r: &mut R<Self>, ours: Token, p: &mut TcpPeer) {
+        self.peer_reset_pending(p);
+        self.await_reset(r, ours);
+    }
+
+    fn peer_reset_pending(&mut self, p: &mut TcpPeer) {
         let stream = p.stream.take().expect("the peer is already gone");
-        let linger = nix::libc::linger {
+        let linger = libc::linger {
             l_onoff: 1,
             l_linger: 0,
         };
         setsockopt(&stream.as_fd(), sockopt::Linger, &linger).expect("SO_LINGER 0");
         drop(stream);
+    }
+
+    fn await_reset(&mut self, r: &mut R<Self>, ours: Token) {
         wait_poll(
             our_fd::<K>(r, ours),
             0,
@@ -274,7 +286,7 @@ impl<K: Kind> Harness for Real<K> {
         buf
     }
 
-    fn peer_sees_close(&mut self, p: &mut TcpPeer) -> bool {
+    fn peer_sees_eof(&mut self, _r: &mut R<Self>, p: &mut TcpPeer) -> bool {
         let mut byte = [0u8; 1];
         match p.stream().read(&mut byte) {
             Ok(0) => true,

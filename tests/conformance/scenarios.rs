@@ -2,9 +2,9 @@
 //! callback sequence, and where the kernel reports different readiness to `select(2)`
 //! and `poll(2)` it says so and asserts each backend against its own column.
 
-use asyncore::{Interest, PollError, Readiness, RunEnd, SocketError, State, Token, errno};
+use asyncore::{Interest, PollError, Readiness, RunEnd, Socket, SocketError, State, Token, errno};
 
-use crate::harness::{Harness, IDLE, R, WAIT, fds_exclusive, fds_shared, kernel};
+use crate::harness::{Backend, Harness, IDLE, R, WAIT, fds_exclusive, fds_shared, kernel};
 use crate::rec::{Call, Log, Rec};
 
 const R_: Readiness = Readiness::READABLE;
@@ -183,7 +183,7 @@ pub fn peer_fin_closes<H: Harness>() {
     assert_eq!(log.calls_of(t), [Call::Read, Call::ReadClosed, Call::Close]);
     assert_eq!(log.received(t), b"bye");
     assert!(r.get(t).is_none());
-    assert!(h.peer_sees_close(&mut peer));
+    assert!(h.peer_sees_eof(&mut r, &mut peer));
 }
 
 /// Half-close: after the peer's FIN, `ReadClosed` answers `KeepWriting`; writes still
@@ -278,7 +278,7 @@ pub fn peer_reset_idle_reader<H: Harness>() {
 
     assert_eq!(h.pass(&mut r, WAIT), 1);
     assert_eq!(ready::<H>(&r, t), Some(kernel::<H>(R_ | E_ | H_, R_)));
-    if H::BACKEND == crate::harness::Backend::Select {
+    if H::BACKEND == Backend::Select {
         assert_eq!(log.calls_of(t), [Call::Read]);
         assert!(r.get(t).is_some(), "select cannot see the reset yet");
         assert_eq!(h.pass(&mut r, WAIT), 1);
@@ -426,7 +426,7 @@ pub fn close_in_handler_stops_callbacks<H: Harness>() {
     assert_eq!(log.calls_of(ta), [Call::Read]);
     assert_eq!(log.received(ta), b"x");
     assert!(r.get(ta).is_none());
-    assert!(h.peer_sees_close(&mut pa));
+    assert!(h.peer_sees_eof(&mut r, &mut pa));
     assert_eq!(log.calls_of(tb), [Call::Write]);
     assert_eq!(h.peer_recv(&mut r, tb, &mut pb, 1), b"b");
 }
@@ -504,4 +504,121 @@ pub fn timeout_respected<H: Harness>() {
         assert_eq!(clock, IDLE);
     }
     assert_eq!(log.all(), []);
+}
+
+/// A connect that completes with the peer's data and FIN already there: `Connect`,
+/// then `Read`, `ReadClosed`, `Close` in the same pass.
+pub fn connect_then_peer_closes<H: Harness>() {
+    let _fds = fds_shared();
+    let (log, mut h) = (Log::new(), H::new());
+    let mut r = h.reactor();
+    let (sock, mut peer) = h.connecting();
+    let t = add::<H>(&mut r, sock, Rec::new(&log));
+    h.peer_send(&mut r, t, &mut peer, b"hi");
+    h.peer_shutdown_write(&mut r, t, &mut peer);
+
+    assert_eq!(h.pass(&mut r, WAIT), 1);
+    assert_eq!(ready::<H>(&r, t), Some(R_ | W_));
+    assert_eq!(
+        log.calls_of(t),
+        [Call::Connect, Call::Read, Call::ReadClosed, Call::Close]
+    );
+    assert_eq!(log.received(t), b"hi");
+    assert!(r.get(t).is_none());
+}
+
+/// A client that resets its connection before we accept it: the accept still hands
+/// it over, and the new channel gets one `Close` (no `Error`) on its first pass.
+///
+/// Kernel difference: the reset connection is readable + `ERR|HUP` to `poll(2)`,
+/// readable to `select(2)` (interest: read); on both `Read`'s `recv` fails with
+/// `ECONNRESET` first, so the callbacks agree. On the real kernels the accepted
+/// socket starts `State::Open` (`getpeername` fails: the peer is gone); the mock's
+/// `accept` can only produce a connected socket, so the state is not compared there.
+pub fn client_resets_before_accept<H: Harness>() {
+    let _fds = fds_shared();
+    let (log, mut h) = (Log::new(), H::new());
+    let mut r = h.reactor();
+    let (ls, addr) = h.listener();
+    let lt = add::<H>(&mut r, ls, Rec::new(&log));
+    let mut peer = h.connect_client(&mut r, &addr, lt);
+    h.peer_reset_pending(&mut peer);
+
+    assert_eq!(h.pass(&mut r, WAIT), 1);
+    assert_eq!(log.calls_of(lt), [Call::Accept, Call::Accepted]);
+    let c = log.accepted()[0];
+    if H::BACKEND != Backend::Mock {
+        assert_eq!(r.get(c).map(|c| c.state), Some(State::Open));
+    }
+    h.await_reset(&mut r, c);
+
+    assert_eq!(h.pass(&mut r, WAIT), 1);
+    assert_eq!(ready::<H>(&r, c), Some(kernel::<H>(R_ | E_ | H_, R_)));
+    assert_eq!(log.calls_of(c), [Call::Read, Call::Close]);
+    assert!(r.get(c).is_none());
+    assert_eq!(r.len(), 1, "the listener stays");
+    assert_eq!(log.calls_of(lt), [Call::Accept, Call::Accepted]);
+}
+
+/// We shut down our sending side, then the peer does too, while our channel only
+/// wants to write.
+///
+/// Kernel difference: with both directions shut, `poll(2)` reports `HANGUP` (even
+/// without read interest), so the channel gets `Write`, then `Close`. `select(2)` has
+/// no hang-up: the channel is only writable and gets `Write` on every pass; the EOF is
+/// seen once it reads again (`Read`, `ReadClosed`, `Close`).
+pub fn both_directions_shut<H: Harness>() {
+    let _fds = fds_shared();
+    let (log, mut h) = (Log::new(), H::new());
+    let mut r = h.reactor();
+    let (s, mut peer) = h.pair();
+    let t = add::<H>(&mut r, s, Rec::new(&log).readable(false).writable(true));
+    r.get_mut(t)
+        .expect("channel")
+        .socket
+        .shutdown_write()
+        .expect("our shutdown");
+    assert!(h.peer_sees_eof(&mut r, &mut peer));
+    h.peer_shutdown_write(&mut r, t, &mut peer);
+
+    assert_eq!(h.pass(&mut r, WAIT), 1);
+    assert_eq!(ready::<H>(&r, t), Some(kernel::<H>(W_ | H_, W_)));
+    if H::BACKEND == Backend::Select {
+        assert_eq!(log.calls_of(t), [Call::Write]);
+        rec_mut::<H>(&mut r, t).readable = true;
+        assert_eq!(h.pass(&mut r, WAIT), 1);
+        assert_eq!(ready::<H>(&r, t), Some(R_ | W_));
+        assert_eq!(
+            log.calls_of(t),
+            [Call::Write, Call::Read, Call::ReadClosed, Call::Close]
+        );
+    } else {
+        assert_eq!(log.calls_of(t), [Call::Write, Call::Close]);
+    }
+    assert!(r.get(t).is_none());
+}
+
+/// A fresh socket, never connected nor listening, added as is (`State::Open`).
+///
+/// Kernel difference (reference §1.16 and §5 item 9): Linux reports such a socket
+/// `OUT|HUP` to `poll(2)` and readable + writable to `select(2)`. Poll: `Write`, then
+/// `Close` for the hang-up. Select: `Read`, whose `recv` fails with `ENOTCONN` (a
+/// disconnect), then `Close`. One `Close` and no `Error` on both; the first callback
+/// differs.
+pub fn fresh_socket<H: Harness>() {
+    let _fds = fds_shared();
+    let (log, mut h) = (Log::new(), H::new());
+    let mut r = h.reactor();
+    let s = h.fresh();
+    let t = add::<H>(&mut r, s, Rec::new(&log).writable(true));
+    assert_eq!(r.get(t).map(|c| c.state), Some(State::Open));
+
+    assert_eq!(h.pass(&mut r, WAIT), 1);
+    assert_eq!(ready::<H>(&r, t), Some(kernel::<H>(W_ | H_, R_ | W_)));
+    if H::BACKEND == Backend::Select {
+        assert_eq!(log.calls_of(t), [Call::Read, Call::Close]);
+    } else {
+        assert_eq!(log.calls_of(t), [Call::Write, Call::Close]);
+    }
+    assert!(r.get(t).is_none());
 }

@@ -453,10 +453,15 @@ impl<const N: usize> Selector for PollSelector<N> {
 
     /// Releases one registration. The `pollfd` array needs nothing: the next wait
     /// follows the registrations it is handed.
+    ///
+    /// The count drops whatever `source` is now: every `deregister` pairs with a
+    /// successful [`register`](Selector::register), and a socket that a handler
+    /// closed itself reports `-1` by the time its channel is removed. Ignoring that
+    /// `-1` would leak one of the `N` registrations per such channel until every add
+    /// failed with [`SourceError::Full`].
     fn deregister(&mut self, source: RawFd) {
-        if source >= 0 {
-            self.registered = self.registered.saturating_sub(1);
-        }
+        let _ = source;
+        self.registered = self.registered.saturating_sub(1);
     }
 
     /// Updates the `pollfd` array in place from `registrations`, calls `poll(2)`
@@ -610,6 +615,16 @@ mod tests {
         sel.deregister(5000);
         sel.deregister(5000);
         assert_eq!(sel.registered(), 0);
+    }
+
+    #[test]
+    fn deregister_of_a_source_closed_since_releases_its_registration() {
+        let mut sel = PollSelector::<1>::new();
+        assert_eq!(sel.register(7), Ok(()));
+        // The socket was closed by its handler: the reactor passes its source, -1.
+        sel.deregister(-1);
+        assert_eq!(sel.registered(), 0);
+        assert_eq!(sel.register(8), Ok(()));
     }
 
     #[test]

@@ -54,4 +54,5 @@ conformance! {
     client_resets_before_accept,
     both_directions_shut,
     fresh_socket,
+    handler_closes_its_socket,
 }

@@ -121,7 +121,10 @@ impl MockH {
                 m.rst_scripted = true;
                 script_reset(c.socket, c.state);
             }
-            let ready = if m.invalid {
+            // An fd closed behind the loop's back, or by a handler through
+            // `ctx.socket()`: POLLNVAL (a closed StdSocket's source is -1, which both
+            // real selectors report INVALID).
+            let ready = if m.invalid || c.socket.is_closed() {
                 Readiness::INVALID
             } else {
                 match (m.role, c.state) {
@@ -297,7 +300,7 @@ impl Harness for MockH {
     fn peer_sees_eof(&mut self, r: &mut R<Self>, p: &mut MockPeer) -> bool {
         let open = r.map().iter().find(|c| c.socket.id() == p.id);
         match open {
-            Some(c) => c.socket.is_write_shut(),
+            Some(c) => c.socket.is_write_shut() || c.socket.is_closed(),
             None => self.model(p.id).probe.is_closed(),
         }
     }

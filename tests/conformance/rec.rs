@@ -100,6 +100,9 @@ pub struct Rec {
     pub close_on_read: bool,
     /// `handle_read` calls `ctx.exit()` after reading.
     pub exit_on_read: bool,
+    /// `handle_read` closes the socket itself (`ctx.socket().close()`), leaving the
+    /// channel in the map.
+    pub close_socket_on_read: bool,
     /// `handle_write` sends this, each time.
     pub send: Option<&'static [u8]>,
     /// After one `handle_write`, `writable()` turns false.
@@ -118,6 +121,7 @@ impl Rec {
             drain: true,
             close_on_read: false,
             exit_on_read: false,
+            close_socket_on_read: false,
             send: None,
             write_once: false,
             keep_writing: false,
@@ -147,6 +151,11 @@ impl Rec {
 
     pub fn exit_on_read(mut self) -> Self {
         self.exit_on_read = true;
+        self
+    }
+
+    pub fn close_socket_on_read(mut self) -> Self {
+        self.close_socket_on_read = true;
         self
     }
 
@@ -230,6 +239,9 @@ impl<S: Socket> Dispatcher<S> for Rec {
                     Recv::Eof | Recv::WouldBlock => break,
                 }
             }
+        }
+        if self.close_socket_on_read {
+            ctx.socket().close()?;
         }
         if self.close_on_read {
             ctx.close();

@@ -4,7 +4,7 @@
 
 use asyncore::{Interest, PollError, Readiness, RunEnd, Socket, SocketError, State, Token, errno};
 
-use crate::harness::{Backend, Harness, IDLE, R, WAIT, fds_exclusive, fds_shared, kernel};
+use crate::harness::{Backend, CAP, Harness, IDLE, R, WAIT, fds_exclusive, fds_shared, kernel};
 use crate::rec::{Call, Log, Rec};
 
 const R_: Readiness = Readiness::READABLE;
@@ -621,4 +621,32 @@ pub fn fresh_socket<H: Harness>() {
         assert_eq!(log.calls_of(t), [Call::Write, Call::Close]);
     }
     assert!(r.get(t).is_none());
+}
+
+/// A handler closes its socket itself (`ctx.socket().close()`) instead of asking the
+/// reactor (`ctx.close()`): the channel stays until the next pass, which reports it
+/// `INVALID` (its source is gone) and delivers one `Close`. Done more times than the
+/// map has slots, every add must still succeed: the selector's registration
+/// bookkeeping must not leak a slot per such channel.
+pub fn handler_closes_its_socket<H: Harness>() {
+    let _fds = fds_shared();
+    let (log, mut h) = (Log::new(), H::new());
+    let mut r = h.reactor();
+    for round in 0..CAP + 4 {
+        let (s, mut peer) = h.pair();
+        let t = r
+            .add(s, Rec::new(&log).close_socket_on_read())
+            .map_err(|e| e.kind)
+            .unwrap_or_else(|e| panic!("round {round}: add refused: {e:?}"));
+        h.peer_send(&mut r, t, &mut peer, b"x");
+        assert_eq!(h.pass(&mut r, WAIT), 1);
+        assert_eq!(log.calls_of(t), [Call::Read]);
+        assert!(r.get(t).is_some(), "only the reactor removes a channel");
+        assert!(h.peer_sees_eof(&mut r, &mut peer));
+
+        assert_eq!(h.pass(&mut r, WAIT), 1);
+        assert_eq!(ready::<H>(&r, t), Some(Readiness::INVALID));
+        assert_eq!(log.calls_of(t), [Call::Read, Call::Close]);
+        assert!(r.is_empty());
+    }
 }

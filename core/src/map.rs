@@ -152,6 +152,12 @@ impl Meta {
         self.len as usize
     }
 
+    /// Slots `used()..` were never occupied: loops over the channels stop there.
+    #[inline]
+    pub(crate) fn used(&self) -> usize {
+        self.used as usize
+    }
+
     /// Puts `channel` into a free slot, or hands it back.
     pub(crate) fn insert<S, D>(
         &mut self,
@@ -367,29 +373,39 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
 
     /// Every channel, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = ChannelRef<'_, S, D>> {
-        self.slots.iter().enumerate().filter_map(|(i, slot)| {
-            let c = slot.channel.as_ref()?;
-            Some(ChannelRef {
-                token: Token::new(i as u32, slot.generation),
-                socket: &c.socket,
-                state: c.state,
-                dispatcher: &c.dispatcher,
+        let used = self.meta.used();
+        self.slots
+            .iter()
+            .take(used)
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let c = slot.channel.as_ref()?;
+                Some(ChannelRef {
+                    token: Token::new(i as u32, slot.generation),
+                    socket: &c.socket,
+                    state: c.state,
+                    dispatcher: &c.dispatcher,
+                })
             })
-        })
     }
 
     /// Every channel, in slot order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
-        self.slots.iter_mut().enumerate().filter_map(|(i, slot)| {
-            let generation = slot.generation;
-            let c = slot.channel.as_mut()?;
-            Some(ChannelMut {
-                token: Token::new(i as u32, generation),
-                socket: &mut c.socket,
-                state: c.state,
-                dispatcher: &mut c.dispatcher,
+        let used = self.meta.used();
+        self.slots
+            .iter_mut()
+            .take(used)
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let generation = slot.generation;
+                let c = slot.channel.as_mut()?;
+                Some(ChannelMut {
+                    token: Token::new(i as u32, generation),
+                    socket: &mut c.socket,
+                    state: c.state,
+                    dispatcher: &mut c.dispatcher,
+                })
             })
-        })
     }
 
     /// Every token, in slot order.

@@ -302,7 +302,11 @@ where
             return Ok(0);
         }
         self.registrations.clear();
-        for (i, slot) in self.map.slots.iter().enumerate() {
+        // Slots past `used` were never occupied: a large, sparsely used map costs
+        // nothing for its empty tail.
+        let used = self.map.meta.used();
+        let occupied = self.map.slots.get(..used).unwrap_or_default();
+        for (i, slot) in occupied.iter().enumerate() {
             let Some(channel) = &slot.channel else {
                 continue;
             };

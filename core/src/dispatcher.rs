@@ -195,6 +195,7 @@ pub struct Ctx<'a, S: Socket, D> {
     pub(crate) meta: &'a mut Meta,
     pub(crate) capacity: usize,
     pub(crate) registrar: &'a mut dyn Registrar<S::Source>,
+    pub(crate) sources: &'a mut [Option<S::Source>],
     pub(crate) exit: &'a mut bool,
     pub(crate) observer: Option<crate::reactor::Observer>,
     pub(crate) deadline: &'a mut u64,
@@ -454,6 +455,9 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         let channel = Channel::new(socket, state, dispatcher);
         match self.meta.insert(&mut self.others, self.capacity, channel) {
             Ok(token) => {
+                if let Some(slot) = self.sources.get_mut(token.index()) {
+                    *slot = Some(source);
+                }
                 if let Some(f) = self.observer {
                     f(token, crate::reactor::Event::Added);
                 }

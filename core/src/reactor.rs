@@ -85,6 +85,9 @@ pub struct Reactor<
     selector: Sel,
     registrations: Vec<Registration<Sel::Source>, N>,
     ready: [Readiness; N],
+    /// The source each slot was registered with: what `deregister` gets, even if a
+    /// handler closed the socket (whose source may then read as invalid).
+    sources: [Option<Sel::Source>; N],
     exit: bool,
     observer: Option<Observer>,
     deadlines: Deadlines<N>,
@@ -120,6 +123,7 @@ where
             selector,
             registrations: Vec::new(),
             ready: [Readiness::EMPTY; N],
+            sources: [None; N],
             exit: false,
             observer: None,
             deadlines: Deadlines::new(),
@@ -170,6 +174,7 @@ where
                         dispatcher,
                     }
                 })?;
+        self.sources[token.index()] = Some(source);
         self.notify(token, Event::Added);
         Ok(token)
     }
@@ -177,6 +182,13 @@ where
     /// Sets (or clears) the function told of every [`Event`].
     pub fn set_observer(&mut self, observer: Option<Observer>) {
         self.observer = observer;
+    }
+
+    /// Deregisters the source `token`'s slot was registered with.
+    fn forget_source(&mut self, token: Token) {
+        if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
+            self.selector.deregister(source);
+        }
     }
 
     #[inline]
@@ -189,7 +201,7 @@ where
     /// Removes a channel without closing its socket, and hands both values back.
     pub fn remove(&mut self, token: Token) -> Option<(S, D)> {
         let (socket, dispatcher) = self.map.remove(token)?;
-        self.selector.deregister(socket.source());
+        self.forget_source(token);
         self.notify(token, Event::Removed);
         Some((socket, dispatcher))
     }
@@ -704,6 +716,7 @@ where
             meta: &mut self.map.meta,
             capacity: N,
             registrar: &mut self.selector,
+            sources: &mut self.sources,
             exit: &mut self.exit,
             observer: self.observer,
             deadline,
@@ -807,7 +820,7 @@ where
     fn finish_close(&mut self, token: Token) {
         if let Some(mut channel) = self.map.meta.remove(&mut self.map.slots[..], token) {
             channel.state = State::Closed;
-            self.selector.deregister(channel.socket.source());
+            self.forget_source(token);
             if channel.socket.close().is_err() {
                 debug_!("{}: close reported an error", token);
             }

@@ -45,6 +45,23 @@ pub struct Registration<Src> {
 /// Only `READABLE`/`PRIORITY` (with read interest) and `WRITABLE` (with write
 /// interest) may be reported for what was not asked; `ERROR`, `HANGUP` and `INVALID`
 /// are always reported.
+///
+/// # select and poll on Linux
+///
+/// Both backends go through the same dispatch, so the callbacks agree wherever the
+/// kernel lets them. Where it does not (pinned by `tests/conformance.rs`):
+///
+/// | situation (interest) | poll | select | callbacks |
+/// |---|---|---|---|
+/// | connect refused | R\|W\|E\|H | R\|W | same: `handle_connect_failed(ECONNREFUSED)` |
+/// | peer reset, handler reads | R\|W\|E\|H | R\|W | same: read, close |
+/// | peer reset, handler never reads (R) | R\|E\|H | R | poll closes at once; select reports readable until a `recv` sees the reset |
+/// | we shut down writing, then peer FIN (W only) | W\|H | W | poll: write, close; select: writable until the channel reads the EOF |
+/// | fresh, never-connected socket | W\|H | R\|W | poll: write, close; select: read (`ENOTCONN`), close |
+///
+/// `HANGUP` therefore also means "never connected", not only "both directions shut".
+/// TCP urgent data is `PRIORITY` without `READABLE` on both; an fd closed behind the
+/// loop's back is `INVALID` on both (select finds it after `EBADF`).
 pub trait Selector {
     /// What is watched: a raw fd, or a mock id.
     type Source: Copy + Eq + fmt::Debug;

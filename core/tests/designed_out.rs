@@ -1020,3 +1020,35 @@ fn hangup_with_data_behind_it_loses_nothing() {
     assert_eq!(&log.received(t)[..], b"0123456789", "nothing dropped");
     assert_eq!(log.count(t, C::Close), 1);
 }
+
+// A handler that closes its socket itself (the fd then reads as invalid) must still
+// have its channel deregistered under the source it was registered with.
+#[test]
+fn deregister_uses_the_registered_source_even_after_the_socket_closed() {
+    struct Closer;
+    impl Dispatcher<MockSocket> for Closer {
+        type Error = Error;
+        fn handle_read(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
+            asyncore_core::Socket::close(ctx.socket())?;
+            ctx.close();
+            Ok(())
+        }
+    }
+    let mut r: Mock<Closer> = reactor();
+    for round in 0..20u32 {
+        let t = r.add(MockSocket::connected(round), Closer).unwrap();
+        ready(&mut r, round, READ);
+        pass(&mut r);
+        assert!(r.get(t).is_none());
+    }
+    assert_eq!(
+        r.selector().registered(),
+        0,
+        "every registration was released"
+    );
+    assert_eq!(
+        r.selector().unknown_deregisters(),
+        0,
+        "never with a wrong source"
+    );
+}

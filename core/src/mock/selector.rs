@@ -43,6 +43,8 @@ pub struct MockSelector {
     last_timeout: Option<Option<Duration>>,
     limit: Option<u32>,
     registered: u32,
+    sources: Vec<u32, SOURCES>,
+    unknown_deregisters: u32,
     fail_next: bool,
 }
 
@@ -65,6 +67,8 @@ impl MockSelector {
             last_timeout: None,
             limit: None,
             registered: 0,
+            sources: Vec::new(),
+            unknown_deregisters: 0,
             fail_next: false,
         }
     }
@@ -154,6 +158,11 @@ impl MockSelector {
             .map(|r| r.interest)
     }
 
+    /// `deregister` calls for a source that was not registered (a reactor bug).
+    pub fn unknown_deregisters(&self) -> u32 {
+        self.unknown_deregisters
+    }
+
     /// How many sources are registered.
     pub fn registered(&self) -> u32 {
         self.registered
@@ -177,12 +186,18 @@ impl Selector for MockSelector {
             });
         }
         self.registered += 1;
+        let _ = self.sources.push(source);
         Ok(())
     }
 
     fn deregister(&mut self, source: u32) {
-        let _ = source;
-        self.registered = self.registered.saturating_sub(1);
+        match self.sources.iter().position(|&s| s == source) {
+            Some(i) => {
+                self.sources.swap_remove(i);
+                self.registered = self.registered.saturating_sub(1);
+            }
+            None => self.unknown_deregisters += 1,
+        }
     }
 
     fn select(

@@ -300,7 +300,8 @@ impl Socket for MockSocket {
     type Source = u32;
 
     fn source(&self) -> u32 {
-        self.id
+        // Like a closed fd (-1), a closed mock socket no longer names its source.
+        if self.is_closed() { u32::MAX } else { self.id }
     }
 
     fn initial_state(&mut self) -> State {

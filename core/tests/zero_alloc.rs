@@ -193,3 +193,103 @@ fn ten_thousand_passes_with_accepts_and_closes_allocate_nothing() {
     assert_eq!(stats.bytes.get(), 4 * eof_ends);
     assert_eq!(r.len(), 2, "the listener and the last connection");
 }
+
+/// A connection with an idle deadline that every read pushes back, and that closes
+/// when it passes; the listener also re-arms a one-shot timer each time it fires.
+struct Idle;
+
+impl Dispatcher<MockSocket> for Idle {
+    type Error = Error;
+    fn handle_accepted(
+        &mut self,
+        ctx: &mut Ctx<'_, MockSocket, Self>,
+        s: MockSocket,
+    ) -> Result<(), Error> {
+        match ctx.add(s, Idle) {
+            Ok(t) => {
+                let _ = ctx.set_deadline_for(t, Duration::from_millis(30));
+            }
+            Err(e) => {
+                let _ = e.into_inner().0.close();
+            }
+        }
+        Ok(())
+    }
+    fn handle_read(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
+        let mut buf = [0u8; 8];
+        while let Recv::Data(_) = ctx.recv(&mut buf)? {}
+        ctx.set_deadline(Duration::from_millis(30))
+            .map_err(|_| Error::Protocol("clock"))?;
+        Ok(())
+    }
+    fn handle_timeout(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
+        ctx.close();
+        Ok(())
+    }
+}
+
+thread_local! {
+    static TIMEOUTS: Cell<u32> = const { Cell::new(0) };
+}
+
+fn count_timeouts(_: Token, e: asyncore_core::Event) {
+    if e == asyncore_core::Event::Timeout {
+        TIMEOUTS.with(|t| t.set(t.get() + 1));
+    }
+}
+
+#[test]
+fn timers_and_deadlines_allocate_nothing() {
+    let mut r: Reactor<MockSelector, MockSocket, Idle, 16, 4> = Reactor::new(MockSelector::new());
+    let mut l = MockSocket::listener(0);
+    for id in 1..=8 {
+        l.push_pending(Ok(id));
+    }
+    r.add(l, Idle).unwrap();
+    let run = |passes: u32, r: &mut Reactor<MockSelector, MockSocket, Idle, 16, 4>| {
+        let mut timers_fired = 0;
+        for i in 0..passes {
+            // A new connection every 8 passes, so idle timeouts keep happening.
+            if i % 8 == 0 {
+                let lt = r.map().tokens().next().unwrap();
+                r.get_mut(lt)
+                    .unwrap()
+                    .socket
+                    .push_pending(Ok(1 + (i / 8) % 8));
+            }
+            // Feed one connection now and then; the others go idle and time out.
+            if let Some(c) = r.map_mut().iter_mut().find(|c| c.socket.id() == 1 + i % 8) {
+                c.socket.feed(b"x");
+            }
+            // Every other pass nothing is ready, so virtual time moves on.
+            // The listener is readable every other pass; connections of id 1 now and
+            // then (a read pushes their deadline back); all go idle and time out.
+            if i % 2 == 0 {
+                r.selector_mut().set_once(0, Readiness::READABLE);
+            }
+            if i % 4 == 1 {
+                r.selector_mut().set_once(1, Readiness::READABLE);
+            }
+            if i % 16 == 0 {
+                let _ = r.add_timer(Duration::from_millis(7), i);
+            }
+            r.poll_once(Some(Duration::from_millis(10))).unwrap();
+            while r.take_fired_timer().is_some() {
+                timers_fired += 1;
+            }
+        }
+        timers_fired
+    };
+    r.set_observer(Some(count_timeouts));
+    run(100, &mut r); // warm up
+    let before = TIMEOUTS.with(Cell::get);
+    let (fired, allocs) = allocs_during(|| run(10_000, &mut r));
+    let timeouts = TIMEOUTS.with(Cell::get) - before;
+    assert_eq!(allocs, 0, "deadlines and timers allocated");
+    assert!(fired > 100, "one-shot timers fired ({fired})");
+    assert!(timeouts > 100, "idle deadlines fired ({timeouts})");
+    assert!(
+        black_box(r.selector().clock()) > Duration::from_secs(10),
+        "virtual time went on"
+    );
+}

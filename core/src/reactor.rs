@@ -74,6 +74,29 @@ pub enum RunEnd {
 /// dispatches the ready ones in slot order. Per channel: read → write → priority →
 /// close, with liveness re-checked after every callback, so a channel closed by one
 /// callback gets no further one. See [`Selector`] for the readiness table.
+///
+/// # In a `static`
+///
+/// Everything a reactor needs is inside it, sized by `N` (channels) and `T` (one-shot
+/// timers), and `new` is `const`, so the whole server can sit in static memory behind
+/// whatever lock the platform has (`std::sync::Mutex` here; a critical-section mutex
+/// on bare metal). `examples/echo_server.rs` runs this way and allocates nothing once
+/// serving.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use asyncore_core::echo::Echo;
+/// use asyncore_core::mock::{MockSelector, MockSocket};
+/// use asyncore_core::Reactor;
+///
+/// type Server = Reactor<MockSelector, MockSocket, Echo<MockSocket, 512>, 64>;
+/// static SERVER: Mutex<Server> = Mutex::new(Server::new(MockSelector::new()));
+///
+/// let mut server = SERVER.lock().unwrap();
+/// server.add(MockSocket::listener(1), Echo::listener(63)).unwrap();
+/// assert_eq!(server.len(), 1);
+/// println!("{} bytes of static memory", core::mem::size_of::<Server>());
+/// ```
 pub struct Reactor<
     Sel: Selector,
     S: Socket<Source = Sel::Source>,

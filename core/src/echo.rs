@@ -116,6 +116,24 @@ impl<const B: usize> EchoConn<B> {
         self.out.len()
     }
 
+    /// Reads into the buffer while it has room, until the socket would block, EOF,
+    /// or (with `stop_short`) a read shorter than the room offered. Returns whether
+    /// it stopped at such a short read.
+    fn read_some<S: Socket, M>(
+        &mut self,
+        ctx: &mut Ctx<'_, S, M>,
+        stop_short: bool,
+    ) -> Result<bool, SocketError> {
+        while self.out.free() > 0 {
+            match self.out.recv_from(ctx)? {
+                (Recv::Data(n), room) if n < room && stop_short => return Ok(true),
+                (Recv::Data(_), _) => {}
+                (Recv::Eof | Recv::WouldBlock, _) => break,
+            }
+        }
+        Ok(false)
+    }
+
     fn flush<S: Socket, M>(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), SocketError> {
         self.echoed += self.out.flush(ctx)? as u64;
         if self.peer_done && self.out.is_empty() {
@@ -209,21 +227,21 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         let Echo::Conn(c) = self else { return Ok(()) };
-        let mut buf = [0u8; 1024];
         if let Some(idle) = c.idle {
             // Activity: push the idle deadline back.
             let _ = ctx.set_deadline(idle);
         }
-        while c.out.free() > 0 {
-            let room = c.out.free().min(buf.len());
-            match ctx.recv(&mut buf[..room])? {
-                Recv::Data(n) => {
-                    c.out.queue(&buf[..n]);
-                }
-                Recv::Eof | Recv::WouldBlock => break,
-            }
-        }
+        // Read straight into the buffer while there is room. A read shorter than the
+        // room offered emptied the socket: echo at once rather than spend a system
+        // call to hear "would block" (readiness is level-triggered, so anything that
+        // arrives later, EOF included, is reported on the next pass).
+        let drained = c.read_some(ctx, true)?;
         c.flush(ctx)?;
+        if drained && !c.out.is_empty() {
+            // The peer is not taking the echo: the loop comes back for the write
+            // anyway, so read on now to fill the buffer (and see an EOF) meanwhile.
+            c.read_some(ctx, false)?;
+        }
         Ok(())
     }
 

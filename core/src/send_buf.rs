@@ -1,6 +1,6 @@
 //! `SendBuffer`: the original's `dispatcher_with_send`, on fixed memory.
 
-use crate::{Ctx, Ring, Socket, SocketError};
+use crate::{Ctx, Recv, Ring, Socket, SocketError};
 
 /// A full [`SendBuffer`] (or other fixed buffer) refused data. Its
 /// `embedded_io::Error::kind` is `WriteZero`, so `write_all` reports it instead of
@@ -120,6 +120,23 @@ impl<const N: usize> SendBuffer<N> {
     /// Queues as much of `data` as fits; returns how much that was.
     pub fn queue(&mut self, data: &[u8]) -> usize {
         self.ring.push(data)
+    }
+
+    /// Receives from the channel's socket straight into the free space (its first
+    /// contiguous part), with no copy through a stack buffer. Returns the outcome and
+    /// how many bytes were offered: `Data(n)` with `n` below that means the socket had
+    /// no more for now.
+    pub(crate) fn recv_from<S: Socket, D>(
+        &mut self,
+        ctx: &mut Ctx<'_, S, D>,
+    ) -> Result<(Recv, usize), SocketError> {
+        let (spare, _) = self.ring.spare_mut();
+        let room = spare.len();
+        let r = ctx.recv(spare)?;
+        if let Recv::Data(n) = r {
+            self.ring.commit(n);
+        }
+        Ok((r, room))
     }
 
     /// Queues all of `data`, or nothing.

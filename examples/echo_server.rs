@@ -1,7 +1,7 @@
 //! The echo server: every byte a client sends comes back.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS]
+//! cargo run --release --example echo_server -- [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8080` by default (`[::1]:8080` for IPv6, `unix:/path` for a
@@ -36,19 +36,24 @@ extern "C" fn on_sigint(_: nix::libc::c_int) {
 }
 
 const USAGE: &str =
-    "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS]
+    "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 
   ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default) or poll
   --max-conns N  connections served at once (default and maximum 2047)
   --idle-timeout SECS
-                 close connections that send nothing for SECS seconds (default: never)";
+                 close connections that send nothing for SECS seconds (default: never)
+  --quiet        no line per accepted or refused connection (for load tests)
+  --nodelay      TCP_NODELAY on accepted connections (an echo larger than the buffer
+                 leaves in pieces; without it, Nagle holds the later ones back)";
 
 struct Args {
     addr: String,
     backend: Backend,
     max_conns: usize,
     idle: Option<Duration>,
+    quiet: bool,
+    nodelay: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -57,12 +62,16 @@ fn parse_args() -> Result<Option<Args>, String> {
         backend: Backend::Select,
         max_conns: CAPACITY - 1,
         idle: None,
+        quiet: false,
+        nodelay: false,
     };
     let mut it = std::env::args().skip(1);
     let mut addr_seen = false;
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(None),
+            "--quiet" => args.quiet = true,
+            "--nodelay" => args.nodelay = true,
             "--backend" => {
                 let v = it.next().ok_or("--backend needs a value")?;
                 args.backend = v.parse().map_err(|e| format!("--backend {v}: {e}"))?;
@@ -114,6 +123,13 @@ fn listen(addr: &str) -> Result<StdSocket, String> {
     StdSocket::tcp_listener(sa, 1024).map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
+fn log_accepted(token: Token, s: &StdSocket) {
+    match s.peer_addr() {
+        Ok(peer) => eprintln!("connection {token} from {peer}"),
+        Err(_) => eprintln!("connection {token}"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -152,12 +168,28 @@ fn main() -> ExitCode {
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.backend);
-    let hooks = EchoHooks {
-        accepted: |token: Token, s: &StdSocket| match s.peer_addr() {
-            Ok(peer) => eprintln!("connection {token} from {peer}"),
-            Err(_) => eprintln!("connection {token}"),
+    fn no_delay(s: &StdSocket) {
+        if let Some(fd) = s.fd() {
+            let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
+        }
+    }
+    let hooks = match (args.quiet, args.nodelay) {
+        (true, false) => EchoHooks::default(),
+        (true, true) => EchoHooks {
+            accepted: |_, s: &StdSocket| no_delay(s),
+            refused: |_| {},
         },
-        refused: |_: &StdSocket| eprintln!("server full: connection refused"),
+        (false, nodelay) => EchoHooks {
+            accepted: if nodelay {
+                |token: Token, s: &StdSocket| {
+                    no_delay(s);
+                    log_accepted(token, s);
+                }
+            } else {
+                log_accepted
+            },
+            refused: |_: &StdSocket| eprintln!("server full: connection refused"),
+        },
     };
     let mut listening = EchoListener::new(args.max_conns).with_hooks(hooks);
     if let Some(idle) = args.idle {

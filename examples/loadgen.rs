@@ -1,0 +1,784 @@
+//! The echo load generator: a closed-loop client (each connection has one message in
+//! flight; the next leaves when the echo is complete), over loopback only, bounded in
+//! time, that reports round trips/s, p50/p99 latency and the server's CPU time per
+//! round trip; and a connect-churn mode (connect, one echo, close).
+//!
+//! ```text
+//! # the whole matrix (servers × connections × message sizes, then churn), as a table:
+//! cargo build --release --examples && target/release/examples/loadgen matrix
+//! #   [--secs 2] [--warmup 0.5] [--conns 1,10,100,1000] [--sizes 64,4096]
+//! #   [--servers raw-poll,ours-poll,raw-select,ours-select,mio] [--repeat 1]
+//! #   [--churn-secs 1.5] [--churn-conc 10] [--no-churn] [--no-pin]
+//! # one run against a server already listening (its PID for the CPU figure):
+//! target/release/examples/loadgen echo 127.0.0.1:8080 --conns 100 --size 64 --secs 2 [--pid PID]
+//! target/release/examples/loadgen churn 127.0.0.1:8080 --conc 10 --secs 2 [--pid PID]
+//! ```
+//!
+//! `matrix` starts each server itself from the binaries next to its own
+//! (`echo_server --quiet --nodelay --backend poll|select`, `raw_echo --backend poll|select`,
+//! `mio_echo`, all on `127.0.0.1:0`), waits for `listening on ADDR`, pins the server
+//! to CPU 0 and itself to CPU 1 (`sched_setaffinity`; not on a one-CPU machine),
+//! raises `RLIMIT_NOFILE` for 1,000 connections, and stops each server with `SIGTERM`
+//! after its cell. In every cell the raw loop on a system call runs right before our
+//! server on the same call, and ratios are ours ÷ raw (mio ÷ raw poll).
+//!
+//! Server CPU is utime + stime from `/proc/PID/stat` (clock ticks, 10 ms) read before
+//! and after the measured window; the window follows a warm-up with every connection
+//! open. The load generator's own CPU share over the window is reported too: near
+//! 100 % it is the bottleneck (a 2-CPU machine at 10+ connections), and then the
+//! server's CPU time per round trip is the meaningful figure, not the rate.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use nix::libc;
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+// ------------------------------------------------------------------ measurement
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5); `rest` starts at field 3.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(ticks as f64 / hz)
+}
+
+/// This process's user + system CPU time, in seconds.
+fn own_cpu() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// One measured window of a server.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outcome {
+    /// Round trips (or connections) per second.
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    /// Server CPU µs per round trip (or connection); NaN without a PID.
+    cpu_us: f64,
+    /// The load generator's CPU share of the window, in %.
+    gen_cpu: f64,
+    count: u64,
+    errors: u64,
+}
+
+struct Window {
+    pid: Option<u32>,
+    t0: Instant,
+    cpu0: f64,
+    own0: f64,
+}
+
+impl Window {
+    fn open(pid: Option<u32>) -> Window {
+        Window {
+            pid,
+            cpu0: pid.and_then(cpu_of).unwrap_or(f64::NAN),
+            own0: own_cpu(),
+            t0: Instant::now(),
+        }
+    }
+
+    fn close(self, count: u64, lat: &mut [u32], errors: u64) -> Outcome {
+        let secs = self.t0.elapsed().as_secs_f64();
+        let cpu = self.pid.and_then(cpu_of).unwrap_or(f64::NAN) - self.cpu0;
+        let own = own_cpu() - self.own0;
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            if lat.is_empty() {
+                f64::NAN
+            } else {
+                lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+            }
+        };
+        Outcome {
+            rate: count as f64 / secs,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            cpu_us: cpu * 1e6 / count.max(1) as f64,
+            gen_cpu: own * 100.0 / secs,
+            count,
+            errors,
+        }
+    }
+}
+
+// ------------------------------------------------------------------ closed-loop echo
+
+struct Client {
+    stream: TcpStream,
+    sent_at: Instant,
+    got: usize,
+    unsent: usize,
+}
+
+fn send_rest(c: &mut Client, msg: &[u8]) -> std::io::Result<()> {
+    while c.unsent > 0 {
+        match c.stream.write(&msg[msg.len() - c.unsent..]) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => c.unsent -= n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `conns` connections, each with one `size`-byte message in flight, for `warmup`
+/// then a measured `secs`.
+fn echo_run(
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    warmup: Duration,
+    secs: Duration,
+    pid: Option<u32>,
+) -> Result<Outcome, String> {
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut clients = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect #{i}: {e}"))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut stream = TcpStream::from_std(s);
+        poll.registry()
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| e.to_string())?;
+        clients.push(Client {
+            stream,
+            sent_at: Instant::now(),
+            got: 0,
+            unsent: 0,
+        });
+    }
+    let msg = vec![b'e'; size];
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut lat: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut events = Events::with_capacity(1024);
+    let start = Instant::now();
+    for c in &mut clients {
+        c.sent_at = start;
+        c.unsent = size;
+        send_rest(c, &msg).map_err(|e| e.to_string())?;
+    }
+    let mut window: Option<Window> = None;
+    let mut count = 0u64;
+    let mut errors = 0u64;
+    let warm_end = start + warmup;
+    let end = warm_end + secs;
+    loop {
+        let now = Instant::now();
+        if window.is_none() && now >= warm_end {
+            window = Some(Window::open(pid));
+            count = 0;
+            lat.clear();
+        }
+        if now >= end {
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .or_else(|e| {
+                if e.kind() == ErrorKind::Interrupted {
+                    Ok(())
+                } else {
+                    Err(e.to_string())
+                }
+            })?;
+        for ev in &events {
+            let Some(c) = clients.get_mut(ev.token().0) else {
+                continue;
+            };
+            if ev.is_writable() && c.unsent > 0 && send_rest(c, &msg).is_err() {
+                errors += 1;
+            }
+            if !(ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                continue;
+            }
+            loop {
+                match c.stream.read(&mut scratch) {
+                    Ok(0) => return Err("the server closed a connection".into()),
+                    Ok(n) => {
+                        c.got += n;
+                        if n < scratch.len() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("read: {e}")),
+                }
+            }
+            while c.got >= size {
+                c.got -= size;
+                let now = Instant::now();
+                count += 1;
+                if window.is_some() {
+                    lat.push((now - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
+                }
+                c.sent_at = now;
+                c.unsent = size;
+                if send_rest(c, &msg).is_err() {
+                    errors += 1;
+                }
+            }
+        }
+    }
+    let w = window.ok_or("the window never opened")?;
+    Ok(w.close(count, &mut lat, errors))
+}
+
+// ------------------------------------------------------------------ connect churn
+
+struct Churner {
+    stream: TcpStream,
+    connected: bool,
+    got: usize,
+    started: Instant,
+}
+
+const CHURN_MSG: usize = 64;
+
+fn churn_connect(poll: &Poll, addr: SocketAddr, i: usize) -> std::io::Result<Churner> {
+    let mut stream = TcpStream::connect(addr)?;
+    poll.registry().register(
+        &mut stream,
+        Token(i),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    Ok(Churner {
+        stream,
+        connected: false,
+        got: 0,
+        started: Instant::now(),
+    })
+}
+
+/// `conc` clients, each: connect, send 64 bytes, read them back, close; again.
+fn churn_run(
+    addr: SocketAddr,
+    conc: usize,
+    warmup: Duration,
+    secs: Duration,
+    pid: Option<u32>,
+) -> Result<Outcome, String> {
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut slots: Vec<Churner> = (0..conc)
+        .map(|i| churn_connect(&poll, addr, i))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("connect: {e}"))?;
+    let msg = [b'c'; CHURN_MSG];
+    let mut scratch = [0u8; 4096];
+    let mut events = Events::with_capacity(1024);
+    let mut lat: Vec<u32> = Vec::with_capacity(1 << 20);
+    let start = Instant::now();
+    let (warm_end, end) = (start + warmup, start + warmup + secs);
+    let mut window: Option<Window> = None;
+    let (mut count, mut errors) = (0u64, 0u64);
+    loop {
+        let now = Instant::now();
+        if window.is_none() && now >= warm_end {
+            window = Some(Window::open(pid));
+            count = 0;
+            lat.clear();
+        }
+        if now >= end {
+            break;
+        }
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(50)))
+            && e.kind() != ErrorKind::Interrupted
+        {
+            return Err(e.to_string());
+        }
+        for ev in &events {
+            let i = ev.token().0;
+            let Some(c) = slots.get_mut(i) else { continue };
+            let mut done = false;
+            let mut failed = ev.is_error();
+            if !failed && !c.connected && ev.is_writable() {
+                match c.stream.peer_addr() {
+                    Ok(_) => {
+                        c.connected = true;
+                        let _ = c.stream.set_nodelay(true);
+                        match c.stream.write(&msg) {
+                            Ok(n) if n == CHURN_MSG => {}
+                            _ => failed = true,
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotConnected => {}
+                    Err(_) => failed = true,
+                }
+            }
+            if !failed && c.connected && (ev.is_readable() || ev.is_read_closed()) {
+                loop {
+                    match c.stream.read(&mut scratch) {
+                        Ok(0) => {
+                            failed = c.got < CHURN_MSG;
+                            break;
+                        }
+                        Ok(n) => c.got += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                done = c.got >= CHURN_MSG;
+            }
+            if done || failed {
+                if done {
+                    count += 1;
+                    if window.is_some() {
+                        let ns = c.started.elapsed().as_nanos().min(u32::MAX as u128);
+                        lat.push(ns as u32);
+                    }
+                } else {
+                    errors += 1;
+                }
+                let _ = poll.registry().deregister(&mut c.stream);
+                // Dropping the old stream closes it.
+                *c = churn_connect(&poll, addr, i).map_err(|e| format!("connect: {e}"))?;
+            }
+        }
+    }
+    let w = window.ok_or("the window never opened")?;
+    Ok(w.close(count, &mut lat, errors))
+}
+
+// ------------------------------------------------------------------ servers
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Server {
+    RawPoll,
+    OursPoll,
+    RawSelect,
+    OursSelect,
+    Mio,
+}
+
+impl Server {
+    const ALL: [Server; 5] = [
+        Server::RawPoll,
+        Server::OursPoll,
+        Server::RawSelect,
+        Server::OursSelect,
+        Server::Mio,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Server::RawPoll => "raw-poll",
+            Server::OursPoll => "ours-poll",
+            Server::RawSelect => "raw-select",
+            Server::OursSelect => "ours-select",
+            Server::Mio => "mio",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Server> {
+        Server::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// The raw loop this server is compared with.
+    fn reference(self) -> Server {
+        match self {
+            Server::OursSelect | Server::RawSelect => Server::RawSelect,
+            _ => Server::RawPoll,
+        }
+    }
+
+    fn command(self, dir: &std::path::Path) -> Command {
+        let (bin, args): (&str, &[&str]) = match self {
+            Server::RawPoll => ("raw_echo", &["--backend", "poll"]),
+            Server::RawSelect => ("raw_echo", &["--backend", "select"]),
+            Server::OursPoll => (
+                "echo_server",
+                &["--quiet", "--nodelay", "--backend", "poll"],
+            ),
+            Server::OursSelect => (
+                "echo_server",
+                &["--quiet", "--nodelay", "--backend", "select"],
+            ),
+            Server::Mio => ("mio_echo", &[]),
+        };
+        let mut c = Command::new(dir.join(bin));
+        c.arg("127.0.0.1:0").args(args);
+        c
+    }
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Running {
+    fn start(server: Server, dir: &std::path::Path, pin: Option<usize>) -> Result<Running, String> {
+        let mut child = server
+            .command(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e} (cargo build --release --examples?)", server.name()))?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("{}: unexpected first line {line:?}", server.name()))?;
+        if let Some(cpu) = pin {
+            let _ = pin_to(Pid::from_raw(child.id() as i32), cpu);
+        }
+        Ok(Running { child, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(2) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pin_to(pid: Pid, cpu: usize) -> nix::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu)?;
+    sched_setaffinity(pid, &set)
+}
+
+fn raise_nofile() -> u64 {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+// ------------------------------------------------------------------ the matrix
+
+struct Opts {
+    secs: Duration,
+    warmup: Duration,
+    conns: Vec<usize>,
+    sizes: Vec<usize>,
+    servers: Vec<Server>,
+    repeat: usize,
+    churn_secs: Duration,
+    churn_conc: usize,
+    churn: bool,
+    pin: bool,
+}
+
+fn median(mut v: Vec<Outcome>) -> Outcome {
+    v.sort_by(|a, b| a.cpu_us.total_cmp(&b.cpu_us));
+    v[v.len() / 2]
+}
+
+fn fmt_us(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn matrix(o: &Opts) -> Result<(), String> {
+    let dir: PathBuf = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .parent()
+        .ok_or("no exe dir")?
+        .to_path_buf();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = o.pin && cpus >= 2;
+    if pin {
+        let _ = pin_to(Pid::from_raw(0), 1);
+    }
+    let nofile = raise_nofile();
+    // Order: each raw loop right before the servers compared with it.
+    let mut order: Vec<Server> = Vec::new();
+    for s in &o.servers {
+        if !order.contains(&s.reference()) {
+            order.push(s.reference());
+        }
+        if !order.contains(s) {
+            order.push(*s);
+        }
+    }
+    println!(
+        "echo load: closed loop, loopback; warm-up {:.1} s, window {:.1} s per cell, median of {}; \
+         server pinned to CPU 0, load generator to CPU 1: {}; RLIMIT_NOFILE {nofile}; {cpus} CPUs",
+        o.warmup.as_secs_f64(),
+        o.secs.as_secs_f64(),
+        o.repeat,
+        if pin { "yes" } else { "no" },
+    );
+    println!();
+    println!(
+        "| conns | msg | server | round trips/s | p50 µs | p99 µs | server CPU µs/RT | CPU ÷ raw | rate ÷ raw | loadgen CPU % |"
+    );
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for &size in &o.sizes {
+        for &conns in &o.conns {
+            let mut results: Vec<(Server, Outcome)> = Vec::new();
+            let mut runs: Vec<(Server, Vec<Outcome>)> =
+                order.iter().map(|s| (*s, Vec::new())).collect();
+            for _ in 0..o.repeat {
+                for (server, outs) in &mut runs {
+                    let r = Running::start(*server, &dir, pin.then_some(0))?;
+                    let out = echo_run(r.addr, conns, size, o.warmup, o.secs, Some(r.pid()));
+                    r.stop();
+                    match out {
+                        Ok(x) => outs.push(x),
+                        Err(e) => eprintln!("{} {conns}×{size}: {e}", server.name()),
+                    }
+                }
+            }
+            for (s, outs) in runs {
+                if !outs.is_empty() {
+                    results.push((s, median(outs)));
+                }
+            }
+            for (s, x) in &results {
+                if !o.servers.contains(s) && !matches!(s, Server::RawPoll | Server::RawSelect) {
+                    continue;
+                }
+                let reference = results.iter().find(|(r, _)| *r == s.reference());
+                let (cpu_ratio, rate_ratio) = match reference {
+                    Some((r, y)) if r != s => (
+                        format!("{:.2}", x.cpu_us / y.cpu_us),
+                        format!("{:.2}", x.rate / y.rate),
+                    ),
+                    _ => ("1".into(), "1".into()),
+                };
+                println!(
+                    "| {conns} | {size} B | {} | {:.0} | {} | {} | {} | {cpu_ratio} | {rate_ratio} | {:.0} |{}",
+                    s.name(),
+                    x.rate,
+                    fmt_us(x.p50_us),
+                    fmt_us(x.p99_us),
+                    fmt_us(x.cpu_us),
+                    x.gen_cpu,
+                    if x.errors > 0 {
+                        format!(" {} errors", x.errors)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+    }
+    if !o.churn {
+        return Ok(());
+    }
+    println!();
+    println!(
+        "connect churn: {} clients, each connect → {CHURN_MSG} B echo → close, {:.1} s window",
+        o.churn_conc,
+        o.churn_secs.as_secs_f64()
+    );
+    println!();
+    println!(
+        "| server | connections/s | p50 µs | p99 µs | server CPU µs/conn | CPU ÷ raw | rate ÷ raw | loadgen CPU % |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut results: Vec<(Server, Outcome)> = Vec::new();
+    for s in &order {
+        let r = Running::start(*s, &dir, pin.then_some(0))?;
+        let out = churn_run(r.addr, o.churn_conc, o.warmup, o.churn_secs, Some(r.pid()));
+        r.stop();
+        match out {
+            Ok(x) => results.push((*s, x)),
+            Err(e) => eprintln!("{} churn: {e}", s.name()),
+        }
+    }
+    for (s, x) in &results {
+        let reference = results.iter().find(|(r, _)| *r == s.reference());
+        let (cpu_ratio, rate_ratio) = match reference {
+            Some((r, y)) if r != s => (
+                format!("{:.2}", x.cpu_us / y.cpu_us),
+                format!("{:.2}", x.rate / y.rate),
+            ),
+            _ => ("1".into(), "1".into()),
+        };
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {cpu_ratio} | {rate_ratio} | {:.0} |{}",
+            s.name(),
+            x.rate,
+            fmt_us(x.p50_us),
+            fmt_us(x.p99_us),
+            fmt_us(x.cpu_us),
+            x.gen_cpu,
+            if x.errors > 0 {
+                format!(" {} errors", x.errors)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ arguments
+
+const USAGE: &str = "usage:
+  loadgen matrix [--secs S] [--warmup S] [--conns 1,10,100,1000] [--sizes 64,4096]
+                 [--servers raw-poll,ours-poll,raw-select,ours-select,mio] [--repeat R]
+                 [--churn-secs S] [--churn-conc C] [--no-churn] [--no-pin]
+  loadgen echo ADDR [--conns C] [--size B] [--secs S] [--warmup S] [--pid PID]
+  loadgen churn ADDR [--conc C] [--secs S] [--warmup S] [--pid PID]";
+
+fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(|x| x.trim().parse().map_err(|_| format!("bad list item {x}")))
+        .collect()
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x > 0.0 && *x <= 600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("bad duration {s} (seconds, at most 600)"))
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().ok_or(USAGE)?.as_str();
+    let mut o = Opts {
+        secs: Duration::from_secs(2),
+        warmup: Duration::from_millis(500),
+        conns: vec![1, 10, 100, 1000],
+        sizes: vec![64, 4096],
+        servers: Server::ALL.to_vec(),
+        repeat: 1,
+        churn_secs: Duration::from_millis(1500),
+        churn_conc: 10,
+        churn: true,
+        pin: true,
+    };
+    let mut addr: Option<SocketAddr> = None;
+    let (mut conns, mut size, mut pid) = (1usize, 64usize, None::<u32>);
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--secs" => o.secs = secs(&val()?)?,
+            "--warmup" => o.warmup = secs(&val()?)?,
+            "--conns" if mode == "matrix" => o.conns = list(&val()?)?,
+            "--conns" | "--conc" => conns = val()?.parse().map_err(|_| "bad --conns")?,
+            "--sizes" => o.sizes = list(&val()?)?,
+            "--size" => size = val()?.parse().map_err(|_| "bad --size")?,
+            "--servers" => {
+                o.servers = val()?
+                    .split(',')
+                    .map(|s| Server::parse(s).ok_or(format!("unknown server {s}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--repeat" => o.repeat = val()?.parse().map_err(|_| "bad --repeat")?,
+            "--churn-secs" => o.churn_secs = secs(&val()?)?,
+            "--churn-conc" => o.churn_conc = val()?.parse().map_err(|_| "bad --churn-conc")?,
+            "--no-churn" => o.churn = false,
+            "--no-pin" => o.pin = false,
+            "--pid" => pid = Some(val()?.parse().map_err(|_| "bad --pid")?),
+            s if !s.starts_with('-') && addr.is_none() => {
+                addr = Some(s.parse().map_err(|_| format!("bad address {s}"))?);
+            }
+            s => return Err(format!("unknown argument {s}\n{USAGE}")),
+        }
+    }
+    let bounded = |n: usize, what: &str| {
+        if (1..=10_000).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!("{what} must be 1..=10000"))
+        }
+    };
+    match mode {
+        "matrix" => {
+            for &c in &o.conns {
+                bounded(c, "--conns")?;
+            }
+            bounded(o.churn_conc, "--churn-conc")?;
+            o.repeat = o.repeat.clamp(1, 9);
+            matrix(&o)
+        }
+        "echo" | "churn" => {
+            let addr = addr.ok_or(USAGE)?;
+            if !addr.ip().is_loopback() {
+                return Err("loopback addresses only".into());
+            }
+            bounded(conns, "--conns")?;
+            raise_nofile();
+            let x = if mode == "echo" {
+                echo_run(addr, conns, size.clamp(1, 1 << 20), o.warmup, o.secs, pid)?
+            } else {
+                churn_run(addr, conns, o.warmup, o.secs, pid)?
+            };
+            println!(
+                "{mode}: {} per s over {} ({} errors), p50 {} µs, p99 {} µs, server CPU {} µs each, \
+                 load generator CPU {:.0} %",
+                x.rate.round(),
+                x.count,
+                x.errors,
+                fmt_us(x.p50_us),
+                fmt_us(x.p99_us),
+                fmt_us(x.cpu_us),
+                x.gen_cpu
+            );
+            Ok(())
+        }
+        _ => Err(USAGE.into()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

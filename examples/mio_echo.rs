@@ -1,0 +1,173 @@
+//! An echo server on mio (epoll, edge-triggered): the peer the echo load benchmark
+//! compares with.
+//!
+//! ```text
+//! cargo run --release --example mio_echo -- [ADDR]
+//! ```
+//!
+//! It prints `listening on ADDR` (port 0 picks a free port) and serves until killed.
+//! Same choices as `echo_server` and `raw_echo` where they apply: a 2,048-byte buffer
+//! per connection, up to 16 accepts per listener event, `TCP_NODELAY`. Each connection is
+//! registered once for reading and writing; a read shorter than the buffer means the
+//! socket was drained (a new arrival raises a new edge), so no extra `read` is spent
+//! to see `WouldBlock`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+const BUF: usize = 2048;
+const ACCEPT_BATCH: usize = 16;
+const LISTENER: Token = Token(usize::MAX);
+
+struct Conn {
+    stream: TcpStream,
+    buf: Box<[u8; BUF]>,
+    start: usize,
+    end: usize,
+}
+
+impl Conn {
+    /// Writes what is pending; `false` when the connection is gone.
+    fn flush(&mut self) -> bool {
+        while self.start < self.end {
+            match self.stream.write(&self.buf[self.start..self.end]) {
+                Ok(0) => return false,
+                Ok(n) => self.start += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        self.start = 0;
+        self.end = 0;
+        true
+    }
+
+    /// Handles one event; `false` when the connection is to be closed.
+    fn event(&mut self, readable: bool, writable: bool) -> bool {
+        if writable && !self.flush() {
+            return false;
+        }
+        if !readable {
+            return true;
+        }
+        // Edge-triggered: read until drained, or until the buffer waits for the peer.
+        while self.start == self.end {
+            match self.stream.read(&mut self.buf[..]) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    if !self.flush() {
+                        return false;
+                    }
+                    if n < BUF {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+fn listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    // mio's bind: SO_REUSEADDR, non-blocking, close-on-exec, backlog 1024.
+    TcpListener::bind(addr)
+}
+
+fn main() -> ExitCode {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let Ok(sa) = addr.parse::<SocketAddr>() else {
+        eprintln!("mio_echo: bad address {addr}\nusage: mio_echo [ADDR]");
+        return ExitCode::from(2);
+    };
+    let mut listener = match listener(sa) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mio_echo: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut poll = Poll::new().expect("epoll");
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .expect("register the listener");
+    println!(
+        "listening on {}",
+        listener.local_addr().map_or(addr, |a| a.to_string())
+    );
+    let _ = std::io::stdout().flush();
+
+    let mut conns: Vec<Option<Conn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut events = Events::with_capacity(1024);
+    loop {
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(250))) {
+            if e.kind() == ErrorKind::Interrupted {
+                continue;
+            }
+            eprintln!("mio_echo: {e}");
+            return ExitCode::FAILURE;
+        }
+        for event in &events {
+            if event.token() == LISTENER {
+                for _ in 0..ACCEPT_BATCH {
+                    let Ok((mut stream, _)) = listener.accept() else {
+                        break;
+                    };
+                    // As `echo_server --nodelay`.
+                    let _ = stream.set_nodelay(true);
+                    let i = free.pop().unwrap_or_else(|| {
+                        conns.push(None);
+                        conns.len() - 1
+                    });
+                    if poll
+                        .registry()
+                        .register(
+                            &mut stream,
+                            Token(i),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        free.push(i);
+                        continue;
+                    }
+                    conns[i] = Some(Conn {
+                        stream,
+                        buf: Box::new([0; BUF]),
+                        start: 0,
+                        end: 0,
+                    });
+                }
+                continue;
+            }
+            let i = event.token().0;
+            let Some(Some(conn)) = conns.get_mut(i) else {
+                continue;
+            };
+            let keep = !event.is_error()
+                && conn.event(
+                    event.is_readable() || event.is_read_closed(),
+                    event.is_writable(),
+                );
+            if !keep {
+                if let Some(mut c) = conns[i].take() {
+                    let _ = poll.registry().deregister(&mut c.stream);
+                }
+                free.push(i);
+            }
+        }
+    }
+}

@@ -65,6 +65,7 @@
 //! ```
 
 mod check;
+pub mod fuzz;
 mod net;
 mod rng;
 pub mod scenario;

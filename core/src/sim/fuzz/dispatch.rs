@@ -1,0 +1,1232 @@
+//! The `dispatch` interpreter: arbitrary operations over a simulated network and a
+//! reactor running an echo server with scriptable handlers.
+//!
+//! The reactor holds a listener on port 7, the echo connections it accepts, and
+//! outbound clients its handlers may add ([`Action::AddClient`]). Up to [`CLIENTS`]
+//! simulated clients outside the reactor connect, send, receive, half-close, close
+//! and reset; virtual time and fault rates change under the input's control. Any
+//! channel can be given a [`Command`]: an [`Action`] it performs from inside one of
+//! its callbacks (close itself, fail, exit, add a client, close another channel,
+//! poison another channel's socket, set deadlines, shut down writing).
+//!
+//! Checked after every operation:
+//! * the caller's [`EventChecker`](crate::sim::EventChecker) (through
+//!   [`CheckHooks`]): no callback on a closed channel, at most one close per
+//!   channel, no stale token;
+//! * each dispatcher's own life cycle ([`LifeViolation`](super::LifeViolation));
+//! * every byte a client (inside or outside the reactor) receives is the next byte of
+//!   what it sent: the echo is a prefix of the stream, never more;
+//! * no simulated receive buffer holds more than [`NET_BUFFER`] bytes;
+//! * the loop itself never fails.
+//!
+//! At the end every fault is switched off, every client outside the reactor
+//! half-closes and the loop runs until they are served: a client whose connection
+//! nothing disturbed (no reset, no refused connect, no command that closes or fails
+//! a channel, no full map) must get back exactly what it sent, then EOF.
+
+use core::cell::Cell;
+use core::time::Duration;
+
+use heapless::Vec;
+
+use super::{CheckHooks, First, Input, Life, LifeFailure};
+use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Violation};
+use crate::{
+    Ctx, Dispatcher, Error, Event, Level, Reactor, ReadClosed, Recv, SendBuffer, Sent, Socket,
+    Token,
+};
+
+/// Simulated clients outside the reactor.
+pub const CLIENTS: usize = 4;
+/// Sockets of the simulated network (never reused within a run).
+pub const NET_SOCKETS: usize = 48;
+/// Receive buffer of each simulated socket.
+pub const NET_BUFFER: usize = 256;
+/// The echo buffer of each served connection.
+pub const ECHO_BUFFER: usize = 128;
+/// Channels in the reactor's map.
+pub const MAP: usize = 8;
+/// Operations decoded from one input at most.
+pub const MAX_OPS: usize = 192;
+/// Bytes an outbound client (added by a handler) sends.
+pub const OUT_BYTES: usize = 48;
+/// Passes of the final drain.
+pub const DRAIN_PASSES: u32 = 300;
+
+const PORT: u16 = 7;
+const NOWHERE: u16 = 9;
+const SEED: u64 = 0x0d15_ea5e;
+
+type Net = SimNet<NET_SOCKETS, NET_BUFFER>;
+type Sock<'n> = SimSocket<'n, NET_SOCKETS, NET_BUFFER>;
+type Server<'n> = Reactor<SimSelector<'n, NET_SOCKETS, NET_BUFFER>, Sock<'n>, Channel<'n>, MAP>;
+
+/// The callbacks a [`Command`] can wait for (`None`: the first callback of any kind).
+pub const HOOKS: [Option<Event>; 9] = [
+    None,
+    Some(Event::Read),
+    Some(Event::Write),
+    Some(Event::Accept),
+    Some(Event::ReadClosed),
+    Some(Event::Close),
+    Some(Event::Timeout),
+    Some(Event::Connect),
+    Some(Event::Error),
+];
+
+/// What a channel does, on command, from inside a callback.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `ctx.close()`.
+    Close,
+    /// Return `Err`; `handle_error` then closes.
+    Fail,
+    /// `ctx.close()` and return `Err` (no `handle_error` may follow).
+    FailAfterClose,
+    /// Return `Err`; `handle_error` keeps the channel open.
+    FailKeep,
+    /// `ctx.exit()`.
+    Exit,
+    /// Connect a new outbound client to the listener and `ctx.add` it.
+    AddClient,
+    /// Give another channel (the n-th other, modulo) the command to close itself.
+    TellClose(u8),
+    /// Close another channel's socket behind the reactor's back.
+    PoisonOther(u8),
+    /// `ctx.set_deadline` in this many milliseconds.
+    SetDeadline(u8),
+    /// `ctx.set_deadline_for` another channel, in this many milliseconds.
+    DeadlineFor(u8, u8),
+    /// `ctx.cancel_deadline()`.
+    CancelDeadline,
+    /// `ctx.shutdown_write()`.
+    ShutdownWrite,
+}
+
+impl Action {
+    const KINDS: u8 = 12;
+
+    fn decode(i: &mut Input<'_>) -> Option<Self> {
+        Some(match i.below(Self::KINDS)? {
+            0 => Action::Close,
+            1 => Action::Fail,
+            2 => Action::FailAfterClose,
+            3 => Action::FailKeep,
+            4 => Action::Exit,
+            5 => Action::AddClient,
+            6 => Action::TellClose(i.byte()?),
+            7 => Action::PoisonOther(i.byte()?),
+            8 => Action::SetDeadline(i.byte()?),
+            9 => Action::DeadlineFor(i.byte()?, i.byte()?),
+            10 => Action::CancelDeadline,
+            _ => Action::ShutdownWrite,
+        })
+    }
+
+    fn encode(&self, put: &mut impl FnMut(u8)) {
+        match *self {
+            Action::Close => put(0),
+            Action::Fail => put(1),
+            Action::FailAfterClose => put(2),
+            Action::FailKeep => put(3),
+            Action::Exit => put(4),
+            Action::AddClient => put(5),
+            Action::TellClose(o) => {
+                put(6);
+                put(o);
+            }
+            Action::PoisonOther(o) => {
+                put(7);
+                put(o);
+            }
+            Action::SetDeadline(ms) => {
+                put(8);
+                put(ms);
+            }
+            Action::DeadlineFor(o, ms) => {
+                put(9);
+                put(o);
+                put(ms);
+            }
+            Action::CancelDeadline => put(10),
+            Action::ShutdownWrite => put(11),
+        }
+    }
+
+    /// Whether it may legitimately cut some client's echo short.
+    fn disrupts(&self) -> bool {
+        !matches!(
+            self,
+            Action::Exit
+                | Action::AddClient
+                | Action::SetDeadline(_)
+                | Action::DeadlineFor(..)
+                | Action::CancelDeadline
+        )
+    }
+}
+
+/// A one-shot order for a channel: run `action` in the first callback of kind `on`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// Which callback (an entry of [`HOOKS`]).
+    pub on: Option<Event>,
+    /// What to do.
+    pub action: Action,
+}
+
+/// One operation of the `dispatch` interpreter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Client `client` (modulo [`CLIENTS`]) connects to the listener's port, if it has
+    /// no socket.
+    Connect {
+        /// Which client.
+        client: u8,
+    },
+    /// The client connects to a port nobody listens on (refused).
+    ConnectNowhere {
+        /// Which client.
+        client: u8,
+    },
+    /// The client sends the next `len` bytes of its stream.
+    Send {
+        /// Which client.
+        client: u8,
+        /// How many bytes.
+        len: u8,
+    },
+    /// The client reads everything available and checks it.
+    Recv {
+        /// Which client.
+        client: u8,
+    },
+    /// The client shuts down its sending side.
+    ShutdownWrite {
+        /// Which client.
+        client: u8,
+    },
+    /// The client closes its socket (the slot can connect again).
+    Close {
+        /// Which client.
+        client: u8,
+    },
+    /// The client's connection is reset.
+    Reset {
+        /// Which client.
+        client: u8,
+    },
+    /// Virtual time moves on.
+    Advance {
+        /// Milliseconds.
+        ms: u8,
+    },
+    /// A fault rate changes.
+    SetFault {
+        /// Which fault.
+        fault: Fault,
+        /// Its new rate, per mille (a multiple of 4, at most 1000).
+        per_mille: u16,
+    },
+    /// One reactor pass.
+    Pass {
+        /// Its timeout, in milliseconds.
+        timeout_ms: u8,
+    },
+    /// `Reactor::run` for up to `passes` passes.
+    Run {
+        /// Passes, 1 to 8.
+        passes: u8,
+        /// Timeout of each, in milliseconds.
+        timeout_ms: u8,
+    },
+    /// Gives a channel (the n-th live one, modulo) a [`Command`]. One waiting for
+    /// any callback or a timeout also gets a deadline of now, so it runs next pass.
+    Command {
+        /// Which channel.
+        channel: u8,
+        /// The order.
+        command: Command,
+    },
+    /// `Reactor::close` on a channel from outside.
+    ReactorClose {
+        /// Which channel.
+        channel: u8,
+    },
+    /// Listens again on port 7 if the listener is gone.
+    Listen,
+    /// `Reactor::add_timer`.
+    Timer {
+        /// Milliseconds.
+        after_ms: u8,
+    },
+    /// `Reactor::set_deadline` from outside (`None`: cancel).
+    Deadline {
+        /// Which channel.
+        channel: u8,
+        /// Milliseconds from now.
+        after_ms: Option<u8>,
+    },
+}
+
+/// Operation kinds by weight, in the order of [`Op`]'s variants.
+const KINDS: [u8; 32] = super::weights(&[3, 1, 4, 4, 1, 1, 1, 1, 2, 4, 3, 3, 1, 1, 1, 1]);
+
+impl Op {
+    /// Reads one operation; `None` when the input runs out.
+    pub fn decode(i: &mut Input<'_>) -> Option<Self> {
+        let client = |i: &mut Input<'_>| i.below(CLIENTS as u8);
+        Some(match i.kind(&KINDS)? {
+            0 => Op::Connect { client: client(i)? },
+            1 => Op::ConnectNowhere { client: client(i)? },
+            2 => Op::Send {
+                client: client(i)?,
+                len: i.byte()?,
+            },
+            3 => Op::Recv { client: client(i)? },
+            4 => Op::ShutdownWrite { client: client(i)? },
+            5 => Op::Close { client: client(i)? },
+            6 => Op::Reset { client: client(i)? },
+            7 => Op::Advance { ms: i.byte()? },
+            8 => Op::SetFault {
+                fault: Fault::ALL[i.below(FAULTS as u8)? as usize],
+                per_mille: (i.byte()? as u16 * 4).min(1000),
+            },
+            9 => Op::Pass {
+                timeout_ms: i.byte()?,
+            },
+            10 => Op::Run {
+                passes: i.below(8)? + 1,
+                timeout_ms: i.byte()?,
+            },
+            11 => Op::Command {
+                channel: i.byte()?,
+                command: Command {
+                    on: HOOKS[i.below(HOOKS.len() as u8)? as usize],
+                    action: Action::decode(i)?,
+                },
+            },
+            12 => Op::ReactorClose { channel: i.byte()? },
+            13 => Op::Listen,
+            14 => Op::Timer {
+                after_ms: i.byte()?,
+            },
+            _ => {
+                let channel = i.byte()?;
+                let after = i.byte()?;
+                Op::Deadline {
+                    channel,
+                    after_ms: (after != 255).then_some(after),
+                }
+            }
+        })
+    }
+
+    /// Writes the bytes [`decode`](Self::decode) reads back as this operation.
+    pub fn encode(&self, put: impl FnMut(u8)) {
+        let mut put = super::with_kind(&KINDS, put);
+        let put = &mut put;
+        match *self {
+            Op::Connect { client } => {
+                put(0);
+                put(client);
+            }
+            Op::ConnectNowhere { client } => {
+                put(1);
+                put(client);
+            }
+            Op::Send { client, len } => {
+                put(2);
+                put(client);
+                put(len);
+            }
+            Op::Recv { client } => {
+                put(3);
+                put(client);
+            }
+            Op::ShutdownWrite { client } => {
+                put(4);
+                put(client);
+            }
+            Op::Close { client } => {
+                put(5);
+                put(client);
+            }
+            Op::Reset { client } => {
+                put(6);
+                put(client);
+            }
+            Op::Advance { ms } => {
+                put(7);
+                put(ms);
+            }
+            Op::SetFault { fault, per_mille } => {
+                put(8);
+                put(fault.index() as u8);
+                put((per_mille.min(1000) / 4) as u8);
+            }
+            Op::Pass { timeout_ms } => {
+                put(9);
+                put(timeout_ms);
+            }
+            Op::Run { passes, timeout_ms } => {
+                put(10);
+                put(passes.clamp(1, 8) - 1);
+                put(timeout_ms);
+            }
+            Op::Command { channel, command } => {
+                put(11);
+                put(channel);
+                let hook = HOOKS.iter().position(|h| *h == command.on).unwrap_or(0);
+                put(hook as u8);
+                command.action.encode(put);
+            }
+            Op::ReactorClose { channel } => {
+                put(12);
+                put(channel);
+            }
+            Op::Listen => put(13),
+            Op::Timer { after_ms } => {
+                put(14);
+                put(after_ms);
+            }
+            Op::Deadline { channel, after_ms } => {
+                put(15);
+                put(channel);
+                put(after_ms.map_or(255, |ms| ms.min(254)));
+            }
+        }
+    }
+}
+
+/// The operations `data` stands for, as the interpreter reads them.
+pub fn ops(data: &[u8]) -> impl Iterator<Item = Op> + '_ {
+    let mut input = Input::new(data);
+    core::iter::from_fn(move || Op::decode(&mut input)).take(MAX_OPS)
+}
+
+/// The first broken invariant of a run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The event checker objected.
+    Checker(Violation),
+    /// A dispatcher saw its life cycle broken.
+    Life(LifeFailure),
+    /// A client received a byte that is not the next byte it sent.
+    EchoMismatch {
+        /// The connection's serial number.
+        serial: u32,
+        /// The position in its stream.
+        at: usize,
+    },
+    /// A client received more than it sent.
+    EchoTooLong {
+        /// The connection's serial number.
+        serial: u32,
+    },
+    /// An undisturbed client did not get all of its echo back, then EOF.
+    Truncated {
+        /// The connection's serial number.
+        serial: u32,
+        /// Bytes back.
+        received: usize,
+        /// Bytes sent.
+        sent: usize,
+        /// Whether it saw EOF.
+        eof: bool,
+    },
+    /// A receive buffer held more than its capacity.
+    Overflow {
+        /// Bytes held.
+        buffered: usize,
+    },
+    /// A reactor pass failed.
+    Loop,
+}
+
+/// What a run did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Operations decoded and run.
+    pub ops: usize,
+    /// Reactor passes, the drain included.
+    pub passes: u32,
+    /// Clients checked for a complete echo at the end.
+    pub complete: usize,
+    /// Bytes echoed back to clients and verified.
+    pub echoed: u64,
+    /// Commands executed by handlers.
+    pub commands: u32,
+    /// How often each fault fired.
+    pub fired: [u32; FAULTS],
+    /// The network's trace hash.
+    pub trace_hash: u64,
+}
+
+/// State the handlers share with the interpreter.
+struct Shared<'n> {
+    net: &'n Net,
+    failure: First<Failure>,
+    /// Bumped by everything that may legitimately cut an echo short.
+    epoch: Cell<u32>,
+    serial: Cell<u32>,
+    commands: Cell<u32>,
+    echoed: Cell<u64>,
+}
+
+impl Shared<'_> {
+    fn disrupt(&self) {
+        self.epoch.set(self.epoch.get() + 1);
+    }
+
+    fn next_serial(&self) -> u32 {
+        let s = self.serial.get();
+        self.serial.set(s + 1);
+        s
+    }
+}
+
+/// Byte `i` of connection `serial`'s stream.
+fn stream_byte(serial: u32, i: usize) -> u8 {
+    Rng::new(((serial as u64) << 32) ^ i as u64 ^ 0xa5a5_0000_0000_0000).byte()
+}
+
+/// Checks `data`, received at position `received` of `serial`'s stream of which
+/// `sent` bytes went out.
+fn verify(serial: u32, received: usize, sent: usize, data: &[u8]) -> Result<(), Failure> {
+    if received + data.len() > sent {
+        return Err(Failure::EchoTooLong { serial });
+    }
+    for (j, &b) in data.iter().enumerate() {
+        if b != stream_byte(serial, received + j) {
+            return Err(Failure::EchoMismatch {
+                serial,
+                at: received + j,
+            });
+        }
+    }
+    Ok(())
+}
+
+enum Role {
+    Listener,
+    Echo {
+        out: SendBuffer<ECHO_BUFFER>,
+        peer_done: bool,
+    },
+    Out {
+        serial: u32,
+        sent: usize,
+        received: usize,
+        write_shut: bool,
+    },
+}
+
+/// A channel of the interpreter's reactor: listener, echo connection or outbound
+/// client, with a pending [`Command`] and a life-cycle check.
+pub struct Channel<'n> {
+    role: Role,
+    shared: &'n Shared<'n>,
+    life: Life,
+    command: Option<Command>,
+    closed_self: bool,
+    close_on_error: bool,
+}
+
+impl core::fmt::Debug for Channel<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let role = match self.role {
+            Role::Listener => "listener",
+            Role::Echo { .. } => "echo",
+            Role::Out { .. } => "out",
+        };
+        f.debug_struct("Channel")
+            .field("role", &role)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+type C<'a, 'n> = Ctx<'a, Sock<'n>, Channel<'n>>;
+
+impl<'n> Channel<'n> {
+    fn new(role: Role, shared: &'n Shared<'n>, connecting: bool) -> Self {
+        Channel {
+            role,
+            shared,
+            life: Life::new(connecting),
+            command: None,
+            closed_self: false,
+            close_on_error: true,
+        }
+    }
+
+    fn close(&mut self, ctx: &mut C<'_, 'n>) {
+        self.closed_self = true;
+        ctx.close();
+    }
+
+    /// Runs one callback: life-cycle check, pending command, then `body`.
+    fn callback(
+        &mut self,
+        ctx: &mut C<'_, 'n>,
+        event: Event,
+        body: impl FnOnce(&mut Self, &mut C<'_, 'n>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        if let Err(violation) = self.life.enter(event) {
+            self.shared.failure.set(Failure::Life(LifeFailure {
+                token: ctx.token(),
+                violation,
+            }));
+        }
+        let result = match self.execute(ctx, event) {
+            Some(e) => Err(e),
+            None if self.closed_self => Ok(()),
+            None => body(self, ctx),
+        };
+        self.life.leave(event, result.is_err(), self.closed_self);
+        result
+    }
+
+    /// Runs the pending command if it waits for `event`. Returns an error to report.
+    fn execute(&mut self, ctx: &mut C<'_, 'n>, event: Event) -> Option<Error> {
+        let cmd = self.command?;
+        if cmd.on.is_some_and(|on| on != event) {
+            return None;
+        }
+        self.command = None;
+        let shared = self.shared;
+        shared.commands.set(shared.commands.get() + 1);
+        if cmd.action.disrupts() {
+            shared.disrupt();
+        }
+        let fail = Error::Protocol("fuzz: commanded failure");
+        match cmd.action {
+            Action::Close => self.close(ctx),
+            Action::Fail => {
+                self.close_on_error = true;
+                return Some(fail);
+            }
+            Action::FailAfterClose => {
+                self.close(ctx);
+                return Some(fail);
+            }
+            Action::FailKeep => {
+                self.close_on_error = false;
+                return Some(fail);
+            }
+            Action::Exit => ctx.exit(),
+            Action::AddClient => {
+                if let Ok(socket) = shared.net.connect(PORT) {
+                    let out = Channel::new(
+                        Role::Out {
+                            serial: shared.next_serial(),
+                            sent: 0,
+                            received: 0,
+                            write_shut: false,
+                        },
+                        shared,
+                        true,
+                    );
+                    if let Err(refused) = ctx.add(socket, out) {
+                        let (mut s, _) = refused.into_inner();
+                        let _ = s.close();
+                    }
+                }
+            }
+            Action::TellClose(n) => {
+                if let Some(t) = other(ctx, n) {
+                    if let Some(c) = ctx.channel(t) {
+                        c.dispatcher.command = Some(Command {
+                            on: None,
+                            action: Action::Close,
+                        });
+                    }
+                    let _ = ctx.set_deadline_for(t, Duration::ZERO);
+                }
+            }
+            Action::PoisonOther(n) => {
+                if let Some(c) = other(ctx, n).and_then(|t| ctx.channel(t)) {
+                    let _ = c.socket.close();
+                }
+            }
+            Action::SetDeadline(ms) => {
+                let _ = ctx.set_deadline(Duration::from_millis(ms as u64));
+            }
+            Action::DeadlineFor(n, ms) => {
+                if let Some(t) = other(ctx, n) {
+                    let _ = ctx.set_deadline_for(t, Duration::from_millis(ms as u64));
+                }
+            }
+            Action::CancelDeadline => ctx.cancel_deadline(),
+            Action::ShutdownWrite => {
+                let _ = ctx.shutdown_write();
+            }
+        }
+        None
+    }
+
+    fn accept(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        for _ in 0..crate::ACCEPT_BATCH {
+            let socket = match ctx.accept() {
+                Ok(Some(s)) => s,
+                Ok(None) => break,
+                Err(e) if e.is_transient() => break,
+                Err(e) => return Err(e.into()),
+            };
+            let conn = Channel::new(
+                Role::Echo {
+                    out: SendBuffer::new(),
+                    peer_done: false,
+                },
+                self.shared,
+                false,
+            );
+            if let Err(refused) = ctx.add(socket, conn) {
+                // A full map: the client is turned away.
+                self.shared.disrupt();
+                let (mut s, _) = refused.into_inner();
+                let _ = s.close();
+            }
+            if !ctx.is_open() || ctx.exiting() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        let shared = self.shared;
+        match &mut self.role {
+            Role::Listener => Ok(()),
+            Role::Echo { out, .. } => {
+                let mut buf = [0u8; ECHO_BUFFER];
+                while out.free() > 0 {
+                    let room = out.free();
+                    match ctx.recv(&mut buf[..room])? {
+                        Recv::Data(n) => {
+                            out.queue(&buf[..n]);
+                        }
+                        Recv::Eof | Recv::WouldBlock => break,
+                    }
+                }
+                self.flush(ctx)
+            }
+            Role::Out {
+                serial,
+                sent,
+                received,
+                ..
+            } => {
+                let mut buf = [0u8; 64];
+                loop {
+                    match ctx.recv(&mut buf)? {
+                        Recv::Data(n) => {
+                            if let Err(f) = verify(*serial, *received, *sent, &buf[..n]) {
+                                shared.failure.set(f);
+                            }
+                            *received += n;
+                            shared.echoed.set(shared.echoed.get() + n as u64);
+                        }
+                        Recv::Eof | Recv::WouldBlock => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        match &mut self.role {
+            Role::Echo { out, peer_done } => {
+                out.flush(ctx)?;
+                if *peer_done && out.is_empty() {
+                    self.close(ctx);
+                }
+            }
+            Role::Out {
+                serial,
+                sent,
+                write_shut,
+                ..
+            } => {
+                let mut buf = [0u8; OUT_BYTES];
+                let n = OUT_BYTES - *sent;
+                for (j, b) in buf[..n].iter_mut().enumerate() {
+                    *b = stream_byte(*serial, *sent + j);
+                }
+                if n > 0 {
+                    *sent += ctx.send(&buf[..n])?;
+                }
+                if *sent == OUT_BYTES && !*write_shut {
+                    *write_shut = true;
+                    let _ = ctx.shutdown_write();
+                }
+            }
+            Role::Listener => {}
+        }
+        Ok(())
+    }
+}
+
+/// The token of the `n`-th other channel, modulo their number.
+fn other(ctx: &mut C<'_, '_>, n: u8) -> Option<Token> {
+    let tokens: Vec<Token, MAP> = ctx.others().map(|c| c.token).collect();
+    if tokens.is_empty() {
+        return None;
+    }
+    Some(tokens[n as usize % tokens.len()])
+}
+
+impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
+    type Error = Error;
+
+    fn readable(&self) -> bool {
+        match &self.role {
+            Role::Listener | Role::Out { .. } => true,
+            Role::Echo { out, peer_done } => !*peer_done && out.free() > 0,
+        }
+    }
+
+    fn writable(&self) -> bool {
+        match &self.role {
+            Role::Listener => false,
+            Role::Echo { out, .. } => out.wants_write(),
+            Role::Out {
+                sent, write_shut, ..
+            } => *sent < OUT_BYTES || !*write_shut,
+        }
+    }
+
+    fn handle_connect(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Connect, |me, ctx| me.flush(ctx))
+    }
+
+    fn handle_connect_failed(&mut self, ctx: &mut C<'_, 'n>, error: crate::SocketError) {
+        let _ = error;
+        let _ = self.callback(ctx, Event::ConnectFailed, |_, _| Ok(()));
+    }
+
+    fn handle_accept(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Accept, |me, ctx| me.accept(ctx))
+    }
+
+    fn handle_read(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Read, |me, ctx| me.read(ctx))
+    }
+
+    fn handle_write(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Write, |me, ctx| me.flush(ctx))
+    }
+
+    fn handle_expt(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Expt, |_, _| Ok(()))
+    }
+
+    fn handle_read_closed(&mut self, ctx: &mut C<'_, 'n>) -> Result<ReadClosed, Error> {
+        let mut decision = ReadClosed::Close;
+        self.callback(ctx, Event::ReadClosed, |me, ctx| {
+            if let Role::Echo { peer_done, .. } = &mut me.role {
+                // Send back what is still buffered, then close.
+                *peer_done = true;
+                decision = ReadClosed::KeepWriting;
+                me.flush(ctx)?;
+            }
+            Ok(())
+        })?;
+        Ok(decision)
+    }
+
+    fn handle_close(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Close, |_, _| Ok(()))
+    }
+
+    fn handle_timeout(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        self.callback(ctx, Event::Timeout, |_, _| Ok(()))
+    }
+
+    fn handle_error(&mut self, ctx: &mut C<'_, 'n>, error: Error) {
+        let _ = error;
+        let _ = self.callback(ctx, Event::Error, |me, ctx| {
+            if me.close_on_error {
+                me.close(ctx);
+            }
+            me.close_on_error = true;
+            Ok(())
+        });
+    }
+
+    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+        let _ = (token, level, message);
+    }
+}
+
+/// A simulated client outside the reactor.
+struct Client<'n> {
+    sock: Option<Sock<'n>>,
+    serial: u32,
+    sent: usize,
+    received: usize,
+    write_shut: bool,
+    eof: bool,
+    broken: bool,
+    epoch: u32,
+}
+
+impl<'n> Client<'n> {
+    const EMPTY: Self = Client {
+        sock: None,
+        serial: 0,
+        sent: 0,
+        received: 0,
+        write_shut: false,
+        eof: false,
+        broken: false,
+        epoch: 0,
+    };
+
+    fn connect(&mut self, shared: &Shared<'n>, port: u16) {
+        if self.sock.is_some() {
+            return;
+        }
+        if let Ok(s) = shared.net.connect(port) {
+            *self = Client {
+                sock: Some(s),
+                serial: shared.next_serial(),
+                epoch: shared.epoch.get(),
+                broken: port != PORT,
+                ..Client::EMPTY
+            };
+        }
+    }
+
+    fn send(&mut self, len: usize) {
+        let Some(sock) = self.sock.as_mut() else {
+            return;
+        };
+        if self.write_shut || self.broken {
+            return;
+        }
+        let mut buf = [0u8; 256];
+        let len = len.min(buf.len());
+        for (j, b) in buf[..len].iter_mut().enumerate() {
+            *b = stream_byte(self.serial, self.sent + j);
+        }
+        match sock.send(&buf[..len]) {
+            Ok(Sent::Bytes(n)) => self.sent += n,
+            Ok(Sent::WouldBlock) => {}
+            Err(_) => self.broken = true,
+        }
+    }
+
+    fn recv(&mut self, shared: &Shared<'n>) -> Result<(), Failure> {
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 128];
+        for _ in 0..64 {
+            match sock.recv(&mut buf) {
+                Ok(Recv::Data(n)) => {
+                    verify(self.serial, self.received, self.sent, &buf[..n])?;
+                    self.received += n;
+                    shared.echoed.set(shared.echoed.get() + n as u64);
+                }
+                Ok(Recv::Eof) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(Recv::WouldBlock) => break,
+                Err(_) => {
+                    self.broken = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the final drain still waits for it.
+    fn draining(&self) -> bool {
+        self.sock.is_some() && !self.broken && !self.eof
+    }
+}
+
+/// Runs the operations `data` stands for (see [`ops`]), checking after each one.
+///
+/// # Errors
+/// The first broken invariant.
+pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
+    let net: Net = SimNet::new(SimConfig::quiet(SEED));
+    let shared = Shared {
+        net: &net,
+        failure: First::new(),
+        epoch: Cell::new(0),
+        serial: Cell::new(0),
+        commands: Cell::new(0),
+        echoed: Cell::new(0),
+    };
+    if let Some(h) = hooks {
+        (h.reset)();
+    }
+    let mut r: Server<'_> = Reactor::new(SimSelector::new(&net));
+    r.set_observer(hooks.map(|h| h.observer));
+    let mut listener = add_listener(&mut r, &shared, None);
+    let mut clients: [Client<'_>; CLIENTS] = [const { Client::EMPTY }; CLIENTS];
+    let mut passes = 0u32;
+    let mut count = 0;
+    let check = |shared: &Shared<'_>| -> Result<(), Failure> {
+        if let Some(v) = hooks.and_then(|h| (h.verdict)()) {
+            return Err(Failure::Checker(v));
+        }
+        if let Some(f) = shared.failure.get() {
+            return Err(f);
+        }
+        let buffered = shared.net.max_buffered();
+        if buffered > NET_BUFFER {
+            return Err(Failure::Overflow { buffered });
+        }
+        Ok(())
+    };
+
+    for op in ops(data) {
+        count += 1;
+        match op {
+            Op::Connect { client } => clients[client as usize].connect(&shared, PORT),
+            Op::ConnectNowhere { client } => clients[client as usize].connect(&shared, NOWHERE),
+            Op::Send { client, len } => clients[client as usize].send(len as usize),
+            Op::Recv { client } => clients[client as usize].recv(&shared)?,
+            Op::ShutdownWrite { client } => {
+                let c = &mut clients[client as usize];
+                if let Some(s) = c.sock.as_mut()
+                    && !c.write_shut
+                    && s.shutdown_write().is_ok()
+                {
+                    c.write_shut = true;
+                }
+            }
+            Op::Close { client } => {
+                let c = &mut clients[client as usize];
+                if let Some(mut s) = c.sock.take() {
+                    let _ = s.close();
+                }
+            }
+            Op::Reset { client } => {
+                let c = &mut clients[client as usize];
+                if let Some(s) = c.sock.as_ref() {
+                    net.reset(s);
+                    c.broken = true;
+                }
+            }
+            Op::Advance { ms } => net.advance(Duration::from_millis(ms as u64)),
+            Op::SetFault { fault, per_mille } => net.set_rate(fault, per_mille),
+            Op::Pass { timeout_ms } => {
+                passes += 1;
+                r.poll_once(Some(Duration::from_millis(timeout_ms as u64)))
+                    .map_err(|_| Failure::Loop)?;
+            }
+            Op::Run {
+                passes: n,
+                timeout_ms,
+            } => {
+                passes += n as u32;
+                r.run(
+                    Some(Duration::from_millis(timeout_ms as u64)),
+                    Some(n as u32),
+                )
+                .map_err(|_| Failure::Loop)?;
+            }
+            Op::Command { channel, command } => {
+                if let Some(t) = nth(&r, channel) {
+                    if let Some(c) = r.get_mut(t) {
+                        c.dispatcher.command = Some(command);
+                    }
+                    if matches!(command.on, None | Some(Event::Timeout)) {
+                        let now = r.now().unwrap_or_default();
+                        let _ = r.set_deadline(t, Some(now));
+                    }
+                }
+            }
+            Op::ReactorClose { channel } => {
+                if let Some(t) = nth(&r, channel) {
+                    shared.disrupt();
+                    r.close(t);
+                }
+            }
+            Op::Listen => {
+                if r.get(listener).is_none() {
+                    listener = add_listener(&mut r, &shared, Some(listener));
+                }
+            }
+            Op::Timer { after_ms } => {
+                let _ = r.add_timer(Duration::from_millis(after_ms as u64), after_ms as u32);
+                let _ = r.take_fired_timer();
+            }
+            Op::Deadline { channel, after_ms } => {
+                if let Some(t) = nth(&r, channel) {
+                    let at = after_ms
+                        .map(|ms| r.now().unwrap_or_default() + Duration::from_millis(ms as u64));
+                    let _ = r.set_deadline(t, at);
+                }
+            }
+        }
+        check(&shared)?;
+    }
+
+    // The drain: no more faults; every client half-closes and waits for its echo.
+    for f in Fault::ALL {
+        net.set_rate(f, 0);
+    }
+    for _ in 0..DRAIN_PASSES {
+        if !clients.iter().any(Client::draining) {
+            break;
+        }
+        passes += 1;
+        r.poll_once(Some(Duration::from_millis(10)))
+            .map_err(|_| Failure::Loop)?;
+        check(&shared)?;
+        for c in clients.iter_mut() {
+            let Some(sock) = c.sock.as_mut() else {
+                continue;
+            };
+            if !net.is_established(sock) {
+                if net.readiness(sock).is_error() {
+                    c.broken = true;
+                }
+                continue;
+            }
+            if !c.write_shut && sock.shutdown_write().is_ok() {
+                c.write_shut = true;
+            }
+            c.recv(&shared)?;
+        }
+        if r.is_empty() {
+            net.advance(Duration::from_millis(10));
+        }
+    }
+    let mut complete = 0;
+    for c in clients.iter() {
+        if c.sock.is_none() || c.broken || c.epoch != shared.epoch.get() {
+            continue;
+        }
+        if !c.eof || c.received != c.sent {
+            return Err(Failure::Truncated {
+                serial: c.serial,
+                received: c.received,
+                sent: c.sent,
+                eof: c.eof,
+            });
+        }
+        complete += 1;
+    }
+    let _ = r.close_all();
+    check(&shared)?;
+    Ok(Report {
+        ops: count,
+        passes,
+        complete,
+        echoed: shared.echoed.get(),
+        commands: shared.commands.get(),
+        fired: net.fired(),
+        trace_hash: net.trace_hash(),
+    })
+}
+
+/// The `n`-th live channel, modulo their number.
+fn nth(r: &Server<'_>, n: u8) -> Option<Token> {
+    let tokens: Vec<Token, MAP> = r.map().tokens().collect();
+    if tokens.is_empty() {
+        return None;
+    }
+    Some(tokens[n as usize % tokens.len()])
+}
+
+/// Listens on the port and adds the listener; returns its token (or `old` if that
+/// failed).
+fn add_listener<'n>(r: &mut Server<'n>, shared: &'n Shared<'n>, old: Option<Token>) -> Token {
+    let fallback = old.unwrap_or(Token::new(u32::MAX, 0));
+    let Ok(socket) = shared.net.listen(PORT) else {
+        return fallback;
+    };
+    match r.add(socket, Channel::new(Role::Listener, shared, false)) {
+        Ok(t) => t,
+        Err(e) => {
+            let (mut s, _) = e.into_inner();
+            let _ = s.close();
+            fallback
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(ops: &[Op]) -> std::vec::Vec<u8> {
+        let mut out = std::vec::Vec::new();
+        for op in ops {
+            op.encode(|b| out.push(b));
+        }
+        out
+    }
+
+    #[test]
+    fn ops_round_trip() {
+        let ops = [
+            Op::Connect { client: 1 },
+            Op::Send {
+                client: 1,
+                len: 200,
+            },
+            Op::SetFault {
+                fault: Fault::Reset,
+                per_mille: 40,
+            },
+            Op::Run {
+                passes: 3,
+                timeout_ms: 5,
+            },
+            Op::Command {
+                channel: 2,
+                command: Command {
+                    on: Some(Event::ReadClosed),
+                    action: Action::DeadlineFor(1, 9),
+                },
+            },
+            Op::Deadline {
+                channel: 0,
+                after_ms: None,
+            },
+            Op::Listen,
+        ];
+        let bytes = encode(&ops);
+        let back: std::vec::Vec<Op> = super::ops(&bytes).collect();
+        assert_eq!(back, ops);
+    }
+
+    #[test]
+    fn a_plain_echo_completes() {
+        let ops = [
+            Op::Connect { client: 0 },
+            Op::Connect { client: 1 },
+            Op::Run {
+                passes: 4,
+                timeout_ms: 1,
+            },
+            Op::Send {
+                client: 0,
+                len: 100,
+            },
+            Op::Send {
+                client: 1,
+                len: 255,
+            },
+            Op::Run {
+                passes: 8,
+                timeout_ms: 1,
+            },
+            Op::Recv { client: 0 },
+        ];
+        let report = run(&encode(&ops), None).unwrap();
+        assert_eq!(report.complete, 2);
+        assert_eq!(report.echoed, 355);
+    }
+}

@@ -23,7 +23,7 @@
 use heapless::Deque;
 
 use crate::{
-    BufferFull, Ctx, Dispatcher, Error, ReadClosed, Recv, Ring, Socket, SocketError, Token,
+    BufferFull, Ctx, Dispatcher, Error, ReadClosed, Recv, Ring, Sent, Socket, SocketError, Token,
 };
 
 pub mod server;
@@ -141,6 +141,14 @@ pub fn find_prefix_at_end(haystack: &[u8], needle: &[u8]) -> usize {
         .rev()
         .find(|&l| haystack.ends_with(&needle[..l]))
         .unwrap_or(0)
+}
+
+/// Bytes a send took; would-block is 0.
+fn sent(s: Sent) -> usize {
+    match s {
+        Sent::Bytes(n) => n,
+        Sent::WouldBlock => 0,
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -367,6 +375,54 @@ impl<P: Producer, const OUT: usize, const Q: usize> ChatControl<P, OUT, Q> {
     /// Whether anything is queued.
     pub fn has_output(&self) -> bool {
         !self.queue.is_empty()
+    }
+
+    /// Sends queued output straight to `socket` until it would block, the queue is
+    /// empty, or a [`close_when_done`](Self::close_when_done) marker is next (only the
+    /// channel's own handlers act on that). For a handler that reaches another
+    /// channel's chat (e.g. through [`Ctx::others`]) and wants its output to drain now
+    /// rather than at that channel's next write readiness. Returns how many bytes went
+    /// out.
+    ///
+    /// # Errors
+    /// What the socket reports, disconnects included; the channel itself learns of
+    /// them at its next event.
+    pub fn flush_to<S: Socket>(&mut self, socket: &mut S) -> Result<usize, SocketError> {
+        let mut total = 0;
+        while let Some(head) = self.queue.front_mut() {
+            let n = match head {
+                Entry::Data(len) => {
+                    let (a, _) = self.out.as_slices();
+                    let n = sent(socket.send(&a[..a.len().min(*len)])?);
+                    self.out.consume(n);
+                    *len -= n;
+                    if *len == 0 {
+                        self.queue.pop_front();
+                    }
+                    n
+                }
+                Entry::Producer(p) => {
+                    if self.stage_start == self.stage_end {
+                        let n = p.more(&mut self.stage);
+                        if n == 0 {
+                            self.queue.pop_front();
+                            continue;
+                        }
+                        self.stage_start = 0;
+                        self.stage_end = n.min(STAGE);
+                    }
+                    let n = sent(socket.send(&self.stage[self.stage_start..self.stage_end])?);
+                    self.stage_start += n;
+                    n
+                }
+                Entry::Close => break,
+            };
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        Ok(total)
     }
 
     /// Sends queued output until it is all sent or the socket would block. Returns

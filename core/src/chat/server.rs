@@ -36,8 +36,9 @@
 //! number of live connections is limited by the listener's `max_conns` (and the map).
 //!
 //! Nothing is dropped silently. When a message cannot be queued for a client because
-//! its output ring is full (it does not read as fast as the others write), **that
-//! client is disconnected as too slow** and nobody else is affected: its queued output
+//! its output ring is full and its socket takes nothing more right now (its kernel
+//! buffers are full too: it does not read as fast as the others write), **that client
+//! is disconnected as too slow** and nobody else is affected: its queued output
 //! is discarded, its socket's sending side is shut down (the peer sees the end of the
 //! stream after what the kernel already holds), it is read no more, and its channel
 //! closes on the next pass (through a deadline of "now" when the selector has a clock;
@@ -276,10 +277,19 @@ fn reserved_nick(name: &[u8]) -> bool {
     name.len() > 5 && name.starts_with(b"guest") && name[5..].iter().all(u8::is_ascii_digit)
 }
 
-/// Queues `msg` for `chat`'s user, or disconnects that user as too slow.
+/// Queues `msg` for `chat`'s user. When its output ring is full, what its socket
+/// takes now is sent first; if that does not make room, the user is too slow and is
+/// disconnected.
 fn deliver<S: Socket, const OUT: usize>(chat: &mut ChatConn<OUT>, socket: &mut S, msg: &[u8]) {
-    if chat.push(msg).is_err() {
-        evict(chat, socket);
+    if chat.push(msg).is_ok() {
+        return;
+    }
+    match chat.control().flush_to(socket) {
+        Ok(_) if chat.push(msg).is_ok() => {}
+        // The peer is gone: its channel closes at its next event, with the others
+        // told; nobody is there to deliver to.
+        Err(e) if e.is_disconnect() => {}
+        _ => evict(chat, socket),
     }
 }
 
@@ -369,7 +379,11 @@ impl ChatUser {
         ctx: &mut Ctx<'_, S, M>,
         msg: &[u8],
     ) {
-        if chat.push(msg).is_err() {
+        if chat.push(msg).is_ok() {
+            return;
+        }
+        // Full: send what the socket takes now, then try again.
+        if chat.initiate_send(ctx).is_err() || chat.push(msg).is_err() {
             self.evicted = true;
             chat.discard_output();
             ctx.close();

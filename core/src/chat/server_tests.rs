@@ -438,8 +438,14 @@ fn slow_client_setup<Sel: Mock>(
     c.say(a, b"/nick alice\n");
     c.say(slow, b"/nick slowpoke\n");
     // The slow client stops reading: its socket is never writable again (and it has
-    // nothing to say, so it is never readable either).
+    // nothing to say, so it is never readable either), and takes nothing more.
     c.sel().clear(11);
+    for _ in 0..16 {
+        c.r.get_mut(slow)
+            .unwrap()
+            .socket
+            .script_send(SendStep::WouldBlock);
+    }
     let nd = c.lines(d).len();
     let mut lines = StdVec::new();
     for i in 0..3u8 {
@@ -509,6 +515,30 @@ fn without_a_clock_the_slow_client_closes_when_its_shut_socket_turns_writable() 
     // A socket whose sending side is shut down reports writable.
     c.sel().set_ready(11, Readiness::WRITABLE);
     slow_client_is_gone(&mut c, setup);
+}
+
+#[test]
+fn a_full_ring_is_not_slow_while_the_socket_takes_data() {
+    let mut c = Chat::new(4);
+    let a = c.connect(10).unwrap();
+    let b = c.connect(11).unwrap();
+    // No write readiness for b: its ring fills, but its socket still takes data, so a
+    // full ring is flushed straight to the socket instead of evicting b.
+    c.sel().clear(11);
+    let before = c.lines(b).len();
+    for i in 0..6u8 {
+        let mut l = std::vec![b'0' + i; 200];
+        l.push(b'\n');
+        c.say(a, &l);
+    }
+    assert!(!c.user(b).is_evicted());
+    let got = c.lines(b);
+    assert_eq!(got.len(), before + 6, "every line, none dropped");
+    let sent = StdString::from_utf8(c.r.get(b).unwrap().socket.sent().to_vec()).unwrap();
+    assert!(
+        sent.contains(&std::format!("guest1: {}\n", "0".repeat(200))),
+        "the first lines went out without a write readiness"
+    );
 }
 
 #[test]

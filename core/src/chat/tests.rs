@@ -614,3 +614,28 @@ fn count_zero_terminator_is_no_framing() {
         assert_eq!(&h.collected[..], DATA);
     }
 }
+
+#[test]
+fn flush_to_sends_data_and_producers_and_stops_at_a_close_marker() {
+    let mut chat: Chat = AsyncChat::new(Client::default());
+    chat.push(b"ab").unwrap();
+    chat.push_with_producer(SimpleProducer::new(b"cdef", 3))
+        .unwrap();
+    chat.push(b"gh").unwrap();
+    chat.close_when_done().unwrap();
+    chat.push(b"never").unwrap();
+    let mut s = MockSocket::connected(1);
+    s.script_send(SendStep::Accept(1));
+    assert_eq!(chat.control().flush_to(&mut s), Ok(8));
+    assert_eq!(s.sent(), b"abcdefgh");
+    assert!(chat.has_output(), "the close marker and what follows stay");
+    assert!(!s.is_closed(), "only the channel's own handlers close");
+    // Would-block stops it with nothing lost.
+    let mut chat: Chat = AsyncChat::new(Client::default());
+    chat.push(b"xyz").unwrap();
+    let mut s = MockSocket::connected(2);
+    s.script_send(SendStep::WouldBlock);
+    assert_eq!(chat.control().flush_to(&mut s), Ok(0));
+    assert_eq!(chat.control().flush_to(&mut s), Ok(3));
+    assert!(!chat.has_output());
+}

@@ -382,6 +382,9 @@ where
         let mut dispatched = 0;
         self.map.meta.begin_pass();
         for i in 0..count {
+            if self.ready[i].is_empty() {
+                continue;
+            }
             let reg = self.registrations[i];
             let readiness = self.ready[i].masked_by(reg.interest);
             if readiness.is_empty() {
@@ -458,6 +461,10 @@ where
 
     /// Moves due one-shot timers to the fired list.
     fn fire_timers(&mut self) {
+        if self.timers.len() == 0 {
+            // Nothing pending: no need to read the clock.
+            return;
+        }
         let Some(now) = self.selector.now().map(to_nanos) else {
             return;
         };
@@ -607,12 +614,12 @@ where
         }
 
         if readiness.is_readable()
-            && self.proceed(token)
-            && self.state(token) != Some(State::ReadClosed)
+            && !self.exit
+            && let Some(c) = self.map.slots.get_mut(index).and_then(|s| s.get_mut(token))
+            && Self::is_live(c)
+            && c.state != State::ReadClosed
         {
-            if let Some(c) = self.map.slots.get_mut(index).and_then(|s| s.get_mut(token)) {
-                c.flags.clear(Flags::GOT_DATA);
-            }
+            c.flags.clear(Flags::GOT_DATA);
             self.call(token, Event::Read, |d, ctx| d.handle_read(ctx));
         }
         if readiness.is_writable() && self.proceed(token) {
@@ -629,10 +636,12 @@ where
         // A hang-up with data behind it (poll reports IN|HUP once both directions are
         // shut) closes only when a read finds nothing more: data is never dropped, and
         // the EOF path closes as it does under select.
-        let drained =
-            !(readiness.is_readable() && self.flags(token).is_some_and(|f| f.has(Flags::GOT_DATA)));
-        if (readiness.is_error() || (readiness.is_hangup() && drained)) && self.proceed(token) {
-            self.deliver_close(token);
+        if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP)) {
+            let drained = !(readiness.is_readable()
+                && self.flags(token).is_some_and(|f| f.has(Flags::GOT_DATA)));
+            if (readiness.is_error() || (readiness.is_hangup() && drained)) && self.proceed(token) {
+                self.deliver_close(token);
+            }
         }
     }
 
@@ -669,10 +678,6 @@ where
         self.live(token)
     }
 
-    fn state(&self, token: Token) -> Option<State> {
-        self.map.get(token).map(|c| c.state)
-    }
-
     fn flags(&self, token: Token) -> Option<Flags> {
         self.map
             .slots
@@ -683,15 +688,20 @@ where
 
     /// Whether the channel is there and no close is pending.
     fn live(&self, token: Token) -> bool {
-        match self.map.slots.get(token.index()).and_then(|s| s.get(token)) {
-            Some(c) => {
-                c.state != State::Closed
-                    && !c
-                        .flags
-                        .has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED | Flags::EOF)
-            }
-            None => false,
-        }
+        self.map
+            .slots
+            .get(token.index())
+            .and_then(|s| s.get(token))
+            .is_some_and(Self::is_live)
+    }
+
+    /// Whether no close is pending for `c`.
+    #[inline]
+    fn is_live(c: &Channel<S, D>) -> bool {
+        c.state != State::Closed
+            && !c
+                .flags
+                .has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED | Flags::EOF)
     }
 
     /// Whether the next dispatch step of `token` may run: the channel is live and no
@@ -757,7 +767,7 @@ where
         event: Event,
         f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> Result<(), D::Error>,
     ) {
-        let result = self.with_ctx(token, |d, ctx| {
+        let flags = self.with_ctx(token, |d, ctx| {
             ctx.notify(event);
             match f(d, ctx) {
                 Ok(()) => {}
@@ -770,11 +780,12 @@ where
                     }
                 }
             }
+            *ctx.flags
         });
-        if result.is_none() {
-            return;
+        // Nothing left to act on (the common case): no second lookup.
+        if flags.is_some_and(|f| f.has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED | Flags::EOF)) {
+            self.settle(token);
         }
-        self.settle(token);
     }
 
     /// Acts on the flags a handler left: close request first, then disconnect, then EOF.

@@ -294,7 +294,8 @@ fn deliver<S: Socket, const OUT: usize>(chat: &mut ChatConn<OUT>, socket: &mut S
 }
 
 /// The slow-client policy: drop the user's output, stop reading it, shut its sending
-/// side down (which also makes it writable), and close at its next write readiness.
+/// side down (which also makes it writable), and close it at its next callback: the
+/// deadline [`schedule_evictions`] sets, or that write readiness.
 fn evict<S: Socket, const OUT: usize>(chat: &mut ChatConn<OUT>, socket: &mut S) {
     chat.handler.evicted = true;
     chat.control().discard_output();
@@ -371,8 +372,8 @@ fn settle_leave<S: Socket, const OUT: usize>(
 }
 
 impl ChatUser {
-    /// Queues a reply for this user; if its own output is full, it is too slow: it
-    /// is closed at once.
+    /// Queues a reply for this user. If its own output is full and its socket takes
+    /// nothing more now, it is too slow: it is closed at once.
     fn reply<S: Socket, M, const OUT: usize, const Q: usize>(
         &mut self,
         chat: &mut ChatControl<NoProducer, OUT, Q>,
@@ -383,7 +384,13 @@ impl ChatUser {
             return;
         }
         // Full: send what the socket takes now, then try again.
-        if chat.initiate_send(ctx).is_err() || chat.push(msg).is_err() {
+        if chat.initiate_send(ctx).is_err() {
+            self.errored = true;
+            chat.discard_output();
+            ctx.close();
+        } else if !ctx.is_open() {
+            // The peer is gone: the loop ends the channel, the others are told.
+        } else if chat.push(msg).is_err() {
             self.evicted = true;
             chat.discard_output();
             ctx.close();

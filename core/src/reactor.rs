@@ -804,6 +804,8 @@ where
                 ctx.notify(Event::ReadClosed);
                 match d.handle_read_closed(ctx) {
                     Ok(decision) => decision,
+                    // Closing already: no callback after a close.
+                    Err(_) if ctx.flags.has(Flags::CLOSE_REQUESTED) => ReadClosed::KeepWriting,
                     Err(e) => {
                         ctx.notify(Event::Error);
                         d.handle_error(ctx, e);

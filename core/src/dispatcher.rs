@@ -413,8 +413,6 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         *self.exit = true;
     }
 
-    /// Whether a handler asked the loop to exit: the default accept loop then stops
-    /// taking connections.
     /// Whether a handler asked the loop to exit ([`Ctx::exit`]) during this pass; a
     /// handler looping on its own (e.g. accepting) should stop then.
     pub fn exiting(&self) -> bool {

@@ -524,6 +524,20 @@ pub trait ChatHandler<S: Socket, M>: Sized {
         Ok(())
     }
 
+    /// The channel's deadline passed (see [`Ctx::set_deadline`]); the default does
+    /// nothing.
+    ///
+    /// # Errors
+    /// An `Err` goes to `handle_error` (default: close).
+    fn handle_timeout<const OUT: usize, const Q: usize>(
+        &mut self,
+        chat: &mut ChatControl<Self::Producer, OUT, Q>,
+        ctx: &mut Ctx<'_, S, M>,
+    ) -> Result<(), Error> {
+        let _ = (chat, ctx);
+        Ok(())
+    }
+
     /// The connection ended (see [`Dispatcher::handle_close`]).
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, M>) {
         let _ = ctx;
@@ -863,6 +877,14 @@ where
 
     fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<ReadClosed, Error> {
         Ok(self.handler.handle_read_closed(&mut self.chat, ctx))
+    }
+
+    fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error> {
+        self.handler.handle_timeout(&mut self.chat, ctx)?;
+        if self.chat.has_output() {
+            self.chat.initiate_send(ctx)?;
+        }
+        Ok(())
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error> {

@@ -639,3 +639,48 @@ fn flush_to_sends_data_and_producers_and_stops_at_a_close_marker() {
     assert_eq!(chat.control().flush_to(&mut s), Ok(3));
     assert!(!chat.has_output());
 }
+
+#[test]
+fn handle_timeout_reaches_the_chat_handler() {
+    #[derive(Debug, Default)]
+    struct Pinger {
+        timeouts: usize,
+    }
+    impl<S: Socket, M> ChatHandler<S, M> for Pinger {
+        type Producer = NoProducer;
+        fn collect_incoming_data(&mut self, _data: &[u8]) -> Result<(), Error> {
+            Ok(())
+        }
+        fn found_terminator<const OUT: usize, const Q: usize>(
+            &mut self,
+            _chat: &mut ChatControl<NoProducer, OUT, Q>,
+            _ctx: &mut Ctx<'_, S, M>,
+        ) -> Result<(), Error> {
+            Ok(())
+        }
+        fn handle_timeout<const OUT: usize, const Q: usize>(
+            &mut self,
+            chat: &mut ChatControl<NoProducer, OUT, Q>,
+            _ctx: &mut Ctx<'_, S, M>,
+        ) -> Result<(), Error> {
+            self.timeouts += 1;
+            chat.push(b"PING\n").map_err(Error::from)
+        }
+    }
+    let mut r: Reactor<MockSelector, MockSocket, AsyncChat<Pinger, NoProducer, 16, 64, 4>, 2> =
+        Reactor::new(MockSelector::new());
+    let t = r
+        .add(MockSocket::connected(1), AsyncChat::new(Pinger::default()))
+        .unwrap();
+    r.set_deadline(t, Some(core::time::Duration::from_millis(5)))
+        .unwrap();
+    r.run(Some(core::time::Duration::from_millis(10)), Some(2))
+        .unwrap();
+    let c = r.get(t).unwrap();
+    assert_eq!(c.dispatcher.handler.timeouts, 1);
+    assert_eq!(
+        c.socket.sent(),
+        b"PING\n",
+        "queued in handle_timeout and sent at once"
+    );
+}

@@ -33,5 +33,5 @@ mod selector;
 mod socket;
 
 pub use recorder::{Action, CallLog, Callback, Recorder};
-pub use selector::{MockSelector, PassRecord};
+pub use selector::{MockSelector, MockWaitFailed, PassRecord};
 pub use socket::{MockSocket, RecvStep, SendStep, SocketProbe};

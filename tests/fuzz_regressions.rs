@@ -10,14 +10,11 @@ use asyncore::{Error, Reactor, Readiness};
 /// `handle_error`, although `Ctx::close` promises that no further callback runs (and
 /// every other callback's error is dropped once a close was requested).
 ///
-/// Cause: `Reactor::settle` (core/src/reactor.rs, the EOF branch) calls
+/// Cause: `Reactor::settle` (core/src/reactor.rs, the EOF branch) called
 /// `handle_error` for an `Err` of `handle_read_closed` without checking
 /// `Flags::CLOSE_REQUESTED`, unlike `Reactor::call` and `Reactor::deliver_close`.
-/// Until it is fixed the interpreters tolerate exactly this case
-/// (`TOLERATE_ERROR_AFTER_CLOSE_IN_READ_CLOSED` in core/src/sim/fuzz/mod.rs); once
-/// this test passes, remove the `#[ignore]` and set that constant to `false`.
+/// Fixed in 992630e.
 #[test]
-#[ignore = "known bug in core/src/reactor.rs (Reactor::settle), reported; see the doc comment"]
 fn regression_no_handle_error_after_close_in_handle_read_closed() {
     let log = CallLog::new();
     let mut r: Reactor<MockSelector, MockSocket, Recorder<'_>, 2> =

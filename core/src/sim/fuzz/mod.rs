@@ -241,26 +241,15 @@ pub enum LifeViolation {
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct Life {
     closed: bool,
-    /// The callback in which the dispatcher called `ctx.close()`.
-    closed_in: Option<Event>,
     error_next: bool,
     closes: u8,
     connecting: bool,
 }
 
-/// Known reactor bug, reported, tolerated until fixed so the fuzzers can look for
-/// others: when `handle_read_closed` calls `ctx.close()` and returns `Err`,
-/// `Reactor::settle` still calls `handle_error` (unlike every other callback). The
-/// regression test is `regression_no_handle_error_after_close_in_handle_read_closed`
-/// in `tests/fuzz_regressions.rs` (ignored until the fix); set this to `false` once it
-/// passes.
-pub(crate) const TOLERATE_ERROR_AFTER_CLOSE_IN_READ_CLOSED: bool = true;
-
 impl Life {
     pub(crate) const fn new(connecting: bool) -> Self {
         Life {
             closed: false,
-            closed_in: None,
             error_next: false,
             closes: 0,
             connecting,
@@ -278,13 +267,6 @@ impl Life {
             };
         }
         if self.closed {
-            if TOLERATE_ERROR_AFTER_CLOSE_IN_READ_CLOSED
-                && event == Event::Error
-                && self.closed_in == Some(Event::ReadClosed)
-            {
-                self.closed_in = None;
-                return Ok(());
-            }
             return Err(LifeViolation::CallbackAfterClose(event));
         }
         match event {
@@ -310,10 +292,7 @@ impl Life {
     /// asked to be closed.
     pub(crate) fn leave(&mut self, event: Event, failed: bool, close_requested: bool) {
         if close_requested {
-            if !self.closed {
-                self.closed = true;
-                self.closed_in = Some(event);
-            }
+            self.closed = true;
             return;
         }
         if failed && event != Event::Error {
@@ -395,9 +374,10 @@ mod tests {
         let mut l = Life::new(false);
         l.enter(Event::ReadClosed).unwrap();
         l.leave(Event::ReadClosed, true, true);
-        if TOLERATE_ERROR_AFTER_CLOSE_IN_READ_CLOSED {
-            assert_eq!(l.enter(Event::Error), Ok(()));
-        }
+        assert_eq!(
+            l.enter(Event::Error),
+            Err(LifeViolation::CallbackAfterClose(Event::Error))
+        );
         assert_eq!(
             l.enter(Event::Error),
             Err(LifeViolation::CallbackAfterClose(Event::Error))

@@ -169,6 +169,9 @@ impl Selector for SelectSelector {
         }
         // An overflowing deadline is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // The first wait takes the timeout as it is (the deadline was just computed);
+        // retries after EINTR or EBADF take what remains until the deadline.
+        let mut first = true;
 
         loop {
             let mut read = FdSet::new();
@@ -193,9 +196,12 @@ impl Selector for SelectSelector {
             let mut tv = if invalid > 0 {
                 // Something to report already: just look, do not wait.
                 Some(TimeVal::new(0, 0))
+            } else if first {
+                timeout.filter(|_| deadline.is_some()).map(timeval)
             } else {
                 deadline.map(|d| timeval(d.saturating_duration_since(Instant::now())))
             };
+            first = false;
 
             match select(nfds, &mut read, &mut write, &mut except, tv.as_mut()) {
                 Ok(_) => {

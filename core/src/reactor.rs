@@ -331,8 +331,8 @@ where
     /// wait would never end).
     pub fn poll_once(&mut self, timeout: Option<Duration>) -> Result<usize, PollError<Sel::Error>> {
         self.exit = false;
-        self.now = self.selector.now();
         if self.map.is_empty() {
+            self.now = self.selector.now();
             self.fire_timers();
             return Ok(0);
         }
@@ -357,14 +357,18 @@ where
             // Cannot fail: at most one registration per slot.
             let _ = self.registrations.push(registration);
         }
-        // Wait no longer than the next deadline or timer.
+        // Wait no longer than the next deadline or timer (the clock is read only when
+        // there is one: a pass without deadlines reads it once, after the wait).
         let next = self.next_deadline().min(self.timers.next());
-        let wait = match (self.now, next) {
-            (Some(now), at) if at != NEVER => {
-                let until = Duration::from_nanos(at.saturating_sub(to_nanos(now)));
-                Some(timeout.map_or(until, |t| t.min(until)))
-            }
-            _ => timeout,
+        let wait = match next {
+            NEVER => timeout,
+            at => match self.selector.now() {
+                Some(now) => {
+                    let until = Duration::from_nanos(at.saturating_sub(to_nanos(now)));
+                    Some(timeout.map_or(until, |t| t.min(until)))
+                }
+                None => timeout,
+            },
         };
         if self.registrations.is_empty() && wait.is_none() {
             return Err(PollError::NothingToWaitFor);
@@ -375,9 +379,8 @@ where
         self.selector
             .select(&self.registrations, ready, wait)
             .map_err(PollError::Selector)?;
-        if self.now.is_some() {
-            self.now = self.selector.now();
-        }
+        // The time of this pass, as handlers see it: after the wait.
+        self.now = self.selector.now();
 
         let mut dispatched = 0;
         self.map.meta.begin_pass();

@@ -8,7 +8,7 @@
 //! cargo build --release --examples && target/release/examples/loadgen matrix
 //! #   [--secs 2] [--warmup 0.5] [--conns 1,10,100,1000] [--sizes 64,4096]
 //! #   [--servers raw-poll,ours-poll,raw-select,ours-select,mio] [--repeat 1]
-//! #   [--churn-secs 1.5] [--churn-conc 10] [--no-churn] [--no-pin]
+//! #   [--churn-secs 1.5] [--churn-conc 10] [--no-churn] [--no-pin] [--callgrind]
 //! # one run against a server already listening (its PID for the CPU figure):
 //! target/release/examples/loadgen echo 127.0.0.1:8080 --conns 100 --size 64 --secs 2 [--pid PID]
 //! target/release/examples/loadgen churn 127.0.0.1:8080 --conc 10 --secs 2 [--pid PID]
@@ -27,11 +27,17 @@
 //! open. The load generator's own CPU share over the window is reported too: near
 //! 100 % it is the bottleneck (a 2-CPU machine at 10+ connections), and then the
 //! server's CPU time per round trip is the meaningful figure, not the rate.
+//!
+//! `--callgrind` runs every server under `valgrind --tool=callgrind`, counting only
+//! during the window (`callgrind_control --instr=on/off`), and adds the servers'
+//! user-space instructions per round trip: exact on a noisy machine, but blind to the
+//! kernel, which is most of a round trip, and the servers run slower under it.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -79,10 +85,14 @@ struct Outcome {
     gen_cpu: f64,
     count: u64,
     errors: u64,
+    /// User-space instructions per round trip (`--callgrind`), NaN otherwise.
+    instr: f64,
 }
 
 struct Window {
     pid: Option<u32>,
+    /// The server runs under callgrind: count its instructions in the window only.
+    callgrind: bool,
     t0: Instant,
     cpu0: f64,
     own0: f64,
@@ -90,8 +100,13 @@ struct Window {
 
 impl Window {
     fn open(pid: Option<u32>) -> Window {
+        let callgrind = CALLGRIND.load(Ordering::Relaxed);
+        if callgrind && let Some(pid) = pid {
+            callgrind_control("--instr=on", pid);
+        }
         Window {
             pid,
+            callgrind,
             cpu0: pid.and_then(cpu_of).unwrap_or(f64::NAN),
             own0: own_cpu(),
             t0: Instant::now(),
@@ -100,6 +115,11 @@ impl Window {
 
     fn close(self, count: u64, lat: &mut [u32], errors: u64) -> Outcome {
         let secs = self.t0.elapsed().as_secs_f64();
+        if self.callgrind
+            && let Some(pid) = self.pid
+        {
+            callgrind_control("--instr=off", pid);
+        }
         let cpu = self.pid.and_then(cpu_of).unwrap_or(f64::NAN) - self.cpu0;
         let own = own_cpu() - self.own0;
         lat.sort_unstable();
@@ -118,8 +138,33 @@ impl Window {
             gen_cpu: own * 100.0 / secs,
             count,
             errors,
+            instr: f64::NAN,
         }
     }
+}
+
+/// `--callgrind`: servers run under `valgrind --tool=callgrind` with collection off
+/// except during the measured window, and the table adds user-space instructions per
+/// round trip (a figure a busy machine does not disturb; kernel time is not in it).
+static CALLGRIND: AtomicBool = AtomicBool::new(false);
+
+fn callgrind_control(arg: &str, pid: u32) {
+    let _ = Command::new("callgrind_control")
+        .args([arg, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The total instruction count of a callgrind output file.
+fn callgrind_total(path: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    field("totals:").or_else(|| field("summary:"))
 }
 
 // ------------------------------------------------------------------ closed-loop echo
@@ -426,10 +471,28 @@ impl Server {
             ),
             Server::Mio => ("mio_echo", &[]),
         };
-        let mut c = Command::new(dir.join(bin));
+        let mut c = if let Some(out) = callgrind_out(self) {
+            let mut c = Command::new("valgrind");
+            c.args(["--tool=callgrind", "--instr-atstart=no"])
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(dir.join(bin));
+            c
+        } else {
+            Command::new(dir.join(bin))
+        };
         c.arg("127.0.0.1:0").args(args);
         c
     }
+}
+
+/// Where a server's callgrind output goes (`--callgrind`).
+fn callgrind_out(server: Server) -> Option<PathBuf> {
+    if !CALLGRIND.load(Ordering::Relaxed) {
+        return None;
+    }
+    let dir = std::env::temp_dir().join("loadgen-callgrind");
+    let _ = std::fs::create_dir_all(&dir);
+    Some(dir.join(format!("{}.out", server.name())))
 }
 
 struct Running {
@@ -469,7 +532,7 @@ impl Running {
         let pid = Pid::from_raw(self.child.id() as i32);
         let _ = kill(pid, Signal::SIGTERM);
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(2) {
+        while t.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
             }
@@ -507,6 +570,7 @@ struct Opts {
     churn_conc: usize,
     churn: bool,
     pin: bool,
+    callgrind: bool,
 }
 
 fn median(mut v: Vec<Outcome>) -> Outcome {
@@ -554,11 +618,25 @@ fn matrix(o: &Opts) -> Result<(), String> {
         o.repeat,
         if pin { "yes" } else { "no" },
     );
+    if o.callgrind {
+        println!(
+            "servers under callgrind: their rates and CPU times are valgrind's, not theirs; \
+             only the instruction columns count"
+        );
+    }
     println!();
     println!(
-        "| conns | msg | server | round trips/s | p50 µs | p99 µs | server CPU µs/RT | CPU ÷ raw | rate ÷ raw | loadgen CPU % |"
+        "| conns | msg | server | round trips/s | p50 µs | p99 µs | server CPU µs/RT | CPU ÷ raw | rate ÷ raw | loadgen CPU % |{}",
+        if o.callgrind {
+            " user instr/RT | instr − raw |"
+        } else {
+            ""
+        }
     );
-    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|{}",
+        if o.callgrind { "---:|---:|" } else { "" }
+    );
     for &size in &o.sizes {
         for &conns in &o.conns {
             let mut results: Vec<(Server, Outcome)> = Vec::new();
@@ -566,9 +644,20 @@ fn matrix(o: &Opts) -> Result<(), String> {
                 order.iter().map(|s| (*s, Vec::new())).collect();
             for _ in 0..o.repeat {
                 for (server, outs) in &mut runs {
+                    if let Some(f) = callgrind_out(*server) {
+                        let _ = std::fs::remove_file(f);
+                    }
                     let r = Running::start(*server, &dir, pin.then_some(0))?;
                     let out = echo_run(r.addr, conns, size, o.warmup, o.secs, Some(r.pid()));
                     r.stop();
+                    let out = out.map(|mut x| {
+                        if let Some(total) =
+                            callgrind_out(*server).and_then(|f| callgrind_total(&f))
+                        {
+                            x.instr = total as f64 / x.count.max(1) as f64;
+                        }
+                        x
+                    });
                     match out {
                         Ok(x) => outs.push(x),
                         Err(e) => eprintln!("{} {conns}×{size}: {e}", server.name()),
@@ -592,8 +681,14 @@ fn matrix(o: &Opts) -> Result<(), String> {
                     ),
                     _ => ("1".into(), "1".into()),
                 };
+                let instr = if o.callgrind {
+                    let extra = reference.map_or(f64::NAN, |(_, y)| x.instr - y.instr);
+                    format!(" {:.0} | {:+.0} |", x.instr, extra)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "| {conns} | {size} B | {} | {:.0} | {} | {} | {} | {cpu_ratio} | {rate_ratio} | {:.0} |{}",
+                    "| {conns} | {size} B | {} | {:.0} | {} | {} | {} | {cpu_ratio} | {rate_ratio} | {:.0} |{instr}{}",
                     s.name(),
                     x.rate,
                     fmt_us(x.p50_us),
@@ -665,7 +760,7 @@ fn matrix(o: &Opts) -> Result<(), String> {
 const USAGE: &str = "usage:
   loadgen matrix [--secs S] [--warmup S] [--conns 1,10,100,1000] [--sizes 64,4096]
                  [--servers raw-poll,ours-poll,raw-select,ours-select,mio] [--repeat R]
-                 [--churn-secs S] [--churn-conc C] [--no-churn] [--no-pin]
+                 [--churn-secs S] [--churn-conc C] [--no-churn] [--no-pin] [--callgrind]
   loadgen echo ADDR [--conns C] [--size B] [--secs S] [--warmup S] [--pid PID]
   loadgen churn ADDR [--conc C] [--secs S] [--warmup S] [--pid PID]";
 
@@ -697,6 +792,7 @@ fn run() -> Result<(), String> {
         churn_conc: 10,
         churn: true,
         pin: true,
+        callgrind: false,
     };
     let mut addr: Option<SocketAddr> = None;
     let (mut conns, mut size, mut pid) = (1usize, 64usize, None::<u32>);
@@ -721,6 +817,7 @@ fn run() -> Result<(), String> {
             "--churn-conc" => o.churn_conc = val()?.parse().map_err(|_| "bad --churn-conc")?,
             "--no-churn" => o.churn = false,
             "--no-pin" => o.pin = false,
+            "--callgrind" => o.callgrind = true,
             "--pid" => pid = Some(val()?.parse().map_err(|_| "bad --pid")?),
             s if !s.starts_with('-') && addr.is_none() => {
                 addr = Some(s.parse().map_err(|_| format!("bad address {s}"))?);
@@ -737,6 +834,7 @@ fn run() -> Result<(), String> {
     };
     match mode {
         "matrix" => {
+            CALLGRIND.store(o.callgrind, Ordering::Relaxed);
             for &c in &o.conns {
                 bounded(c, "--conns")?;
             }

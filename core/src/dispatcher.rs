@@ -425,51 +425,17 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// # Errors
     /// The map is full, or the selector cannot watch the socket: the socket and the
     /// dispatcher come back.
-    pub fn add(&mut self, mut socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
-        if self.meta.len() >= self.capacity {
-            return Err(AddError {
-                kind: AddErrorKind::Full,
-                socket,
-                dispatcher,
-            });
-        }
-        let source = socket.source();
-        if let Err(e) = self.registrar.register(source) {
-            return Err(AddError {
-                kind: AddErrorKind::Rejected(e),
-                socket,
-                dispatcher,
-            });
-        }
-        let state = socket.initial_state();
-        if state == State::Closed {
-            self.registrar.deregister(source);
-            return Err(AddError {
-                kind: AddErrorKind::Rejected(crate::SourceError::Invalid),
-                socket,
-                dispatcher,
-            });
-        }
-        let channel = Channel::new(socket, state, dispatcher);
-        match self.meta.insert(&mut self.others, self.capacity, channel) {
-            Ok(token) => {
-                if let Some(slot) = self.sources.get_mut(token.index()) {
-                    *slot = Some(source);
-                }
-                if let Some(f) = self.observer {
-                    f(token, crate::reactor::Event::Added);
-                }
-                Ok(token)
-            }
-            Err(c) => {
-                self.registrar.deregister(source);
-                Err(AddError {
-                    kind: AddErrorKind::Full,
-                    socket: c.socket,
-                    dispatcher: c.dispatcher,
-                })
-            }
-        }
+    pub fn add(&mut self, socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
+        add_channel(
+            self.meta,
+            &mut self.others,
+            self.capacity,
+            &mut *self.registrar,
+            self.sources,
+            self.observer,
+            socket,
+            dispatcher,
+        )
     }
 
     /// Another channel of the map, by token. `None` for this channel itself, or a
@@ -513,5 +479,65 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// How many channels the map holds, this one included.
     pub fn channel_count(&self) -> usize {
         self.meta.len()
+    }
+}
+
+/// Adds a channel: the one routine behind [`Reactor::add`](crate::Reactor::add) and
+/// [`Ctx::add`]. Checks capacity, registers the source with the selector, refuses a
+/// closed socket, inserts, remembers the registered source, reports `Added`; on any
+/// refusal the selector is left as it was and the values come back.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_channel<S: Socket, D>(
+    meta: &mut Meta,
+    slots: &mut (impl crate::map::Slots<S, D> + ?Sized),
+    capacity: usize,
+    registrar: &mut dyn Registrar<S::Source>,
+    sources: &mut [Option<S::Source>],
+    observer: Option<crate::reactor::Observer>,
+    mut socket: S,
+    dispatcher: D,
+) -> Result<Token, AddError<S, D>> {
+    if meta.len() >= capacity {
+        return Err(AddError {
+            kind: AddErrorKind::Full,
+            socket,
+            dispatcher,
+        });
+    }
+    let source = socket.source();
+    if let Err(e) = registrar.register(source) {
+        return Err(AddError {
+            kind: AddErrorKind::Rejected(e),
+            socket,
+            dispatcher,
+        });
+    }
+    let state = socket.initial_state();
+    if state == State::Closed {
+        registrar.deregister(source);
+        return Err(AddError {
+            kind: AddErrorKind::Rejected(crate::SourceError::Invalid),
+            socket,
+            dispatcher,
+        });
+    }
+    match meta.insert(slots, capacity, Channel::new(socket, state, dispatcher)) {
+        Ok(token) => {
+            if let Some(slot) = sources.get_mut(token.index()) {
+                *slot = Some(source);
+            }
+            if let Some(f) = observer {
+                f(token, crate::reactor::Event::Added);
+            }
+            Ok(token)
+        }
+        Err(c) => {
+            registrar.deregister(source);
+            Err(AddError {
+                kind: AddErrorKind::Full,
+                socket: c.socket,
+                dispatcher: c.dispatcher,
+            })
+        }
     }
 }

@@ -5,8 +5,8 @@ use core::time::Duration;
 use heapless::Vec;
 
 use crate::{
-    AddError, AddErrorKind, ChannelMap, ChannelMut, ChannelRef, Ctx, Dispatcher, Interest,
-    PollError, ReadClosed, Readiness, Registration, Selector, Socket, SocketError, State, Token,
+    AddError, ChannelMap, ChannelMut, ChannelRef, Ctx, Dispatcher, Interest, PollError, ReadClosed,
+    Readiness, Registration, Selector, Socket, SocketError, State, Token,
     fmt::{debug_, trace_},
     map::{Channel, Flags, Split},
     time::{DeadlineQueue, Deadlines, NEVER, TimerError, TimerId, Timers, to_nanos},
@@ -161,45 +161,17 @@ where
     /// # Errors
     /// The map is full, or the selector cannot watch the socket (e.g. an fd ≥
     /// `FD_SETSIZE` on `select(2)`): the socket and dispatcher come back untouched.
-    pub fn add(&mut self, mut socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
-        if self.map.is_full() {
-            return Err(AddError {
-                kind: AddErrorKind::Full,
-                socket,
-                dispatcher,
-            });
-        }
-        let source = socket.source();
-        if let Err(e) = self.selector.register(source) {
-            return Err(AddError {
-                kind: AddErrorKind::Rejected(e),
-                socket,
-                dispatcher,
-            });
-        }
-        let state = socket.initial_state();
-        if state == State::Closed {
-            self.selector.deregister(source);
-            return Err(AddError {
-                kind: AddErrorKind::Rejected(crate::SourceError::Invalid),
-                socket,
-                dispatcher,
-            });
-        }
-        let token =
-            self.map
-                .insert(socket, state, dispatcher)
-                .map_err(|(socket, dispatcher)| {
-                    self.selector.deregister(source);
-                    AddError {
-                        kind: AddErrorKind::Full,
-                        socket,
-                        dispatcher,
-                    }
-                })?;
-        self.sources[token.index()] = Some(source);
-        self.notify(token, Event::Added);
-        Ok(token)
+    pub fn add(&mut self, socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
+        crate::dispatcher::add_channel(
+            &mut self.map.meta,
+            &mut self.map.slots[..],
+            N,
+            &mut self.selector,
+            &mut self.sources,
+            self.observer,
+            socket,
+            dispatcher,
+        )
     }
 
     /// Sets (or clears) the function told of every [`Event`].

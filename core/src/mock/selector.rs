@@ -235,7 +235,13 @@ impl Selector for MockSelector {
                 .iter()
                 .find(|(s, _)| *s == reg.source)
                 .map_or(Readiness::EMPTY, |e| e.1);
-            let r = level.add(once).masked_by(reg.interest);
+            // A closed mock socket's source (`u32::MAX`) is reported invalid, as the
+            // poll backend reports a closed fd (-1).
+            let r = if reg.source == u32::MAX {
+                Readiness::INVALID
+            } else {
+                level.add(once).masked_by(reg.interest)
+            };
             *out = r;
             if !r.is_empty() {
                 count += 1;

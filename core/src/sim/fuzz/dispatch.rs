@@ -17,6 +17,8 @@
 //! * every byte a client (inside or outside the reactor) receives is the next byte of
 //!   what it sent: the echo is a prefix of the stream, never more;
 //! * no simulated receive buffer holds more than [`NET_BUFFER`] bytes;
+//! * `handle_timeout` runs only once the deadline last set for the channel (by
+//!   itself, another channel or from outside) has passed;
 //! * the loop itself never fails.
 //!
 //! At the end every fault is switched off, every client outside the reactor
@@ -440,6 +442,15 @@ pub enum Failure {
         /// Bytes held.
         buffered: usize,
     },
+    /// `handle_timeout` ran before the channel's deadline, or with none set.
+    Deadline {
+        /// The channel.
+        token: Token,
+        /// The time of the pass.
+        now: Duration,
+        /// The deadline last set (`None`: none, or cancelled).
+        deadline: Option<Duration>,
+    },
     /// A reactor pass failed.
     Loop,
 }
@@ -524,13 +535,15 @@ enum Role {
 
 /// A channel of the interpreter's reactor: listener, echo connection or outbound
 /// client, with a pending [`Command`] and a life-cycle check.
-pub struct Channel<'n> {
+struct Channel<'n> {
     role: Role,
     shared: &'n Shared<'n>,
     life: Life,
     command: Option<Command>,
     closed_self: bool,
     close_on_error: bool,
+    /// The deadline last set for it, by anyone.
+    deadline: Option<Duration>,
 }
 
 impl core::fmt::Debug for Channel<'_> {
@@ -558,6 +571,7 @@ impl<'n> Channel<'n> {
             command: None,
             closed_self: false,
             close_on_error: true,
+            deadline: None,
         }
     }
 
@@ -601,6 +615,7 @@ impl<'n> Channel<'n> {
             shared.disrupt();
         }
         let fail = Error::Protocol("fuzz: commanded failure");
+        let now = ctx.now().unwrap_or_default();
         match cmd.action {
             Action::Close => self.close(ctx),
             Action::Fail => {
@@ -636,13 +651,16 @@ impl<'n> Channel<'n> {
             }
             Action::TellClose(n) => {
                 if let Some(t) = other(ctx, n) {
+                    let set = ctx.set_deadline_for(t, Duration::ZERO) == Ok(true);
                     if let Some(c) = ctx.channel(t) {
                         c.dispatcher.command = Some(Command {
                             on: None,
                             action: Action::Close,
                         });
+                        if set {
+                            c.dispatcher.deadline = Some(now);
+                        }
                     }
-                    let _ = ctx.set_deadline_for(t, Duration::ZERO);
                 }
             }
             Action::PoisonOther(n) => {
@@ -651,14 +669,24 @@ impl<'n> Channel<'n> {
                 }
             }
             Action::SetDeadline(ms) => {
-                let _ = ctx.set_deadline(Duration::from_millis(ms as u64));
-            }
-            Action::DeadlineFor(n, ms) => {
-                if let Some(t) = other(ctx, n) {
-                    let _ = ctx.set_deadline_for(t, Duration::from_millis(ms as u64));
+                let after = Duration::from_millis(ms as u64);
+                if ctx.set_deadline(after).is_ok() {
+                    self.deadline = Some(now + after);
                 }
             }
-            Action::CancelDeadline => ctx.cancel_deadline(),
+            Action::DeadlineFor(n, ms) => {
+                let after = Duration::from_millis(ms as u64);
+                if let Some(t) = other(ctx, n)
+                    && ctx.set_deadline_for(t, after) == Ok(true)
+                    && let Some(c) = ctx.channel(t)
+                {
+                    c.dispatcher.deadline = Some(now + after);
+                }
+            }
+            Action::CancelDeadline => {
+                ctx.cancel_deadline();
+                self.deadline = None;
+            }
             Action::ShutdownWrite => {
                 let _ = ctx.shutdown_write();
             }
@@ -841,6 +869,16 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
     }
 
     fn handle_timeout(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
+        // Due, and due now: the deadline is cleared before the call.
+        let now = ctx.now().unwrap_or_default();
+        match self.deadline.take() {
+            Some(at) if at <= now => {}
+            deadline => self.shared.failure.set(Failure::Deadline {
+                token: ctx.token(),
+                now,
+                deadline,
+            }),
+        }
         self.callback(ctx, Event::Timeout, |_, _| Ok(()))
     }
 
@@ -1036,12 +1074,14 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             }
             Op::Command { channel, command } => {
                 if let Some(t) = nth(&r, channel) {
+                    let now = r.now().unwrap_or_default();
+                    let wake = matches!(command.on, None | Some(Event::Timeout))
+                        && r.set_deadline(t, Some(now)) == Ok(true);
                     if let Some(c) = r.get_mut(t) {
                         c.dispatcher.command = Some(command);
-                    }
-                    if matches!(command.on, None | Some(Event::Timeout)) {
-                        let now = r.now().unwrap_or_default();
-                        let _ = r.set_deadline(t, Some(now));
+                        if wake {
+                            c.dispatcher.deadline = Some(now);
+                        }
                     }
                 }
             }
@@ -1064,7 +1104,11 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                 if let Some(t) = nth(&r, channel) {
                     let at = after_ms
                         .map(|ms| r.now().unwrap_or_default() + Duration::from_millis(ms as u64));
-                    let _ = r.set_deadline(t, at);
+                    if r.set_deadline(t, at) == Ok(true)
+                        && let Some(c) = r.get_mut(t)
+                    {
+                        c.dispatcher.deadline = at;
+                    }
                 }
             }
         }

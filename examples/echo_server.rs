@@ -14,7 +14,6 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
@@ -28,12 +27,6 @@ type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY>;
 
 /// The whole server state in static memory; `Reactor::new` is `const`.
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: nix::libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
 
 const USAGE: &str =
     "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
@@ -111,18 +104,6 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn listen(addr: &str) -> Result<StdSocket, String> {
-    if let Some(path) = addr.strip_prefix("unix:") {
-        let _ = std::fs::remove_file(path);
-        return StdSocket::unix_listener(path, 1024)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"));
-    }
-    let sa: std::net::SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("bad address {addr}: expected HOST:PORT"))?;
-    StdSocket::tcp_listener(sa, 1024).map_err(|e| format!("cannot listen on {addr}: {e}"))
-}
-
 fn log_accepted(token: Token, s: &StdSocket) {
     match s.peer_addr() {
         Ok(peer) => eprintln!("connection {token} from {peer}"),
@@ -143,10 +124,10 @@ fn main() -> ExitCode {
         }
     };
 
-    let listener = match listen(&args.addr) {
+    let listener = match asyncore::serve::listen(&args.addr, 1024) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("echo_server: {e}");
+            eprintln!("echo_server: cannot listen on {}: {e}", args.addr);
             return ExitCode::FAILURE;
         }
     };
@@ -155,16 +136,13 @@ fn main() -> ExitCode {
         Err(_) => args.addr.clone(),
     };
 
-    let action = nix::sys::signal::SigAction::new(
-        nix::sys::signal::SigHandler::Handler(on_sigint),
-        nix::sys::signal::SaFlags::empty(),
-        nix::sys::signal::SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, &action);
-        let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action);
-    }
+    let stop = match asyncore::serve::stop_on_signals() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("echo_server: cannot install the Ctrl-C handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.backend);
@@ -207,17 +185,16 @@ fn main() -> ExitCode {
         args.backend, args.max_conns
     );
 
-    while !STOP.load(Ordering::Relaxed) {
-        if let Err(e) = reactor.poll_once(Some(Duration::from_millis(250))) {
-            eprintln!("echo_server: {e}");
-            let _ = reactor.close_all();
-            return ExitCode::FAILURE;
-        }
-    }
-    eprintln!("stopping: closing {} channels", reactor.len());
-    let _ = reactor.close_all();
+    let served = asyncore::serve::serve(&mut *reactor, stop, Duration::from_millis(250));
+    eprintln!("stopping: closed every channel");
     if let Some(path) = args.addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
     }
-    ExitCode::SUCCESS
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -371,7 +371,8 @@ impl<const N: usize> PollSelector<N> {
     }
 
     /// Calls `poll(2)` on the current array, retrying `EINTR` until `deadline`.
-    fn wait(&mut self, timeout: Option<Duration>) -> Result<(), WaitError> {
+    /// Returns how many entries have `revents` set.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, WaitError> {
         // Only a finite, non-zero wait needs a clock: `None` stays -1 and zero stays 0
         // on every retry. A deadline too far to represent keeps the clamped timeout.
         let deadline = match timeout {
@@ -392,7 +393,7 @@ impl<const N: usize> PollSelector<N> {
             // readiness, never memory unsafety.
             let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), nfds, millis) };
             match Errno::result(rc) {
-                Ok(_) => return Ok(()),
+                Ok(n) => return Ok(usize::try_from(n).unwrap_or(0)),
                 Err(Errno::EINTR) => {
                     self.interruptions = self.interruptions.wrapping_add(1);
                     if let Some(deadline) = deadline {
@@ -493,22 +494,37 @@ impl<const N: usize> Selector for PollSelector<N> {
         }
         let negative = self.update(registrations);
         // A negative fd is reported INVALID at once, so do not block.
-        self.wait(if negative {
+        let mut left = self.wait(if negative {
             Some(Duration::ZERO)
         } else {
             timeout
         })?;
 
         let mut count = 0;
-        for ((entry, reg), slot) in self.fds.iter().zip(registrations).zip(ready.iter_mut()) {
+        for (i, ((entry, reg), slot)) in self
+            .fds
+            .iter()
+            .zip(registrations)
+            .zip(ready.iter_mut())
+            .enumerate()
+        {
             let readiness = if entry.fd < 0 {
                 Readiness::INVALID
+            } else if entry.revents == 0 {
+                Readiness::EMPTY
             } else {
+                left = left.saturating_sub(1);
                 revents_to_readiness(entry.revents).masked_by(reg.interest)
             };
             *slot = readiness;
             if !readiness.is_empty() {
                 count += 1;
+            }
+            // Every entry poll(2) counted is seen (and no negative fd needs INVALID):
+            // the rest have no events.
+            if left == 0 && !negative {
+                ready[i + 1..].fill(Readiness::EMPTY);
+                break;
             }
         }
         Ok(count)

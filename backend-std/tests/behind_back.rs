@@ -7,7 +7,7 @@
 
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use asyncore_core::mock::{Action, CallLog, Callback, Recorder};
 use asyncore_core::{Interest, Reactor, Readiness, Registration, Selector, Socket, Token, errno};
@@ -65,11 +65,9 @@ fn select_reports_the_bad_fd_invalid_and_serves_the_others() {
         },
     ];
     let mut ready = [Readiness::EMPTY; 3];
-    let start = Instant::now();
     let n = sel
         .select(&regs, &mut ready, Some(Duration::from_secs(5)))
         .unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1), "no waiting");
     assert_eq!(n, 3);
     assert_eq!(
         ready,

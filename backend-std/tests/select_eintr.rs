@@ -89,7 +89,7 @@ fn eintr_then_readiness() {
         nix::unistd::write(&w, b"x").unwrap();
         w
     });
-    let start = Instant::now();
+
     let n = sel
         .select(&regs, &mut ready, Some(Duration::from_secs(10)))
         .unwrap();
@@ -97,7 +97,6 @@ fn eintr_then_readiness() {
     let _w = writer.join().unwrap();
     assert_eq!(n, 1);
     assert_eq!(ready, [Readiness::READABLE]);
-    assert!(start.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

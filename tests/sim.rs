@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 
+use asyncore::sim::chat_scenario::{ChatParams, ChatReport, run_chat};
 use asyncore::sim::scenario::{EchoParams, EchoReport, run_echo};
 use asyncore::sim::{EventChecker, FAULTS, Fault, SimConfig};
 use asyncore::{Event, Token};
@@ -133,5 +134,83 @@ fn replay() {
     match run_seed(seed) {
         Ok(report) => println!("  {report:?}"),
         Err(why) => fail(seed, &why),
+    }
+}
+
+/// One chat run: the scenario's own checks plus the event checker.
+fn run_chat_seed(seed: u64) -> Result<ChatReport, String> {
+    CHECK.with(|c| *c.borrow_mut() = EventChecker::new());
+    let report = run_chat(
+        SimConfig::from_seed(seed),
+        ChatParams::from_seed(seed),
+        Some(observe),
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let (violation, live) = CHECK.with(|c| {
+        let c = c.borrow();
+        (c.violation(), c.live())
+    });
+    if let Some(v) = violation {
+        return Err(format!("event checker: {v:?}"));
+    }
+    if live != 1 {
+        return Err(format!(
+            "{live} channels live at the end, expected only the listener"
+        ));
+    }
+    Ok(report)
+}
+
+fn fail_chat(seed: u64, why: &str) -> ! {
+    panic!(
+        "chat seed {seed} failed: {why}\n  options: {}\n  {}\n  replay: ASYNCORE_SEED={seed} cargo test -p asyncore --test sim replay_chat -- --nocapture",
+        SimConfig::from_seed(seed),
+        ChatParams::from_seed(seed)
+    );
+}
+
+#[test]
+fn chat_over_simulated_network_many_seeds() {
+    let seeds = seed_count();
+    let (mut complete, mut cut, mut heard) = (0usize, 0usize, 0u64);
+    for seed in 0..seeds {
+        let r = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
+        complete += r.complete;
+        cut += r.cut;
+        heard += r.heard;
+    }
+    println!(
+        "{seeds} chat seeds: {complete} clients complete, {cut} cut off, {heard} lines heard and verified"
+    );
+    assert!(
+        complete > 0 && cut > 0 && heard > 0,
+        "every outcome occurred"
+    );
+}
+
+#[test]
+fn chat_same_seed_same_trace() {
+    for seed in [3u64, 77, 4242] {
+        let a = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
+        let b = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
+        assert_eq!(a, b, "chat seed {seed}: two runs differ");
+    }
+}
+
+/// Replays `ASYNCORE_SEED` (or seed 0) of the chat scenario, printing every option first.
+#[test]
+fn replay_chat() {
+    let seed = std::env::var("ASYNCORE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    println!(
+        "replaying chat seed {seed}\n  options: {}\n  {}",
+        SimConfig::from_seed(seed),
+        ChatParams::from_seed(seed)
+    );
+    match run_chat_seed(seed) {
+        Ok(report) => println!("  {report:?}"),
+        Err(why) => fail_chat(seed, &why),
     }
 }

@@ -64,6 +64,7 @@
 //! println!("{} after {:?} of virtual time", net.config(), net.now());
 //! ```
 
+pub mod chat_scenario;
 mod check;
 pub mod fuzz;
 mod net;

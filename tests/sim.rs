@@ -32,15 +32,12 @@ fn describe(seed: u64) -> String {
     )
 }
 
-/// One run: the scenario's own checks plus the event checker.
-fn run_seed(seed: u64) -> Result<EchoReport, String> {
+/// Runs one scenario with a fresh event checker; its own checks, plus the checker's
+/// (no callback after close, one close per channel, no stale token, only the
+/// listener left at the end).
+fn checked<R, E: std::fmt::Debug>(run: impl FnOnce() -> Result<R, E>) -> Result<R, String> {
     CHECK.with(|c| *c.borrow_mut() = EventChecker::new());
-    let report = run_echo(
-        SimConfig::from_seed(seed),
-        EchoParams::from_seed(seed),
-        Some(observe),
-    )
-    .map_err(|e| format!("{e:?}"))?;
+    let report = run().map_err(|e| format!("{e:?}"))?;
     let (violation, live) = CHECK.with(|c| {
         let c = c.borrow();
         (c.violation(), c.live())
@@ -54,6 +51,17 @@ fn run_seed(seed: u64) -> Result<EchoReport, String> {
         ));
     }
     Ok(report)
+}
+
+/// One echo run.
+fn run_seed(seed: u64) -> Result<EchoReport, String> {
+    checked(|| {
+        run_echo(
+            SimConfig::from_seed(seed),
+            EchoParams::from_seed(seed),
+            Some(observe),
+        )
+    })
 }
 
 fn fail(seed: u64, why: &str) -> ! {
@@ -137,28 +145,15 @@ fn replay() {
     }
 }
 
-/// One chat run: the scenario's own checks plus the event checker.
+/// One chat run.
 fn run_chat_seed(seed: u64) -> Result<ChatReport, String> {
-    CHECK.with(|c| *c.borrow_mut() = EventChecker::new());
-    let report = run_chat(
-        SimConfig::from_seed(seed),
-        ChatParams::from_seed(seed),
-        Some(observe),
-    )
-    .map_err(|e| format!("{e:?}"))?;
-    let (violation, live) = CHECK.with(|c| {
-        let c = c.borrow();
-        (c.violation(), c.live())
-    });
-    if let Some(v) = violation {
-        return Err(format!("event checker: {v:?}"));
-    }
-    if live != 1 {
-        return Err(format!(
-            "{live} channels live at the end, expected only the listener"
-        ));
-    }
-    Ok(report)
+    checked(|| {
+        run_chat(
+            SimConfig::from_seed(seed),
+            ChatParams::from_seed(seed),
+            Some(observe),
+        )
+    })
 }
 
 fn fail_chat(seed: u64, why: &str) -> ! {

@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use asyncore::chat::server::{ChatHooks, ChatServer, Leave};
+use asyncore::serve::ServerArgs;
 use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
 
 /// Channels the map can hold (the listener included).
@@ -46,49 +47,13 @@ Clients send lines: `/nick NAME` sets a nick (1-16 printable ASCII characters, n
 spaces), `/ping` answers `* pong`, `/quit` leaves; any other line goes to every other
 client as `NAME: line`. Lines are at most 256 bytes.";
 
-struct Args {
-    addr: String,
-    backend: Backend,
-    max_conns: usize,
-}
-
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args {
-        addr: "127.0.0.1:8081".into(),
-        backend: Backend::Select,
-        max_conns: CAPACITY - 1,
-    };
-    let mut it = std::env::args().skip(1);
-    let mut addr_seen = false;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--backend" => {
-                let v = it.next().ok_or("--backend needs a value")?;
-                args.backend = v.parse().map_err(|e| format!("--backend {v}: {e}"))?;
-            }
-            "--max-conns" => {
-                let v = it.next().ok_or("--max-conns needs a value")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--max-conns {v}: not a number"))?;
-                if n == 0 || n > CAPACITY - 1 {
-                    return Err(format!(
-                        "--max-conns {n}: must be between 1 and {}",
-                        CAPACITY - 1
-                    ));
-                }
-                args.max_conns = n;
-            }
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s if !addr_seen => {
-                args.addr = s.to_string();
-                addr_seen = true;
-            }
-            s => return Err(format!("unexpected argument {s}")),
-        }
-    }
-    Ok(Some(args))
+fn parse_args() -> Result<Option<ServerArgs>, String> {
+    ServerArgs::parse(
+        std::env::args().skip(1),
+        "127.0.0.1:8081",
+        CAPACITY - 1,
+        |_, _| Ok(false),
+    )
 }
 
 fn main() -> ExitCode {

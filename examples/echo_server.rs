@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use asyncore::serve::ServerArgs;
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
@@ -41,67 +42,44 @@ const USAGE: &str =
                  leaves in pieces; without it, Nagle holds the later ones back)";
 
 struct Args {
-    addr: String,
-    backend: Backend,
-    max_conns: usize,
+    common: ServerArgs,
     idle: Option<Duration>,
     quiet: bool,
     nodelay: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
-    let mut args = Args {
-        addr: "127.0.0.1:8080".into(),
-        backend: Backend::Select,
-        max_conns: CAPACITY - 1,
-        idle: None,
-        quiet: false,
-        nodelay: false,
-    };
-    let mut it = std::env::args().skip(1);
-    let mut addr_seen = false;
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--quiet" => args.quiet = true,
-            "--nodelay" => args.nodelay = true,
-            "--backend" => {
-                let v = it.next().ok_or("--backend needs a value")?;
-                args.backend = v.parse().map_err(|e| format!("--backend {v}: {e}"))?;
-            }
-            "--max-conns" => {
-                let v = it.next().ok_or("--max-conns needs a value")?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--max-conns {v}: not a number"))?;
-                if n == 0 || n > CAPACITY - 1 {
-                    return Err(format!(
-                        "--max-conns {n}: must be between 1 and {}",
-                        CAPACITY - 1
-                    ));
+    let (mut idle, mut quiet, mut nodelay) = (None, false, false);
+    let common = ServerArgs::parse(
+        std::env::args().skip(1),
+        "127.0.0.1:8080",
+        CAPACITY - 1,
+        |option, rest| {
+            match option {
+                "--quiet" => quiet = true,
+                "--nodelay" => nodelay = true,
+                "--idle-timeout" => {
+                    let v = rest.next().ok_or("--idle-timeout needs a value")?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| {
+                            format!("--idle-timeout {v}: must be a positive number of seconds")
+                        })?;
+                    idle = Some(Duration::from_secs_f64(secs));
                 }
-                args.max_conns = n;
+                _ => return Ok(false),
             }
-            "--idle-timeout" => {
-                let v = it.next().ok_or("--idle-timeout needs a value")?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| {
-                        format!("--idle-timeout {v}: must be a positive number of seconds")
-                    })?;
-                args.idle = Some(Duration::from_secs_f64(secs));
-            }
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s if !addr_seen => {
-                args.addr = s.to_string();
-                addr_seen = true;
-            }
-            s => return Err(format!("unexpected argument {s}")),
-        }
-    }
-    Ok(Some(args))
+            Ok(true)
+        },
+    )?;
+    Ok(common.map(|common| Args {
+        common,
+        idle,
+        quiet,
+        nodelay,
+    }))
 }
 
 fn log_accepted(token: Token, s: &StdSocket) {
@@ -124,16 +102,16 @@ fn main() -> ExitCode {
         }
     };
 
-    let listener = match asyncore::serve::listen(&args.addr, 1024) {
+    let listener = match asyncore::serve::listen(&args.common.addr, 1024) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("echo_server: cannot listen on {}: {e}", args.addr);
+            eprintln!("echo_server: cannot listen on {}: {e}", args.common.addr);
             return ExitCode::FAILURE;
         }
     };
     let shown = match listener.local_addr() {
         Ok(a) => a.to_string(),
-        Err(_) => args.addr.clone(),
+        Err(_) => args.common.addr.clone(),
     };
 
     let stop = match asyncore::serve::stop_on_signals() {
@@ -145,7 +123,7 @@ fn main() -> ExitCode {
     };
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
-    *reactor.selector_mut() = AnySelector::new(args.backend);
+    *reactor.selector_mut() = AnySelector::new(args.common.backend);
     fn no_delay(s: &StdSocket) {
         if let Some(fd) = s.fd() {
             let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
@@ -169,7 +147,7 @@ fn main() -> ExitCode {
             refused: |_: &StdSocket| eprintln!("server full: connection refused"),
         },
     };
-    let mut listening = EchoListener::new(args.max_conns).with_hooks(hooks);
+    let mut listening = EchoListener::new(args.common.max_conns).with_hooks(hooks);
     if let Some(idle) = args.idle {
         listening = listening.with_idle_timeout(idle);
     }
@@ -182,12 +160,12 @@ fn main() -> ExitCode {
     let _ = std::io::stdout().flush();
     eprintln!(
         "backend {}, at most {} connections",
-        args.backend, args.max_conns
+        args.common.backend, args.common.max_conns
     );
 
     let served = asyncore::serve::serve(&mut *reactor, stop, Duration::from_millis(250));
     eprintln!("stopping: closed every channel");
-    if let Some(path) = args.addr.strip_prefix("unix:") {
+    if let Some(path) = args.common.addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
     }
     match served {

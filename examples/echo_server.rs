@@ -125,10 +125,10 @@ fn main() -> ExitCode {
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.common.backend);
     fn no_delay(s: &StdSocket) {
-        if let Some(fd) = s.fd() {
-            let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::TcpNoDelay, &true);
-        }
+        // Unix sockets have no Nagle: the error is expected there.
+        let _ = s.set_nodelay(true);
     }
+
     let hooks = match (args.quiet, args.nodelay) {
         (true, false) => EchoHooks::default(),
         (true, true) => EchoHooks {

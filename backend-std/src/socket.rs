@@ -317,6 +317,26 @@ impl StdSocket {
         setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(from_errno)
     }
 
+    /// Turns Nagle's algorithm off (`TCP_NODELAY`) or back on, for TCP streams: small
+    /// writes then leave at once instead of waiting for the previous ones' ACK.
+    ///
+    /// # Errors
+    /// `Unsupported`/`InvalidInput` from the OS for a non-TCP socket, `EBADF` once
+    /// closed.
+    pub fn set_nodelay(&self, on: bool) -> Result<(), SocketError> {
+        let fd = self.borrowed()?;
+        setsockopt(&fd, sockopt::TcpNoDelay, &on).map_err(from_errno)
+    }
+
+    /// Whether `TCP_NODELAY` is on.
+    ///
+    /// # Errors
+    /// As [`set_nodelay`](Self::set_nodelay).
+    pub fn nodelay(&self) -> Result<bool, SocketError> {
+        let fd = self.borrowed()?;
+        getsockopt(&fd, sockopt::TcpNoDelay).map_err(from_errno)
+    }
+
     /// Binds the socket to `addr`.
     ///
     /// # Errors

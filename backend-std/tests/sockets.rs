@@ -417,3 +417,17 @@ fn listen_backlog_is_capped() {
     s.listen(u32::MAX).unwrap();
     assert!(s.is_listening());
 }
+
+#[test]
+fn nodelay_toggles_on_tcp_and_is_refused_on_unix() {
+    let l = StdSocket::tcp_listener("127.0.0.1:0".parse().unwrap(), 4).unwrap();
+    let addr = l.local_addr().unwrap().as_inet().unwrap();
+    let c = StdSocket::tcp_connect(addr).unwrap();
+    assert!(!c.nodelay().unwrap(), "off by default");
+    c.set_nodelay(true).unwrap();
+    assert!(c.nodelay().unwrap());
+    c.set_nodelay(false).unwrap();
+    assert!(!c.nodelay().unwrap());
+    let (u, _v) = StdSocket::pair().unwrap();
+    assert!(u.set_nodelay(true).is_err(), "not a TCP socket");
+}

@@ -1052,3 +1052,23 @@ fn deregister_uses_the_registered_source_even_after_the_socket_closed() {
         "never with a wrong source"
     );
 }
+
+// A connection whose peer reset before it was accepted starts `Open`, not `Connected`
+// (the original's constructor: getpeername gives ENOTCONN), with no error.
+#[test]
+fn accepted_after_peer_reset_starts_open() {
+    let log = CallLog::new();
+    let mut r: Rx = reactor();
+    let mut l = MockSocket::listener(1);
+    assert!(l.push_pending_reset(7));
+    assert!(l.push_pending(Ok(8)));
+    r.add(l, Recorder::new(&log).on(C::Accepted, Action::AddAccepted))
+        .unwrap();
+    ready(&mut r, 1, READ);
+    pass(&mut r);
+    let accepted = log.accepted();
+    assert_eq!(accepted.len(), 2);
+    assert_eq!(state(&r, accepted[0]), Some(State::Open));
+    assert_eq!(state(&r, accepted[1]), Some(State::Connected));
+    assert!(log.calls().iter().all(|(_, c)| !matches!(c, C::Error(_))));
+}

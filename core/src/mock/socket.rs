@@ -102,7 +102,9 @@ pub struct MockSocket {
     send_calls: u32,
     recv_calls: u32,
     priority: Deque<u8, 8>,
-    pending: Deque<Result<u32, SocketError>, 16>,
+    /// Pending connections: the new socket's id and its peer-address result (an
+    /// `Err` makes it start `Open`), or an accept failure.
+    pending: Deque<Result<(u32, Result<u32, SocketError>), SocketError>, 16>,
     so_error: Option<SocketError>,
     take_error_fails: Option<SocketError>,
     close_result: Option<SocketError>,
@@ -238,7 +240,15 @@ impl MockSocket {
     /// Queues the result of one `accept`: `Ok(id)` gives a connected socket of that
     /// id, `Err(e)` fails once with `e`. Returns `false` if the queue is full.
     pub fn push_pending(&mut self, result: Result<u32, SocketError>) -> bool {
-        self.pending.push_back(result).is_ok()
+        self.pending.push_back(result.map(|id| (id, Ok(0)))).is_ok()
+    }
+
+    /// Queues a connection whose peer reset before it was accepted: the accepted
+    /// socket's peer-address query fails with `ENOTCONN`, so it starts
+    /// [`State::Open`] (as on Linux). Returns `false` if the queue is full.
+    pub fn push_pending_reset(&mut self, id: u32) -> bool {
+        let gone = SocketError::from_errno(errno::ENOTCONN);
+        self.pending.push_back(Ok((id, Err(gone)))).is_ok()
     }
 
     /// The pending `SO_ERROR` (taken by the next [`Socket::take_error`]).
@@ -377,8 +387,8 @@ impl Socket for MockSocket {
     fn accept(&mut self) -> Result<Option<Self>, SocketError> {
         match self.pending.pop_front() {
             None => Ok(None),
-            Some(Ok(id)) => {
-                let mut s = MockSocket::connected(id);
+            Some(Ok((id, peer))) => {
+                let mut s = MockSocket::accepted(id, peer);
                 s.probe = self.accept_probe;
                 Ok(Some(s))
             }

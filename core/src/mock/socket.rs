@@ -81,6 +81,10 @@ impl SocketProbe {
     }
 }
 
+/// A queued result of `accept`: the new socket's id and its peer-address result, or
+/// a failure.
+type Pending = Result<(u32, Result<u32, SocketError>), SocketError>;
+
 /// Bytes a mock socket can hold waiting to be read.
 pub const INBOUND: usize = 512;
 /// Bytes a mock socket records as sent.
@@ -104,7 +108,7 @@ pub struct MockSocket {
     priority: Deque<u8, 8>,
     /// Pending connections: the new socket's id and its peer-address result (an
     /// `Err` makes it start `Open`), or an accept failure.
-    pending: Deque<Result<(u32, Result<u32, SocketError>), SocketError>, 16>,
+    pending: Deque<Pending, 16>,
     so_error: Option<SocketError>,
     take_error_fails: Option<SocketError>,
     close_result: Option<SocketError>,

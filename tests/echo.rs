@@ -413,3 +413,113 @@ fn fd_closed_behind_the_back(case: &Case) {
         "{others:?}"
     );
 }
+
+// ------------------------------------------------------------------ TCP urgent data
+
+/// `send(MSG_OOB)` from the peer.
+fn send_urgent(p: &Peer, byte: u8) {
+    let Peer::Tcp(s) = p else {
+        panic!("urgent data needs TCP")
+    };
+    let sent = nix::sys::socket::send(s.as_raw_fd(), &[byte], nix::sys::socket::MsgFlags::MSG_OOB)
+        .expect("send MSG_OOB");
+    assert_eq!(sent, 1);
+}
+
+static EXPT: AtomicUsize = AtomicUsize::new(0);
+
+fn count_expt(_: Token, event: Event) {
+    if event == Event::Expt {
+        EXPT.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// One urgent byte used to make priority readiness stick (level-triggered; the kernel
+/// clears it only once the byte is read or normal reads move past it): every pass
+/// woke again until the client sent more or left, 100 % CPU. The default
+/// `handle_expt` now reads it: an idle pass afterwards finds nothing ready, and the
+/// data around it is echoed.
+fn urgent_byte_does_not_spin(case: &Case) {
+    let (mut r, _listener, addr) = echo_server::<8>(case, 4);
+    r.set_observer(Some(count_expt));
+    EXPT.store(0, Ordering::SeqCst);
+    let mut p = peer(&addr);
+    run_until(&mut r, "accepted", |r| r.len() == 2);
+    assert_eq!(round_trip(&mut r, &mut p, b"before"), b"before");
+    // The urgent byte is the last thing sent: nothing after it for a normal read
+    // to move past.
+    send_urgent(&p, b'!');
+    run_until(&mut r, "handle_expt ran", |_| {
+        EXPT.load(Ordering::SeqCst) > 0
+    });
+    for _ in 0..10 {
+        let ready = r.poll_once(Some(std::time::Duration::ZERO)).unwrap();
+        assert_eq!(
+            ready, 0,
+            "an idle pass found a channel ready: stale priority readiness"
+        );
+    }
+    assert_eq!(round_trip(&mut r, &mut p, b"after"), b"after");
+    assert_eq!(
+        EXPT.load(Ordering::SeqCst),
+        1,
+        "one handle_expt per urgent byte"
+    );
+    r.set_observer(None);
+}
+backends!(urgent_byte_does_not_spin, exclusive);
+
+/// A dispatcher that handles urgent data itself gets the byte, in its place among
+/// the other callbacks, and the stream around it intact.
+fn urgent_byte_reaches_a_handler_that_reads_it(case: &Case) {
+    use asyncore::{Ctx, Dispatcher, Error, Recv};
+
+    #[derive(Default)]
+    struct Oob {
+        data: Vec<u8>,
+        urgent: Vec<u8>,
+    }
+    impl Dispatcher<StdSocket> for Oob {
+        type Error = Error;
+        fn handle_accepted(
+            &mut self,
+            ctx: &mut Ctx<'_, StdSocket, Self>,
+            s: StdSocket,
+        ) -> Result<(), Error> {
+            ctx.add(s, Oob::default())
+                .map_err(|_| Error::Protocol("map full"))?;
+            Ok(())
+        }
+        fn handle_read(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
+            let mut buf = [0u8; 256];
+            if let Recv::Data(n) = ctx.recv(&mut buf)? {
+                self.data.extend_from_slice(&buf[..n]);
+            }
+            Ok(())
+        }
+        fn handle_expt(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
+            let mut b = [0u8; 4];
+            if let Recv::Data(n) = ctx.recv_priority(&mut b)? {
+                self.urgent.extend_from_slice(&b[..n]);
+            }
+            Ok(())
+        }
+    }
+
+    let mut r: StdReactor<Oob, 4> = case.reactor();
+    let (socket, addr) = case.listener(true, 8);
+    r.add(socket, Oob::default()).unwrap();
+    let mut p = peer(&addr);
+    p.write_all(b"abc").unwrap();
+    send_urgent(&p, b'U');
+    p.write_all(b"def").unwrap();
+    run_until(&mut r, "data and urgent byte received", |r| {
+        r.map()
+            .iter()
+            .any(|c| c.dispatcher.data == b"abcdef" && c.dispatcher.urgent == b"U")
+    });
+    for _ in 0..5 {
+        assert_eq!(r.poll_once(Some(std::time::Duration::ZERO)).unwrap(), 0);
+    }
+}
+backends!(urgent_byte_reaches_a_handler_that_reads_it);

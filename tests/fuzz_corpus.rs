@@ -606,6 +606,42 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ]),
         ),
         (
+            // Every accept fails for a while: the listener must pause, not spin.
+            "accept-emfile-storm",
+            enc(&[
+                fault(Fault::AcceptEmfile, 1000),
+                Connect { client: 0 },
+                Connect { client: 1 },
+                run(8),
+                run(8),
+                Advance { ms: 200 },
+                run(8),
+                fault(Fault::AcceptEmfile, 0),
+                run(8),
+                Send { client: 0, len: 9 },
+                run(4),
+                Recv { client: 0 },
+            ]),
+        ),
+        (
+            // Urgent bytes between the data: consumed, never spun on, not echoed.
+            "urgent-data",
+            enc(&[
+                Connect { client: 0 },
+                run(4),
+                Urgent { client: 0 },
+                Send { client: 0, len: 10 },
+                run(8),
+                Urgent { client: 0 },
+                Urgent { client: 0 },
+                run(8),
+                Recv { client: 0 },
+                Send { client: 0, len: 3 },
+                run(8),
+                Recv { client: 0 },
+            ]),
+        ),
+        (
             "close-self-on-read",
             enc(&[
                 &two_clients[..],

@@ -209,3 +209,152 @@ fn replay_chat() {
         Err(why) => fail_chat(seed, &why),
     }
 }
+
+// ---------------------------------------------------------------------------------
+// The stall checker: a handler that leaves readiness unconsumed makes a real loop
+// spin; the simulator catches it, and the core's defaults never trip it.
+
+mod stalls {
+    use std::time::Duration;
+
+    use asyncore::sim::{STALL_WAITS, SimConfig, SimNet, SimSelector, SimSocket};
+    use asyncore::{Ctx, Dispatcher, Error, Reactor, Readiness, Socket};
+
+    type Sock<'n> = SimSocket<'n, 16, 256>;
+
+    /// Accepts and keeps connections; with `raw_accept` it calls the socket's own
+    /// `accept` (no back-off), and with `ignore_urgent` its `handle_expt` does nothing.
+    struct Server {
+        raw_accept: bool,
+        ignore_urgent: bool,
+    }
+
+    impl<'n> Dispatcher<Sock<'n>> for Server {
+        type Error = Error;
+        fn handle_accept(&mut self, ctx: &mut Ctx<'_, Sock<'n>, Self>) -> Result<(), Error> {
+            if self.raw_accept {
+                if let Ok(Some(s)) = ctx.socket().accept() {
+                    let _ = ctx.add(
+                        s,
+                        Server {
+                            raw_accept: false,
+                            ignore_urgent: self.ignore_urgent,
+                        },
+                    );
+                }
+                return Ok(());
+            }
+            while let Ok(Some(s)) = ctx.accept() {
+                let _ = ctx.add(
+                    s,
+                    Server {
+                        raw_accept: false,
+                        ignore_urgent: self.ignore_urgent,
+                    },
+                );
+            }
+            Ok(())
+        }
+        fn handle_read(&mut self, ctx: &mut Ctx<'_, Sock<'n>, Self>) -> Result<(), Error> {
+            let mut buf = [0u8; 64];
+            let _ = ctx.recv(&mut buf)?;
+            Ok(())
+        }
+        fn handle_expt(&mut self, ctx: &mut Ctx<'_, Sock<'n>, Self>) -> Result<(), Error> {
+            if self.ignore_urgent {
+                return Ok(());
+            }
+            let mut b = [0u8; 1];
+            let _ = ctx.recv_priority(&mut b)?;
+            Ok(())
+        }
+    }
+
+    /// Runs `passes` passes with one client connected that sent an urgent byte (if
+    /// `urgent`); with `emfile`, a second client waits while every accept fails with
+    /// `EMFILE`.
+    fn run(server: Server, urgent: bool, emfile: bool, passes: u32) -> SimNet<16, 256> {
+        let net: SimNet<16, 256> = SimNet::new(SimConfig::quiet(7));
+        {
+            let mut r: Reactor<SimSelector<'_, 16, 256>, Sock<'_>, Server, 4> =
+                Reactor::new(SimSelector::new(&net));
+            r.add(net.listen(80).unwrap(), server).unwrap();
+            let client = net.connect(80).unwrap();
+            for _ in 0..5 {
+                r.poll_once(Some(Duration::from_millis(1))).unwrap();
+            }
+            assert!(net.is_established(&client));
+            if urgent {
+                client.send_urgent(b'!').unwrap();
+            }
+            let _second = emfile.then(|| {
+                net.set_rate(asyncore::sim::Fault::AcceptEmfile, 1000);
+                net.connect(80).unwrap()
+            });
+            for _ in 0..passes {
+                r.poll_once(Some(Duration::from_millis(1))).unwrap();
+            }
+        }
+        net
+    }
+
+    #[test]
+    fn ignored_urgent_data_is_a_stall() {
+        let net = run(
+            Server {
+                raw_accept: false,
+                ignore_urgent: true,
+            },
+            true,
+            false,
+            2 * STALL_WAITS,
+        );
+        let stall = net.stall().expect("an ignored urgent byte spins the loop");
+        assert!(stall.readiness.is_priority(), "{stall:?}");
+    }
+
+    #[test]
+    fn consumed_urgent_data_is_not_a_stall() {
+        let net = run(
+            Server {
+                raw_accept: false,
+                ignore_urgent: false,
+            },
+            true,
+            false,
+            4 * STALL_WAITS,
+        );
+        assert_eq!(net.stall(), None);
+    }
+
+    #[test]
+    fn a_listener_retrying_a_failing_accept_every_pass_is_a_stall() {
+        let net = run(
+            Server {
+                raw_accept: true,
+                ignore_urgent: false,
+            },
+            false,
+            true,
+            2 * STALL_WAITS,
+        );
+        let stall = net
+            .stall()
+            .expect("accept failing every pass spins the loop");
+        assert_eq!(stall.readiness, Readiness::READABLE);
+    }
+
+    #[test]
+    fn a_listener_paused_by_the_accept_back_off_is_not_a_stall() {
+        let net = run(
+            Server {
+                raw_accept: false,
+                ignore_urgent: false,
+            },
+            false,
+            true,
+            20 * STALL_WAITS,
+        );
+        assert_eq!(net.stall(), None);
+    }
+}

@@ -115,6 +115,8 @@ fn accept_dropped_connection(e: Errno) -> bool {
     matches!(
         e,
         Errno::EPROTO
+            | Errno::EPERM
+            | Errno::EOPNOTSUPP
             | Errno::ENETDOWN
             | Errno::ENOPROTOOPT
             | Errno::EHOSTDOWN
@@ -575,7 +577,8 @@ impl Socket for StdSocket {
     /// # Errors
     /// `ConnectionAborted` when the peer reset before the accept (`ECONNABORTED`, and
     /// the network errors accept(2) passes on from the new connection: `EPROTO`,
-    /// `ENETDOWN`, `EHOSTUNREACH`, ...; the raw errno is kept). The reactor's context
+    /// `EPERM` (a firewall rule), `EOPNOTSUPP`, `ENETDOWN`, `EHOSTUNREACH`, ...; the
+    /// raw errno is kept). The reactor's context
     /// turns it into "nothing pending". `OutOfMemory` for `EMFILE`/`ENFILE`/
     /// `ENOBUFS`/`ENOMEM` ([`SocketError::is_transient`]: the listener stays open).
     /// `InvalidInput` when not listening, `Unsupported` for a file channel, `EBADF`

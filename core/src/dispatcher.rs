@@ -86,16 +86,22 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     }
 
     /// A listener is readable. The default accepts up to [`ACCEPT_BATCH`] connections
-    /// and hands each to [`handle_accepted`](Dispatcher::handle_accepted); a
-    /// resource shortage (`EMFILE`, `ENOBUFS`, ...) is logged and the listener stays
-    /// open.
+    /// and hands each to [`handle_accepted`](Dispatcher::handle_accepted). An accept
+    /// failure that passes (`EMFILE`, `ENOBUFS`, ...: see [`Ctx::accept`]) is logged
+    /// and the listener stays open, its reads paused for a back-off; only an error
+    /// that means the listening socket itself is unusable
+    /// ([`SocketError::is_fatal_to_listener`]) goes to `handle_error`.
     fn handle_accept(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
         for _ in 0..ACCEPT_BATCH {
             match ctx.accept() {
                 Ok(Some(socket)) => self.handle_accepted(ctx, socket)?,
                 Ok(None) => break,
-                Err(e) if e.is_transient() => {
-                    self.log_info(ctx.token(), Level::Warning, "accept failed, will retry");
+                Err(e) if !e.is_fatal_to_listener() => {
+                    self.log_info(
+                        ctx.token(),
+                        Level::Warning,
+                        "accept failed, paused for a back-off",
+                    );
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -132,12 +138,21 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     }
 
     /// Priority (TCP urgent) data arrived.
+    ///
+    /// The default logs the original's warning, then reads the urgent data and drops
+    /// it. Priority readiness is
+    /// level-triggered and stays set until the urgent byte is read, so a handler that
+    /// leaves it there is woken again on every pass: an override must read it with
+    /// [`Ctx::recv_priority`] (or turn read interest off).
     fn handle_expt(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
+        // TCP keeps one urgent byte; other socket types may hold a little more.
         self.log_info(
             ctx.token(),
             Level::Warning,
             "unhandled incoming priority event",
         );
+        let mut sink = [0u8; 64];
+        let _ = ctx.recv_priority(&mut sink)?;
         Ok(())
     }
 
@@ -201,6 +216,7 @@ pub struct Ctx<'a, S: Socket, D> {
     pub(crate) deadline: &'a mut u64,
     pub(crate) deadlines: &'a mut dyn crate::time::DeadlineQueue,
     pub(crate) now: Option<core::time::Duration>,
+    pub(crate) backoff: &'a mut crate::time::AcceptBackoff,
 }
 
 impl<S: Socket, D> core::fmt::Debug for Ctx<'_, S, D> {
@@ -362,17 +378,56 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         }
     }
 
-    /// Accepts one pending connection. `Ok(None)` when none is pending, including a
-    /// peer that reset before it was accepted (`ECONNABORTED`).
+    /// Accepts one pending connection; `Ok(None)` when none is pending.
+    ///
+    /// A connection that failed before it could be accepted (the peer reset:
+    /// `ECONNABORTED`, and the network errors `accept(2)` passes on from it) is
+    /// skipped for the next one, and an interrupted accept is retried.
+    ///
+    /// Any other failure except the listening socket being unusable pauses this
+    /// channel's read interest for a back-off (10 ms, doubling while failures go on,
+    /// up to 500 ms; a successful accept resets it), so a listener that stays
+    /// readable while accepts fail (`EMFILE`: no descriptor left) does not make
+    /// every pass retry: connections wait in the backlog and are served once the
+    /// back-off ends and descriptors are free again. While paused, `accept` returns
+    /// `Ok(None)` without asking the OS. A selector without a clock cannot time a
+    /// back-off: the error is returned and nothing is paused.
     ///
     /// # Errors
-    /// Resource shortages ([`SocketError::is_transient`]) and other OS errors.
+    /// The failure that paused the listener (resource shortages:
+    /// [`SocketError::is_transient`]), or one that means the listening socket is
+    /// unusable ([`SocketError::is_fatal_to_listener`]: `EBADF`, `ENOTSOCK`, ...).
     pub fn accept(&mut self) -> Result<Option<S>, SocketError> {
-        match self.socket.accept() {
-            Ok(s) => Ok(s),
-            Err(e) if e.kind() == crate::ErrorKind::ConnectionAborted => Ok(None),
-            Err(e) => Err(e),
+        if self.flags.has(Flags::READ_PAUSED) {
+            return Ok(None);
         }
+        for _ in 0..ACCEPT_BATCH {
+            match self.socket.accept() {
+                Ok(Some(s)) => {
+                    self.backoff.succeed();
+                    return Ok(Some(s));
+                }
+                Ok(None) => return Ok(None),
+                Err(e) if e.lost_one_connection() || e.kind() == crate::ErrorKind::Interrupted => {
+                    continue;
+                }
+                Err(e) if e.is_fatal_to_listener() => return Err(e),
+                Err(e) => {
+                    if let Some(now) = self.now {
+                        self.flags.set(Flags::READ_PAUSED);
+                        self.backoff.fail(crate::time::to_nanos(now));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether this channel's reads are paused by the accept back-off (see
+    /// [`accept`](Self::accept)).
+    pub fn read_paused(&self) -> bool {
+        self.flags.has(Flags::READ_PAUSED)
     }
 
     /// Reads priority (TCP urgent) data. Nothing pending (a spurious priority event)

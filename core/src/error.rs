@@ -21,6 +21,8 @@ pub mod errno {
     pub const ENOMEM: i32 = 12;
     /// Permission denied.
     pub const EACCES: i32 = 13;
+    /// Bad address.
+    pub const EFAULT: i32 = 14;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
     /// Too many open files in the system.
@@ -29,10 +31,22 @@ pub mod errno {
     pub const EMFILE: i32 = 24;
     /// Broken pipe.
     pub const EPIPE: i32 = 32;
+    /// Machine is not on the network.
+    pub const ENONET: i32 = 64;
+    /// Protocol error.
+    pub const EPROTO: i32 = 71;
+    /// Not a socket.
+    pub const ENOTSOCK: i32 = 88;
+    /// Protocol not available.
+    pub const ENOPROTOOPT: i32 = 92;
+    /// Operation not supported.
+    pub const EOPNOTSUPP: i32 = 95;
     /// Address already in use.
     pub const EADDRINUSE: i32 = 98;
     /// Cannot assign requested address.
     pub const EADDRNOTAVAIL: i32 = 99;
+    /// Network is down.
+    pub const ENETDOWN: i32 = 100;
     /// Network is unreachable.
     pub const ENETUNREACH: i32 = 101;
     /// Connection aborted.
@@ -49,6 +63,8 @@ pub mod errno {
     pub const ETIMEDOUT: i32 = 110;
     /// Connection refused.
     pub const ECONNREFUSED: i32 = 111;
+    /// Host is down.
+    pub const EHOSTDOWN: i32 = 112;
     /// No route to host.
     pub const EHOSTUNREACH: i32 = 113;
 }
@@ -92,6 +108,7 @@ impl SocketError {
             EPERM | EACCES => ErrorKind::PermissionDenied,
             ENOENT => ErrorKind::NotFound,
             ENOMEM | ENOBUFS | EMFILE | ENFILE => ErrorKind::OutOfMemory,
+            EOPNOTSUPP | ENOTSOCK => ErrorKind::Unsupported,
             _ => ErrorKind::Other,
         };
         SocketError { kind, code }
@@ -130,6 +147,43 @@ impl SocketError {
     /// `ENOMEM`): an accept that fails with it must not close the listener.
     pub const fn is_transient(&self) -> bool {
         matches!(self.kind, ErrorKind::OutOfMemory | ErrorKind::Interrupted)
+    }
+
+    /// Whether an `accept` that failed with this error lost one connection, not the
+    /// listener: the peer reset first (`ECONNABORTED`), or one of the network errors
+    /// `accept(2)` passes on from the new connection (`EPROTO`, `EPERM` for a
+    /// firewall rule, `EOPNOTSUPP`, `ENETDOWN`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`,
+    /// `EHOSTUNREACH`, `ENETUNREACH`). The next pending connection may be fine.
+    pub(crate) const fn lost_one_connection(&self) -> bool {
+        use errno::*;
+        matches!(self.kind, ErrorKind::ConnectionAborted)
+            || matches!(
+                self.code,
+                EPROTO
+                    | EPERM
+                    | EOPNOTSUPP
+                    | ENETDOWN
+                    | ENOPROTOOPT
+                    | EHOSTDOWN
+                    | ENONET
+                    | EHOSTUNREACH
+                    | ENETUNREACH
+            )
+    }
+
+    /// Whether an `accept` that failed with this error means the listening socket
+    /// itself is unusable: closed or not a descriptor (`EBADF`), not a socket
+    /// (`ENOTSOCK`), not listening (`EINVAL`), a bad address (`EFAULT`), or a socket
+    /// type without accept ([`SocketError::UNSUPPORTED`]). Every other accept failure
+    /// passes (a resource shortage, a connection that failed before it was accepted,
+    /// an error the OS had no better name for): it never closes the listener.
+    pub const fn is_fatal_to_listener(&self) -> bool {
+        use errno::*;
+        match self.code {
+            EBADF | ENOTSOCK | EINVAL | EFAULT => true,
+            0 => matches!(self.kind, ErrorKind::Unsupported | ErrorKind::InvalidInput),
+            _ => false,
+        }
     }
 }
 

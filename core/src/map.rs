@@ -20,6 +20,9 @@ impl Flags {
     /// A read in the current dispatch returned data (so a hang-up may still have
     /// data behind it: the close waits for EOF).
     pub(crate) const GOT_DATA: u8 = 1 << 4;
+    /// Read interest is withheld until the reactor's accept back-off ends (an
+    /// accept failed for a reason that passes, e.g. `EMFILE`).
+    pub(crate) const READ_PAUSED: u8 = 1 << 5;
 
     #[inline]
     pub(crate) fn has(self, bit: u8) -> bool {

@@ -9,7 +9,7 @@ use crate::{
     Readiness, Registration, Selector, Socket, SocketError, State, Token,
     fmt::{debug_, trace_},
     map::{Channel, Flags, Split},
-    time::{DeadlineQueue, Deadlines, NEVER, TimerError, TimerId, Timers, to_nanos},
+    time::{AcceptBackoff, DeadlineQueue, Deadlines, NEVER, TimerError, TimerId, Timers, to_nanos},
 };
 
 /// What the reactor did to a channel, as reported to an [`Observer`]: one event right
@@ -118,6 +118,7 @@ pub struct Reactor<
     fired: Vec<u32, T>,
     /// The time of the current pass (`None`: the selector has no clock).
     now: Option<Duration>,
+    backoff: AcceptBackoff,
 }
 
 impl<Sel, S, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<Sel, S, D, N, T>
@@ -153,6 +154,7 @@ where
             timers: Timers::new(),
             fired: Vec::new(),
             now: None,
+            backoff: AcceptBackoff::new(),
         }
     }
 
@@ -285,6 +287,15 @@ where
     /// The interest of one channel this pass, asking its dispatcher.
     fn interest(channel: &Channel<S, D>) -> Interest {
         let d = &channel.dispatcher;
+        if channel.flags.has(Flags::READ_PAUSED) {
+            return match channel.state {
+                State::Connecting => Interest::WRITABLE,
+                State::Open | State::Connected | State::ReadClosed => {
+                    Interest::from_flags(false, d.writable())
+                }
+                State::Listening | State::Closed => Interest::NONE,
+            };
+        }
         match channel.state {
             State::Listening => Interest::from_flags(d.readable(), false),
             State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
@@ -331,7 +342,10 @@ where
         }
         // Wait no longer than the next deadline or timer (the clock is read only when
         // there is one: a pass without deadlines reads it once, after the wait).
-        let next = self.next_deadline().min(self.timers.next());
+        let next = self
+            .next_deadline()
+            .min(self.timers.next())
+            .min(self.backoff.resume_at);
         let wait = match next {
             NEVER => timeout,
             at => match self.selector.now() {
@@ -353,6 +367,7 @@ where
             .map_err(PollError::Selector)?;
         // The time of this pass, as handlers see it: after the wait.
         self.now = self.selector.now();
+        self.end_backoff();
 
         let mut dispatched = 0;
         self.map.meta.begin_pass();
@@ -377,6 +392,25 @@ where
         self.map.meta.end_pass(&mut self.map.slots);
         self.fire_timers();
         Ok(dispatched)
+    }
+
+    /// Gives paused channels their read interest back once the accept back-off is
+    /// over (they take part from the next pass on).
+    fn end_backoff(&mut self) {
+        if self.backoff.resume_at == NEVER
+            || self
+                .now
+                .is_some_and(|now| to_nanos(now) < self.backoff.resume_at)
+        {
+            return;
+        }
+        self.backoff.resume_at = NEVER;
+        let used = self.map.meta.used();
+        for slot in self.map.slots.iter_mut().take(used) {
+            if let Some(c) = &mut slot.channel {
+                c.flags.clear(Flags::READ_PAUSED);
+            }
+        }
     }
 
     /// The earliest live channel deadline, dropping stale heap entries on the way.
@@ -730,6 +764,7 @@ where
             deadline,
             deadlines: &mut self.deadlines,
             now: self.now,
+            backoff: &mut self.backoff,
         };
         Some(f(dispatcher, &mut ctx))
     }

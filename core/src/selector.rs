@@ -37,7 +37,7 @@ pub struct Registration<Src> {
 /// |---|---|---|---|
 /// | `READABLE` | read set | `POLLIN` | listener: accept → `handle_accepted`; connecting: finish connect; else `handle_read` |
 /// | `WRITABLE` | write set | `POLLOUT` | connecting: finish connect; else `handle_write` |
-/// | `PRIORITY` | except set | `POLLPRI` | `SO_ERROR` set → `handle_close`; else `handle_expt` |
+/// | `PRIORITY` | except set | `POLLPRI` | `SO_ERROR` set → `handle_close`; else `handle_expt` (default: read and drop the urgent byte) |
 /// | `ERROR` | – | `POLLERR` | `handle_close` (connecting: `handle_connect_failed`) |
 /// | `HANGUP` | – | `POLLHUP` | `handle_close` once reads find no more data (connecting: `handle_connect_failed`) |
 /// | `INVALID` | fd found bad after `EBADF` | `POLLNVAL` | `handle_close`, nothing else |

@@ -151,6 +151,48 @@ impl<const N: usize> Deadlines<N> {
     }
 }
 
+/// The accept back-off: when an accept fails for a reason that passes (`EMFILE`,
+/// `ENFILE`, `ENOBUFS`, `ENOMEM`, or an error without a better name), the listener's
+/// read interest is withheld until `resume_at`, so a listener that stays readable
+/// does not make every pass retry a doomed accept. The delay starts at
+/// [`BACKOFF_MIN`](Self::BACKOFF_MIN) and doubles with every failure up to
+/// [`BACKOFF_MAX`](Self::BACKOFF_MAX); a successful accept resets it. Resource
+/// shortages are process-wide, so one resume time serves every paused channel.
+#[derive(Debug)]
+pub(crate) struct AcceptBackoff {
+    /// When paused channels get their read interest back ([`NEVER`]: none paused).
+    pub(crate) resume_at: u64,
+    /// The next pause, in nanoseconds.
+    delay: u64,
+}
+
+impl AcceptBackoff {
+    /// The first pause: 10 ms.
+    pub(crate) const BACKOFF_MIN: u64 = 10_000_000;
+    /// The longest pause: 500 ms.
+    pub(crate) const BACKOFF_MAX: u64 = 500_000_000;
+
+    pub(crate) const fn new() -> Self {
+        AcceptBackoff {
+            resume_at: NEVER,
+            delay: Self::BACKOFF_MIN,
+        }
+    }
+
+    /// A failure at `now`: the pause ends after the current delay, which doubles.
+    pub(crate) fn fail(&mut self, now: u64) {
+        let at = now.saturating_add(self.delay).min(NEVER - 1);
+        self.resume_at = self.resume_at.min(at);
+        self.delay = (self.delay * 2).min(Self::BACKOFF_MAX);
+    }
+
+    /// An accept succeeded: the next failure pauses for the shortest time again.
+    #[inline]
+    pub(crate) fn succeed(&mut self) {
+        self.delay = Self::BACKOFF_MIN;
+    }
+}
+
 /// The one-shot timers: few, so a plain array scanned per pass.
 pub(crate) struct Timers<const T: usize> {
     entries: heapless::Vec<(u64, TimerId, u32), T>,

@@ -414,6 +414,30 @@ fn listener_never_gets_write_interest() {
     assert!(log.calls_of(quiet).is_empty());
 }
 
+// The original's default handle_expt only logged, leaving the urgent byte in place:
+// priority readiness is level-triggered, so one `send(MSG_OOB)` from any client woke
+// every pass until that client left (100 % CPU). The default now reads and drops it.
+#[test]
+fn default_handle_expt_consumes_the_urgent_data() {
+    let lines = Lines::default();
+    let mut r: Mock<Defaults> = reactor();
+    let t = connected(&mut r, 1, Defaults::new(&lines));
+    sock(&mut r, t).feed_priority(b"!");
+    once(&mut r, 1, PRI);
+    pass(&mut r);
+    let mut rest = [0u8; 4];
+    assert_eq!(
+        asyncore_core::Socket::recv_priority(sock(&mut r, t), &mut rest),
+        Ok(Recv::WouldBlock),
+        "the urgent byte was read by the default handler"
+    );
+    assert_eq!(
+        *lines.borrow(),
+        [(t, Level::Warning, "unhandled incoming priority event")]
+    );
+    assert_eq!(state(&r, t), Some(State::Connected));
+}
+
 #[test]
 fn priority_interest_is_tied_to_readable() {
     let log = CallLog::new();
@@ -640,7 +664,9 @@ fn error_in_handle_read_closed_goes_to_handle_error() {
 
 // ---------------------------------------------------------------------------------
 // §5 item 16: an accept error killed the server. Resource shortages leave the
-// listener open and accepting.
+// listener open and accepting; and a listener that stays readable while accepts fail
+// must not make every pass retry (it spun at 100 % CPU under `EMFILE`): its reads
+// pause for a back-off that doubles while failures go on.
 
 #[test]
 fn accept_resource_shortage_does_not_close_the_listener() {
@@ -661,15 +687,88 @@ fn accept_resource_shortage_does_not_close_the_listener() {
         sock(&mut r, l).push_pending(pending);
     }
     ready(&mut r, 1, READ);
-    r.run(ZERO, Some(4)).unwrap();
+    // Each pass may wait up to a second of virtual time: a paused listener is not
+    // watched, and the wait ends when the back-off does.
+    r.run(Some(Duration::from_secs(1)), Some(8)).unwrap();
     assert_eq!(ACCEPTED.close_calls(), 4, "every connection was accepted");
     assert_eq!(state(&r, l), Some(State::Listening));
     let retries = lines
         .borrow()
         .iter()
-        .filter(|(_, lv, m)| *lv == Level::Warning && *m == "accept failed, will retry")
+        .filter(|(_, lv, m)| *lv == Level::Warning && *m == "accept failed, paused for a back-off")
         .count();
     assert_eq!(retries, 3);
+    assert!(lines.borrow().iter().all(|(_, lv, _)| *lv != Level::Error));
+    // After each failure one pass left the listener out (paused), then it was
+    // watched again.
+    let passes = r.selector().passes();
+    let watched = (1..=passes)
+        .filter(|p| {
+            r.selector()
+                .history()
+                .iter()
+                .any(|rec| rec.pass == *p && rec.source == 1)
+        })
+        .count() as u32;
+    assert_eq!(passes - watched, 3, "one paused pass per failure");
+}
+
+#[test]
+fn accept_back_off_doubles_while_failures_go_on_and_resets_on_success() {
+    let lines = Lines::default();
+    let mut r: Mock<Defaults> = reactor();
+    let l = listener(&mut r, 1, Defaults::new(&lines));
+    for _ in 0..4 {
+        sock(&mut r, l).push_pending(Err(os(errno::EMFILE)));
+    }
+    sock(&mut r, l).push_pending(Ok(10));
+    sock(&mut r, l).push_pending(Err(os(errno::EMFILE)));
+    sock(&mut r, l).push_pending(Err(os(errno::EMFILE)));
+    ready(&mut r, 1, READ);
+    let mut failed_at = Vec::new();
+    for _ in 0..12 {
+        let before = lines.borrow().len();
+        r.poll_once(Some(Duration::from_secs(5))).unwrap();
+        if lines.borrow().len() > before {
+            failed_at.push(r.selector().clock());
+        }
+    }
+    let gaps: Vec<u128> = failed_at
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    // 10, 20, 40, 80 ms between the first five failures (the fifth right after the
+    // success that ended the 80 ms pause); that success reset the delay, so the
+    // sixth follows 10 ms later, not 160.
+    assert_eq!(gaps, [10, 20, 40, 80, 10], "{failed_at:?}");
+    assert_eq!(state(&r, l), Some(State::Listening));
+}
+
+#[test]
+fn accept_failures_of_one_connection_or_unknown_never_close_the_listener() {
+    static ACCEPTED: SocketProbe = SocketProbe::new();
+    let lines = Lines::default();
+    let mut r: Mock<Defaults> = reactor();
+    let l = listener(&mut r, 1, Defaults::new(&lines));
+    sock(&mut r, l).set_accept_probe(&ACCEPTED);
+    // A connection refused by a firewall rule or lost before the accept is skipped
+    // for the next one; an error without a better name pauses like a shortage.
+    for pending in [
+        Err(os(errno::EPERM)),
+        Ok(10),
+        Err(os(errno::EOPNOTSUPP)),
+        Ok(11),
+        Err(os(errno::EPROTO)),
+        Ok(12),
+        Err(os(1234)),
+        Ok(13),
+    ] {
+        sock(&mut r, l).push_pending(pending);
+    }
+    ready(&mut r, 1, READ);
+    r.run(Some(Duration::from_secs(1)), Some(6)).unwrap();
+    assert_eq!(ACCEPTED.close_calls(), 4, "every connection was accepted");
+    assert_eq!(state(&r, l), Some(State::Listening));
     assert!(lines.borrow().iter().all(|(_, lv, _)| *lv != Level::Error));
 }
 

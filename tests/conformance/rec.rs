@@ -201,7 +201,7 @@ impl<S: Socket> Dispatcher<S> for Rec {
             match ctx.accept() {
                 Ok(Some(socket)) => self.handle_accepted(ctx, socket)?,
                 Ok(None) => break,
-                Err(e) if e.is_transient() => break,
+                Err(e) if !e.is_fatal_to_listener() => break,
                 Err(e) => return Err(e.into()),
             }
         }

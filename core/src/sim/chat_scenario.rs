@@ -109,6 +109,8 @@ pub enum ChatFailure {
     Stalled,
     /// The loop itself failed.
     Loop,
+    /// The selector kept reporting a socket ready while nothing serviced it.
+    Unserviced(super::Stall),
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -241,6 +243,9 @@ pub fn run_chat(
             .poll_once(Some(Duration::from_millis(5)))
             .map_err(|_| ChatFailure::Loop)?;
         passes += 1;
+        if let Some(stall) = net.stall() {
+            return Err(ChatFailure::Unserviced(stall));
+        }
         for k in 0..clients.len() {
             step(&net, seed, k, &mut clients[k], params.lines, &mut trace)?;
         }

@@ -72,7 +72,7 @@ mod rng;
 pub mod scenario;
 
 pub use check::{EventChecker, TRACKED, Violation};
-pub use net::{SimNet, SimSelector, SimSocket, SimStalled};
+pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
 
 use core::fmt;
@@ -106,10 +106,13 @@ pub enum Fault {
     AcceptAborted,
     /// A channel could not be added because the map was full (scenario-driven).
     MapFull,
+    /// A client sends a TCP urgent byte (scenario-driven): the server's default
+    /// `handle_expt` must consume it, or the loop would spin on it.
+    Urgent,
 }
 
 /// How many [`Fault`] kinds there are.
-pub const FAULTS: usize = 12;
+pub const FAULTS: usize = 13;
 
 impl Fault {
     /// Every fault kind.
@@ -126,6 +129,7 @@ impl Fault {
         Fault::AcceptEmfile,
         Fault::AcceptAborted,
         Fault::MapFull,
+        Fault::Urgent,
     ];
 
     /// Its index in [`Fault::ALL`].
@@ -148,6 +152,7 @@ impl Fault {
             Fault::AcceptEmfile => "accept_emfile",
             Fault::AcceptAborted => "accept_aborted",
             Fault::MapFull => "map_full",
+            Fault::Urgent => "urgent",
         }
     }
 }
@@ -185,7 +190,7 @@ impl SimConfig {
             return cfg;
         }
         // Upper bounds per kind, per mille.
-        const MAX: [u16; FAULTS] = [300, 300, 100, 100, 100, 150, 150, 15, 150, 100, 100, 0];
+        const MAX: [u16; FAULTS] = [300, 300, 100, 100, 100, 150, 150, 15, 150, 100, 100, 0, 50];
         for (rate, max) in cfg.rates.iter_mut().zip(MAX) {
             // Half the kinds off in a given run, the others anywhere up to the bound.
             if rng.below(2) == 0 {

@@ -35,6 +35,9 @@ struct Stream {
     port: u16,
     resolve_at: Duration,
     refuse: bool,
+    /// A TCP urgent byte the peer sent, not yet read with `recv_priority`: priority
+    /// readiness until it is.
+    urgent: Option<u8>,
 }
 
 #[derive(Debug)]
@@ -51,13 +54,45 @@ enum Kind {
 struct Sock<const B: usize> {
     kind: Kind,
     rx: Ring<B>,
+    /// The last wait reported it ready (for more than an injected spurious event).
+    reported: bool,
+    /// An operation on it made progress since the last wait: data moved, a
+    /// connection accepted, an error taken, an EOF or a reset seen, a close.
+    progress: bool,
+    /// Consecutive waits that reported it ready with no progress in between.
+    unserviced: u32,
+    /// What the last wait reported it ready for.
+    last: Readiness,
 }
 
 impl<const B: usize> Sock<B> {
     const FREE: Self = Sock {
         kind: Kind::Free,
         rx: Ring::new(),
+        reported: false,
+        progress: false,
+        unserviced: 0,
+        last: Readiness::EMPTY,
     };
+}
+
+/// Consecutive waits that may report a socket ready while nothing is done about it
+/// before [`SimNet::stall`] calls it a stall.
+pub const STALL_WAITS: u32 = 32;
+
+/// A socket the selector reported ready [`STALL_WAITS`] waits in a row while no
+/// operation on it made progress: a handler left its readiness unconsumed (priority
+/// data never read, a listener retrying a failing accept every pass, write interest
+/// with nothing to write), so a real loop would spin.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stall {
+    /// The socket (its selector source).
+    pub socket: u16,
+    /// What it was reported ready for the last time.
+    pub readiness: Readiness,
+    /// Virtual time when it crossed the limit.
+    pub at: Duration,
 }
 
 struct NetState<const S: usize, const B: usize> {
@@ -69,6 +104,7 @@ struct NetState<const S: usize, const B: usize> {
     fired: [u32; FAULTS],
     trace: TraceHash,
     ops: u64,
+    stall: Option<Stall>,
 }
 
 /// A simulated network of up to `S` sockets (listeners and stream ends, never
@@ -139,6 +175,35 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         self.trace.add_u64(self.now.as_nanos() as u64);
     }
 
+    /// Marks progress on `id`.
+    fn progressed(&mut self, id: u16) {
+        if let Some(s) = self.socks.get_mut(id as usize) {
+            s.progress = true;
+        }
+    }
+
+    /// Before a wait: counts the sockets the last wait reported ready that nothing
+    /// serviced since, and records the first one past [`STALL_WAITS`].
+    fn check_progress(&mut self) {
+        let now = self.now;
+        for (id, s) in self.socks[..self.used].iter_mut().enumerate() {
+            if s.reported && !s.progress {
+                s.unserviced += 1;
+                if s.unserviced >= STALL_WAITS && self.stall.is_none() {
+                    self.stall = Some(Stall {
+                        socket: id as u16,
+                        readiness: s.last,
+                        at: now,
+                    });
+                }
+            } else {
+                s.unserviced = 0;
+            }
+            s.reported = false;
+            s.progress = false;
+        }
+    }
+
     fn alloc(&mut self, kind: Kind) -> Result<u16, SocketError> {
         if self.used >= S || self.used >= NONE as usize {
             return Err(err(errno::EMFILE));
@@ -147,6 +212,8 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         self.used += 1;
         self.socks[id].kind = kind;
         self.socks[id].rx.clear();
+        self.socks[id].reported = false;
+        self.socks[id].unserviced = 0;
         Ok(id as u16)
     }
 
@@ -199,6 +266,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
                         port,
                         resolve_at: self.now,
                         refuse: false,
+                        urgent: None,
                     });
                     if let Kind::Listener { backlog, .. } = &mut self.socks[l].kind {
                         let _ = backlog.push_back(server);
@@ -269,6 +337,9 @@ impl<const S: usize, const B: usize> NetState<S, B> {
                     if s.rx_fin && s.tx_shut {
                         r |= Readiness::HANGUP;
                     }
+                    if s.urgent.is_some() {
+                        r |= Readiness::PRIORITY;
+                    }
                     r
                 }
             },
@@ -289,6 +360,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
                 fired: [0; FAULTS],
                 trace: TraceHash::new(),
                 ops: 0,
+                stall: None,
             }),
         }
     }
@@ -395,6 +467,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
             port,
             resolve_at,
             refuse,
+            urgent: None,
         }))?;
         st.record(b'o', id, port as u64);
         Ok(SimSocket { net: self, id })
@@ -417,6 +490,13 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
         st.record(b'R', socket.id, 0);
     }
 
+    /// The first socket the selector kept reporting ready while nothing serviced it
+    /// (see [`Stall`]), if any. Scenarios and the fuzz interpreters fail a run that
+    /// has one.
+    pub fn stall(&self) -> Option<Stall> {
+        self.st.borrow().stall
+    }
+
     /// Bytes in the largest receive buffer: never above `B`.
     pub fn max_buffered(&self) -> usize {
         let st = self.st.borrow();
@@ -432,6 +512,30 @@ impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
     /// Its id (the selector source).
     pub fn id(&self) -> u16 {
         self.id
+    }
+
+    /// Sends one TCP urgent byte (`send(MSG_OOB)`): the peer sees priority readiness
+    /// until it reads the byte with `recv_priority`. A newer urgent byte replaces one
+    /// not yet read, as TCP's single urgent mark does.
+    ///
+    /// # Errors
+    /// `ENOTCONN` unless the connection is established, `EPIPE` once this side shut
+    /// down writing, `ECONNRESET` after a reset.
+    pub fn send_urgent(&self, byte: u8) -> Result<(), SocketError> {
+        let mut st = self.net.st.borrow_mut();
+        let id = self.id;
+        let peer = match st.stream(id) {
+            Some(s) if s.phase != Phase::Established => return Err(err(errno::ENOTCONN)),
+            Some(s) if s.reset => return Err(err(errno::ECONNRESET)),
+            Some(s) if s.tx_shut => return Err(err(errno::EPIPE)),
+            Some(s) => s.peer,
+            None => return Err(err(errno::ENOTCONN)),
+        };
+        if let Some(p) = st.stream(peer) {
+            p.urgent = Some(byte);
+        }
+        st.record(b'u', id, byte as u64);
+        Ok(())
     }
 }
 
@@ -479,6 +583,8 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
                 return Ok(if rx_fin { Recv::Eof } else { Recv::WouldBlock });
             }
             if st.fault(Fault::WouldBlock) {
+                // The handler did its part; the network refused (not a stall).
+                st.progressed(id);
                 return Ok(Recv::WouldBlock);
             }
             if st.fault(Fault::Reset) {
@@ -493,6 +599,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             st.socks[id as usize].rx.consume(n);
             Ok(Recv::Data(n))
         })();
+        if matches!(result, Ok(Recv::Data(1..)) | Ok(Recv::Eof) | Err(_)) {
+            st.progressed(id);
+        }
         st.record(
             b'r',
             id,
@@ -536,6 +645,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
                 return Ok(Sent::Bytes(0));
             }
             if st.fault(Fault::WouldBlock) {
+                st.progressed(id);
                 return Ok(Sent::WouldBlock);
             }
             if st.fault(Fault::Reset) {
@@ -553,6 +663,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
                 Sent::Bytes(n)
             })
         })();
+        if matches!(result, Ok(Sent::Bytes(1..)) | Err(_)) {
+            st.progressed(id);
+        }
         st.record(
             b's',
             id,
@@ -591,9 +704,11 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             // The client reset before we accepted.
             st.reset_pair(conn);
             st.socks[conn as usize].kind = Kind::Closed;
+            st.progressed(id);
             st.record(b'a', id, u64::MAX - 4);
             return Err(err(errno::ECONNABORTED));
         }
+        st.progressed(id);
         st.record(b'a', id, conn as u64);
         Ok(Some(SimSocket {
             net: self.net,
@@ -614,6 +729,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             }
             _ => None,
         };
+        if e.is_some() {
+            st.progressed(id);
+        }
         st.record(
             b'e',
             id,
@@ -635,8 +753,38 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         if let Some(p) = st.stream(peer) {
             p.rx_fin = true;
         }
+        st.progressed(id);
         st.record(b'h', id, 0);
         Ok(())
+    }
+
+    fn recv_priority(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
+        let mut st = self.net.st.borrow_mut();
+        let id = self.id;
+        let result = match st.stream(id) {
+            Some(_) if buf.is_empty() => Ok(Recv::Data(0)),
+            Some(s) => match s.urgent.take() {
+                Some(b) => {
+                    buf[0] = b;
+                    Ok(Recv::Data(1))
+                }
+                // Linux: no urgent data pending is EINVAL.
+                None => Err(err(errno::EINVAL)),
+            },
+            None => Err(err(errno::ENOTCONN)),
+        };
+        if matches!(result, Ok(Recv::Data(1))) {
+            st.progressed(id);
+        }
+        st.record(
+            b'p',
+            id,
+            outcome_code(&result.map(|r| match r {
+                Recv::Data(n) => n as u64,
+                _ => u64::MAX - 2,
+            })),
+        );
+        result
     }
 
     fn close(&mut self) -> Result<(), SocketError> {
@@ -669,6 +817,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             }
         }
         st.socks[id as usize].rx.clear();
+        st.progressed(id);
         st.record(b'x', id, 0);
         Ok(())
     }
@@ -710,13 +859,15 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         timeout: Option<Duration>,
     ) -> Result<usize, SimStalled> {
         let mut st = self.net.st.borrow_mut();
+        st.check_progress();
         let deadline = timeout.map(|t| st.now + t);
         let mut interrupted = false;
         loop {
             st.resolve();
             let mut count = 0;
             for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
-                let mut r = st.readiness(reg.source as u16);
+                let real = st.readiness(reg.source as u16).masked_by(reg.interest);
+                let mut r = real;
                 if st.fault(Fault::Spurious) {
                     r |= if reg.interest.is_readable() {
                         Readiness::READABLE
@@ -727,6 +878,10 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
                 *out = r.masked_by(reg.interest);
                 if !out.is_empty() {
                     count += 1;
+                }
+                if let Some(sock) = st.socks.get_mut(reg.source as usize) {
+                    sock.reported = !real.is_empty();
+                    sock.last = real;
                 }
             }
             if count > 0 {

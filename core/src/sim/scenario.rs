@@ -124,6 +124,8 @@ pub enum EchoFailure {
     },
     /// A receive buffer held more than its capacity.
     Overflow,
+    /// The selector kept reporting a socket ready while nothing serviced it.
+    Unserviced(super::Stall),
     /// The loop itself failed.
     Loop,
 }
@@ -240,6 +242,9 @@ pub fn run_echo(
         if net.max_buffered() > NET_BUFFER {
             return Err(EchoFailure::Overflow);
         }
+        if let Some(stall) = net.stall() {
+            return Err(EchoFailure::Unserviced(stall));
+        }
         for (i, c) in clients.iter_mut().enumerate() {
             step_client(&net, seed, i, c, &params, &mut buf, &mut trace)?;
         }
@@ -332,6 +337,11 @@ fn step_client<'n>(
         return Ok(());
     };
 
+    // Now and then a TCP urgent byte, outside the stream: the server must consume it
+    // (its default handle_expt does) or its loop would spin.
+    if c.sent < c.total && net.chance(Fault::Urgent) {
+        let _ = sock.send_urgent(b'!');
+    }
     // Send the next piece of the stream.
     if c.sent < c.total {
         let n = (c.total - c.sent).min(params.chunk).min(buf.len());

@@ -4,7 +4,7 @@
 //! The reactor holds a listener on port 7, the echo connections it accepts, and
 //! outbound clients its handlers may add ([`Action::AddClient`]). Up to [`CLIENTS`]
 //! simulated clients outside the reactor connect, send, receive, half-close, close
-//! and reset; virtual time and fault rates change under the input's control. Any
+//! and reset, and send TCP urgent bytes; virtual time and fault rates change under the input's control. Any
 //! channel can be given a [`Command`]: an [`Action`] it performs from inside one of
 //! its callbacks (close itself, fail, exit, add a client, close another channel,
 //! poison another channel's socket, set deadlines, shut down writing).
@@ -17,6 +17,9 @@
 //! * every byte a client (inside or outside the reactor) receives is the next byte of
 //!   what it sent: the echo is a prefix of the stream, never more;
 //! * no simulated receive buffer holds more than [`NET_BUFFER`] bytes;
+//! * no socket is reported ready [`STALL_WAITS`](crate::sim::STALL_WAITS) waits in a
+//!   row with nothing done about it (urgent data left unread, a listener retrying a
+//!   failing accept every pass: a real loop would spin);
 //! * `handle_timeout` runs only once the deadline last set for the channel (by
 //!   itself, another channel or from outside) has passed;
 //! * the loop itself never fails.
@@ -269,10 +272,15 @@ pub enum Op {
         /// Milliseconds from now.
         after_ms: Option<u8>,
     },
+    /// The client sends a TCP urgent byte (outside its stream).
+    Urgent {
+        /// Which client.
+        client: u8,
+    },
 }
 
 /// Operation kinds by weight, in the order of [`Op`]'s variants.
-const KINDS: [u8; 32] = super::weights(&[3, 1, 4, 4, 1, 1, 1, 1, 2, 4, 3, 3, 1, 1, 1, 1]);
+const KINDS: [u8; 32] = super::weights(&[3, 1, 3, 4, 1, 1, 1, 1, 2, 4, 3, 3, 1, 1, 1, 1, 1]);
 
 impl Op {
     /// Reads one operation; `None` when the input runs out.
@@ -313,7 +321,7 @@ impl Op {
             14 => Op::Timer {
                 after_ms: i.byte()?,
             },
-            _ => {
+            15 => {
                 let channel = i.byte()?;
                 let after = i.byte()?;
                 Op::Deadline {
@@ -321,6 +329,7 @@ impl Op {
                     after_ms: (after != 255).then_some(after),
                 }
             }
+            _ => Op::Urgent { client: client(i)? },
         })
     }
 
@@ -397,6 +406,10 @@ impl Op {
                 put(channel);
                 put(after_ms.map_or(255, |ms| ms.min(254)));
             }
+            Op::Urgent { client } => {
+                put(16);
+                put(client);
+            }
         }
     }
 }
@@ -451,6 +464,9 @@ pub enum Failure {
         /// The deadline last set (`None`: none, or cancelled).
         deadline: Option<Duration>,
     },
+    /// The selector kept reporting a socket ready while nothing serviced it: a
+    /// handler left readiness unconsumed and a real loop would spin.
+    Unserviced(crate::sim::Stall),
     /// A reactor pass failed.
     Loop,
 }
@@ -699,7 +715,7 @@ impl<'n> Channel<'n> {
             let socket = match ctx.accept() {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
-                Err(e) if e.is_transient() => break,
+                Err(e) if !e.is_fatal_to_listener() => break,
                 Err(e) => return Err(e.into()),
             };
             let conn = Channel::new(
@@ -847,7 +863,11 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
     }
 
     fn handle_expt(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Expt, |_, _| Ok(()))
+        self.callback(ctx, Event::Expt, |_, ctx| {
+            let mut urgent = [0u8; 1];
+            ctx.recv_priority(&mut urgent)?;
+            Ok(())
+        })
     }
 
     fn handle_read_closed(&mut self, ctx: &mut C<'_, 'n>) -> Result<ReadClosed, Error> {
@@ -1022,6 +1042,9 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         if buffered > NET_BUFFER {
             return Err(Failure::Overflow { buffered });
         }
+        if let Some(stall) = shared.net.stall() {
+            return Err(Failure::Unserviced(stall));
+        }
         Ok(())
     };
 
@@ -1099,6 +1122,12 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             Op::Timer { after_ms } => {
                 let _ = r.add_timer(Duration::from_millis(after_ms as u64), after_ms as u32);
                 let _ = r.take_fired_timer();
+            }
+            Op::Urgent { client } => {
+                let c = &clients[client as usize];
+                if let Some(s) = c.sock.as_ref().filter(|_| !c.write_shut && !c.broken) {
+                    let _ = s.send_urgent(b'!');
+                }
             }
             Op::Deadline { channel, after_ms } => {
                 if let Some(t) = nth(&r, channel) {

@@ -585,7 +585,7 @@ impl<'a> Rd<'a> {
             let mut socket = match ctx.accept() {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
-                Err(e) if e.is_transient() => break,
+                Err(e) if !e.is_fatal_to_listener() => break,
                 Err(e) => return Err(e.into()),
             };
             if self.has(Behavior::ADD_ACCEPTED) {

@@ -9,7 +9,7 @@
 //!   `handle_close`, `handle_error`) plus `handle_connect_failed` and a half-close hook;
 //!   handlers get a [`Ctx`] (own socket, `close`, `add`, other channels, `exit`).
 //! * [`Socket`] and [`Selector`]: what backends implement (`asyncore-std` for
-//!   `select(2)`, `asyncore-poll` for `poll(2)`, [`mock`] here).
+//!   `select(2)`, `asyncore-poll` for `poll(2)`, `mock` here with the `mock` feature).
 //! * [`Token`]: slot + generation; a stale token never reaches another channel.
 //! * [`SendBuffer`] (the original's `dispatcher_with_send`) and [`chat`] (asynchat) on
 //!   fixed rings; [`echo`], a ready-made echo server.
@@ -67,6 +67,7 @@
 #![cfg_attr(test, deny(unsafe_code))]
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(test)]
 extern crate std;
@@ -81,12 +82,16 @@ mod enum_macro;
 mod error;
 mod interest;
 mod map;
+#[cfg(any(test, feature = "mock"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 mod reactor;
 mod readiness;
 mod ring;
 mod selector;
 mod send_buf;
+#[cfg(any(test, feature = "sim"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 mod socket;
 pub mod time;

@@ -66,6 +66,8 @@
 
 pub mod chat_scenario;
 mod check;
+#[cfg(any(test, feature = "fuzz"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzz")))]
 pub mod fuzz;
 mod net;
 mod rng;

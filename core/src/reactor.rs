@@ -287,17 +287,13 @@ where
     /// The interest of one channel this pass, asking its dispatcher.
     fn interest(channel: &Channel<S, D>) -> Interest {
         let d = &channel.dispatcher;
-        if channel.flags.has(Flags::READ_PAUSED) {
-            return match channel.state {
-                State::Connecting => Interest::WRITABLE,
-                State::Open | State::Connected | State::ReadClosed => {
-                    Interest::from_flags(false, d.writable())
-                }
-                State::Listening | State::Closed => Interest::NONE,
-            };
-        }
         match channel.state {
-            State::Listening => Interest::from_flags(d.readable(), false),
+            // A listener paused by the accept back-off gets no read interest (only
+            // listeners accept, so only they are ever paused).
+            State::Listening => Interest::from_flags(
+                d.readable() && !channel.flags.has(Flags::READ_PAUSED),
+                false,
+            ),
             State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
             State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
             State::ReadClosed => Interest::from_flags(false, d.writable()),

@@ -32,7 +32,7 @@ use std::str::FromStr;
 pub use asyncore_core::echo::{Echo, EchoConn, EchoHooks, EchoListener};
 pub use asyncore_core::*;
 pub use asyncore_poll::{self, PollSelector};
-pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectSelector, StdClock, StdSocket, UnixAddr};
+pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectSelector, StdSocket, UnixAddr};
 
 /// Which system call waits: the original's `use_poll` flag.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]

@@ -438,7 +438,7 @@ impl<const N: usize> Selector for PollSelector<N> {
     /// [`SourceError::Invalid`] for a negative fd; [`SourceError::Full`] when `N`
     /// sources are already registered.
     fn now(&self) -> Option<Duration> {
-        Some(monotonic())
+        Some(asyncore_std::monotonic())
     }
 
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
@@ -529,13 +529,6 @@ impl<const N: usize> Selector for PollSelector<N> {
         }
         Ok(count)
     }
-}
-
-/// Time since the first call in this process, from the monotonic clock (the
-/// selector's clock, for timers and deadlines).
-fn monotonic() -> Duration {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    ORIGIN.get_or_init(std::time::Instant::now).elapsed()
 }
 
 #[cfg(test)]

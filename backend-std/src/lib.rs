@@ -77,7 +77,7 @@ mod select;
 mod socket;
 
 pub use addr::{Addr, UnixAddr};
-pub use clock::StdClock;
+pub use clock::monotonic;
 pub use error::socket_error;
 pub use select::{FD_SETSIZE, SelectSelector};
 pub use socket::{Family, Kind, StdSocket};

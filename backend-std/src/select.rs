@@ -136,7 +136,7 @@ impl Selector for SelectSelector {
     ///
     /// [`StdSocket`]: crate::StdSocket
     fn now(&self) -> Option<Duration> {
-        Some(crate::clock::monotonic())
+        Some(crate::monotonic())
     }
 
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {

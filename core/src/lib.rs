@@ -94,23 +94,23 @@ mod send_buf;
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 mod socket;
-pub mod time;
 mod token;
+mod trace;
 
-pub use dispatcher::{ACCEPT_BATCH, Ctx, Dispatcher, Level, ReadClosed};
+pub use dispatcher::{Dispatcher, Level, ReadClosed};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,
 };
 pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};
-pub use reactor::{Event, Observer, Reactor, RunEnd};
+pub use reactor::{ACCEPT_BATCH, Ctx, Reactor, RunEnd, TimerError, TimerId};
 pub use readiness::Readiness;
 pub use ring::Ring;
 pub use selector::{Registration, Selector};
 pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
-pub use time::{Clock, TimerError, TimerId, VirtualClock};
 pub use token::Token;
+pub use trace::{Event, Observer};
 
 /// A null defmt logger so host tests link with `--features defmt`.
 #[cfg(all(test, feature = "defmt"))]

@@ -104,19 +104,3 @@ pub trait Selector {
         timeout: Option<Duration>,
     ) -> Result<usize, Self::Error>;
 }
-
-/// The registration half of a selector, object-safe so handler contexts need no
-/// selector type parameter.
-pub(crate) trait Registrar<Src> {
-    fn register(&mut self, source: Src) -> Result<(), SourceError>;
-    fn deregister(&mut self, source: Src);
-}
-
-impl<T: Selector> Registrar<T::Source> for T {
-    fn register(&mut self, source: T::Source) -> Result<(), SourceError> {
-        Selector::register(self, source)
-    }
-    fn deregister(&mut self, source: T::Source) {
-        Selector::deregister(self, source);
-    }
-}

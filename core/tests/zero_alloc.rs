@@ -258,7 +258,7 @@ fn timers_and_deadlines_allocate_nothing() {
                     .push_pending(Ok(1 + (i / 8) % 8));
             }
             // Feed one connection now and then; the others go idle and time out.
-            if let Some(c) = r.map_mut().iter_mut().find(|c| c.socket.id() == 1 + i % 8) {
+            if let Some(c) = r.iter_mut().find(|c| c.socket.id() == 1 + i % 8) {
                 c.socket.feed(b"x");
             }
             // Every other pass nothing is ready, so virtual time moves on.

@@ -111,7 +111,7 @@ impl MockH {
     /// hit a connection still waiting to be accepted).
     fn sync(&mut self, r: &mut R<Self>) {
         let mut levels = Vec::new();
-        for c in r.map_mut().iter_mut() {
+        for c in r.iter_mut() {
             let id = c.socket.id();
             let m = self
                 .models

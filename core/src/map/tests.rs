@@ -46,14 +46,14 @@ fn slot_freed_during_pass_is_not_reused_before_it_ends() {
     let mut m: Map<2> = ChannelMap::new();
     let a = m.insert(1, State::Open, "a").unwrap();
     m.insert(2, State::Open, "b").unwrap();
-    m.meta.begin_pass();
+    m.begin_pass();
     m.remove(a).unwrap();
     assert_eq!(
         m.insert(3, State::Open, "c"),
         Err((3, "c")),
         "quarantined slot is not reusable"
     );
-    m.meta.end_pass(&mut m.slots);
+    m.end_pass();
     let c = m.insert(3, State::Open, "c").unwrap();
     assert_eq!(c.index(), a.index());
 }

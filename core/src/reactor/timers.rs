@@ -1,7 +1,7 @@
-//! Time: the `Clock` trait, channel deadlines and one-shot timers on fixed memory.
+//! Time: channel deadlines, one-shot timers and the accept back-off, on fixed memory.
 //!
-//! The original had no timers (reference §5 item 10); every server built on it grew
-//! its own scheduler. Here the reactor keeps them:
+//! The original had no timers; every server built on it grew its own scheduler. Here
+//! the reactor keeps them:
 //!
 //! * each channel has one **deadline** (an idle or connect timeout) it can set, move
 //!   and cancel through its [`Ctx`](crate::Ctx); when it passes, `handle_timeout`
@@ -17,51 +17,14 @@
 //! from the selector ([`Selector::now`](crate::Selector::now)): the std backends read
 //! the monotonic clock, the mock and the simulator a virtual clock tests advance.
 
-use core::cell::Cell;
 use core::time::Duration;
 
 use heapless::binary_heap::{BinaryHeap, Min};
 
-use crate::Token;
-
-/// A monotonic clock: time since an arbitrary origin, never going back.
-pub trait Clock {
-    /// The current time.
-    fn now(&self) -> Duration;
-}
-
-/// A clock that only moves when told: for the mock selector and tests.
-#[derive(Debug, Default)]
-pub struct VirtualClock {
-    now: Cell<Duration>,
-}
-
-impl VirtualClock {
-    /// A clock at zero.
-    pub const fn new() -> Self {
-        VirtualClock {
-            now: Cell::new(Duration::ZERO),
-        }
-    }
-
-    /// Moves the clock forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        self.now.set(self.now.get().saturating_add(d));
-    }
-
-    /// Sets the clock to `t` if that is later than now (it never goes back).
-    pub fn advance_to(&self, t: Duration) {
-        if t > self.now.get() {
-            self.now.set(t);
-        }
-    }
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> Duration {
-        self.now.get()
-    }
-}
+use super::Reactor;
+use crate::map::{Flags, MapAccess};
+use crate::trace::Event;
+use crate::{Dispatcher, Selector, Socket, Token};
 
 /// Why a timer could not be set.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -110,20 +73,14 @@ pub(crate) struct Deadlines<const N: usize> {
     pub(crate) stale: bool,
 }
 
-/// The part of [`Deadlines`] a handler context needs, without its capacity.
-pub(crate) trait DeadlineQueue {
-    fn push(&mut self, at: u64, token: Token);
-}
-
-impl<const N: usize> DeadlineQueue for Deadlines<N> {
-    fn push(&mut self, at: u64, token: Token) {
+impl<const N: usize> Deadlines<N> {
+    /// Adds an entry; a full heap is marked for a rebuild from the slots instead.
+    pub(crate) fn push(&mut self, at: u64, token: Token) {
         if self.heap.push((at, token.to_bits())).is_err() {
             self.stale = true;
         }
     }
-}
 
-impl<const N: usize> Deadlines<N> {
     pub(crate) const fn new() -> Self {
         Deadlines {
             heap: BinaryHeap::new(),
@@ -243,5 +200,154 @@ impl<const T: usize> Timers<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D: Dispatcher<S>,
+{
+    /// How long this pass may wait: `timeout`, cut short by the next deadline, timer
+    /// or end of the accept back-off (the clock is read only when there is one: a
+    /// pass without deadlines reads it once, after the wait).
+    pub(super) fn wait_for(&mut self, timeout: Option<Duration>) -> Option<Duration> {
+        let next = self
+            .next_deadline()
+            .min(self.timers.next())
+            .min(self.registry.backoff.resume_at);
+        match next {
+            NEVER => timeout,
+            at => match self.registry.selector.now() {
+                Some(now) => {
+                    let until = Duration::from_nanos(at.saturating_sub(to_nanos(now)));
+                    Some(timeout.map_or(until, |t| t.min(until)))
+                }
+                None => timeout,
+            },
+        }
+    }
+
+    /// Gives paused listeners their read interest back once the accept back-off is
+    /// over (they take part from the next pass on).
+    pub(super) fn end_backoff(&mut self) {
+        let resume = self.registry.backoff.resume_at;
+        if resume == NEVER || self.registry.now.is_some_and(|now| to_nanos(now) < resume) {
+            return;
+        }
+        self.registry.backoff.resume_at = NEVER;
+        for c in self.map.channels_mut() {
+            c.flags.clear(Flags::READ_PAUSED);
+        }
+    }
+
+    /// The earliest live channel deadline, dropping stale heap entries on the way.
+    fn next_deadline(&mut self) -> u64 {
+        let deadlines = &mut self.registry.deadlines;
+        if deadlines.stale {
+            deadlines.rebuild(
+                self.map
+                    .channels()
+                    .filter(|(_, c)| c.deadline != NEVER)
+                    .map(|(token, c)| (c.deadline, token)),
+            );
+        }
+        while let Some((at, token)) = deadlines.peek() {
+            if self.map.channel(token).is_some_and(|c| c.deadline == at) {
+                return at;
+            }
+            deadlines.pop();
+        }
+        NEVER
+    }
+
+    /// Runs `handle_timeout` for every channel whose deadline has passed. Returns how
+    /// many ran.
+    pub(super) fn fire_deadlines(&mut self) -> usize {
+        let Some(now) = self.registry.now.map(to_nanos) else {
+            return 0;
+        };
+        let mut fired = 0;
+        loop {
+            let at = self.next_deadline();
+            if at == NEVER || at > now || self.registry.exit {
+                return fired;
+            }
+            let Some((_, token)) = self.registry.deadlines.peek() else {
+                return fired;
+            };
+            self.registry.deadlines.pop();
+            if let Some(c) = self.map.channel_mut(token) {
+                c.deadline = NEVER;
+            }
+            fired += 1;
+            self.call(token, Event::Timeout, |d, ctx| d.handle_timeout(ctx));
+        }
+    }
+
+    /// Moves due one-shot timers to the fired list.
+    pub(super) fn fire_timers(&mut self) {
+        if self.timers.len() == 0 {
+            // Nothing pending: no need to read the clock.
+            return;
+        }
+        let Some(now) = self.registry.selector.now().map(to_nanos) else {
+            return;
+        };
+        while let Some(key) = self.timers.pop_due(now) {
+            // Cannot fail: at most T timers exist.
+            let _ = self.fired.push(key);
+        }
+    }
+
+    /// The selector's clock now (`None`: it has none).
+    pub fn now(&self) -> Option<Duration> {
+        self.registry.selector.now()
+    }
+
+    /// Sets (`Some`) or cancels (`None`) the deadline of a channel, as
+    /// [`Ctx::set_deadline_at`] does from inside. Returns `Ok(false)` for a stale token.
+    ///
+    /// # Errors
+    /// [`TimerError::NoClock`] when the selector has no clock.
+    pub fn set_deadline(&mut self, token: Token, at: Option<Duration>) -> Result<bool, TimerError> {
+        if self.registry.selector.now().is_none() {
+            return Err(TimerError::NoClock);
+        }
+        let Some(c) = self.map.channel_mut(token) else {
+            return Ok(false);
+        };
+        self.registry
+            .set_deadline(&mut c.deadline, token, at.map(to_nanos));
+        Ok(true)
+    }
+
+    /// Adds a one-shot timer `after` from now, not tied to any channel. When it fires,
+    /// [`run`](Self::run) returns [`RunEnd::Timer`]`(key)` (after [`poll_once`](Self::poll_once),
+    /// see [`take_fired_timer`](Self::take_fired_timer)).
+    ///
+    /// # Errors
+    /// [`TimerError::Full`] when `T` timers are pending; [`TimerError::NoClock`].
+    pub fn add_timer(&mut self, after: Duration, key: u32) -> Result<TimerId, TimerError> {
+        let now = self.registry.selector.now().ok_or(TimerError::NoClock)?;
+        if self.timers.len() + self.fired.len() >= T {
+            return Err(TimerError::Full);
+        }
+        self.timers.add(to_nanos(now.saturating_add(after)), key)
+    }
+
+    /// Cancels a pending one-shot timer; `false` if it already fired or never was.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id)
+    }
+
+    /// The key of a fired one-shot timer not yet reported, oldest first.
+    pub fn take_fired_timer(&mut self) -> Option<u32> {
+        if self.fired.is_empty() {
+            None
+        } else {
+            Some(self.fired.remove(0))
+        }
     }
 }

@@ -1,0 +1,269 @@
+//! The dispatch state machine: one ready channel's readiness → its callbacks.
+//!
+//! Per channel, in this order: invalid → `handle_close` and nothing else; a
+//! listener's read → accept; a connecting channel's first readiness → the connect
+//! completes or fails; then read → write → priority → close, with liveness checked
+//! again before every step, so a channel closed by one callback gets no further one.
+//! After each callback the flags it left (a close request, an EOF, a disconnect) are
+//! acted on at once.
+
+use super::{Ctx, Reactor};
+use crate::fmt::{debug_, trace_};
+use crate::map::{Flags, MapAccess};
+use crate::trace::Event;
+use crate::{Dispatcher, ReadClosed, Readiness, Selector, Socket, SocketError, State, Token};
+
+impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D: Dispatcher<S>,
+{
+    /// The dispatch state machine for one ready channel.
+    pub(super) fn dispatch(&mut self, token: Token, mut readiness: Readiness) {
+        let state = match self.map.channel(token) {
+            Some(c) => c.state,
+            None => return, // stale: closed earlier in this pass
+        };
+        trace_!("dispatch {} {}", token, readiness.bits());
+
+        if readiness.is_invalid() {
+            self.deliver_close(token);
+            return;
+        }
+
+        match state {
+            State::Closed => return,
+            State::Listening => {
+                if readiness.is_readable() {
+                    self.call(token, Event::Accept, |d, ctx| d.handle_accept(ctx));
+                }
+                if self.proceed(token)
+                    && readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
+                {
+                    self.deliver_close(token);
+                }
+                return;
+            }
+            State::Connecting => {
+                let finishing = Readiness::READABLE
+                    .add(Readiness::WRITABLE)
+                    .add(Readiness::ERROR)
+                    .add(Readiness::HANGUP);
+                if !readiness.intersects(finishing) {
+                    return;
+                }
+                if !self.finish_connect(token, readiness) {
+                    return;
+                }
+                // The write interest was the reactor's, to see the connect finish: a
+                // dispatcher that does not want to write gets no handle_write for it.
+                if !self
+                    .map
+                    .channel(token)
+                    .is_some_and(|c| c.dispatcher.writable())
+                {
+                    readiness = readiness.remove(Readiness::WRITABLE);
+                }
+            }
+            _ => {}
+        }
+
+        if readiness.is_readable()
+            && !self.registry.exit
+            && let Some(c) = self.map.channel_mut(token)
+            && c.is_live()
+            && c.state != State::ReadClosed
+        {
+            c.flags.clear(Flags::GOT_DATA);
+            self.call(token, Event::Read, |d, ctx| d.handle_read(ctx));
+        }
+        if readiness.is_writable() && self.proceed(token) {
+            self.call(token, Event::Write, |d, ctx| d.handle_write(ctx));
+        }
+        if readiness.is_priority() && self.proceed(token) {
+            let pending = self.with_socket(token, |s| s.take_error());
+            match pending {
+                Some(Ok(None)) => self.call(token, Event::Expt, |d, ctx| d.handle_expt(ctx)),
+                Some(_) => self.deliver_close(token),
+                None => {}
+            }
+        }
+        // A hang-up with data behind it (poll reports IN|HUP once both directions are
+        // shut) closes only when a read finds nothing more: data is never dropped, and
+        // the EOF path closes as it does under select.
+        if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP)) {
+            let drained = !(readiness.is_readable()
+                && self.flags(token).is_some_and(|f| f.has(Flags::GOT_DATA)));
+            if (readiness.is_error() || (readiness.is_hangup() && drained)) && self.proceed(token) {
+                self.deliver_close(token);
+            }
+        }
+    }
+
+    /// Completes a non-blocking connect. Returns whether the channel is connected and
+    /// still open.
+    fn finish_connect(&mut self, token: Token, readiness: Readiness) -> bool {
+        let pending = self.with_socket(token, |s| s.take_error());
+        let failure = match pending {
+            Some(Ok(None)) => {
+                if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
+                    && !readiness.intersects(Readiness::READABLE.add(Readiness::WRITABLE))
+                {
+                    // Hung up without a pending error and without being usable.
+                    Some(SocketError::new(
+                        crate::ErrorKind::NotConnected,
+                        crate::errno::ENOTCONN,
+                    ))
+                } else {
+                    None
+                }
+            }
+            Some(Ok(Some(e))) | Some(Err(e)) => Some(e),
+            None => return false,
+        };
+        if let Some(error) = failure {
+            debug_!("{}: connect failed", token);
+            self.with_ctx(token, |d, ctx| {
+                ctx.trace(Event::ConnectFailed);
+                d.handle_connect_failed(ctx, error);
+            });
+            self.finish_close(token);
+            return false;
+        }
+        if let Some(c) = self.map.channel_mut(token) {
+            c.state = State::Connected;
+        }
+        self.call(token, Event::Connect, |d, ctx| d.handle_connect(ctx));
+        self.live(token)
+    }
+
+    fn flags(&self, token: Token) -> Option<Flags> {
+        self.map.channel(token).map(|c| c.flags)
+    }
+
+    /// Whether the channel is there and no close is pending.
+    fn live(&self, token: Token) -> bool {
+        self.map.channel(token).is_some_and(|c| c.is_live())
+    }
+
+    /// Whether the next dispatch step of `token` may run: the channel is live and no
+    /// handler asked the loop to exit (like the original's `ExitNow`, an exit ends the
+    /// dispatch at once, not after the channel's remaining steps).
+    fn proceed(&self, token: Token) -> bool {
+        !self.registry.exit && self.live(token)
+    }
+
+    fn with_socket<R>(&mut self, token: Token, f: impl FnOnce(&mut S) -> R) -> Option<R> {
+        self.map.channel_mut(token).map(|c| f(&mut c.socket))
+    }
+
+    /// Runs `f` with the dispatcher and a context for `token`.
+    #[inline]
+    fn with_ctx<R>(
+        &mut self,
+        token: Token,
+        f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> R,
+    ) -> Option<R> {
+        let (channel, others) = self.map.split(token)?;
+        let (dispatcher, own) = channel.split();
+        let mut ctx = Ctx::new(token, own, others, &mut self.registry);
+        Some(f(dispatcher, &mut ctx))
+    }
+
+    /// Calls one handler, routes its error, and acts on what it left behind: a close
+    /// request, an EOF, a disconnect.
+    pub(super) fn call(
+        &mut self,
+        token: Token,
+        event: Event,
+        f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> Result<(), D::Error>,
+    ) {
+        let flags = self.with_ctx(token, |d, ctx| {
+            ctx.trace(event);
+            if let Err(e) = f(d, ctx) {
+                Self::route_error(d, ctx, e);
+            }
+            *ctx.flags()
+        });
+        // Nothing left to act on (the common case): no second lookup.
+        if flags.is_some_and(|f| f.has(Flags::PENDING)) {
+            self.act_on_flags(token);
+        }
+    }
+
+    /// Hands a handler's error to `handle_error`, unless the channel is closing
+    /// already (no callback after a close).
+    #[inline]
+    fn route_error(d: &mut D, ctx: &mut Ctx<'_, S, D>, e: D::Error) {
+        if !ctx.flags().has(Flags::CLOSE_REQUESTED) {
+            ctx.trace(Event::Error);
+            d.handle_error(ctx, e);
+        }
+    }
+
+    /// Acts on the flags a handler left: close request first, then disconnect, then EOF.
+    fn act_on_flags(&mut self, token: Token) {
+        let Some(flags) = self.flags(token) else {
+            return;
+        };
+        if flags.has(Flags::CLOSE_REQUESTED) {
+            self.finish_close(token);
+        } else if flags.has(Flags::DISCONNECTED) {
+            self.deliver_close(token);
+        } else if flags.has(Flags::EOF) {
+            let decision = self.with_ctx(token, |d, ctx| {
+                ctx.set_state(State::ReadClosed);
+                ctx.flags().clear(Flags::EOF);
+                ctx.trace(Event::ReadClosed);
+                d.handle_read_closed(ctx).unwrap_or_else(|e| {
+                    Self::route_error(d, ctx, e);
+                    ReadClosed::KeepWriting
+                })
+            });
+            match decision {
+                Some(ReadClosed::Close) => self.deliver_close(token),
+                // The hook (or handle_error) may have closed or broken it meanwhile.
+                Some(ReadClosed::KeepWriting)
+                    if self
+                        .flags(token)
+                        .is_some_and(|f| f.has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED)) =>
+                {
+                    self.act_on_flags(token);
+                }
+                Some(ReadClosed::KeepWriting) => {}
+                None => {}
+            }
+        }
+    }
+
+    /// Delivers `handle_close` (at most once per channel), then closes the channel.
+    fn deliver_close(&mut self, token: Token) {
+        let delivered = self.with_ctx(token, |d, ctx| {
+            if ctx
+                .flags()
+                .has(Flags::CLOSE_DELIVERED | Flags::CLOSE_REQUESTED)
+            {
+                return;
+            }
+            ctx.flags().set(Flags::CLOSE_DELIVERED);
+            ctx.trace(Event::Close);
+            if let Err(e) = d.handle_close(ctx) {
+                Self::route_error(d, ctx, e);
+            }
+        });
+        if delivered.is_some() {
+            self.finish_close(token);
+        }
+    }
+
+    /// Closes the socket and frees the slot (quarantined until the pass ends).
+    fn finish_close(&mut self, token: Token) {
+        if let Some(mut channel) = self.registry.remove(&mut self.map, token) {
+            channel.state = State::Closed;
+            if channel.socket.close().is_err() {
+                debug_!("{}: close reported an error", token);
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The reactor: the loop ([`Reactor::poll_once`], [`Reactor::run`]) over a channel
+//! map and a selector.
+//!
+//! * `mod.rs`: the public type, adding and removing channels, the pass;
+//! * [`registry`]: everything but the slots, which handlers borrow through their
+//!   [`Ctx`]: the one add, remove and deadline routine;
+//! * [`dispatch`]: the state machine that turns one channel's readiness into
+//!   callbacks;
+//! * [`ctx`]: what a handler reaches;
+//! * [`timers`]: channel deadlines, one-shot timers, the accept back-off.
+
+mod ctx;
+mod dispatch;
+mod registry;
+mod timers;
+
+use core::time::Duration;
+
+use heapless::Vec;
+
+pub use ctx::{ACCEPT_BATCH, Ctx};
+use registry::Registry;
+pub(crate) use timers::NEVER;
+use timers::Timers;
+pub use timers::{TimerError, TimerId};
+
+use crate::map::{ChannelMap, ChannelMut, ChannelRef};
+use crate::trace::{Observer, Tracer};
+use crate::{
+    AddError, Dispatcher, Interest, PollError, Readiness, Registration, Selector, Socket,
+    SocketError, State, Token,
+};
+
+/// Why [`Reactor::run`] returned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RunEnd {
+    /// The map became (or was) empty.
+    Empty,
+    /// The requested number of passes ran.
+    Count,
+    /// A handler called [`Ctx::exit`].
+    Exit,
+    /// A one-shot timer added with [`Reactor::add_timer`] fired; its key.
+    Timer(u32),
+}
+
+/// A channel map, its selector, and the loop: the original's `socket_map` plus
+/// `loop()`, as one explicit value instead of a global.
+///
+/// `Reactor::new` is `const`, so a reactor can be placed in a `static` (behind
+/// whatever cell the target uses for exclusive access). Nothing in it allocates.
+///
+/// # Dispatch order
+///
+/// Each pass asks every channel, in slot order, for its interest (`readable()` then
+/// `writable()`, once each), hands the non-empty ones to the selector, then
+/// dispatches the ready ones in slot order. Per channel: read → write → priority →
+/// close, with liveness re-checked after every callback, so a channel closed by one
+/// callback gets no further one. See [`Selector`] for the readiness table.
+///
+/// # In a `static`
+///
+/// Everything a reactor needs is inside it, sized by `N` (channels) and `T` (one-shot
+/// timers), and `new` is `const`, so the whole server can sit in static memory behind
+/// whatever lock the platform has (`std::sync::Mutex` here; a critical-section mutex
+/// on bare metal). `examples/echo_server.rs` runs this way and allocates nothing once
+/// serving.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use asyncore_core::echo::Echo;
+/// use asyncore_core::mock::{MockSelector, MockSocket};
+/// use asyncore_core::Reactor;
+///
+/// type Server = Reactor<MockSelector, MockSocket, Echo<MockSocket, 512>, 64>;
+/// static SERVER: Mutex<Server> = Mutex::new(Server::new(MockSelector::new()));
+///
+/// let mut server = SERVER.lock().unwrap();
+/// server.add(MockSocket::listener(1), Echo::listener(63)).unwrap();
+/// assert_eq!(server.len(), 1);
+/// println!("{} bytes of static memory", core::mem::size_of::<Server>());
+/// ```
+pub struct Reactor<
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D,
+    const N: usize,
+    const T: usize = 4,
+> {
+    map: ChannelMap<S, D, N>,
+    registry: Registry<Sel, N>,
+    /// This pass's registrations and what the selector reported for each.
+    registrations: Vec<Registration<Sel::Source>, N>,
+    ready: [Readiness; N],
+    timers: Timers<T>,
+    fired: Vec<u32, T>,
+}
+
+impl<Sel, S, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<Sel, S, D, N, T>
+where
+    Sel: Selector + core::fmt::Debug,
+    S: Socket<Source = Sel::Source>,
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("map", &self.map)
+            .field("selector", &self.registry.selector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D: Dispatcher<S>,
+{
+    /// An empty reactor over `selector`.
+    pub const fn new(selector: Sel) -> Self {
+        Reactor {
+            map: ChannelMap::new(),
+            registry: Registry::new(selector),
+            registrations: Vec::new(),
+            ready: [Readiness::EMPTY; N],
+            timers: Timers::new(),
+            fired: Vec::new(),
+        }
+    }
+
+    /// Adds a channel; its state comes from [`Socket::initial_state`].
+    ///
+    /// # Errors
+    /// The map is full, or the selector cannot watch the socket (e.g. an fd ≥
+    /// `FD_SETSIZE` on `select(2)`): the socket and dispatcher come back untouched.
+    pub fn add(&mut self, socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
+        self.registry.add(&mut self.map, socket, dispatcher)
+    }
+
+    /// Sets (or clears) the function told of every [`Event`](crate::Event).
+    pub fn set_observer(&mut self, observer: Option<Observer>) {
+        self.registry.tracer = Tracer::new(observer);
+    }
+
+    /// Removes a channel without closing its socket, and hands both values back.
+    pub fn remove(&mut self, token: Token) -> Option<(S, D)> {
+        let c = self.registry.remove(&mut self.map, token)?;
+        Some((c.socket, c.dispatcher))
+    }
+
+    /// Closes a channel's socket and drops the channel (no `handle_close`). Returns
+    /// `false` for a stale token.
+    pub fn close(&mut self, token: Token) -> bool {
+        match self.remove(token) {
+            Some((mut socket, _)) => {
+                let _ = socket.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every channel (no `handle_close`) and empties the map. Every channel is
+    /// closed even if some closes fail; `EBADF` is ignored.
+    ///
+    /// # Errors
+    /// The first other error a close reported.
+    pub fn close_all(&mut self) -> Result<(), SocketError> {
+        let mut first = Ok(());
+        let mut from = 0;
+        while let Some(token) = self.map.next_token(from) {
+            from = token.index() + 1;
+            if let Some((mut socket, _)) = self.remove(token)
+                && let Err(e) = socket.close()
+                && e.raw_os_error() != Some(crate::errno::EBADF)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    /// The channels (to look at; add and remove through the reactor, which keeps the
+    /// selector in step).
+    pub fn map(&self) -> &ChannelMap<S, D, N> {
+        &self.map
+    }
+
+    /// Every channel, mutably, in slot order: socket and dispatcher, not membership.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
+        self.map.iter_mut()
+    }
+
+    /// The selector.
+    pub fn selector(&self) -> &Sel {
+        &self.registry.selector
+    }
+
+    /// The selector.
+    pub fn selector_mut(&mut self) -> &mut Sel {
+        &mut self.registry.selector
+    }
+
+    /// One channel.
+    pub fn get(&self, token: Token) -> Option<ChannelRef<'_, S, D>> {
+        self.map.get(token)
+    }
+
+    /// One channel.
+    pub fn get_mut(&mut self, token: Token) -> Option<ChannelMut<'_, S, D>> {
+        self.map.get_mut(token)
+    }
+
+    /// How many channels there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Whether a handler called [`Ctx::exit`] during the last pass.
+    pub fn exit_requested(&self) -> bool {
+        self.registry.exit
+    }
+
+    /// The interest of one channel this pass, asking its dispatcher.
+    #[inline]
+    fn interest(channel: &crate::map::Channel<S, D>) -> Interest {
+        let d = &channel.dispatcher;
+        match channel.state {
+            // A listener paused by the accept back-off gets no read interest (only
+            // listeners accept, so only they are ever paused).
+            State::Listening => Interest::from_flags(
+                d.readable() && !channel.flags.has(crate::map::Flags::READ_PAUSED),
+                false,
+            ),
+            State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
+            State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
+            State::ReadClosed => Interest::from_flags(false, d.writable()),
+            State::Closed => Interest::NONE,
+        }
+    }
+
+    /// One pass: compute interest, wait up to `timeout` (`None`: no limit), dispatch.
+    /// Returns how many channels had readiness. An empty map returns `Ok(0)` at once
+    /// without waiting.
+    ///
+    /// # Errors
+    /// The selector failed, or `timeout` is `None` while no channel has interest (the
+    /// wait would never end).
+    pub fn poll_once(&mut self, timeout: Option<Duration>) -> Result<usize, PollError<Sel::Error>> {
+        self.registry.exit = false;
+        if self.map.is_empty() {
+            self.registry.now = self.registry.selector.now();
+            self.fire_timers();
+            return Ok(0);
+        }
+        self.registrations.clear();
+        let registrations = &mut self.registrations;
+        self.map.for_each(|token, channel| {
+            let interest = Self::interest(channel);
+            if !interest.is_empty() {
+                // Cannot fail: at most one registration per slot.
+                let _ = registrations.push(Registration {
+                    token,
+                    source: channel.socket.source(),
+                    interest,
+                });
+            }
+        });
+        let wait = self.wait_for(timeout);
+        if self.registrations.is_empty() && wait.is_none() {
+            return Err(PollError::NothingToWaitFor);
+        }
+        let count = self.registrations.len();
+        let ready = &mut self.ready[..count];
+        ready.fill(Readiness::EMPTY);
+        self.registry
+            .selector
+            .select(&self.registrations, ready, wait)
+            .map_err(PollError::Selector)?;
+        // The time of this pass, as handlers see it: after the wait.
+        self.registry.now = self.registry.selector.now();
+        self.end_backoff();
+
+        let mut dispatched = 0;
+        self.map.begin_pass();
+        for i in 0..count {
+            if self.ready[i].is_empty() {
+                continue;
+            }
+            let reg = self.registrations[i];
+            let readiness = self.ready[i].masked_by(reg.interest);
+            if readiness.is_empty() {
+                continue;
+            }
+            dispatched += 1;
+            self.dispatch(reg.token, readiness);
+            if self.registry.exit {
+                break;
+            }
+        }
+        if !self.registry.exit {
+            dispatched += self.fire_deadlines();
+        }
+        self.map.end_pass();
+        self.fire_timers();
+        Ok(dispatched)
+    }
+
+    /// Runs passes until the map is empty, `count` passes ran (`None`: no limit), a
+    /// handler calls [`Ctx::exit`], or a one-shot timer fires. `timeout` bounds each
+    /// pass, as in the original. `Some(0)` runs nothing.
+    ///
+    /// # Errors
+    /// As [`poll_once`](Self::poll_once); the map is left as it is, so `run` can be
+    /// called again.
+    pub fn run(
+        &mut self,
+        timeout: Option<Duration>,
+        count: Option<u32>,
+    ) -> Result<RunEnd, PollError<Sel::Error>> {
+        let mut passes = 0u32;
+        loop {
+            if let Some(key) = self.take_fired_timer() {
+                return Ok(RunEnd::Timer(key));
+            }
+            if self.map.is_empty() {
+                return Ok(RunEnd::Empty);
+            }
+            if count.is_some_and(|c| passes >= c) {
+                return Ok(RunEnd::Count);
+            }
+            self.poll_once(timeout)?;
+            passes = passes.saturating_add(1);
+            if self.registry.exit {
+                return Ok(RunEnd::Exit);
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The registry: everything of a reactor except its channels' slots — the selector
+//! and what is registered with it, the channel deadlines, the accept back-off, the
+//! observer, the exit flag and the time of the pass. The reactor owns it; a
+//! handler's [`Ctx`](crate::Ctx) borrows it (as a [`Registrar`], without the
+//! selector type and the capacity) for the length of one callback. Adding a channel,
+//! removing one and setting a deadline each have their one routine here.
+
+use core::time::Duration;
+
+use super::timers::{AcceptBackoff, Deadlines};
+use crate::map::{Channel, MapAccess};
+use crate::trace::{Event, Tracer};
+use crate::{AddError, AddErrorKind, Selector, Socket, SourceError, State, Token};
+
+pub(crate) struct Registry<Sel: Selector, const N: usize> {
+    pub(crate) selector: Sel,
+    /// The source each slot was registered with: what `deregister` gets, even if a
+    /// handler closed the socket (whose source may then read as invalid).
+    sources: [Option<Sel::Source>; N],
+    pub(crate) deadlines: Deadlines<N>,
+    pub(crate) backoff: AcceptBackoff,
+    pub(crate) tracer: Tracer,
+    /// A handler called `Ctx::exit` during this pass.
+    pub(crate) exit: bool,
+    /// The time of the current pass (`None`: the selector has no clock).
+    pub(crate) now: Option<Duration>,
+}
+
+impl<Sel: Selector, const N: usize> Registry<Sel, N> {
+    pub(crate) const fn new(selector: Sel) -> Self {
+        Registry {
+            selector,
+            sources: [None; N],
+            deadlines: Deadlines::new(),
+            backoff: AcceptBackoff::new(),
+            tracer: Tracer::NONE,
+            exit: false,
+            now: None,
+        }
+    }
+
+    /// Adds a channel: the one routine behind `Reactor::add` and `Ctx::add`. Checks
+    /// capacity, registers the source with the selector, refuses a closed socket,
+    /// inserts, remembers the registered source, reports `Added`. On any refusal the
+    /// selector is left as it was and the values come back.
+    pub(crate) fn add<S, D>(
+        &mut self,
+        map: &mut (impl MapAccess<S, D> + ?Sized),
+        mut socket: S,
+        dispatcher: D,
+    ) -> Result<Token, AddError<S, D>>
+    where
+        S: Socket<Source = Sel::Source>,
+    {
+        let refuse = |kind, socket, dispatcher| AddError {
+            kind,
+            socket,
+            dispatcher,
+        };
+        if map.is_full() {
+            return Err(refuse(AddErrorKind::Full, socket, dispatcher));
+        }
+        let source = socket.source();
+        if let Err(e) = self.selector.register(source) {
+            return Err(refuse(AddErrorKind::Rejected(e), socket, dispatcher));
+        }
+        let state = socket.initial_state();
+        if state == State::Closed {
+            self.selector.deregister(source);
+            let kind = AddErrorKind::Rejected(SourceError::Invalid);
+            return Err(refuse(kind, socket, dispatcher));
+        }
+        match map.insert(Channel::new(socket, state, dispatcher)) {
+            Ok(token) => {
+                if let Some(slot) = self.sources.get_mut(token.index()) {
+                    *slot = Some(source);
+                }
+                self.tracer.trace(token, Event::Added);
+                Ok(token)
+            }
+            Err(c) => {
+                self.selector.deregister(source);
+                Err(refuse(AddErrorKind::Full, c.socket, c.dispatcher))
+            }
+        }
+    }
+
+    /// Takes a channel out of the map: the one routine behind every removal and
+    /// close. Deregisters the source its slot was registered with and reports
+    /// `Removed`; the socket is left open for the caller to close or keep.
+    pub(crate) fn remove<S, D>(
+        &mut self,
+        map: &mut (impl MapAccess<S, D> + ?Sized),
+        token: Token,
+    ) -> Option<Channel<S, D>>
+    where
+        S: Socket<Source = Sel::Source>,
+    {
+        let channel = map.remove(token)?;
+        if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
+            self.selector.deregister(source);
+        }
+        self.tracer.trace(token, Event::Removed);
+        Some(channel)
+    }
+
+    /// Sets (`Some`, in nanoseconds of the selector's clock) or cancels (`None`) the
+    /// deadline of the channel of `token`, whose deadline field is `deadline`: the
+    /// one deadline setter.
+    #[inline]
+    pub(crate) fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>) {
+        match at {
+            Some(at) => {
+                *deadline = at;
+                self.deadlines.push(at, token);
+            }
+            None => *deadline = super::NEVER,
+        }
+    }
+}
+
+/// What a handler context needs of the [`Registry`], without the selector type and
+/// the capacity (so `Ctx` has neither as a type parameter).
+pub(crate) trait Registrar<S: Socket, D> {
+    fn add(
+        &mut self,
+        map: &mut dyn MapAccess<S, D>,
+        socket: S,
+        dispatcher: D,
+    ) -> Result<Token, AddError<S, D>>;
+    fn remove(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> Option<Channel<S, D>>;
+    fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>);
+    fn backoff(&mut self) -> &mut AcceptBackoff;
+    fn exit(&mut self);
+    fn exiting(&self) -> bool;
+}
+
+impl<Sel, S, D, const N: usize> Registrar<S, D> for Registry<Sel, N>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+{
+    fn add(
+        &mut self,
+        map: &mut dyn MapAccess<S, D>,
+        socket: S,
+        dispatcher: D,
+    ) -> Result<Token, AddError<S, D>> {
+        Registry::add(self, map, socket, dispatcher)
+    }
+    fn remove(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> Option<Channel<S, D>> {
+        Registry::remove(self, map, token)
+    }
+    fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>) {
+        Registry::set_deadline(self, deadline, token, at);
+    }
+    fn backoff(&mut self) -> &mut AcceptBackoff {
+        &mut self.backoff
+    }
+    fn exit(&mut self) {
+        self.exit = true;
+    }
+    fn exiting(&self) -> bool {
+        self.exit
+    }
+}

@@ -5,10 +5,25 @@
 //! cargo run --example http_client -- http://127.0.0.1:8000/README.md [--backend select|poll] [--timeout SECS]
 //! ```
 //!
-//! It exits non-zero with a clear message when the URL is bad, the connection is
-//! refused or fails, or the response is not HTTP.
+//! It exits 1 with a clear message when the connection is refused or fails, or the
+//! response is not HTTP, and 2 for a usage error: a bad option or URL.
+//!
+//! **The request.** `Host` carries the port unless it is 80, and an IPv6 address in
+//! brackets (`Host: [::1]:8080`).
+//!
+//! **URLs.** Control characters (CR, LF, tab, NUL, ...) anywhere in the URL are
+//! refused before anything is sent: sent as they are, CR and LF would inject header
+//! lines, and encoding them would hide a URL that is almost certainly wrong. In the
+//! path and query, bytes a request target may not carry (space, `"`, `<`, `>`, `\`,
+//! `^`, `` ` ``, `{`, `|`, `}`, `[`, `]`, non-ASCII) are percent-encoded; existing
+//! `%XX` escapes are kept. The fragment (`#...`) is not sent. The request must fit in
+//! 8 KiB.
+
+#[path = "http_client/protocol.rs"]
+mod protocol;
 
 use std::cell::RefCell;
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
@@ -19,16 +34,97 @@ use asyncore::{
     AnySelector, Backend, Ctx, Dispatcher, Error, ReadClosed, Recv, SendBuffer, SocketError,
     StdReactor, StdSocket,
 };
+use protocol::{MAX_REQUEST, Url};
 
 const USAGE: &str =
     "usage: http_client http://HOST[:PORT]/PATH [--backend select|poll] [--timeout SECS]
 
-  --timeout SECS  give up if the whole exchange takes longer (default 30)";
+  --backend       select (default) or poll
+  --timeout SECS  give up if the whole exchange takes longer (default 30, at most 86400)
+
+Exit status: 0 for a 2xx response, 1 when the fetch failed (the reason is on stderr),
+2 for a usage error.";
+
+/// The largest `--timeout`, in seconds: a day.
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
+// ------------------------------------------------------------------ command line
+
+/// What the command line asks for.
+#[derive(Debug)]
+enum Command {
+    Help,
+    Fetch(Options),
+}
+
+#[derive(Debug)]
+struct Options {
+    url: Url,
+    request: Vec<u8>,
+    backend: Backend,
+    timeout: Duration,
+}
+
+/// Parses the arguments (without the program name). The URL is checked and the
+/// request built here, so a bad one is a usage error and nothing is sent.
+fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    let mut url = None;
+    let mut backend = Backend::Select;
+    let mut timeout = Duration::from_secs(30);
+    let mut args = args.into_iter().map(|a| {
+        a.into_string()
+            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))
+    });
+    while let Some(a) = args.next() {
+        let a = a?;
+        match a.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--backend" => match args.next().transpose()?.map(|v| v.parse::<Backend>()) {
+                Some(Ok(b)) => backend = b,
+                _ => return Err("--backend needs select or poll".into()),
+            },
+            "--timeout" => match args.next().transpose()? {
+                Some(v) => timeout = parse_timeout(&v)?,
+                None => return Err("--timeout needs a number of seconds".into()),
+            },
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
+            s if url.is_none() => url = Some(protocol::parse_url(s)?),
+            s => return Err(format!("unexpected argument {s:?}")),
+        }
+    }
+    let url = url.ok_or("no URL given")?;
+    let request = protocol::build_request(&url)?;
+    Ok(Command::Fetch(Options {
+        url,
+        request,
+        backend,
+        timeout,
+    }))
+}
+
+/// `--timeout`: a number of seconds above 0 and at most [`MAX_TIMEOUT_SECS`].
+fn parse_timeout(v: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "--timeout needs a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}, not {v:?}"
+        )
+    };
+    let secs: f64 = v.parse().map_err(|_| bad())?;
+    // Written so that NaN fails too.
+    if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
+        return Err(bad());
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(bad()),
+    }
+}
+// ------------------------------------------------------------------ the dispatcher
 
 /// The request goes out through a send buffer; the response is streamed to stdout
 /// once the header is complete.
 struct HttpClient {
-    request: SendBuffer<1024>,
+    request: SendBuffer<MAX_REQUEST>,
     header: Vec<u8>,
     in_body: bool,
     verdict: Rc<RefCell<Verdict>>,
@@ -42,22 +138,6 @@ struct Verdict {
 }
 
 impl HttpClient {
-    fn new(host: &str, path: &str, verdict: Rc<RefCell<Verdict>>) -> Result<Self, String> {
-        let mut request = SendBuffer::new();
-        let text = format!(
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: asyncore-rs\r\nConnection: close\r\n\r\n"
-        );
-        request
-            .queue_all(text.as_bytes())
-            .map_err(|_| "URL too long".to_string())?;
-        Ok(HttpClient {
-            request,
-            header: Vec::new(),
-            in_body: false,
-            verdict,
-        })
-    }
-
     fn body(&mut self, data: &[u8]) {
         let _ = std::io::stdout().write_all(data);
     }
@@ -95,6 +175,14 @@ impl HttpClient {
     }
 }
 
+/// A socket error in words ("Connection refused (os error 111)").
+fn describe(e: SocketError) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.to_string(),
+    }
+}
+
 impl Dispatcher<StdSocket> for HttpClient {
     type Error = Error;
 
@@ -107,7 +195,7 @@ impl Dispatcher<StdSocket> for HttpClient {
     }
 
     fn handle_connect_failed(&mut self, _ctx: &mut Ctx<'_, StdSocket, Self>, error: SocketError) {
-        self.fail(format!("connection failed: {error}"));
+        self.fail(format!("connection failed: {}", describe(error)));
     }
 
     fn handle_write(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
@@ -151,149 +239,131 @@ impl Dispatcher<StdSocket> for HttpClient {
     }
 }
 
-/// Splits `http://host[:port]/path` into (host, port, path).
-fn parse_url(url: &str) -> Result<(String, u16, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let end = v6
-            .find(']')
-            .ok_or_else(|| format!("{url}: unclosed [ in host"))?;
-        let port = &v6[end + 1..];
-        (v6[..end].to_string(), port.strip_prefix(':').unwrap_or(""))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p),
-            None => (authority.to_string(), ""),
-        }
-    };
-    let port = if port.is_empty() {
-        80
-    } else {
-        port.parse()
-            .map_err(|_| format!("{url}: bad port {port}"))?
-    };
-    Ok((host, port, path.to_string()))
-}
+// ------------------------------------------------------------------ main
 
-fn main() -> ExitCode {
-    let mut url = None;
-    let mut backend = Backend::Select;
-    let mut timeout = Duration::from_secs(30);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "--backend" => match args.next().map(|v| v.parse::<Backend>()) {
-                Some(Ok(b)) => backend = b,
-                _ => {
-                    eprintln!("http_client: --backend needs select or poll\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "--timeout" => match args.next().and_then(|v| v.parse::<f64>().ok()) {
-                Some(secs) if secs.is_finite() && secs > 0.0 => {
-                    timeout = Duration::from_secs_f64(secs)
-                }
-                _ => {
-                    eprintln!("http_client: --timeout needs a positive number of seconds\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            s if s.starts_with('-') => {
-                eprintln!("http_client: unknown option {s}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            s if url.is_none() => url = Some(s.to_string()),
-            s => {
-                eprintln!("http_client: unexpected argument {s}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let Some(url) = url else {
-        eprintln!("http_client: no URL given\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let (host, port, path) = match parse_url(&url) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("http_client: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let addr = match (host.as_str(), port)
+/// Fetches the URL; `Err` says why it failed.
+fn fetch(opts: &Options) -> Result<(), String> {
+    let url = &opts.url;
+    let addr = (url.host.as_str(), url.port)
         .to_socket_addrs()
-        .map(|mut a| a.next())
-    {
-        Ok(Some(a)) => a,
-        _ => {
-            eprintln!("http_client: cannot resolve {host}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {}: no address", url.host))?;
+    let mut request = SendBuffer::new();
+    request
+        .queue_all(&opts.request)
+        .map_err(|_| "the request does not fit in the send buffer".to_string())?;
     let verdict = Rc::new(RefCell::new(Verdict::default()));
-    let client = match HttpClient::new(&host, &path, verdict.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("http_client: {e}");
-            return ExitCode::from(2);
-        }
+    let client = HttpClient {
+        request,
+        header: Vec::new(),
+        in_body: false,
+        verdict: verdict.clone(),
     };
-    let socket = match StdSocket::tcp_connect(addr) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("http_client: cannot connect to {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut reactor: StdReactor<HttpClient, 1> = StdReactor::new(AnySelector::new(backend));
-    let token = match reactor.add(socket, client) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("http_client: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Some(now) = reactor.now() {
-        let _ = reactor.set_deadline(token, Some(now + timeout));
-    }
+    let socket = StdSocket::tcp_connect(addr)
+        .map_err(|e| format!("cannot connect to {addr}: {}", describe(e)))?;
+    let mut reactor: StdReactor<HttpClient, 1> = StdReactor::new(AnySelector::new(opts.backend));
+    let token = reactor.add(socket, client).map_err(|e| e.to_string())?;
+    let now = reactor.now().ok_or("no clock to time the exchange with")?;
+    reactor
+        .set_deadline(token, Some(now.saturating_add(opts.timeout)))
+        .map_err(|e| format!("cannot set the deadline: {e:?}"))?;
     while reactor.get(token).is_some() {
-        if let Err(e) = reactor.poll_once(Some(Duration::from_secs(1))) {
-            eprintln!("http_client: {e}");
-            return ExitCode::FAILURE;
-        }
+        reactor
+            .poll_once(Some(Duration::from_secs(1)))
+            .map_err(|e| e.to_string())?;
     }
     let _ = std::io::stdout().flush();
     let verdict = verdict.borrow();
     match (verdict.status, &verdict.failure) {
         (_, Some(failure)) if failure == "timed out" => {
-            eprintln!("http_client: no complete answer within {timeout:?}");
+            Err(format!("no complete answer within {:?}", opts.timeout))
+        }
+        (_, Some(failure)) => Err(failure.clone()),
+        (Some(status), None) if (200..300).contains(&status) => Ok(()),
+        (Some(status), None) => Err(format!("server answered {status}")),
+        (None, None) => Err("no answer".into()),
+    }
+}
+
+/// A line on stderr; a closed stderr is not worth a panic.
+fn complain(message: &str) {
+    let _ = writeln!(std::io::stderr(), "http_client: {message}");
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Fetch(opts)) => opts,
+        Err(why) => {
+            complain(&format!("{why}\n{USAGE}"));
+            return ExitCode::from(2);
+        }
+    };
+    match fetch(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            complain(&why);
             ExitCode::FAILURE
         }
-        (_, Some(failure)) => {
-            eprintln!("http_client: {failure}");
-            ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Command, String> {
+        parse_args(list.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn timeouts_are_range_checked() {
+        for ok in ["0.5", "30", "86400", "1e-3"] {
+            assert!(parse_timeout(ok).is_ok(), "{ok}");
         }
-        (Some(status), None) if (200..300).contains(&status) => ExitCode::SUCCESS,
-        (Some(status), None) => {
-            eprintln!("http_client: server answered {status}");
-            ExitCode::FAILURE
+        for bad in [
+            "1e30", "86400.5", "inf", "-inf", "nan", "0", "-0", "-1", "1e-300", "", "x", "1s",
+        ] {
+            let err = parse_timeout(bad).expect_err(bad);
+            assert!(err.contains("at most 86400"), "{bad}: {err}");
         }
-        (None, None) => {
-            eprintln!("http_client: no answer");
-            ExitCode::FAILURE
+    }
+
+    #[test]
+    fn command_lines() {
+        let Ok(Command::Fetch(o)) = args(&["http://h:81/x", "--backend", "poll", "--timeout", "2"])
+        else {
+            panic!("a good command line");
+        };
+        assert_eq!(
+            (o.backend, o.timeout),
+            (Backend::Poll, Duration::from_secs(2))
+        );
+        assert!(o.request.starts_with(b"GET /x HTTP/1.0\r\nHost: h:81\r\n"));
+        assert!(matches!(args(&["--help"]), Ok(Command::Help)));
+        for (line, says) in [
+            (&[][..], "no URL"),
+            (&["http://h/", "--timeout"], "--timeout needs"),
+            (&["http://h/", "--timeout", "1e30"], "at most 86400"),
+            (&["http://h/", "--backend", "epoll"], "--backend needs"),
+            (&["http://h/", "--backend"], "--backend needs"),
+            (&["http://h/", "--verbose"], "unknown option"),
+            (&["http://h/", "http://g/"], "unexpected argument"),
+            (&["http://h/a\r\nb"], "control character"),
+            (&["http://h:0/"], "between 1 and 65535"),
+        ] {
+            let err = args(line).expect_err(&format!("{line:?}"));
+            assert!(err.contains(says), "{line:?}: {err}");
         }
+        let not_utf8 = {
+            use std::os::unix::ffi::OsStringExt;
+            OsString::from_vec(vec![b'h', 0xff])
+        };
+        let err = parse_args([not_utf8]).unwrap_err();
+        assert!(err.contains("not valid UTF-8"), "{err}");
     }
 }

@@ -1,14 +1,31 @@
-//! A minimal HTTP/1.0 client (the original documentation's `HTTPClient`): fetches one
-//! URL and prints the response body.
+//! A small HTTP/1.1 client (the original documentation's `HTTPClient`): fetches one
+//! `http://` URL and writes the response body to stdout.
 //!
 //! ```text
 //! cargo run --example http_client -- http://127.0.0.1:8000/README.md [--backend select|poll] [--timeout SECS]
 //! ```
 //!
-//! It exits 1 with a clear message when the connection is refused or fails, or the
-//! response is not HTTP, and 2 for a usage error: a bad option or URL.
+//! **Exit status.** 0 only when a complete `2xx` response arrived. 1 when the fetch
+//! failed, with a message on stderr: the connection was refused or failed, the
+//! server answered with another status, the response is malformed or too large, or
+//! the body is incomplete (the server closed or reset the connection before the end
+//! of the body, or `--timeout` passed first). 2 for a usage error: a bad option or
+//! URL. The body is streamed as it arrives, so after a failure stdout holds what came
+//! before it; only the exit status says whether that is the whole body.
 //!
-//! **The request.** `Host` carries the port unless it is 80, and an IPv6 address in
+//! **The response.** The body ends where `Content-Length` says, with the last chunk
+//! of a `Transfer-Encoding: chunked` body (extensions ignored, trailers read and
+//! discarded), or, when neither is given, with the connection. Interim `1xx` heads
+//! are skipped. Limits: 64 KiB of header, 1 KiB per chunk-size line, 64 KiB of
+//! trailers; more, or malformed framing, is an error.
+//!
+//! **The request** is `GET` in HTTP/1.1 with `Connection: close`. HTTP/1.1 because
+//! a server answering 1.0 may end a body of unknown length only by closing the
+//! connection, and then a body cut short by a failing server cannot be told from a
+//! complete one; answering 1.1 it can send such a body chunked, whose end is marked.
+//! Servers answer HTTP/1.1 replies (chunked included) to 1.0 requests anyway, so the
+//! decoder is needed either way. `Connection: close` keeps it one exchange per
+//! connection. `Host` carries the port unless it is 80, and an IPv6 address in
 //! brackets (`Host: [::1]:8080`).
 //!
 //! **URLs.** Control characters (CR, LF, tab, NUL, ...) anywhere in the URL are
@@ -24,8 +41,8 @@ mod protocol;
 
 use std::cell::RefCell;
 use std::ffi::OsString;
-use std::io::Write as _;
-use std::net::ToSocketAddrs;
+use std::io::{BufWriter, Stdout, Write as _};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
@@ -34,7 +51,7 @@ use asyncore::{
     AnySelector, Backend, Ctx, Dispatcher, Error, ReadClosed, Recv, SendBuffer, SocketError,
     StdReactor, StdSocket,
 };
-use protocol::{MAX_REQUEST, Url};
+use protocol::{MAX_REQUEST, Progress, Response, Url};
 
 const USAGE: &str =
     "usage: http_client http://HOST[:PORT]/PATH [--backend select|poll] [--timeout SECS]
@@ -42,11 +59,14 @@ const USAGE: &str =
   --backend       select (default) or poll
   --timeout SECS  give up if the whole exchange takes longer (default 30, at most 86400)
 
-Exit status: 0 for a 2xx response, 1 when the fetch failed (the reason is on stderr),
-2 for a usage error.";
+Exit status: 0 for a complete 2xx response, 1 when the fetch failed (the reason is on
+stderr; stdout then holds the body as far as it came), 2 for a usage error.";
 
 /// The largest `--timeout`, in seconds: a day.
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// Reads per read event, so the deadline is checked even when the server sends
+/// faster than stdout takes it.
+const READS_PER_EVENT: usize = 16;
 
 // ------------------------------------------------------------------ command line
 
@@ -119,59 +139,77 @@ fn parse_timeout(v: &str) -> Result<Duration, String> {
         _ => Err(bad()),
     }
 }
-// ------------------------------------------------------------------ the dispatcher
 
-/// The request goes out through a send buffer; the response is streamed to stdout
-/// once the header is complete.
-struct HttpClient {
-    request: SendBuffer<MAX_REQUEST>,
-    header: Vec<u8>,
-    in_body: bool,
-    verdict: Rc<RefCell<Verdict>>,
+// ------------------------------------------------------------------ the verdict
+
+/// How the exchange ended, as the dispatcher saw it.
+#[derive(Debug)]
+enum End {
+    /// The whole response was read (the client closes the connection).
+    Complete,
+    /// The server finished sending (EOF).
+    Eof,
+    /// The connection was reset or broke.
+    Reset,
+    /// `--timeout` passed.
+    TimedOut,
+    /// The connection could not be made.
+    ConnectFailed(SocketError),
+    /// Anything else (a malformed response, stdout gone, a socket error): why.
+    Failed(String),
 }
 
-/// What `main` learns once the channel is gone.
-#[derive(Default)]
-struct Verdict {
-    status: Option<u16>,
-    failure: Option<String>,
-}
+/// What `main` learns once the channel is gone: `Ok` for a complete `2xx` response,
+/// or why not. `None` until the dispatcher decided.
+type Verdict = Option<Result<(), String>>;
 
-impl HttpClient {
-    fn body(&mut self, data: &[u8]) {
-        let _ = std::io::stdout().write_all(data);
-    }
-
-    fn fail(&mut self, why: String) {
-        let mut v = self.verdict.borrow_mut();
-        if v.status.is_none() && v.failure.is_none() {
-            v.failure = Some(why);
+/// The one place that decides whether the fetch succeeded, from how the connection
+/// ended and how far the response got. A body cut short is never a success.
+fn judge(
+    end: End,
+    response: &mut Response,
+    timeout: Duration,
+    addr: SocketAddr,
+) -> Result<(), String> {
+    let how = match end {
+        End::ConnectFailed(e) => return Err(format!("cannot connect to {addr}: {}", describe(e))),
+        End::Failed(why) => return Err(why),
+        End::Complete => String::new(),
+        End::Eof => {
+            // A body delimited by the end of the connection is complete now.
+            response.end_of_input();
+            "the server closed the connection".into()
         }
-    }
-
-    fn feed(&mut self, data: &[u8]) -> Result<(), Error> {
-        if self.in_body {
-            self.body(data);
-            return Ok(());
-        }
-        self.header.extend_from_slice(data);
-        if let Some(end) = self.header.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&self.header[..end]).into_owned();
-            let status = head
-                .lines()
-                .next()
-                .filter(|l| l.starts_with("HTTP/"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or(Error::Protocol("not an HTTP response"))?;
-            self.verdict.borrow_mut().status = Some(status);
-            self.in_body = true;
-            let rest = self.header.split_off(end + 4);
-            self.body(&rest);
-        } else if self.header.len() > 64 * 1024 {
-            return Err(Error::Protocol("response header too long"));
-        }
-        Ok(())
+        End::Reset => "the connection was reset".into(),
+        End::TimedOut => format!("timed out (--timeout {}s)", timeout.as_secs_f64()),
+    };
+    match response.progress() {
+        Progress::Done => match response.head() {
+            Some(head) if (200..300).contains(&head.status) => Ok(()),
+            Some(head) => Err(format!("server answered {} {}", head.status, head.reason)),
+            None => Err("no answer".into()),
+        },
+        Progress::Nothing => Err(format!("{how} before any answer")),
+        Progress::Head => Err(format!("{how} in the middle of the response header")),
+        Progress::Length { received, total } => Err(format!(
+            "{how} after {received} of {total} body bytes: the body is truncated"
+        )),
+        Progress::Chunked {
+            received,
+            trailers: false,
+        } => Err(format!(
+            "{how} before the last chunk, after {received} body bytes: the body is truncated"
+        )),
+        Progress::Chunked {
+            received,
+            trailers: true,
+        } => Err(format!(
+            "{how} in the trailers, after a body of {received} bytes: the response is incomplete"
+        )),
+        Progress::UntilClose { received } => Err(format!(
+            "{how} after {received} body bytes (the server gave no length): the body may be \
+             incomplete"
+        )),
     }
 }
 
@@ -180,6 +218,53 @@ fn describe(e: SocketError) -> String {
     match e.raw_os_error() {
         Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
         None => e.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------ the dispatcher
+
+/// The request goes out through a send buffer; the response is read incrementally
+/// and its body streamed to stdout.
+struct HttpClient {
+    request: SendBuffer<MAX_REQUEST>,
+    response: Response,
+    out: BufWriter<Stdout>,
+    timeout: Duration,
+    addr: SocketAddr,
+    verdict: Rc<RefCell<Verdict>>,
+}
+
+impl HttpClient {
+    /// Records the verdict (the first end only) after writing out the body so far.
+    fn conclude(&mut self, end: End) {
+        let mut verdict = self.verdict.borrow_mut();
+        if verdict.is_some() {
+            return;
+        }
+        let mut result = judge(end, &mut self.response, self.timeout, self.addr);
+        if let Err(e) = self.out.flush()
+            && result.is_ok()
+        {
+            result = Err(format!("cannot write the body to stdout: {e}"));
+        }
+        *verdict = Some(result);
+    }
+
+    /// Reads `data` into the response and writes its body out. `Some` when the
+    /// exchange is over: the response is complete, malformed, or stdout is gone.
+    fn take(&mut self, data: &[u8]) -> Option<End> {
+        let mut input = data;
+        loop {
+            match self.response.next_body(&mut input) {
+                Ok(Some(body)) => {
+                    if let Err(e) = self.out.write_all(body) {
+                        return Some(End::Failed(format!("cannot write the body to stdout: {e}")));
+                    }
+                }
+                Ok(None) => return self.response.is_complete().then_some(End::Complete),
+                Err(e) => return Some(End::Failed(format!("bad response: {e}"))),
+            }
+        }
     }
 }
 
@@ -195,7 +280,7 @@ impl Dispatcher<StdSocket> for HttpClient {
     }
 
     fn handle_connect_failed(&mut self, _ctx: &mut Ctx<'_, StdSocket, Self>, error: SocketError) {
-        self.fail(format!("connection failed: {}", describe(error)));
+        self.conclude(End::ConnectFailed(error));
     }
 
     fn handle_write(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
@@ -204,37 +289,58 @@ impl Dispatcher<StdSocket> for HttpClient {
     }
 
     fn handle_read(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
-        let mut buf = [0u8; 8192];
-        loop {
+        let mut buf = [0u8; 16 * 1024];
+        for _ in 0..READS_PER_EVENT {
             match ctx.recv(&mut buf)? {
-                Recv::Data(n) => self.feed(&buf[..n])?,
+                Recv::Data(n) => {
+                    if let Some(end) = self.take(&buf[..n]) {
+                        self.conclude(end);
+                        ctx.close();
+                        return Ok(());
+                    }
+                }
+                // The reactor delivers the end: handle_read_closed or handle_close.
                 Recv::Eof | Recv::WouldBlock => return Ok(()),
             }
         }
+        Ok(())
+    }
+
+    /// HTTP has no urgent data: a server's TCP urgent byte is read and dropped, so its
+    /// priority readiness does not wake the loop again and again.
+    fn handle_expt(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
+        let mut byte = [0u8; 1];
+        ctx.recv_priority(&mut byte)?;
+        Ok(())
     }
 
     fn handle_read_closed(
         &mut self,
-        _ctx: &mut Ctx<'_, StdSocket, Self>,
+        ctx: &mut Ctx<'_, StdSocket, Self>,
     ) -> Result<ReadClosed, Error> {
-        self.fail("the server closed the connection before answering".into());
+        self.conclude(End::Eof);
+        ctx.close();
         Ok(ReadClosed::Close)
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
-        self.fail("connection reset before an answer".into());
+        self.conclude(End::Reset);
         ctx.close();
         Ok(())
     }
 
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
-        self.fail("timed out".into());
+        self.conclude(End::TimedOut);
         ctx.close();
         Ok(())
     }
 
     fn handle_error(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>, error: Error) {
-        self.verdict.borrow_mut().failure = Some(format!("{error}"));
+        let why = match error {
+            Error::Socket(e) => describe(e),
+            e => e.to_string(),
+        };
+        self.conclude(End::Failed(why));
         ctx.close();
     }
 }
@@ -253,11 +359,13 @@ fn fetch(opts: &Options) -> Result<(), String> {
     request
         .queue_all(&opts.request)
         .map_err(|_| "the request does not fit in the send buffer".to_string())?;
-    let verdict = Rc::new(RefCell::new(Verdict::default()));
+    let verdict = Rc::new(RefCell::new(None));
     let client = HttpClient {
         request,
-        header: Vec::new(),
-        in_body: false,
+        response: Response::default(),
+        out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        timeout: opts.timeout,
+        addr,
         verdict: verdict.clone(),
     };
     let socket = StdSocket::tcp_connect(addr)
@@ -273,17 +381,8 @@ fn fetch(opts: &Options) -> Result<(), String> {
             .poll_once(Some(Duration::from_secs(1)))
             .map_err(|e| e.to_string())?;
     }
-    let _ = std::io::stdout().flush();
-    let verdict = verdict.borrow();
-    match (verdict.status, &verdict.failure) {
-        (_, Some(failure)) if failure == "timed out" => {
-            Err(format!("no complete answer within {:?}", opts.timeout))
-        }
-        (_, Some(failure)) => Err(failure.clone()),
-        (Some(status), None) if (200..300).contains(&status) => Ok(()),
-        (Some(status), None) => Err(format!("server answered {status}")),
-        (None, None) => Err("no answer".into()),
-    }
+    let verdict = verdict.borrow_mut().take();
+    verdict.unwrap_or_else(|| Err("the connection ended without a verdict".into()))
 }
 
 /// A line on stderr; a closed stderr is not worth a panic.
@@ -343,7 +442,7 @@ mod tests {
             (o.backend, o.timeout),
             (Backend::Poll, Duration::from_secs(2))
         );
-        assert!(o.request.starts_with(b"GET /x HTTP/1.0\r\nHost: h:81\r\n"));
+        assert!(o.request.starts_with(b"GET /x HTTP/1.1\r\nHost: h:81\r\n"));
         assert!(matches!(args(&["--help"]), Ok(Command::Help)));
         for (line, says) in [
             (&[][..], "no URL"),

@@ -1154,6 +1154,168 @@ mod tests {
         );
     }
 
+    /// A small xorshift generator: the same inputs on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A response as a server might send it: a random framing (length, chunked with
+    /// extensions and trailers, until close, interim heads first) and body.
+    fn generate_response(rng: &mut Rng) -> Vec<u8> {
+        let mut wire = Vec::new();
+        if rng.below(5) == 0 {
+            wire.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        wire.extend_from_slice(
+            [&b"HTTP/1.1 200 OK\r\n"[..], b"HTTP/1.0 404 Nope\r\n"][rng.below(2)],
+        );
+        let body: Vec<u8> = (0..rng.below(40)).map(|_| rng.next() as u8).collect();
+        let eol = |rng: &mut Rng| [&b"\r\n"[..], b"\n"][usize::from(rng.below(8) == 0)];
+        for _ in 0..rng.below(3) {
+            wire.extend_from_slice(b"X-Other: value");
+            wire.extend_from_slice(eol(rng));
+        }
+        match rng.below(3) {
+            0 => {
+                wire.extend_from_slice(format!("Content-Length: {}", body.len()).as_bytes());
+                wire.extend_from_slice(eol(rng));
+                wire.extend_from_slice(eol(rng));
+                wire.extend_from_slice(&body);
+            }
+            1 => {
+                wire.extend_from_slice(b"Transfer-Encoding: chunked");
+                wire.extend_from_slice(eol(rng));
+                wire.extend_from_slice(eol(rng));
+                let mut rest = &body[..];
+                while !rest.is_empty() {
+                    let n = 1 + rng.below(rest.len());
+                    let ext = [&b""[..], b";a=b", b" ; q=\"x;y\""][rng.below(3)];
+                    wire.extend_from_slice(format!("{n:x}").as_bytes());
+                    wire.extend_from_slice(ext);
+                    wire.extend_from_slice(b"\r\n");
+                    wire.extend_from_slice(&rest[..n]);
+                    wire.extend_from_slice(b"\r\n");
+                    rest = &rest[n..];
+                }
+                wire.extend_from_slice(b"0\r\n");
+                for _ in 0..rng.below(3) {
+                    wire.extend_from_slice(b"Trailer: t\r\n");
+                }
+                wire.extend_from_slice(b"\r\n");
+            }
+            _ => {
+                wire.extend_from_slice(eol(rng));
+                wire.extend_from_slice(&body);
+            }
+        }
+        wire
+    }
+
+    /// Damages a response: a byte changed to one the framing cares about, a byte
+    /// removed, or the end cut off.
+    fn damage(rng: &mut Rng, wire: &mut Vec<u8>) {
+        if wire.is_empty() {
+            return;
+        }
+        let at = rng.below(wire.len());
+        match rng.below(3) {
+            0 => {
+                let framing = b"\r\n;: 0fzX\x00\xff";
+                wire[at] = framing[rng.below(framing.len())];
+            }
+            1 => {
+                wire.remove(at);
+            }
+            _ => wire.truncate(at),
+        }
+    }
+
+    /// Thousands of generated responses, well-formed and damaged: none panics, and
+    /// each gives the same body, completion and error whether fed whole, cut at
+    /// random points, or one byte at a time.
+    #[test]
+    fn generated_responses_read_the_same_however_cut() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut complete = 0;
+        for i in 0..4000 {
+            let mut wire = generate_response(&mut rng);
+            if i % 2 == 1 {
+                for _ in 0..1 + rng.below(2) {
+                    damage(&mut rng, &mut wire);
+                }
+            }
+            let whole = read_split(&wire, &[]);
+            if i % 2 == 0 {
+                // Undamaged: complete, unless the body runs until the close.
+                let mut r = Response::default();
+                let mut input = &wire[..];
+                while r.next_body(&mut input).unwrap().is_some() {}
+                assert!(r.end_of_input(), "{wire:?}");
+                complete += 1;
+            }
+            let mut cuts: Vec<usize> = (0..rng.below(5))
+                .map(|_| rng.below(wire.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            assert_eq!(read_split(&wire, &cuts), whole, "{wire:?} cut at {cuts:?}");
+            let bytes: Vec<usize> = (1..wire.len()).collect();
+            assert_eq!(read_split(&wire, &bytes), whole, "{wire:?} byte by byte");
+        }
+        assert_eq!(complete, 2000);
+    }
+
+    /// Generated URLs, mostly well-formed, some with characters that must be encoded
+    /// or refused: parsing never panics, and what it accepts yields a request line
+    /// and `Host` header of printable ASCII with no space but the separators.
+    #[test]
+    fn generated_urls_never_make_unsafe_requests() {
+        const HOSTS: [&str; 6] = ["h", "127.0.0.1", "[::1]", "[2001:db8::7]", "a-b.c_d", "h o"];
+        const PORTS: [&str; 6] = ["", ":", ":80", ":8080", ":0", ":x"];
+        const PATH: [&str; 16] = [
+            "/", "a", "?", "#", "%", "%41", "%4", " ", "\u{e9}", "\u{2603}", "\"", "<>", "\r\n",
+            "\t", "\x1b", "[]",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for _ in 0..5000 {
+            let mut url = format!("http://{}{}", HOSTS[rng.below(6)], PORTS[rng.below(6)]);
+            for _ in 0..rng.below(8) {
+                url.push_str(PATH[rng.below(PATH.len())]);
+            }
+            let Ok(parsed) = parse_url(&url) else {
+                continue;
+            };
+            accepted += 1;
+            let request = build_request(&parsed).unwrap();
+            let mut lines = request.split(|&b| b == b'\n');
+            let line = lines.next().unwrap().strip_suffix(b"\r").unwrap();
+            let host = lines.next().unwrap().strip_suffix(b"\r").unwrap();
+            for part in [line, host] {
+                assert!(
+                    part.iter().all(|&b| (0x20..0x7f).contains(&b)),
+                    "{url:?}: {part:?}"
+                );
+            }
+            assert_eq!(line.iter().filter(|&&b| b == b' ').count(), 2, "{url:?}");
+            assert_eq!(host.iter().filter(|&&b| b == b' ').count(), 1, "{url:?}");
+        }
+        assert!(
+            accepted > 500,
+            "only {accepted} URLs accepted: the generator is off"
+        );
+    }
+
     #[test]
     fn head_is_bounded() {
         let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();

@@ -23,8 +23,8 @@
 //! a server answering 1.0 may end a body of unknown length only by closing the
 //! connection, and then a body cut short by a failing server cannot be told from a
 //! complete one; answering 1.1 it can send such a body chunked, whose end is marked.
-//! Servers answer HTTP/1.1 replies (chunked included) to 1.0 requests anyway, so the
-//! decoder is needed either way. `Connection: close` keeps it one exchange per
+//! Some servers send chunked HTTP/1.1 replies even to 1.0 requests, so the decoder
+//! is needed either way. `Connection: close` keeps it one exchange per
 //! connection. `Host` carries the port unless it is 80, and an IPv6 address in
 //! brackets (`Host: [::1]:8080`).
 //!

@@ -6,85 +6,23 @@
 //! * our `http_client` example fetching a file from `python3 -m http.server`, on
 //!   select and on poll, plus a 404 and a refused connection.
 //!
-//! Skipped with a printed note (the test passes) when `python3` or its `asyncore`
-//! module is missing, or when the `http_client` example binary was not built.
+//! A missing peer (`python3`, its `asyncore` module, the `http_client` example
+//! binary) fails the test with a message saying what to install or build, unless
+//! `ASYNCORE_SKIP_INTEROP=1` asks to skip such tests (`tests/common/peers.rs`).
 
 mod common;
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use asyncore::{AnySelector, Backend, Echo, Reactor, StdReactor, StdSocket};
+use common::peers::{SUBPROCESS_PATIENCE, example, python, run};
 use common::{PATIENCE, TestDir, pattern};
-
-/// How long any one subprocess may run before the test kills it and fails.
-const SUBPROCESS_PATIENCE: Duration = Duration::from_secs(120);
-
-/// `python3`, if it runs and has what `probe` imports.
-fn python(probe: &str) -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-W", "ignore", "-c", probe])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("note: python3 with `{probe}` is not available; test skipped");
-        return None;
-    }
-    Some("python3")
-}
-
-/// What a finished subprocess left.
-struct Output {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-/// Runs `cmd` to completion, reading its output as it goes (so a large output never
-/// blocks it). Kills it and fails the test after [`SUBPROCESS_PATIENCE`].
-fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait()));
-    let status = match rx.recv_timeout(SUBPROCESS_PATIENCE) {
-        Ok(status) => status.expect("wait for the subprocess"),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!("{cmd:?} still running after {SUBPROCESS_PATIENCE:?}; killed");
-        }
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-    }
-}
 
 // ------------------------------------------------------------------ CPython's asyncore
 
@@ -189,22 +127,6 @@ mod python_asyncore_client {
 
 // ------------------------------------------------------------------ http_client
 
-/// The `http_client` example, which `cargo test` builds next to this test: from
-/// `target/<profile>/deps/interop-*` to `target/<profile>/examples/http_client`.
-fn http_client_bin() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("examples").join("http_client");
-    if bin.is_file() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "note: {} was not built (run `cargo test`); test skipped",
-            bin.display()
-        );
-        None
-    }
-}
-
 /// A loopback port nothing listened on a moment ago.
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -269,7 +191,7 @@ fn http_fetch(backend: &str) {
     let Some(python) = python("import http.server") else {
         return;
     };
-    let Some(bin) = http_client_bin() else {
+    let Some(bin) = example("http_client") else {
         return;
     };
     let dir = TestDir::new(&format!("http-fetch-{backend}"));
@@ -299,7 +221,7 @@ fn http_fetch(backend: &str) {
 /// `http_client` to a port nobody listens on: a non-zero exit, nothing on stdout,
 /// and a message on stderr that says the connection was refused.
 fn http_refused(backend: &str) {
-    let Some(bin) = http_client_bin() else {
+    let Some(bin) = example("http_client") else {
         return;
     };
     let out = run(Command::new(&bin)

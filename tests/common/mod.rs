@@ -3,6 +3,8 @@
 //! original harness's `loop_waiting_for_flag`, and std peers.
 #![allow(dead_code, unused_macros)] // each test binary uses its own subset
 
+pub mod peers;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;

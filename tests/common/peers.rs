@@ -1,0 +1,143 @@
+//! Peers outside this test binary: `python3` (with the modules a test needs), the
+//! example binaries, and subprocesses run to completion under a guard.
+//!
+//! A missing peer FAILS the test with a message saying what is missing and how to
+//! get it, so a test can never pass without having checked anything. Setting
+//! `ASYNCORE_SKIP_INTEROP=1` turns that failure into a skip with a printed note (for
+//! a machine that cannot have the peer, e.g. Python 3.12+ without `asyncore`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+/// The variable that lets a test whose peer is missing skip instead of failing.
+pub const SKIP_VAR: &str = "ASYNCORE_SKIP_INTEROP";
+
+/// How long any one subprocess may run before the test kills it and fails.
+pub const SUBPROCESS_PATIENCE: Duration = Duration::from_secs(120);
+
+/// A peer is missing: fails the test, or, with [`SKIP_VAR`]`=1`, prints that the test
+/// is skipped and returns `None`.
+fn missing<T>(what: &str) -> Option<T> {
+    if std::env::var_os(SKIP_VAR).is_some_and(|v| v == "1") {
+        eprintln!("SKIPPED ({SKIP_VAR}=1): {what}");
+        return None;
+    }
+    panic!("{what}\n(set {SKIP_VAR}=1 to skip the tests that need it instead of failing)");
+}
+
+/// `python3`, if it runs and `probe` (Python code, e.g. `import asyncore`) succeeds.
+/// Otherwise the test fails (or skips, see [`SKIP_VAR`]).
+pub fn python(probe: &str) -> Option<&'static str> {
+    let why = match Command::new("python3")
+        .args(["-W", "ignore", "-c", probe])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+    {
+        Ok(out) if out.status.success() => return Some("python3"),
+        Ok(out) => format!(
+            "exits {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("cannot run: {e}"),
+    };
+    let hint = if probe.contains("asyncore") || probe.contains("asynchat") {
+        "; `asyncore` and `asynchat` are in Python 3.11 and older only"
+    } else {
+        ""
+    };
+    missing(&format!(
+        "python3 with `{probe}` is needed and not available (python3 {why}){hint}"
+    ))
+}
+
+/// The example binary `name`, which a plain `cargo test` builds next to the test
+/// binaries: from `target/<profile>/deps/<test>-*` to
+/// `target/<profile>/examples/<name>`. Fails the test (or skips, see [`SKIP_VAR`])
+/// when it is not there, and fails it when it is older than its source (a stale
+/// binary would test old code).
+pub fn example(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps");
+    let bin = dir.join("examples").join(name);
+    let build = format!(
+        "`cargo build --example {name}` builds it (a plain `cargo test` builds every \
+         example; `cargo test --test ...` alone does not)"
+    );
+    let Ok(built) = std::fs::metadata(&bin).and_then(|m| m.modified()) else {
+        return missing(&format!(
+            "the example binary {} is needed and was not built: {build}",
+            bin.display()
+        ));
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut sources = vec![root.join(format!("{name}.rs"))];
+    if let Ok(dir) = std::fs::read_dir(root.join(name)) {
+        sources.extend(dir.filter_map(|e| Some(e.ok()?.path())));
+    }
+    for source in sources {
+        let changed = std::fs::metadata(&source).and_then(|m| m.modified());
+        if changed.is_ok_and(|t: SystemTime| t > built) {
+            panic!(
+                "the example binary {} is older than {}: rebuild it; {build}",
+                bin.display(),
+                source.display()
+            );
+        }
+    }
+    Some(bin)
+}
+
+/// What a finished subprocess left.
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion with stdin closed, reading its output as it goes (so a
+/// large output never blocks it). Kills it and fails the test after
+/// [`SUBPROCESS_PATIENCE`]: a hang becomes a failure, never a timed assertion.
+pub fn run(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let status = match rx.recv_timeout(SUBPROCESS_PATIENCE) {
+        Ok(status) => status.expect("wait for the subprocess"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{cmd:?} still running after {SUBPROCESS_PATIENCE:?}; killed");
+        }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}

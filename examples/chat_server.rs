@@ -18,14 +18,16 @@
 //! `--max-conns` clients are connected, a new one is told `* server full` and closed
 //! while the others carry on. Ctrl-C ends it cleanly.
 
+mod common;
+
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use asyncore::chat::server::{ChatHooks, ChatServer, Leave};
-use asyncore::serve::ServerArgs;
 use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
+use common::ServerArgs;
 
 /// Channels the map can hold (the listener included).
 const CAPACITY: usize = 1024;
@@ -69,7 +71,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let listener = match asyncore::serve::listen(&args.addr, 1024) {
+    let listener = match common::listen(&args.addr, 1024) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("chat_server: cannot listen on {}: {e}", args.addr);
@@ -81,7 +83,7 @@ fn main() -> ExitCode {
         Err(_) => args.addr.clone(),
     };
 
-    let stop = match asyncore::serve::stop_on_signals() {
+    let stop = match common::stop_on_signals() {
         Ok(stop) => stop,
         Err(e) => {
             eprintln!("chat_server: cannot install the Ctrl-C handler: {e}");
@@ -119,7 +121,7 @@ fn main() -> ExitCode {
         args.backend, args.max_conns
     );
 
-    let served = asyncore::serve::serve(&mut *reactor, stop, Duration::from_millis(250));
+    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
     eprintln!("stopping: closed every channel");
     if let Some(path) = args.addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);

@@ -11,13 +11,15 @@
 //! `--max-conns` connections are being served, a new one is accepted and closed at
 //! once while the others carry on. Ctrl-C ends it cleanly.
 
+mod common;
+
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use asyncore::serve::ServerArgs;
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
+use common::ServerArgs;
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
@@ -102,7 +104,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let listener = match asyncore::serve::listen(&args.common.addr, 1024) {
+    let listener = match common::listen(&args.common.addr, 1024) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("echo_server: cannot listen on {}: {e}", args.common.addr);
@@ -114,7 +116,7 @@ fn main() -> ExitCode {
         Err(_) => args.common.addr.clone(),
     };
 
-    let stop = match asyncore::serve::stop_on_signals() {
+    let stop = match common::stop_on_signals() {
         Ok(stop) => stop,
         Err(e) => {
             eprintln!("echo_server: cannot install the Ctrl-C handler: {e}");
@@ -163,7 +165,7 @@ fn main() -> ExitCode {
         args.common.backend, args.common.max_conns
     );
 
-    let served = asyncore::serve::serve(&mut *reactor, stop, Duration::from_millis(250));
+    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
     eprintln!("stopping: closed every channel");
     if let Some(path) = args.common.addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);

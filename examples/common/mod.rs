@@ -1,13 +1,16 @@
-//! Small helpers for server programs: listening on an address given as text, and
-//! stopping cleanly on Ctrl-C. The examples use them; so can yours.
+//! What the server examples share, and nothing the library publishes: the command
+//! line, listening on an address given as text, and stopping cleanly on Ctrl-C.
+//!
+//! Each example includes it with `mod common;` (cargo does not build `examples/common/`
+//! as an example of its own: it has no `main.rs`). Its unit tests run in
+//! `tests/examples_common.rs`, which includes this module by path, so `cargo test
+//! --workspace` runs them; `cargo test --examples` runs them too.
+#![allow(dead_code)] // each example uses its own subset
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use asyncore_core::{Dispatcher, PollError, Reactor, Selector, Socket, SocketError};
-use asyncore_std::StdSocket;
-
-use crate::Backend;
+use asyncore::{Backend, Dispatcher, PollError, Reactor, Selector, Socket, SocketError, StdSocket};
 
 /// The command line every server example shares: `[ADDR] [--backend select|poll]
 /// [--max-conns N]`, plus whatever options the program adds.

@@ -28,6 +28,7 @@ use std::time::Duration;
 use asyncore::chat::server::{ChatHooks, ChatServer, Leave};
 use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
 use common::ServerArgs;
+use common::log::{OUTSIDE_LOOP, STDERR, STDOUT, log, say};
 
 /// Channels the map can hold (the listener included).
 const CAPACITY: usize = 1024;
@@ -62,11 +63,12 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => {
-            println!("{USAGE}");
+            // Not serving yet: a plain write, its error ignored (`--help | head`).
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("chat_server: {e}\n{USAGE}");
+            let _ = writeln!(std::io::stderr(), "chat_server: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -74,19 +76,16 @@ fn main() -> ExitCode {
     let listener = match common::listen(&args.addr, 1024) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("chat_server: cannot listen on {}: {e}", args.addr);
+            say!("chat_server: cannot listen on {}: {e}", args.addr);
             return ExitCode::FAILURE;
         }
     };
-    let shown = match listener.local_addr() {
-        Ok(a) => a.to_string(),
-        Err(_) => args.addr.clone(),
-    };
+    let shown = common::shown_addr(&listener, &args.addr);
 
     let stop = match common::stop_on_signals() {
         Ok(stop) => stop,
         Err(e) => {
-            eprintln!("chat_server: cannot install the Ctrl-C handler: {e}");
+            say!("chat_server: cannot install the Ctrl-C handler: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -95,10 +94,12 @@ fn main() -> ExitCode {
     *reactor.selector_mut() = AnySelector::new(args.backend);
     let hooks = ChatHooks {
         accepted: |token: Token, s: &StdSocket| match s.peer_addr() {
-            Ok(peer) => eprintln!("connection {token} from {peer}"),
-            Err(_) => eprintln!("connection {token}"),
+            Ok(peer) => log!("connection {token} from {peer}"),
+            Err(_) => log!("connection {token}"),
         },
-        refused: |_: &StdSocket| eprintln!("server full: connection refused"),
+        refused: |_: &StdSocket| {
+            log!("server full: connection refused");
+        },
         left: |token: Token, nick: &str, why: Leave| {
             let why = match why {
                 Leave::Quit => "quit",
@@ -106,31 +107,35 @@ fn main() -> ExitCode {
                 Leave::TooSlow => "too slow, disconnected",
                 Leave::Error => "error",
             };
-            eprintln!("connection {token}: {nick} left ({why})");
+            log!("connection {token}: {nick} left ({why})");
         },
     };
     let chat = ChatServer::listener_with_hooks(args.max_conns, hooks);
     if let Err(e) = reactor.add(listener, chat) {
-        eprintln!("chat_server: cannot watch the listener: {e}");
+        say!("chat_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
     }
-    println!("listening on {shown}");
-    let _ = std::io::stdout().flush();
-    eprintln!(
+    // The line clients wait for: a bounded wait for room, never a panic.
+    STDOUT.line_within(format_args!("listening on {shown}"), OUTSIDE_LOOP);
+    say!(
         "backend {}, at most {} clients",
-        args.backend, args.max_conns
+        args.backend,
+        args.max_conns
     );
 
     let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
-    eprintln!("stopping: closed every channel");
+    say!("stopping: closed every channel");
     if let Some(path) = args.addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
     }
-    match served {
+    let code = match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chat_server: {e}");
+            say!("chat_server: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    STDOUT.report_dropped("chat_server");
+    STDERR.report_dropped("chat_server");
+    code
 }

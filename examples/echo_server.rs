@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
 use common::ServerArgs;
+use common::log::{OUTSIDE_LOOP, STDERR, STDOUT, log, say};
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
@@ -86,8 +87,8 @@ fn parse_args() -> Result<Option<Args>, String> {
 
 fn log_accepted(token: Token, s: &StdSocket) {
     match s.peer_addr() {
-        Ok(peer) => eprintln!("connection {token} from {peer}"),
-        Err(_) => eprintln!("connection {token}"),
+        Ok(peer) => log!("connection {token} from {peer}"),
+        Err(_) => log!("connection {token}"),
     }
 }
 
@@ -95,11 +96,12 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => {
-            println!("{USAGE}");
+            // Not serving yet: a plain write, its error ignored (`--help | head`).
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("echo_server: {e}\n{USAGE}");
+            let _ = writeln!(std::io::stderr(), "echo_server: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -107,19 +109,16 @@ fn main() -> ExitCode {
     let listener = match common::listen(&args.common.addr, 1024) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("echo_server: cannot listen on {}: {e}", args.common.addr);
+            say!("echo_server: cannot listen on {}: {e}", args.common.addr);
             return ExitCode::FAILURE;
         }
     };
-    let shown = match listener.local_addr() {
-        Ok(a) => a.to_string(),
-        Err(_) => args.common.addr.clone(),
-    };
+    let shown = common::shown_addr(&listener, &args.common.addr);
 
     let stop = match common::stop_on_signals() {
         Ok(stop) => stop,
         Err(e) => {
-            eprintln!("echo_server: cannot install the Ctrl-C handler: {e}");
+            say!("echo_server: cannot install the Ctrl-C handler: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -146,7 +145,9 @@ fn main() -> ExitCode {
             } else {
                 log_accepted
             },
-            refused: |_: &StdSocket| eprintln!("server full: connection refused"),
+            refused: |_: &StdSocket| {
+                log!("server full: connection refused");
+            },
         },
     };
     let mut listening = EchoListener::new(args.common.max_conns).with_hooks(hooks);
@@ -155,26 +156,30 @@ fn main() -> ExitCode {
     }
     let echo = Echo::Listener(listening);
     if let Err(e) = reactor.add(listener, echo) {
-        eprintln!("echo_server: cannot watch the listener: {e}");
+        say!("echo_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
     }
-    println!("listening on {shown}");
-    let _ = std::io::stdout().flush();
-    eprintln!(
+    // The line clients wait for: a bounded wait for room, never a panic.
+    STDOUT.line_within(format_args!("listening on {shown}"), OUTSIDE_LOOP);
+    say!(
         "backend {}, at most {} connections",
-        args.common.backend, args.common.max_conns
+        args.common.backend,
+        args.common.max_conns
     );
 
     let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
-    eprintln!("stopping: closed every channel");
+    say!("stopping: closed every channel");
     if let Some(path) = args.common.addr.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
     }
-    match served {
+    let code = match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("echo_server: {e}");
+            say!("echo_server: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    STDOUT.report_dropped("echo_server");
+    STDERR.report_dropped("echo_server");
+    code
 }

@@ -7,6 +7,8 @@
 //! --workspace` runs them; `cargo test --examples` runs them too.
 #![allow(dead_code)] // each example uses its own subset
 
+pub mod log;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -120,6 +122,20 @@ pub fn listen(spec: &str, backlog: u32) -> Result<StdSocket, ListenError> {
         .parse()
         .map_err(|_| ListenError::BadAddress(spec.to_string()))?;
     StdSocket::tcp_listener(addr, backlog).map_err(ListenError::Socket)
+}
+
+/// How a server announces where it listens (`listening on ...`): the bound address
+/// for TCP (the port chosen when 0 was asked for), `unix:PATH` for a Unix-domain
+/// socket, so the text works as `ADDR` again.
+pub fn shown_addr(listener: &StdSocket, spec: &str) -> String {
+    match listener.local_addr() {
+        Ok(asyncore::Addr::Inet(a)) => a.to_string(),
+        Ok(asyncore::Addr::Unix(u)) => match u.as_path() {
+            Some(p) => format!("unix:{}", p.display()),
+            None => spec.to_string(),
+        },
+        _ => spec.to_string(),
+    }
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);

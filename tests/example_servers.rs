@@ -1,0 +1,381 @@
+//! The `echo_server` and `chat_server` examples as real processes, the way operators
+//! run them: stderr closed or never read, odd option values, `unix:PATH` with
+//! something already at the path, stopped by signals. Both backends.
+//!
+//! The binaries are the ones `cargo test` builds next to this test
+//! (`target/<profile>/examples/`); a missing one fails the test with a message. No
+//! assertion is about time: the timeouts below only turn a hang into a failure.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Against hangs only: a blocking read or a wait that takes this long fails the test.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+const BACKENDS: [&str; 2] = ["select", "poll"];
+
+/// The example binary `name`, built by `cargo test` next to this test: from
+/// `target/<profile>/deps/example_servers-*` to `target/<profile>/examples/<name>`.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("examples").join(name))
+        .expect("the test runs from target/<profile>/deps");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the examples first (`cargo test` or `cargo build --examples` \
+         with the same profile)",
+        bin.display()
+    );
+    bin
+}
+
+/// A temp dir of the test's own, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "asyncore-example-servers-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create the temp dir");
+        TempDir(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where a server listens, as clients reach it.
+#[derive(Clone, Debug)]
+enum Addr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+/// A client stream of either kind, with timeouts so a stuck server fails the test.
+enum Client {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Client {
+    fn connect(addr: &Addr) -> std::io::Result<Client> {
+        let c = match addr {
+            Addr::Tcp(a) => Client::Tcp(TcpStream::connect(a.as_str())?),
+            Addr::Unix(p) => Client::Unix(UnixStream::connect(p)?),
+        };
+        match &c {
+            Client::Tcp(s) => {
+                s.set_read_timeout(Some(PATIENCE))?;
+                s.set_write_timeout(Some(PATIENCE))?;
+            }
+            Client::Unix(s) => {
+                s.set_read_timeout(Some(PATIENCE))?;
+                s.set_write_timeout(Some(PATIENCE))?;
+            }
+        }
+        Ok(c)
+    }
+}
+
+impl Read for Client {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.read(buf),
+            Client::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Client {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.write(buf),
+            Client::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads one `\n`-terminated line (byte by byte: nothing is read past it).
+fn read_line(c: &mut Client) -> String {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match c.read(&mut b) {
+            Ok(0) => panic!("EOF after {:?}", String::from_utf8_lossy(&line)),
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) => line.push(b[0]),
+            Err(e) => panic!(
+                "reading a line: {e} after {:?}",
+                String::from_utf8_lossy(&line)
+            ),
+        }
+    }
+    String::from_utf8(line).expect("UTF-8 from the server")
+}
+
+/// How the test treats the server's stderr.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Stderr {
+    /// Piped, and the read end closed at once: every write gets EPIPE.
+    Closed,
+    /// Piped and not read until [`Server::collect_stderr`]: the pipe may fill up.
+    Piped,
+}
+
+/// A running server; killed (if still running) when dropped.
+struct Server {
+    child: Child,
+    addr: Addr,
+    /// The stderr pipe, open and unread until `collect_stderr`.
+    stderr: Option<ChildStderr>,
+    collected: Option<mpsc::Receiver<String>>,
+}
+
+impl Server {
+    /// Starts example `name` with `args` and waits for its `listening on ADDR`.
+    fn start(name: &str, args: &[&str], stderr: Stderr) -> Server {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let pipe = child.stderr.take().expect("piped stderr");
+        let kept = match stderr {
+            Stderr::Closed => {
+                drop(pipe);
+                None
+            }
+            Stderr::Piped => Some(pipe),
+        };
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut server = Server {
+            child,
+            addr: Addr::Tcp(String::new()),
+            stderr: kept,
+            collected: None,
+        };
+        let line = rx
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{name} {args:?}: no `listening on` line"));
+        let shown = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                server.collect_stderr();
+                let status = server.wait();
+                panic!(
+                    "{name} {args:?}: expected `listening on ADDR`, got {line:?} ({status:?}); \
+                     stderr: {}",
+                    server.stderr_text()
+                )
+            });
+        server.addr = match shown.strip_prefix("unix:") {
+            Some(p) => Addr::Unix(PathBuf::from(p)),
+            None => Addr::Tcp(shown.to_string()),
+        };
+        server
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("waitpid").is_none()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("kill(2)");
+    }
+
+    /// Waits for the exit (failing after [`PATIENCE`]).
+    fn wait(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitpid") {
+                return status;
+            }
+            assert!(start.elapsed() < PATIENCE, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// From now on, a thread reads stderr to the end (see [`stderr_text`]).
+    fn collect_stderr(&mut self) {
+        let Some(pipe) = self.stderr.take() else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = BufReader::new(pipe).read_to_string(&mut all);
+            let _ = tx.send(all);
+        });
+        self.collected = Some(rx);
+    }
+
+    /// What [`collect_stderr`] read, once the server has exited.
+    fn stderr_text(&mut self) -> String {
+        match &self.collected {
+            Some(rx) => rx.recv_timeout(PATIENCE).unwrap_or_default(),
+            None => String::from("(not collected)"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One echo round trip on a fresh connection.
+fn echo_once(addr: &Addr, msg: &[u8]) {
+    let mut c = Client::connect(addr).expect("connect to the echo server");
+    c.write_all(msg).expect("send");
+    let mut back = vec![0u8; msg.len()];
+    c.read_exact(&mut back).expect("the echo");
+    assert_eq!(back, msg);
+}
+
+/// A chat client joins (reads its welcome), pings, and hangs up. Between the two it
+/// may hear the previous client leave.
+fn chat_once(addr: &Addr) {
+    let mut c = Client::connect(addr).expect("connect to the chat server");
+    let welcome = read_line(&mut c);
+    assert!(welcome.starts_with("* welcome guest"), "got {welcome:?}");
+    c.write_all(b"/ping\n").expect("send");
+    for _ in 0..4 {
+        let line = read_line(&mut c);
+        if line == "* pong" {
+            return;
+        }
+        assert!(
+            line.starts_with("* guest") && (line.ends_with(" left") || line.ends_with(" joined")),
+            "got {line:?}"
+        );
+    }
+    panic!("no `* pong`");
+}
+
+fn assert_clean_exit(server: &mut Server, signal: Signal) {
+    assert!(server.is_running(), "the server died before {signal}");
+    server.signal(signal);
+    let status = server.wait();
+    assert!(status.success(), "exit after {signal}: {status:?}");
+}
+
+// ------------------------------------------------------------------ stderr
+
+/// With the read end of its stderr closed, a server that logs every connection
+/// keeps serving, and stops cleanly (status 0, its socket file removed).
+fn closed_stderr_keeps_serving(name: &str, backend: &str) {
+    let dir = TempDir::new(&format!("closed-{name}-{backend}"));
+    let path = dir.join("sock");
+    let spec = format!("unix:{}", path.display());
+    let mut server = Server::start(name, &[&spec, "--backend", backend], Stderr::Closed);
+    let addr = server.addr.clone();
+    for i in 0..100u32 {
+        if name == "echo_server" {
+            echo_once(&addr, format!("line {i}\n").as_bytes());
+        } else {
+            chat_once(&addr);
+        }
+    }
+    assert!(server.is_running(), "the server died with stderr closed");
+    assert_clean_exit(&mut server, Signal::SIGTERM);
+    assert!(!path.exists(), "the socket file was left behind");
+}
+
+#[test]
+fn echo_server_closed_stderr_select() {
+    closed_stderr_keeps_serving("echo_server", "select");
+}
+
+#[test]
+fn echo_server_closed_stderr_poll() {
+    closed_stderr_keeps_serving("echo_server", "poll");
+}
+
+#[test]
+fn chat_server_closed_stderr_select() {
+    closed_stderr_keeps_serving("chat_server", "select");
+}
+
+#[test]
+fn chat_server_closed_stderr_poll() {
+    closed_stderr_keeps_serving("chat_server", "poll");
+}
+
+/// Nobody reads the server's stderr: the pipe fills after a few hundred connections
+/// (chat_server used to freeze after about 845), yet 2,000 connect/close cycles are
+/// all served. Once stderr is read again, the server stops cleanly and says how
+/// many lines it dropped.
+fn undrained_stderr_keeps_serving(name: &str, backend: &str) {
+    let mut server = Server::start(name, &["127.0.0.1:0", "--backend", backend], Stderr::Piped);
+    let addr = server.addr.clone();
+    for i in 0..2_000u32 {
+        if name == "echo_server" {
+            echo_once(&addr, format!("cycle {i}\n").as_bytes());
+        } else {
+            chat_once(&addr);
+        }
+    }
+    server.collect_stderr();
+    assert_clean_exit(&mut server, Signal::SIGTERM);
+    let stderr = server.stderr_text();
+    assert!(
+        stderr.contains(&format!("{name}: ")) && stderr.contains("to stderr dropped"),
+        "no dropped-line count in stderr's last lines: {}",
+        &stderr[stderr.len().saturating_sub(500)..]
+    );
+}
+
+#[test]
+fn echo_server_undrained_stderr() {
+    for backend in BACKENDS {
+        undrained_stderr_keeps_serving("echo_server", backend);
+    }
+}
+
+#[test]
+fn chat_server_undrained_stderr() {
+    for backend in BACKENDS {
+        undrained_stderr_keeps_serving("chat_server", backend);
+    }
+}

@@ -40,23 +40,28 @@ type Server = StdReactor<ChatServer<StdSocket, OUT>, CAPACITY>;
 /// The whole server state in static memory; `Reactor::new` is `const`.
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
 
-const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N]
+const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N] [--quiet]
 
   ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8081)
   --backend      select (default) or poll
   --max-conns N  clients connected at once (default and maximum 1023)
+  --quiet        no line per connection
 
 Clients send lines: `/nick NAME` sets a nick (1-16 printable ASCII characters, no
 spaces), `/ping` answers `* pong`, `/quit` leaves; any other line goes to every other
 client as `NAME: line`. Lines are at most 256 bytes.";
 
 fn parse_args() -> Result<Option<ServerArgs>, String> {
-    ServerArgs::parse(
+    let args = ServerArgs::parse(
         std::env::args().skip(1),
         "127.0.0.1:8081",
         CAPACITY - 1,
         |_, _| Ok(false),
-    )
+    )?;
+    if args.as_ref().is_some_and(|a| a.idle.is_some()) {
+        return Err("--idle-timeout: not supported yet".into());
+    }
+    Ok(args)
 }
 
 fn main() -> ExitCode {
@@ -92,23 +97,27 @@ fn main() -> ExitCode {
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.backend);
-    let hooks = ChatHooks {
-        accepted: |token: Token, s: &StdSocket| match s.peer_addr() {
-            Ok(peer) => log!("connection {token} from {peer}"),
-            Err(_) => log!("connection {token}"),
-        },
-        refused: |_: &StdSocket| {
-            log!("server full: connection refused");
-        },
-        left: |token: Token, nick: &str, why: Leave| {
-            let why = match why {
-                Leave::Quit => "quit",
-                Leave::Closed => "hung up",
-                Leave::TooSlow => "too slow, disconnected",
-                Leave::Error => "error",
-            };
-            log!("connection {token}: {nick} left ({why})");
-        },
+    let hooks = if args.quiet {
+        ChatHooks::default()
+    } else {
+        ChatHooks {
+            accepted: |token: Token, s: &StdSocket| match s.peer_addr() {
+                Ok(peer) => log!("connection {token} from {peer}"),
+                Err(_) => log!("connection {token}"),
+            },
+            refused: |_: &StdSocket| {
+                log!("server full: connection refused");
+            },
+            left: |token: Token, nick: &str, why: Leave| {
+                let why = match why {
+                    Leave::Quit => "quit",
+                    Leave::Closed => "hung up",
+                    Leave::TooSlow => "too slow, disconnected",
+                    Leave::Error => "error",
+                };
+                log!("connection {token}: {nick} left ({why})");
+            },
+        }
     };
     let chat = ChatServer::listener_with_hooks(args.max_conns, hooks);
     if let Err(e) = reactor.add(listener, chat) {

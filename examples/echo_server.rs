@@ -39,50 +39,29 @@ const USAGE: &str =
   --backend      select (default) or poll
   --max-conns N  connections served at once (default and maximum 2047)
   --idle-timeout SECS
-                 close connections that send nothing for SECS seconds (default: never)
+                 close connections that send nothing for SECS seconds (0.001 to
+                 604800, fractions allowed; default: never)
   --quiet        no line per accepted or refused connection (for load tests)
   --nodelay      TCP_NODELAY on accepted connections (an echo larger than the buffer
                  leaves in pieces; without it, Nagle holds the later ones back)";
 
 struct Args {
     common: ServerArgs,
-    idle: Option<Duration>,
-    quiet: bool,
     nodelay: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
-    let (mut idle, mut quiet, mut nodelay) = (None, false, false);
+    let mut nodelay = false;
     let common = ServerArgs::parse(
         std::env::args().skip(1),
         "127.0.0.1:8080",
         CAPACITY - 1,
-        |option, rest| {
-            match option {
-                "--quiet" => quiet = true,
-                "--nodelay" => nodelay = true,
-                "--idle-timeout" => {
-                    let v = rest.next().ok_or("--idle-timeout needs a value")?;
-                    let secs: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                        .ok_or_else(|| {
-                            format!("--idle-timeout {v}: must be a positive number of seconds")
-                        })?;
-                    idle = Some(Duration::from_secs_f64(secs));
-                }
-                _ => return Ok(false),
-            }
-            Ok(true)
+        |option, _| {
+            nodelay |= option == "--nodelay";
+            Ok(option == "--nodelay")
         },
     )?;
-    Ok(common.map(|common| Args {
-        common,
-        idle,
-        quiet,
-        nodelay,
-    }))
+    Ok(common.map(|common| Args { common, nodelay }))
 }
 
 fn log_accepted(token: Token, s: &StdSocket) {
@@ -130,7 +109,7 @@ fn main() -> ExitCode {
         let _ = s.set_nodelay(true);
     }
 
-    let hooks = match (args.quiet, args.nodelay) {
+    let hooks = match (args.common.quiet, args.nodelay) {
         (true, false) => EchoHooks::default(),
         (true, true) => EchoHooks {
             accepted: |_, s: &StdSocket| no_delay(s),
@@ -151,7 +130,7 @@ fn main() -> ExitCode {
         },
     };
     let mut listening = EchoListener::new(args.common.max_conns).with_hooks(hooks);
-    if let Some(idle) = args.idle {
+    if let Some(idle) = args.common.idle {
         listening = listening.with_idle_timeout(idle);
     }
     let echo = Echo::Listener(listening);

@@ -379,3 +379,113 @@ fn chat_server_undrained_stderr() {
         undrained_stderr_keeps_serving("chat_server", backend);
     }
 }
+
+// ------------------------------------------------------------------ options
+
+/// Runs example `name` with `args` to completion (it must exit by itself).
+fn run_to_exit(name: &str, args: &[&str]) -> (ExitStatus, String) {
+    let out = Command::new(example(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Out-of-range, non-finite and malformed numbers are refused with status 2 and a
+/// message naming the option, never a panic.
+fn bad_options_exit_2(name: &str, options: &[(&str, &[&str])]) {
+    for &(option, values) in options {
+        for value in values {
+            let (status, stderr) = run_to_exit(name, &[option, value]);
+            assert_eq!(
+                status.code(),
+                Some(2),
+                "{name} {option} {value}: {status:?}, stderr: {stderr}"
+            );
+            assert!(
+                stderr.starts_with(&format!("{name}: {option} {value}: must be ")),
+                "{name} {option} {value}: stderr: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+}
+
+const BAD_SECONDS: &[&str] = &[
+    "1e20",
+    "1e30",
+    "inf",
+    "-inf",
+    "nan",
+    "0",
+    "-1",
+    "0.0000001",
+    "garbage",
+    "",
+];
+const BAD_COUNTS: &[&str] = &[
+    "0",
+    "-1",
+    "1e20",
+    "1e30",
+    "inf",
+    "nan",
+    "garbage",
+    "",
+    "99999999999999999999999",
+];
+
+#[test]
+fn echo_server_bad_options() {
+    bad_options_exit_2(
+        "echo_server",
+        &[("--idle-timeout", BAD_SECONDS), ("--max-conns", BAD_COUNTS)],
+    );
+    let (status, stderr) = run_to_exit("echo_server", &["--max-conns", "2048"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("from 1 to 2047"), "{stderr}");
+}
+
+#[test]
+fn chat_server_bad_options() {
+    bad_options_exit_2("chat_server", &[("--max-conns", BAD_COUNTS)]);
+    let (status, stderr) = run_to_exit("chat_server", &["--max-conns", "1024"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("from 1 to 1023"), "{stderr}");
+}
+
+#[test]
+fn bad_addresses_exit_2() {
+    for name in ["echo_server", "chat_server"] {
+        for addr in ["nonsense", "unix:", "127.0.0.1:70000", "localhost:80"] {
+            let (status, stderr) = run_to_exit(name, &[addr]);
+            assert_eq!(status.code(), Some(2), "{name} {addr}: {stderr}");
+            assert!(stderr.contains("not an address"), "{name} {addr}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn help_into_a_closed_pipe_does_not_panic() {
+    for name in ["echo_server", "chat_server"] {
+        // A pipe whose reader is gone before the program starts: writing gets EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(example(name))
+            .arg("--help")
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{name} --help: {:?}", out.status);
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

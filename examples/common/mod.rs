@@ -7,80 +7,15 @@
 //! --workspace` runs them; `cargo test --examples` runs them too.
 #![allow(dead_code)] // each example uses its own subset
 
+pub mod args;
 pub mod log;
+
+pub use args::ServerArgs;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use asyncore::{Backend, Dispatcher, PollError, Reactor, Selector, Socket, SocketError, StdSocket};
-
-/// The command line every server example shares: `[ADDR] [--backend select|poll]
-/// [--max-conns N]`, plus whatever options the program adds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerArgs {
-    /// Where to listen (see [`listen`]).
-    pub addr: String,
-    /// `--backend`.
-    pub backend: Backend,
-    /// `--max-conns`: connections served at once.
-    pub max_conns: usize,
-}
-
-impl ServerArgs {
-    /// Parses `args` (without the program name). `default_addr` and `max_conns` (also
-    /// the default) set the limits; `extra(option, rest)` is asked about every other
-    /// option and returns `Ok(true)` if it took it (pulling any value from `rest`).
-    /// `Ok(None)` means `-h`/`--help` was asked for.
-    ///
-    /// # Errors
-    /// A message naming the bad argument.
-    pub fn parse(
-        args: impl IntoIterator<Item = String>,
-        default_addr: &str,
-        max_conns: usize,
-        mut extra: impl FnMut(&str, &mut dyn Iterator<Item = String>) -> Result<bool, String>,
-    ) -> Result<Option<ServerArgs>, String> {
-        let mut parsed = ServerArgs {
-            addr: default_addr.to_string(),
-            backend: Backend::Select,
-            max_conns,
-        };
-        let mut it = args.into_iter();
-        let mut addr_seen = false;
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "-h" | "--help" => return Ok(None),
-                "--backend" => {
-                    let v = it.next().ok_or("--backend needs a value")?;
-                    parsed.backend = v.parse().map_err(|e| format!("--backend {v}: {e}"))?;
-                }
-                "--max-conns" => {
-                    let v = it.next().ok_or("--max-conns needs a value")?;
-                    let n: usize = v
-                        .parse()
-                        .map_err(|_| format!("--max-conns {v}: not a number"))?;
-                    if n == 0 || n > max_conns {
-                        return Err(format!(
-                            "--max-conns {n}: must be between 1 and {max_conns}"
-                        ));
-                    }
-                    parsed.max_conns = n;
-                }
-                s if s.starts_with('-') => {
-                    if !extra(s, &mut it)? {
-                        return Err(format!("unknown option {s}"));
-                    }
-                }
-                s if !addr_seen => {
-                    parsed.addr = s.to_string();
-                    addr_seen = true;
-                }
-                s => return Err(format!("unexpected argument {s}")),
-            }
-        }
-        Ok(Some(parsed))
-    }
-}
+use asyncore::{Dispatcher, PollError, Reactor, Selector, Socket, SocketError, StdSocket};
 
 /// Why [`listen`] failed.
 #[derive(Debug)]
@@ -194,48 +129,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn server_args() {
-        let none = |_: &str, _: &mut dyn Iterator<Item = String>| Ok(false);
-        let a = ServerArgs::parse(
-            args(&["[::1]:9", "--backend", "poll", "--max-conns", "5"]),
-            "x:1",
-            10,
-            none,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(
-            a,
-            ServerArgs {
-                addr: "[::1]:9".into(),
-                backend: Backend::Poll,
-                max_conns: 5
-            }
-        );
-        assert_eq!(
-            ServerArgs::parse(args(&["--help"]), "x:1", 10, none),
-            Ok(None)
-        );
-        assert!(ServerArgs::parse(args(&["--max-conns", "11"]), "x:1", 10, none).is_err());
-        assert!(ServerArgs::parse(args(&["--backend", "epoll"]), "x:1", 10, none).is_err());
-        assert!(ServerArgs::parse(args(&["--what"]), "x:1", 10, none).is_err());
-        assert!(ServerArgs::parse(args(&["a:1", "b:2"]), "x:1", 10, none).is_err());
-        let mut quiet = false;
-        let a = ServerArgs::parse(args(&["--quiet"]), "x:1", 10, |o, _| {
-            quiet = o == "--quiet";
-            Ok(quiet)
-        })
-        .unwrap()
-        .unwrap();
-        assert!(quiet);
-        assert_eq!(a.max_conns, 10);
-    }
 
     #[test]
     fn listen_parses_every_form() {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use asyncore::chat::server::{ChatHooks, ChatServer, Leave};
 use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
 use common::ServerArgs;
-use common::log::{OUTSIDE_LOOP, STDERR, STDOUT, log, say};
+use common::log::{OUTSIDE_LOOP, STDOUT, log, say};
 
 /// Channels the map can hold (the listener included).
 const CAPACITY: usize = 1024;
@@ -78,22 +78,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let listener = match common::listen(&args.addr, 1024) {
-        Ok(l) => l,
-        Err(e) => {
-            say!("chat_server: cannot listen on {}: {e}", args.addr);
-            return ExitCode::FAILURE;
-        }
+    let (listening, stop) = match common::start("chat_server", &args.addr) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let shown = common::shown_addr(&listener, &args.addr);
-
-    let stop = match common::stop_on_signals() {
-        Ok(stop) => stop,
-        Err(e) => {
-            say!("chat_server: cannot install the Ctrl-C handler: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let shown = common::shown_addr(&listening.socket, &args.addr);
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.backend);
@@ -120,7 +109,7 @@ fn main() -> ExitCode {
         }
     };
     let chat = ChatServer::listener_with_hooks(args.max_conns, hooks);
-    if let Err(e) = reactor.add(listener, chat) {
+    if let Err(e) = reactor.add(listening.socket, chat) {
         say!("chat_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
     }
@@ -133,18 +122,5 @@ fn main() -> ExitCode {
     );
 
     let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
-    say!("stopping: closed every channel");
-    if let Some(path) = args.addr.strip_prefix("unix:") {
-        let _ = std::fs::remove_file(path);
-    }
-    let code = match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            say!("chat_server: {e}");
-            ExitCode::FAILURE
-        }
-    };
-    STDOUT.report_dropped("chat_server");
-    STDERR.report_dropped("chat_server");
-    code
+    common::finish("chat_server", served, listening.file)
 }

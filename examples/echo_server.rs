@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
 use common::ServerArgs;
-use common::log::{OUTSIDE_LOOP, STDERR, STDOUT, log, say};
+use common::log::{OUTSIDE_LOOP, STDOUT, log, say};
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
@@ -85,22 +85,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let listener = match common::listen(&args.common.addr, 1024) {
-        Ok(l) => l,
-        Err(e) => {
-            say!("echo_server: cannot listen on {}: {e}", args.common.addr);
-            return ExitCode::FAILURE;
-        }
+    let (listening, stop) = match common::start("echo_server", &args.common.addr) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let shown = common::shown_addr(&listener, &args.common.addr);
-
-    let stop = match common::stop_on_signals() {
-        Ok(stop) => stop,
-        Err(e) => {
-            say!("echo_server: cannot install the Ctrl-C handler: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let shown = common::shown_addr(&listening.socket, &args.common.addr);
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.common.backend);
@@ -129,12 +118,11 @@ fn main() -> ExitCode {
             },
         },
     };
-    let mut listening = EchoListener::new(args.common.max_conns).with_hooks(hooks);
+    let mut echo = EchoListener::new(args.common.max_conns).with_hooks(hooks);
     if let Some(idle) = args.common.idle {
-        listening = listening.with_idle_timeout(idle);
+        echo = echo.with_idle_timeout(idle);
     }
-    let echo = Echo::Listener(listening);
-    if let Err(e) = reactor.add(listener, echo) {
+    if let Err(e) = reactor.add(listening.socket, Echo::Listener(echo)) {
         say!("echo_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
     }
@@ -147,18 +135,5 @@ fn main() -> ExitCode {
     );
 
     let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
-    say!("stopping: closed every channel");
-    if let Some(path) = args.common.addr.strip_prefix("unix:") {
-        let _ = std::fs::remove_file(path);
-    }
-    let code = match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            say!("echo_server: {e}");
-            ExitCode::FAILURE
-        }
-    };
-    STDOUT.report_dropped("echo_server");
-    STDERR.report_dropped("echo_server");
-    code
+    common::finish("echo_server", served, listening.file)
 }

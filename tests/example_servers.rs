@@ -489,3 +489,128 @@ fn help_into_a_closed_pipe_does_not_panic() {
         );
     }
 }
+
+// ------------------------------------------------------------------ unix:PATH
+
+fn round_trip(name: &str, addr: &Addr) {
+    if name == "echo_server" {
+        echo_once(addr, b"still there?\n");
+    } else {
+        chat_once(addr);
+    }
+}
+
+const SERVERS: [&str; 2] = ["echo_server", "chat_server"];
+
+/// SIGTERM, SIGINT and SIGHUP each stop a server cleanly: status 0, its socket file
+/// removed.
+#[test]
+fn signals_stop_cleanly_and_remove_the_socket_file() {
+    for name in SERVERS {
+        for backend in BACKENDS {
+            for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                let dir = TempDir::new(&format!("signal-{name}-{backend}-{signal}"));
+                let path = dir.join("sock");
+                let spec = format!("unix:{}", path.display());
+                let mut server =
+                    Server::start(name, &[&spec, "--backend", backend], Stderr::Closed);
+                round_trip(name, &server.addr);
+                assert!(path.exists());
+                assert_clean_exit(&mut server, signal);
+                assert!(
+                    !path.exists(),
+                    "{name} {backend} {signal}: file left behind"
+                );
+            }
+        }
+    }
+}
+
+/// A regular file (or a directory) at PATH is refused and left intact.
+#[test]
+fn unix_path_holding_a_file_is_refused_and_kept() {
+    for name in SERVERS {
+        let dir = TempDir::new(&format!("file-{name}"));
+        let path = dir.join("data");
+        std::fs::write(&path, b"precious").unwrap();
+        let (status, stderr) = run_to_exit(name, &[&format!("unix:{}", path.display())]);
+        assert_eq!(status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("not a socket"), "{name}: {stderr}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+
+        let sub = dir.join("directory");
+        std::fs::create_dir(&sub).unwrap();
+        let (status, stderr) = run_to_exit(name, &[&format!("unix:{}", sub.display())]);
+        assert_eq!(status.code(), Some(1), "{name}: {stderr}");
+        assert!(sub.is_dir());
+    }
+}
+
+/// A second instance on a live server's socket refuses with "address in use"; the
+/// first stays reachable after the second has exited, and still removes its file
+/// at the end.
+#[test]
+fn unix_path_of_a_live_server_is_in_use() {
+    for name in SERVERS {
+        let dir = TempDir::new(&format!("live-{name}"));
+        let path = dir.join("sock");
+        let spec = format!("unix:{}", path.display());
+        let mut first = Server::start(name, &[&spec, "--backend", "select"], Stderr::Closed);
+        let (status, stderr) = run_to_exit(name, &[&spec, "--backend", "poll"]);
+        assert_eq!(status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("address in use"), "{name}: {stderr}");
+        assert!(
+            path.exists(),
+            "{name}: the second instance removed the file"
+        );
+        round_trip(name, &first.addr);
+        assert_clean_exit(&mut first, Signal::SIGTERM);
+        assert!(!path.exists());
+    }
+}
+
+/// A socket file whose server is gone (connecting is refused) is replaced.
+#[test]
+fn unix_path_with_a_stale_socket_is_replaced() {
+    for name in SERVERS {
+        for backend in BACKENDS {
+            let dir = TempDir::new(&format!("stale-{name}-{backend}"));
+            let path = dir.join("sock");
+            drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+            assert!(path.exists(), "a stale socket file");
+            let spec = format!("unix:{}", path.display());
+            let mut server = Server::start(name, &[&spec, "--backend", backend], Stderr::Closed);
+            round_trip(name, &server.addr);
+            assert_clean_exit(&mut server, Signal::SIGTERM);
+            assert!(!path.exists());
+        }
+    }
+}
+
+/// A server removes its socket file only if it is still the one it created: when
+/// its file was removed and another server bound the path, stopping the first
+/// leaves the second reachable.
+#[test]
+fn unix_socket_file_is_removed_only_by_its_creator() {
+    for name in SERVERS {
+        let dir = TempDir::new(&format!("creator-{name}"));
+        let path = dir.join("sock");
+        let spec = format!("unix:{}", path.display());
+        let mut first = Server::start(name, &[&spec], Stderr::Piped);
+        std::fs::remove_file(&path).unwrap();
+        let mut second = Server::start(name, &[&spec], Stderr::Closed);
+        first.collect_stderr();
+        assert_clean_exit(&mut first, Signal::SIGTERM);
+        assert!(
+            first.stderr_text().contains("left alone"),
+            "{name}: the first server says why it left the file"
+        );
+        assert!(
+            path.exists(),
+            "{name}: the first server removed the second's file"
+        );
+        round_trip(name, &second.addr);
+        assert_clean_exit(&mut second, Signal::SIGTERM);
+        assert!(!path.exists());
+    }
+}

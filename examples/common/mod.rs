@@ -1,5 +1,7 @@
 //! What the server examples share, and nothing the library publishes: the command
-//! line, listening on an address given as text, and stopping cleanly on Ctrl-C.
+//! line ([`args`]), listening on an address given as text ([`listen`]: the rules for
+//! `unix:PATH` are there), logging that never blocks or panics ([`log`]), and
+//! stopping cleanly on SIGINT, SIGTERM or SIGHUP.
 //!
 //! Each example includes it with `mod common;` (cargo does not build `examples/common/`
 //! as an example of its own: it has no `main.rs`). Its unit tests run in
@@ -8,56 +10,19 @@
 #![allow(dead_code)] // each example uses its own subset
 
 pub mod args;
+pub mod listen;
 pub mod log;
 
 pub use args::ServerArgs;
+pub use listen::{Listening, Removal, listen};
 
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use asyncore::{Dispatcher, PollError, Reactor, Selector, Socket, SocketError, StdSocket};
+use log::say;
 
-/// Why [`listen`] failed.
-#[derive(Debug)]
-pub enum ListenError {
-    /// The address is not `HOST:PORT`, `[V6]:PORT` or `unix:PATH`.
-    BadAddress(String),
-    /// The socket could not be set up.
-    Socket(SocketError),
-}
-
-impl std::fmt::Display for ListenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenError::BadAddress(_) => {
-                f.write_str("not an address: expected HOST:PORT, [V6]:PORT or unix:PATH")
-            }
-            ListenError::Socket(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for ListenError {}
-
-/// A listening socket for `spec`: `HOST:PORT` or `[V6]:PORT` (port 0 picks a free
-/// port; reuse-addr is on), or `unix:PATH` (a stale socket file at `PATH` is removed
-/// first).
-///
-/// # Errors
-/// A malformed address, or what the OS reported.
-pub fn listen(spec: &str, backlog: u32) -> Result<StdSocket, ListenError> {
-    if let Some(path) = spec.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err(ListenError::BadAddress(spec.to_string()));
-        }
-        let _ = std::fs::remove_file(path);
-        return StdSocket::unix_listener(path, backlog).map_err(ListenError::Socket);
-    }
-    let addr: std::net::SocketAddr = spec
-        .parse()
-        .map_err(|_| ListenError::BadAddress(spec.to_string()))?;
-    StdSocket::tcp_listener(addr, backlog).map_err(ListenError::Socket)
-}
+use asyncore::{Dispatcher, PollError, Reactor, Selector, Socket, StdSocket};
 
 /// How a server announces where it listens (`listening on ...`): the bound address
 /// for TCP (the port chosen when 0 was asked for), `unix:PATH` for a Unix-domain
@@ -73,14 +38,68 @@ pub fn shown_addr(listener: &StdSocket, spec: &str) -> String {
     }
 }
 
+/// The start every server shares, in this order: SIGINT, SIGTERM and SIGHUP stop it
+/// from now on ([`stop_on_signals`]), then it listens on `spec` ([`listen`]).
+/// Failures are reported on stderr as `PROGRAM: ...`.
+///
+/// # Errors
+/// The exit code to return (1).
+pub fn start(program: &str, spec: &str) -> Result<(Listening, &'static AtomicBool), ExitCode> {
+    let stop = stop_on_signals().map_err(|e| {
+        say!("{program}: cannot install the signal handlers: {e}");
+        ExitCode::FAILURE
+    })?;
+    let listening = listen(spec, 1024).map_err(|e| {
+        say!("{program}: cannot listen on {spec}: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok((listening, stop))
+}
+
+/// The end every server shares, once its channels are closed: reports a failed
+/// loop, removes the socket file if it is still the one this server created, and
+/// says how many log lines were dropped. The exit code: 0 unless the loop failed.
+pub fn finish(
+    program: &str,
+    served: Result<(), impl std::fmt::Display>,
+    file: Option<listen::SocketFile>,
+) -> ExitCode {
+    say!("stopping: closed every channel");
+    let code = match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say!("{program}: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    if let Some(file) = file {
+        let path = file.path().to_path_buf();
+        match file.remove() {
+            Removal::Removed => {}
+            Removal::NotOurs => say!(
+                "{program}: {} is no longer the socket this server created; left alone",
+                path.display()
+            ),
+            Removal::Failed(e) => say!("{program}: cannot remove {}: {e}", path.display()),
+        }
+    }
+    log::STDOUT.report_dropped(program);
+    log::STDERR.report_dropped(program);
+    code
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: nix::libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Makes SIGINT (Ctrl-C) and SIGTERM set a flag instead of killing the process, and
-/// returns the flag. The handler only stores to an atomic.
+/// Makes SIGINT (Ctrl-C), SIGTERM and SIGHUP set a flag instead of killing the
+/// process, and returns the flag: the server then stops as for Ctrl-C, closing every
+/// connection and removing its socket file. SIGHUP (the terminal went away) stops it
+/// too: these servers have no configuration to reload, and dying on it would leave
+/// the socket file behind. The handler only stores to an atomic. Install it before
+/// creating anything to clean up.
 ///
 /// # Errors
 /// `sigaction` failed.
@@ -91,7 +110,7 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, nix::errno::Errno> {
         SaFlags::empty(),
         SigSet::empty(),
     );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler is async-signal-safe: it only stores to a static atomic.
         unsafe { sigaction(signal, &action) }?;
     }
@@ -124,31 +143,4 @@ where
     };
     let _ = reactor.close_all();
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listen_parses_every_form() {
-        let v4 = listen("127.0.0.1:0", 8).unwrap();
-        assert!(v4.local_addr().unwrap().as_inet().unwrap().port() != 0);
-        assert!(matches!(
-            listen("nonsense", 8),
-            Err(ListenError::BadAddress(_))
-        ));
-        assert!(matches!(
-            listen("unix:", 8),
-            Err(ListenError::BadAddress(_))
-        ));
-        let path = std::env::temp_dir().join(format!("asyncore-listen-{}", std::process::id()));
-        let spec = format!("unix:{}", path.display());
-        let first = listen(&spec, 8).unwrap();
-        drop(first);
-        // A stale socket file is removed, so listening again works.
-        let again = listen(&spec, 8).unwrap();
-        drop(again);
-        let _ = std::fs::remove_file(path);
-    }
 }

@@ -35,6 +35,9 @@ const CAPACITY: usize = 1024;
 /// Output ring per client: about fifteen of the longest lines.
 const OUT: usize = 4096;
 
+// The usage text names select's limit.
+const _: () = assert!(asyncore::FD_SETSIZE == 1024);
+
 type Server = StdReactor<ChatServer<StdSocket, OUT>, CAPACITY>;
 
 /// The whole server state in static memory; `Reactor::new` is `const`.
@@ -44,7 +47,13 @@ const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-co
 
   ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8081)
   --backend      select (default) or poll
-  --max-conns N  clients connected at once (default and maximum 1023)
+  --max-conns N  clients connected at once (1 to 1023; default 1023). Each one takes
+                 an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
+                 --backend select about 1,020 clients are served; poll has no such
+                 limit. Both are bounded by RLIMIT_NOFILE (the soft limit is raised up
+                 to the hard one as needed). At startup N is lowered to what the
+                 backend can serve, and the server says so; a client over the limit is
+                 told `* server full` and closed, with a line on stderr saying why
   --quiet        no line per connection
 
 Clients send lines: `/nick NAME` sets a nick (1-16 printable ASCII characters, no
@@ -83,6 +92,13 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let shown = common::shown_addr(&listening.socket, &args.addr);
+    let budget = match common::fd_budget(args.backend, &listening.socket, args.max_conns) {
+        Ok(budget) => budget,
+        Err(e) => {
+            say!("chat_server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.backend);
@@ -90,13 +106,8 @@ fn main() -> ExitCode {
         ChatHooks::default()
     } else {
         ChatHooks {
-            accepted: |token: Token, s: &StdSocket| match s.peer_addr() {
-                Ok(peer) => log!("connection {token} from {peer}"),
-                Err(_) => log!("connection {token}"),
-            },
-            refused: |_: &StdSocket| {
-                log!("server full: connection refused");
-            },
+            accepted: common::log_accepted,
+            refused: common::log_refused,
             left: |token: Token, nick: &str, why: Leave| {
                 let why = match why {
                     Leave::Quit => "quit",
@@ -108,7 +119,7 @@ fn main() -> ExitCode {
             },
         }
     };
-    let chat = ChatServer::listener_with_hooks(args.max_conns, hooks);
+    let chat = ChatServer::listener_with_hooks(budget.max_conns, hooks);
     if let Err(e) = reactor.add(listening.socket, chat) {
         say!("chat_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
@@ -116,9 +127,13 @@ fn main() -> ExitCode {
     // The line clients wait for: a bounded wait for room, never a panic.
     STDOUT.line_within(format_args!("listening on {shown}"), OUTSIDE_LOOP);
     say!(
-        "backend {}, at most {} clients",
+        "backend {}, at most {} clients{}",
         args.backend,
-        args.max_conns
+        budget.max_conns,
+        budget
+            .lowered
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     );
 
     let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));

@@ -20,12 +20,15 @@ use std::time::Duration;
 
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
 use common::ServerArgs;
-use common::log::{OUTSIDE_LOOP, STDOUT, log, say};
+use common::log::{OUTSIDE_LOOP, STDOUT, say};
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
 /// Echo buffer per connection.
 const BUFFER: usize = 2048;
+
+// The usage text names select's limit.
+const _: () = assert!(asyncore::FD_SETSIZE == 1024);
 
 type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY>;
 
@@ -37,7 +40,13 @@ const USAGE: &str =
 
   ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default) or poll
-  --max-conns N  connections served at once (default and maximum 2047)
+  --max-conns N  connections served at once (1 to 2047; default 2047). Each one takes
+                 an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
+                 --backend select about 1,020 connections are served whatever N says;
+                 poll has no such limit. Both are bounded by RLIMIT_NOFILE (the soft
+                 limit is raised up to the hard one as needed). At startup N is lowered
+                 to what the backend can serve, and the server says so; a connection
+                 over the limit is accepted and closed at once, with a line saying why
   --idle-timeout SECS
                  close connections that send nothing for SECS seconds (0.001 to
                  604800, fractions allowed; default: never)
@@ -64,13 +73,6 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(common.map(|common| Args { common, nodelay }))
 }
 
-fn log_accepted(token: Token, s: &StdSocket) {
-    match s.peer_addr() {
-        Ok(peer) => log!("connection {token} from {peer}"),
-        Err(_) => log!("connection {token}"),
-    }
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
@@ -90,6 +92,17 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let shown = common::shown_addr(&listening.socket, &args.common.addr);
+    let budget = match common::fd_budget(
+        args.common.backend,
+        &listening.socket,
+        args.common.max_conns,
+    ) {
+        Ok(budget) => budget,
+        Err(e) => {
+            say!("echo_server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.common.backend);
@@ -102,23 +115,21 @@ fn main() -> ExitCode {
         (true, false) => EchoHooks::default(),
         (true, true) => EchoHooks {
             accepted: |_, s: &StdSocket| no_delay(s),
-            refused: |_| {},
+            refused: |_, _| {},
         },
         (false, nodelay) => EchoHooks {
             accepted: if nodelay {
                 |token: Token, s: &StdSocket| {
                     no_delay(s);
-                    log_accepted(token, s);
+                    common::log_accepted(token, s);
                 }
             } else {
-                log_accepted
+                common::log_accepted
             },
-            refused: |_: &StdSocket| {
-                log!("server full: connection refused");
-            },
+            refused: common::log_refused,
         },
     };
-    let mut echo = EchoListener::new(args.common.max_conns).with_hooks(hooks);
+    let mut echo = EchoListener::new(budget.max_conns).with_hooks(hooks);
     if let Some(idle) = args.common.idle {
         echo = echo.with_idle_timeout(idle);
     }
@@ -129,9 +140,13 @@ fn main() -> ExitCode {
     // The line clients wait for: a bounded wait for room, never a panic.
     STDOUT.line_within(format_args!("listening on {shown}"), OUTSIDE_LOOP);
     say!(
-        "backend {}, at most {} connections",
+        "backend {}, at most {} connections{}",
         args.common.backend,
-        args.common.max_conns
+        budget.max_conns,
+        budget
+            .lowered
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     );
 
     let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));

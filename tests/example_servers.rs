@@ -158,13 +158,39 @@ struct Server {
 impl Server {
     /// Starts example `name` with `args` and waits for its `listening on ADDR`.
     fn start(name: &str, args: &[&str], stderr: Stderr) -> Server {
-        let mut child = Command::new(example(name))
-            .args(args)
+        Server::start_holding(name, args, stderr, 0..0)
+    }
+
+    /// As [`start`](Self::start), with the fds in `hold` open in the server (on
+    /// /dev/null) before it starts, as if it had inherited them.
+    fn start_holding(
+        name: &str,
+        args: &[&str],
+        stderr: Stderr,
+        hold: std::ops::Range<i32>,
+    ) -> Server {
+        let mut cmd = Command::new(example(name));
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+            .stderr(Stdio::piped());
+        if !hold.is_empty() {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the child between fork and exec, and only
+            // calls dup2(2), which is async-signal-safe; it allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for fd in hold.clone() {
+                        // stdin is /dev/null by now.
+                        if nix::libc::dup2(0, fd) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let pipe = child.stderr.take().expect("piped stderr");
         let kept = match stderr {
             Stderr::Closed => {
@@ -377,6 +403,96 @@ fn echo_server_undrained_stderr() {
 fn chat_server_undrained_stderr() {
     for backend in BACKENDS {
         undrained_stderr_keeps_serving("chat_server", backend);
+    }
+}
+
+// ------------------------------------------------------------------ fd limits
+
+/// With `--backend select`, a connection whose fd is FD_SETSIZE or more cannot be
+/// watched: it is refused, and the server says why on stderr (not under `--quiet`),
+/// while the others are served. The server is started with fds 10 to 1023 taken, so
+/// its connections get fds 4 to 9 and then 1024: the seventh is the one. With poll
+/// the same seven are all served.
+fn fd_beyond_select(name: &str, backend: &str, quiet: bool) {
+    let mut args = vec!["127.0.0.1:0", "--backend", backend];
+    if quiet {
+        args.push("--quiet");
+    }
+    let mut server = Server::start_holding(name, &args, Stderr::Piped, 10..1024);
+    server.collect_stderr();
+    let addr = server.addr.clone();
+    // Kept open, so each takes the next fd in the server.
+    let mut clients = Vec::new();
+    for i in 0..7 {
+        let mut c = Client::connect(&addr).expect("connect");
+        let served = if name == "echo_server" {
+            c.write_all(b"ping\n").expect("send");
+            let mut back = [0u8; 5];
+            c.read_exact(&mut back).is_ok() && &back == b"ping\n"
+        } else {
+            read_line(&mut c).starts_with("* welcome")
+        };
+        let refused = backend == "select" && i == 6;
+        assert_eq!(served, !refused, "{name} {backend}: connection {i}");
+        clients.push(c);
+    }
+    assert_clean_exit(&mut server, Signal::SIGTERM);
+    let stderr = server.stderr_text();
+    let said = stderr.contains(
+        "connection refused: its fd 1024 is beyond what the selector can watch (below 1024)",
+    );
+    assert_eq!(
+        said,
+        backend == "select" && !quiet,
+        "{name} {backend} quiet={quiet}: {stderr}"
+    );
+    if backend == "select" {
+        assert!(
+            stderr.contains("at most 1020 "),
+            "the startup line counts fds from 4 to 1023: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn echo_server_says_when_select_cannot_watch_an_fd() {
+    for backend in BACKENDS {
+        fd_beyond_select("echo_server", backend, false);
+    }
+    fd_beyond_select("echo_server", "select", true);
+}
+
+#[test]
+fn chat_server_says_when_select_cannot_watch_an_fd() {
+    for backend in BACKENDS {
+        fd_beyond_select("chat_server", backend, false);
+    }
+    fd_beyond_select("chat_server", "select", true);
+}
+
+/// `--max-conns` above what select can watch is lowered at startup, and the server
+/// says so; poll keeps it.
+#[test]
+fn max_conns_beyond_select_is_lowered_at_startup() {
+    for name in SERVERS {
+        for backend in BACKENDS {
+            let mut server = Server::start(
+                name,
+                &["127.0.0.1:0", "--backend", backend, "--max-conns", "1023"],
+                Stderr::Piped,
+            );
+            server.collect_stderr();
+            assert_clean_exit(&mut server, Signal::SIGTERM);
+            let stderr = server.stderr_text();
+            let lowered = stderr.contains(
+                "(lowered from 1023: select(2) watches fds below FD_SETSIZE (1024) only; \
+                 --backend poll has no such limit)",
+            );
+            assert_eq!(lowered, backend == "select", "{name} {backend}: {stderr}");
+            if backend == "poll" {
+                assert!(stderr.contains("at most 1023 "), "{name}: {stderr}");
+            }
+        }
     }
 }
 

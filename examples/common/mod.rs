@@ -20,9 +20,15 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use log::say;
+use log::{log, say};
 
-use asyncore::{Dispatcher, PollError, Reactor, Selector, Socket, StdSocket};
+use std::os::fd::AsRawFd;
+
+use asyncore::echo::Refusal;
+use asyncore::{
+    Backend, Dispatcher, FD_SETSIZE, PollError, Reactor, Selector, Socket, SourceError, StdSocket,
+    Token,
+};
 
 /// How a server announces where it listens (`listening on ...`): the bound address
 /// for TCP (the port chosen when 0 was asked for), `unix:PATH` for a Unix-domain
@@ -88,6 +94,99 @@ pub fn finish(
     code
 }
 
+/// How many connections a server can serve at once on its backend, and why that is
+/// fewer than asked for, if it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdBudget {
+    /// The connection limit to use: at most what was asked for.
+    pub max_conns: usize,
+    /// Why the limit is lower than asked for.
+    pub lowered: Option<String>,
+}
+
+/// Each connection takes an fd, and fds are handed out lowest first. With `select(2)`
+/// only fds below [`FD_SETSIZE`] can be watched, so a server on `select` serves
+/// about `FD_SETSIZE` minus the fds already open, whatever `--max-conns` says; with
+/// `poll(2)` there is no such limit. Both are bounded by `RLIMIT_NOFILE`, whose soft
+/// limit this raises (up to the hard limit) when `wanted` connections need more; one
+/// fd is kept spare so that a connection over the limit can still be accepted and
+/// refused rather than left waiting. Call it once the listener is open.
+///
+/// # Errors
+/// Not a single connection fits.
+pub fn fd_budget(
+    backend: Backend,
+    listener: &StdSocket,
+    wanted: usize,
+) -> Result<FdBudget, String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // dup(2) returns the lowest free fd: the first a connection would get.
+    let first_free = listener
+        .fd()
+        .and_then(|fd| nix::unistd::dup(fd).ok())
+        .map_or(listener.as_raw_fd() + 1, |dup| dup.as_raw_fd());
+    let first_free = usize::try_from(first_free).unwrap_or(0);
+    let (mut soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    let needed = first_free.saturating_add(wanted).saturating_add(1) as u64;
+    if soft < needed {
+        let raised = needed.min(hard);
+        if raised > soft && setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {
+            soft = raised;
+        }
+    }
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    let by_rlimit = soft.saturating_sub(first_free + 1);
+    let by_select = match backend {
+        Backend::Select => FD_SETSIZE.saturating_sub(first_free),
+        Backend::Poll => usize::MAX,
+    };
+    let servable = by_rlimit.min(by_select);
+    if servable == 0 {
+        return Err(format!(
+            "no fd left for a single connection (RLIMIT_NOFILE is {soft}, fds up to {first_free} in use)"
+        ));
+    }
+    if wanted <= servable {
+        return Ok(FdBudget {
+            max_conns: wanted,
+            lowered: None,
+        });
+    }
+    let why = if by_select <= by_rlimit {
+        format!(
+            "select(2) watches fds below FD_SETSIZE ({FD_SETSIZE}) only; --backend poll has no such limit"
+        )
+    } else {
+        format!("the fd limit RLIMIT_NOFILE is {soft}")
+    };
+    Ok(FdBudget {
+        max_conns: servable,
+        lowered: Some(format!("lowered from {wanted}: {why}")),
+    })
+}
+
+/// The `accepted` hook of both servers (unless `--quiet`).
+pub fn log_accepted(token: Token, socket: &StdSocket) {
+    match socket.peer_addr() {
+        Ok(peer) => log!("connection {token} from {peer}"),
+        Err(_) => log!("connection {token}"),
+    }
+}
+
+/// The `refused` hook of both servers (unless `--quiet`): one line saying why a
+/// connection was closed at once.
+pub fn log_refused(socket: &StdSocket, why: Refusal) {
+    match why {
+        Refusal::Rejected(SourceError::OutOfRange { limit }) => log!(
+            "connection refused: its fd {} is beyond what the selector can watch (below {limit}); \
+             --backend poll has no such limit",
+            socket.as_raw_fd()
+        ),
+        why => log!("connection refused: {why}"),
+    }
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: nix::libc::c_int) {
@@ -143,4 +242,46 @@ where
     };
     let _ = reactor.close_all();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_serves_fds_below_fd_setsize_only() {
+        let l = listen("127.0.0.1:0", 8).unwrap().socket;
+        let b = fd_budget(Backend::Select, &l, 5000).unwrap();
+        assert!(b.max_conns < FD_SETSIZE, "{b:?}");
+        assert!(
+            b.lowered.as_deref().unwrap().contains("FD_SETSIZE (1024)"),
+            "{b:?}"
+        );
+        let few = fd_budget(Backend::Select, &l, 5).unwrap();
+        assert_eq!(
+            few,
+            FdBudget {
+                max_conns: 5,
+                lowered: None
+            }
+        );
+    }
+
+    #[test]
+    fn poll_is_bounded_by_the_fd_limit_only() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let l = listen("127.0.0.1:0", 8).unwrap().socket;
+        let b = fd_budget(Backend::Poll, &l, 1500).unwrap();
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        match b.lowered {
+            None => {
+                assert_eq!(b.max_conns, 1500);
+                assert!(soft > 1500, "the soft limit was raised as needed: {soft}");
+            }
+            Some(why) => {
+                assert!(b.max_conns < 1500);
+                assert!(why.contains("RLIMIT_NOFILE"), "{why}");
+            }
+        }
+    }
 }

@@ -52,6 +52,7 @@ use core::fmt::Write as _;
 use heapless::{String, Vec};
 
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
+pub use crate::echo::Refusal;
 use crate::{Ctx, Dispatcher, Error, ReadClosed, Socket, Token};
 
 /// The longest line a client may send, in bytes (its `\r\n` or `\n` not counted).
@@ -91,9 +92,10 @@ pub enum Leave {
 pub struct ChatHooks<S> {
     /// A connection was accepted and added under this token.
     pub accepted: fn(Token, &S),
-    /// A connection was accepted while the server is full: it was sent
-    /// `* server full` and is about to be closed.
-    pub refused: fn(&S),
+    /// A connection was accepted and is about to be closed, for this reason: the
+    /// server is full (it was sent `* server full`), or the selector cannot watch it
+    /// (sent the same line: to the client, the server has no room for it).
+    pub refused: fn(&S, Refusal),
     /// A user (token, nick) left, for this reason.
     pub left: fn(Token, &str, Leave),
 }
@@ -116,7 +118,7 @@ impl<S> Default for ChatHooks<S> {
     fn default() -> Self {
         ChatHooks {
             accepted: |_, _| {},
-            refused: |_| {},
+            refused: |_, _| {},
             left: |_, _, _| {},
         }
     }
@@ -165,7 +167,8 @@ impl<S> ChatListener<S> {
         self.accepted
     }
 
-    /// Connections refused (told `* server full` and closed) so far.
+    /// Connections refused (told `* server full` and closed) so far: the server was
+    /// full, or the selector could not watch them.
     pub fn refused(&self) -> u64 {
         self.refused
     }
@@ -589,10 +592,10 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
 /// Closes a refused connection after a short error line: it was just accepted, so
 /// its send buffer has room. Shutting the sending side down first and reading what
 /// the client already sent lets the close end with a FIN rather than a reset.
-fn refuse<S: Socket>(mut socket: S, hook: fn(&S)) {
+fn refuse<S: Socket>(mut socket: S, hook: fn(&S, Refusal), why: Refusal) {
     let _ = socket.send(b"* server full\n");
     let _ = socket.shutdown_write();
-    hook(&socket);
+    hook(&socket, why);
     let mut sink = [0u8; 256];
     for _ in 0..4 {
         match socket.recv(&mut sink) {
@@ -615,15 +618,16 @@ impl<S: Socket, const OUT: usize> ChatServer<S, OUT> {
             .count();
         if live >= l.max_conns {
             l.refused += 1;
-            refuse(socket, l.hooks.refused);
+            refuse(socket, l.hooks.refused, Refusal::Full);
             return Ok(());
         }
         let token = match ctx.add(socket, ChatServer::Conn(Self::conn(l.hooks.left))) {
             Ok(token) => token,
             Err(e) => {
+                let why = Refusal::from(e.kind);
                 let (socket, _) = e.into_inner();
                 l.refused += 1;
-                refuse(socket, l.hooks.refused);
+                refuse(socket, l.hooks.refused, why);
                 return Ok(());
             }
         };

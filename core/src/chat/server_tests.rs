@@ -57,15 +57,19 @@ const LISTENER: u32 = 1;
 
 std::thread_local! {
     static LEFT: RefCell<StdVec<(StdString, Leave)>> = const { RefCell::new(StdVec::new()) };
-    static REFUSED: RefCell<StdVec<(StdVec<u8>, bool)>> = const { RefCell::new(StdVec::new()) };
+    static REFUSED: RefCell<StdVec<(StdVec<u8>, bool, Refusal)>> =
+        const { RefCell::new(StdVec::new()) };
 }
 
 fn record_left(_: Token, nick: &str, why: Leave) {
     LEFT.with(|l| l.borrow_mut().push((nick.to_string(), why)));
 }
 
-fn record_refused(s: &MockSocket) {
-    REFUSED.with(|r| r.borrow_mut().push((s.sent().to_vec(), s.is_write_shut())));
+fn record_refused(s: &MockSocket, why: Refusal) {
+    REFUSED.with(|r| {
+        r.borrow_mut()
+            .push((s.sent().to_vec(), s.is_write_shut(), why));
+    });
 }
 
 fn left() -> StdVec<(StdString, Leave)> {
@@ -378,6 +382,26 @@ fn hang_up_and_half_close_are_leaving() {
 }
 
 #[test]
+fn a_connection_the_selector_cannot_watch_is_refused_with_that_reason() {
+    let mut c = Chat::new(4);
+    // Sources from 20 on are beyond the selector, as fds >= FD_SETSIZE for select(2).
+    c.sel().set_source_limit(20);
+    let a = c.connect(10).unwrap();
+    assert!(c.connect(20).is_none(), "refused");
+    assert_eq!(
+        REFUSED.with(|r| r.borrow().clone()),
+        [(
+            b"* server full\n".to_vec(),
+            true,
+            Refusal::Rejected(SourceError::OutOfRange { limit: 20 })
+        )],
+    );
+    assert_eq!((c.listener().accepted(), c.listener().refused()), (1, 1));
+    assert_eq!(c.lines(a), ["* welcome guest1"], "nobody heard of it");
+    assert!(c.connect(11).is_some(), "a watchable one is served");
+}
+
+#[test]
 fn extra_connections_get_an_error_line_and_are_closed_while_others_are_served() {
     static PROBE: SocketProbe = SocketProbe::new();
     let mut c = Chat::new(2);
@@ -391,7 +415,7 @@ fn extra_connections_get_an_error_line_and_are_closed_while_others_are_served() 
     assert_eq!(PROBE.close_calls(), 1);
     assert_eq!(
         REFUSED.with(|r| r.borrow().clone()),
-        [(b"* server full\n".to_vec(), true)],
+        [(b"* server full\n".to_vec(), true, Refusal::Full)],
         "an error line, then the sending side shut before the close"
     );
     assert_eq!((c.listener().accepted(), c.listener().refused()), (2, 1));

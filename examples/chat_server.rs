@@ -1,7 +1,7 @@
 //! A line-based multi-user chat server on `AsyncChat`.
 //!
 //! ```text
-//! cargo run --release --example chat_server -- [ADDR] [--backend select|poll] [--max-conns N]
+//! cargo run --release --example chat_server -- [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet]
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8081` by default (the echo server's is 8080), `[::1]:8081`
@@ -10,13 +10,17 @@
 //! goes to everybody else as `NAME: line`; `/ping` answers `* pong`; `/quit` leaves.
 //! A line longer than 256 bytes gets `* line too long` and is skipped; a client that
 //! does not read what it is sent is disconnected as too slow, and nobody else notices
-//! but for a `* NAME left (too slow)` line. The full protocol is in
+//! but for a `* NAME left (too slow)` line. Control characters other than tab are
+//! relayed as `?` (a lone `\r` cannot forge another user's line). With
+//! `--idle-timeout`, a client that sends nothing for that long is told
+//! `* idle timeout` and disconnected. The full protocol is in
 //! `asyncore::chat::server`.
 //!
 //! The map, the selector and every buffer are sized at compile time and live in a
 //! `static`: once it prints `listening on ADDR`, the server allocates nothing. When
 //! `--max-conns` clients are connected, a new one is told `* server full` and closed
-//! while the others carry on. Ctrl-C ends it cleanly.
+//! while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly. Logging
+//! never blocks or panics: lines stderr cannot take at once are dropped and counted.
 
 mod common;
 
@@ -25,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use asyncore::chat::server::{ChatHooks, ChatServer, Leave};
+use asyncore::chat::server::{ChatHooks, ChatListener, ChatServer, Leave};
 use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
 use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, log, say};
@@ -43,7 +47,7 @@ type Server = StdReactor<ChatServer<StdSocket, OUT>, CAPACITY>;
 /// The whole server state in static memory; `Reactor::new` is `const`.
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
 
-const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N] [--quiet]
+const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet]
 
   ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8081)
   --backend      select (default) or poll
@@ -54,23 +58,24 @@ const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-co
                  to the hard one as needed). At startup N is lowered to what the
                  backend can serve, and the server says so; a client over the limit is
                  told `* server full` and closed, with a line on stderr saying why
+  --idle-timeout SECS
+                 disconnect a client that sends nothing for SECS seconds, with
+                 `* idle timeout` (0.001 to 604800, fractions allowed; default: never).
+                 Only what a client sends counts: a reader must /ping now and then
   --quiet        no line per connection
 
 Clients send lines: `/nick NAME` sets a nick (1-16 printable ASCII characters, no
 spaces), `/ping` answers `* pong`, `/quit` leaves; any other line goes to every other
-client as `NAME: line`. Lines are at most 256 bytes.";
+client as `NAME: line`, with control characters other than tab (and bytes that are
+not UTF-8) shown as `?`. Lines are at most 256 bytes.";
 
 fn parse_args() -> Result<Option<ServerArgs>, String> {
-    let args = ServerArgs::parse(
+    ServerArgs::parse(
         std::env::args().skip(1),
         "127.0.0.1:8081",
         CAPACITY - 1,
         |_, _| Ok(false),
-    )?;
-    if args.as_ref().is_some_and(|a| a.idle.is_some()) {
-        return Err("--idle-timeout: not supported yet".into());
-    }
-    Ok(args)
+    )
 }
 
 fn main() -> ExitCode {
@@ -114,13 +119,17 @@ fn main() -> ExitCode {
                     Leave::Closed => "hung up",
                     Leave::TooSlow => "too slow, disconnected",
                     Leave::Error => "error",
+                    Leave::Idle => "idle timeout, disconnected",
                 };
                 log!("connection {token}: {nick} left ({why})");
             },
         }
     };
-    let chat = ChatServer::listener_with_hooks(budget.max_conns, hooks);
-    if let Err(e) = reactor.add(listening.socket, chat) {
+    let mut chat = ChatListener::new(budget.max_conns).with_hooks(hooks);
+    if let Some(idle) = args.idle {
+        chat = chat.with_idle_timeout(idle);
+    }
+    if let Err(e) = reactor.add(listening.socket, ChatServer::Listener(chat)) {
         say!("chat_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
     }

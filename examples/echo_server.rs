@@ -9,7 +9,9 @@
 //! buffer are sized at compile time and live in a `static`, as on a constrained
 //! target: once it prints `listening on ADDR`, the server allocates nothing. When
 //! `--max-conns` connections are being served, a new one is accepted and closed at
-//! once while the others carry on. Ctrl-C ends it cleanly.
+//! once while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly.
+//! Logging never blocks or panics: lines stderr cannot take at once are dropped and
+//! counted.
 
 mod common;
 

@@ -568,7 +568,10 @@ fn echo_server_bad_options() {
 
 #[test]
 fn chat_server_bad_options() {
-    bad_options_exit_2("chat_server", &[("--max-conns", BAD_COUNTS)]);
+    bad_options_exit_2(
+        "chat_server",
+        &[("--idle-timeout", BAD_SECONDS), ("--max-conns", BAD_COUNTS)],
+    );
     let (status, stderr) = run_to_exit("chat_server", &["--max-conns", "1024"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("from 1 to 1023"), "{stderr}");
@@ -728,5 +731,70 @@ fn unix_socket_file_is_removed_only_by_its_creator() {
         round_trip(name, &second.addr);
         assert_clean_exit(&mut second, Signal::SIGTERM);
         assert!(!path.exists());
+    }
+}
+
+// ------------------------------------------------------------------ chat
+
+/// Reads lines until one that is not a join/leave notice.
+fn next_said(c: &mut Client) -> String {
+    loop {
+        let line = read_line(c);
+        if !(line.starts_with("* guest") && (line.ends_with(" joined") || line.ends_with(" left")))
+        {
+            return line;
+        }
+    }
+}
+
+/// Control characters other than tab reach the others as `?`: a lone CR cannot
+/// forge a line that displays as another user's.
+#[test]
+fn chat_server_replaces_control_characters() {
+    for backend in BACKENDS {
+        let server = Server::start(
+            "chat_server",
+            &["127.0.0.1:0", "--backend", backend],
+            Stderr::Closed,
+        );
+        let mut a = Client::connect(&server.addr).expect("connect");
+        assert!(read_line(&mut a).starts_with("* welcome"));
+        let mut b = Client::connect(&server.addr).expect("connect");
+        assert!(read_line(&mut b).starts_with("* welcome"));
+        a.write_all(b"/nick mallory\n").unwrap();
+        assert_eq!(next_said(&mut a), "* you are now mallory");
+        a.write_all(b"hi\ralice: I owe mallory\x1b[8m\tok \xc3\xa9\n")
+            .unwrap();
+        assert_eq!(next_said(&mut b), "* guest1 is now mallory");
+        assert_eq!(
+            next_said(&mut b),
+            "mallory: hi?alice: I owe mallory?[8m\tok é"
+        );
+    }
+}
+
+/// `--idle-timeout`: a client that sends nothing is told and disconnected. (Real
+/// time, short: nothing is asserted about when, only what.)
+#[test]
+fn chat_server_idle_timeout_disconnects_a_silent_client() {
+    for backend in BACKENDS {
+        let mut server = Server::start(
+            "chat_server",
+            &["127.0.0.1:0", "--backend", backend, "--idle-timeout", "0.2"],
+            Stderr::Piped,
+        );
+        server.collect_stderr();
+        let mut c = Client::connect(&server.addr).expect("connect");
+        assert!(read_line(&mut c).starts_with("* welcome"));
+        assert_eq!(read_line(&mut c), "* idle timeout");
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).expect("then EOF");
+        assert!(rest.is_empty(), "{rest:?}");
+        assert_clean_exit(&mut server, Signal::SIGTERM);
+        let stderr = server.stderr_text();
+        assert!(
+            stderr.contains(": guest1 left (idle timeout, disconnected)"),
+            "{stderr}"
+        );
     }
 }

@@ -408,12 +408,22 @@ fn chat_server_undrained_stderr() {
 
 // ------------------------------------------------------------------ fd limits
 
+/// The hard `RLIMIT_NOFILE`: how far a server may raise its soft limit.
+fn hard_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit};
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(_, hard)| hard)
+}
+
 /// With `--backend select`, a connection whose fd is FD_SETSIZE or more cannot be
 /// watched: it is refused, and the server says why on stderr (not under `--quiet`),
 /// while the others are served. The server is started with fds 10 to 1023 taken, so
 /// its connections get fds 4 to 9 and then 1024: the seventh is the one. With poll
 /// the same seven are all served.
 fn fd_beyond_select(name: &str, backend: &str, quiet: bool) {
+    if hard_fd_limit() < 1100 {
+        println!("note: RLIMIT_NOFILE's hard limit is below 1100: fd 1024 cannot be had; skipped");
+        return;
+    }
     let mut args = vec!["127.0.0.1:0", "--backend", backend];
     if quiet {
         args.push("--quiet");
@@ -489,7 +499,7 @@ fn max_conns_beyond_select_is_lowered_at_startup() {
                  --backend poll has no such limit)",
             );
             assert_eq!(lowered, backend == "select", "{name} {backend}: {stderr}");
-            if backend == "poll" {
+            if backend == "poll" && hard_fd_limit() >= 1100 {
                 assert!(stderr.contains("at most 1023 "), "{name}: {stderr}");
             }
         }

@@ -49,7 +49,7 @@ static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend:
 
 const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet]
 
-  ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8081)
+  ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8081)
   --backend      select (default) or poll
   --max-conns N  clients connected at once (1 to 1023; default 1023). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with

@@ -40,7 +40,7 @@ static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend:
 const USAGE: &str =
     "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 
-  ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8080)
+  ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default) or poll
   --max-conns N  connections served at once (1 to 2047; default 2047). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with

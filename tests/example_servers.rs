@@ -331,21 +331,28 @@ fn assert_clean_exit(server: &mut Server, signal: Signal) {
 /// With the read end of its stderr closed, a server that logs every connection
 /// keeps serving, and stops cleanly (status 0, its socket file removed).
 fn closed_stderr_keeps_serving(name: &str, backend: &str) {
-    let dir = TempDir::new(&format!("closed-{name}-{backend}"));
-    let path = dir.join("sock");
-    let spec = format!("unix:{}", path.display());
-    let mut server = Server::start(name, &[&spec, "--backend", backend], Stderr::Closed);
-    let addr = server.addr.clone();
-    for i in 0..100u32 {
-        if name == "echo_server" {
-            echo_once(&addr, format!("line {i}\n").as_bytes());
-        } else {
-            chat_once(&addr);
+    // With --quiet, the first line written is the one at shutdown.
+    for quiet in [false, true] {
+        let dir = TempDir::new(&format!("closed-{name}-{backend}-{quiet}"));
+        let path = dir.join("sock");
+        let spec = format!("unix:{}", path.display());
+        let mut args = vec![spec.as_str(), "--backend", backend];
+        if quiet {
+            args.push("--quiet");
         }
+        let mut server = Server::start(name, &args, Stderr::Closed);
+        let addr = server.addr.clone();
+        for i in 0..100u32 {
+            if name == "echo_server" {
+                echo_once(&addr, format!("line {i}\n").as_bytes());
+            } else {
+                chat_once(&addr);
+            }
+        }
+        assert!(server.is_running(), "the server died with stderr closed");
+        assert_clean_exit(&mut server, Signal::SIGTERM);
+        assert!(!path.exists(), "the socket file was left behind");
     }
-    assert!(server.is_running(), "the server died with stderr closed");
-    assert_clean_exit(&mut server, Signal::SIGTERM);
-    assert!(!path.exists(), "the socket file was left behind");
 }
 
 #[test]

@@ -9,20 +9,28 @@
 //! buffer are sized at compile time and live in a `static`, as on a constrained
 //! target: once it prints `listening on ADDR`, the server allocates nothing. When
 //! `--max-conns` connections are being served, a new one is accepted and closed at
-//! once while the others carry on. Ctrl-C ends it cleanly.
+//! once while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly.
+//! Logging never blocks or panics: lines stderr cannot take at once are dropped and
+//! counted.
+
+mod common;
 
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use asyncore::serve::ServerArgs;
 use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
+use common::ServerArgs;
+use common::log::{OUTSIDE_LOOP, STDOUT, say};
 
 /// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
 /// Echo buffer per connection.
 const BUFFER: usize = 2048;
+
+// The usage text names select's limit.
+const _: () = assert!(asyncore::FD_SETSIZE == 1024);
 
 type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY>;
 
@@ -32,92 +40,68 @@ static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend:
 const USAGE: &str =
     "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 
-  ADDR           where to listen: HOST:PORT, [V6]:PORT or unix:PATH (default 127.0.0.1:8080)
+  ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default) or poll
-  --max-conns N  connections served at once (default and maximum 2047)
+  --max-conns N  connections served at once (1 to 2047; default 2047). Each one takes
+                 an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
+                 --backend select about 1,020 connections are served whatever N says;
+                 poll has no such limit. Both are bounded by RLIMIT_NOFILE (the soft
+                 limit is raised up to the hard one as needed). At startup N is lowered
+                 to what the backend can serve, and the server says so; a connection
+                 over the limit is accepted and closed at once, with a line saying why
   --idle-timeout SECS
-                 close connections that send nothing for SECS seconds (default: never)
+                 close connections that send nothing for SECS seconds (0.001 to
+                 604800, fractions allowed; default: never)
   --quiet        no line per accepted or refused connection (for load tests)
   --nodelay      TCP_NODELAY on accepted connections (an echo larger than the buffer
                  leaves in pieces; without it, Nagle holds the later ones back)";
 
 struct Args {
     common: ServerArgs,
-    idle: Option<Duration>,
-    quiet: bool,
     nodelay: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
-    let (mut idle, mut quiet, mut nodelay) = (None, false, false);
+    let mut nodelay = false;
     let common = ServerArgs::parse(
         std::env::args().skip(1),
         "127.0.0.1:8080",
         CAPACITY - 1,
-        |option, rest| {
-            match option {
-                "--quiet" => quiet = true,
-                "--nodelay" => nodelay = true,
-                "--idle-timeout" => {
-                    let v = rest.next().ok_or("--idle-timeout needs a value")?;
-                    let secs: f64 = v
-                        .parse()
-                        .ok()
-                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                        .ok_or_else(|| {
-                            format!("--idle-timeout {v}: must be a positive number of seconds")
-                        })?;
-                    idle = Some(Duration::from_secs_f64(secs));
-                }
-                _ => return Ok(false),
-            }
-            Ok(true)
+        |option, _| {
+            nodelay |= option == "--nodelay";
+            Ok(option == "--nodelay")
         },
     )?;
-    Ok(common.map(|common| Args {
-        common,
-        idle,
-        quiet,
-        nodelay,
-    }))
-}
-
-fn log_accepted(token: Token, s: &StdSocket) {
-    match s.peer_addr() {
-        Ok(peer) => eprintln!("connection {token} from {peer}"),
-        Err(_) => eprintln!("connection {token}"),
-    }
+    Ok(common.map(|common| Args { common, nodelay }))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => {
-            println!("{USAGE}");
+            // Not serving yet: a plain write, its error ignored (`--help | head`).
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("echo_server: {e}\n{USAGE}");
+            let _ = writeln!(std::io::stderr(), "echo_server: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
 
-    let listener = match asyncore::serve::listen(&args.common.addr, 1024) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("echo_server: cannot listen on {}: {e}", args.common.addr);
-            return ExitCode::FAILURE;
-        }
+    let (listening, stop) = match common::start("echo_server", &args.common.addr) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
-    let shown = match listener.local_addr() {
-        Ok(a) => a.to_string(),
-        Err(_) => args.common.addr.clone(),
-    };
-
-    let stop = match asyncore::serve::stop_on_signals() {
-        Ok(stop) => stop,
+    let shown = common::shown_addr(&listening.socket, &args.common.addr);
+    let budget = match common::fd_budget(
+        args.common.backend,
+        &listening.socket,
+        args.common.max_conns,
+    ) {
+        Ok(budget) => budget,
         Err(e) => {
-            eprintln!("echo_server: cannot install the Ctrl-C handler: {e}");
+            say!("echo_server: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -129,50 +113,44 @@ fn main() -> ExitCode {
         let _ = s.set_nodelay(true);
     }
 
-    let hooks = match (args.quiet, args.nodelay) {
+    let hooks = match (args.common.quiet, args.nodelay) {
         (true, false) => EchoHooks::default(),
         (true, true) => EchoHooks {
             accepted: |_, s: &StdSocket| no_delay(s),
-            refused: |_| {},
+            refused: |_, _| {},
         },
         (false, nodelay) => EchoHooks {
             accepted: if nodelay {
                 |token: Token, s: &StdSocket| {
                     no_delay(s);
-                    log_accepted(token, s);
+                    common::log_accepted(token, s);
                 }
             } else {
-                log_accepted
+                common::log_accepted
             },
-            refused: |_: &StdSocket| eprintln!("server full: connection refused"),
+            refused: common::log_refused,
         },
     };
-    let mut listening = EchoListener::new(args.common.max_conns).with_hooks(hooks);
-    if let Some(idle) = args.idle {
-        listening = listening.with_idle_timeout(idle);
+    let mut echo = EchoListener::new(budget.max_conns).with_hooks(hooks);
+    if let Some(idle) = args.common.idle {
+        echo = echo.with_idle_timeout(idle);
     }
-    let echo = Echo::Listener(listening);
-    if let Err(e) = reactor.add(listener, echo) {
-        eprintln!("echo_server: cannot watch the listener: {e}");
+    if let Err(e) = reactor.add(listening.socket, Echo::Listener(echo)) {
+        say!("echo_server: cannot watch the listener: {e}");
         return ExitCode::FAILURE;
     }
-    println!("listening on {shown}");
-    let _ = std::io::stdout().flush();
-    eprintln!(
-        "backend {}, at most {} connections",
-        args.common.backend, args.common.max_conns
+    // The line clients wait for: a bounded wait for room, never a panic.
+    STDOUT.line_within(format_args!("listening on {shown}"), OUTSIDE_LOOP);
+    say!(
+        "backend {}, at most {} connections{}",
+        args.common.backend,
+        budget.max_conns,
+        budget
+            .lowered
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     );
 
-    let served = asyncore::serve::serve(&mut *reactor, stop, Duration::from_millis(250));
-    eprintln!("stopping: closed every channel");
-    if let Some(path) = args.common.addr.strip_prefix("unix:") {
-        let _ = std::fs::remove_file(path);
-    }
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
+    common::finish("echo_server", served, listening.file)
 }

@@ -22,8 +22,6 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod serve;
-
 use core::fmt;
 use core::time::Duration;
 use std::os::fd::RawFd;

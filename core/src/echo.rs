@@ -2,14 +2,49 @@
 //! socket type, on fixed memory. The `echo_server` example runs it on real sockets;
 //! the tests, the simulator and the benchmarks run the very same code.
 
-use crate::{Ctx, Dispatcher, Error, Level, Recv, SendBuffer, Socket, SocketError, Token};
+use crate::{
+    AddErrorKind, Ctx, Dispatcher, Error, Level, Recv, SendBuffer, Socket, SocketError,
+    SourceError, Token,
+};
+
+/// Why a listener closed a connection at once instead of serving it (see
+/// [`EchoHooks::refused`] and the chat server's `ChatHooks::refused`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Refusal {
+    /// The server is full: it serves its `max_conns` connections, or the map has no
+    /// free slot.
+    Full,
+    /// The selector cannot watch the connection's source, e.g.
+    /// [`SourceError::OutOfRange`] for an fd at or above `FD_SETSIZE` under
+    /// `select(2)`: the server has room, the selector has not.
+    Rejected(SourceError),
+}
+
+impl From<AddErrorKind> for Refusal {
+    fn from(kind: AddErrorKind) -> Self {
+        match kind {
+            AddErrorKind::Full => Refusal::Full,
+            AddErrorKind::Rejected(e) => Refusal::Rejected(e),
+        }
+    }
+}
+
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Refusal::Full => f.write_str("server full"),
+            Refusal::Rejected(e) => write!(f, "the selector cannot watch it: {e}"),
+        }
+    }
+}
 
 /// Hooks an [`EchoListener`] calls so a program can log without the core knowing how.
 pub struct EchoHooks<S> {
     /// A connection was accepted and added under this token.
     pub accepted: fn(Token, &S),
-    /// A connection was accepted and closed at once because the server is full.
-    pub refused: fn(&S),
+    /// A connection was accepted and closed at once, for this reason.
+    pub refused: fn(&S, Refusal),
 }
 
 impl<S> Clone for EchoHooks<S> {
@@ -30,7 +65,7 @@ impl<S> Default for EchoHooks<S> {
     fn default() -> Self {
         EchoHooks {
             accepted: |_, _| {},
-            refused: |_| {},
+            refused: |_, _| {},
         }
     }
 }
@@ -78,7 +113,8 @@ impl<S> EchoListener<S> {
         self.accepted
     }
 
-    /// Connections refused (closed at once) because the server was full.
+    /// Connections refused (closed at once): the server was full, or the selector
+    /// could not watch them.
     pub fn refused(&self) -> u64 {
         self.refused
     }
@@ -199,7 +235,7 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
         // The listener itself is one of the channels.
         let full = ctx.channel_count() > l.max_conns;
         let refused = if full {
-            Some(socket)
+            Some((socket, Refusal::Full))
         } else {
             let mut conn = EchoConn::new();
             conn.idle = l.idle;
@@ -214,12 +250,15 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
                     }
                     None
                 }
-                Err(e) => Some(e.into_inner().0),
+                Err(e) => {
+                    let why = Refusal::from(e.kind);
+                    Some((e.into_inner().0, why))
+                }
             }
         };
-        if let Some(mut socket) = refused {
+        if let Some((mut socket, why)) = refused {
             l.refused += 1;
-            (l.hooks.refused)(&socket);
+            (l.hooks.refused)(&socket, why);
             let _ = socket.close();
         }
         Ok(())
@@ -309,6 +348,65 @@ mod tests {
             .filter(|c| c.state == State::Connected)
             .collect();
         assert_eq!(conns.len(), 2);
+    }
+
+    std::thread_local! {
+        static REFUSALS: core::cell::RefCell<std::vec::Vec<(u32, Refusal)>> =
+            const { core::cell::RefCell::new(std::vec::Vec::new()) };
+    }
+
+    fn record_refusal(s: &MockSocket, why: Refusal) {
+        REFUSALS.with(|r| r.borrow_mut().push((s.id(), why)));
+    }
+
+    #[test]
+    fn the_refused_hook_tells_full_from_rejected_by_the_selector() {
+        let mut r: R = Reactor::new(MockSelector::new());
+        // Sources from 20 on are beyond what the selector can watch.
+        r.selector_mut().set_source_limit(20);
+        let mut l = MockSocket::listener(1);
+        for id in [10, 20, 11, 12] {
+            l.push_pending(Ok(id));
+        }
+        let hooks = EchoHooks {
+            accepted: |_, _| {},
+            refused: record_refusal,
+        };
+        let lt = r
+            .add(l, Echo::Listener(EchoListener::new(2).with_hooks(hooks)))
+            .unwrap();
+        r.selector_mut().set_once(1, Readiness::READABLE);
+        r.poll_once(None).unwrap();
+        let served: std::vec::Vec<u32> = r
+            .map()
+            .iter()
+            .filter(|c| c.state == State::Connected)
+            .map(|c| c.socket.id())
+            .collect();
+        assert_eq!(served, [10, 11]);
+        let l = r.get(lt).unwrap().dispatcher.as_listener().unwrap();
+        assert_eq!((l.accepted(), l.refused()), (2, 2));
+        assert_eq!(
+            REFUSALS.with(|r| r.borrow().clone()),
+            [
+                (20, Refusal::Rejected(SourceError::OutOfRange { limit: 20 })),
+                (12, Refusal::Full),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refusal_reads_as_its_reason() {
+        use std::string::ToString;
+        assert_eq!(Refusal::Full.to_string(), "server full");
+        assert_eq!(
+            Refusal::from(AddErrorKind::Rejected(SourceError::OutOfRange {
+                limit: 1024
+            }))
+            .to_string(),
+            "the selector cannot watch it: source out of range for this selector (limit 1024)"
+        );
+        assert_eq!(Refusal::from(AddErrorKind::Full), Refusal::Full);
     }
 
     #[test]

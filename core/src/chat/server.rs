@@ -20,13 +20,35 @@
 //! | any other `/word` | `* unknown command` | |
 //! | an empty line | nothing | |
 //! | a line of more than [`MAX_LINE`] bytes | `* line too long` | nothing |
-//! | any other line | nothing | `NAME: line` |
+//! | any other line | nothing | `NAME: line` (control characters replaced, see below) |
 //! | (hangs up, or half-closes) | | `* NAME left` |
+//! | (sends nothing for the idle timeout, if one is set) | `* idle timeout`, then the server closes | `* NAME left` |
 //! | (connects while the server is full) | `* server full`, then the server closes | |
 //!
 //! A nick is 1 to [`MAX_NICK`] printable ASCII characters without spaces; until a
 //! client picks one it is `guestN`, N being its slot index (unique among the live
 //! connections). `guest` followed by digits only is reserved for those defaults.
+//!
+//! # What is relayed
+//!
+//! A line goes to the others as text that cannot pass for anything but that user's
+//! line ([`clean_line`]): every control character except tab (C0 controls, a lone
+//! `\r` among them, DEL, and the C1 controls U+0080 to U+009F written in UTF-8) and
+//! every byte that is not part of valid UTF-8 becomes one `?`. Otherwise a lone `\r`
+//! would let a user return to the start of the line and display a line as another
+//! user's, and escape sequences would reach the others' terminals. Valid UTF-8 passes
+//! unchanged, so does tab. Nothing is dropped silently: the `?` shows where something
+//! was.
+//!
+//! # Idle timeout
+//!
+//! Off by default. With [`ChatListener::with_idle_timeout`], a client that sends
+//! nothing for that long is told `* idle timeout` (if its output ring has room; what
+//! its socket takes at once is sent), and disconnected; the others get `* NAME left`
+//! as for a `/quit`, and [`ChatHooks::left`] reports [`Leave::Idle`]. Only what the
+//! client *sends* counts as activity, so a user who only reads must say something
+//! (`/ping` will do) within the timeout. A user who sent `/quit` and does not read
+//! its last lines is closed at the same deadline.
 //!
 //! # Limits and the slow-client policy
 //!
@@ -52,6 +74,7 @@ use core::fmt::Write as _;
 use heapless::{String, Vec};
 
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
+pub use crate::echo::Refusal;
 use crate::{Ctx, Dispatcher, Error, ReadClosed, Socket, Token};
 
 /// The longest line a client may send, in bytes (its `\r\n` or `\n` not counted).
@@ -85,15 +108,18 @@ pub enum Leave {
     TooSlow,
     /// A socket or handler error ended the connection.
     Error,
+    /// The user sent nothing for the idle timeout and was disconnected.
+    Idle,
 }
 
 /// Hooks the server calls so a program can log without the core knowing how.
 pub struct ChatHooks<S> {
     /// A connection was accepted and added under this token.
     pub accepted: fn(Token, &S),
-    /// A connection was accepted while the server is full: it was sent
-    /// `* server full` and is about to be closed.
-    pub refused: fn(&S),
+    /// A connection was accepted and is about to be closed, for this reason: the
+    /// server is full (it was sent `* server full`), or the selector cannot watch it
+    /// (sent the same line: to the client, the server has no room for it).
+    pub refused: fn(&S, Refusal),
     /// A user (token, nick) left, for this reason.
     pub left: fn(Token, &str, Leave),
 }
@@ -116,7 +142,7 @@ impl<S> Default for ChatHooks<S> {
     fn default() -> Self {
         ChatHooks {
             accepted: |_, _| {},
-            refused: |_| {},
+            refused: |_, _| {},
             left: |_, _, _| {},
         }
     }
@@ -127,6 +153,7 @@ impl<S> Default for ChatHooks<S> {
 #[derive(Debug)]
 pub struct ChatListener<S> {
     max_conns: usize,
+    idle: Option<core::time::Duration>,
     accepted: u64,
     refused: u64,
     hooks: ChatHooks<S>,
@@ -137,6 +164,7 @@ impl<S> ChatListener<S> {
     pub fn new(max_conns: usize) -> Self {
         ChatListener {
             max_conns,
+            idle: None,
             accepted: 0,
             refused: 0,
             hooks: ChatHooks::default(),
@@ -148,6 +176,19 @@ impl<S> ChatListener<S> {
     pub fn with_hooks(mut self, hooks: ChatHooks<S>) -> Self {
         self.hooks = hooks;
         self
+    }
+
+    /// Disconnects a user who sends nothing for `idle` (see the module docs). Needs
+    /// a selector with a clock. Applies to connections accepted from then on.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle: core::time::Duration) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
+    /// The idle timeout, if any.
+    pub fn idle_timeout(&self) -> Option<core::time::Duration> {
+        self.idle
     }
 
     /// The connection limit.
@@ -165,7 +206,8 @@ impl<S> ChatListener<S> {
         self.accepted
     }
 
-    /// Connections refused (told `* server full` and closed) so far.
+    /// Connections refused (told `* server full` and closed) so far: the server was
+    /// full, or the selector could not watch them.
     pub fn refused(&self) -> u64 {
         self.refused
     }
@@ -181,14 +223,16 @@ pub struct ChatUser {
     evicted: bool,
     close_scheduled: bool,
     errored: bool,
+    idled: bool,
     gone: bool,
     said: u64,
     overlong: u64,
+    idle: Option<core::time::Duration>,
     left_hook: fn(Token, &str, Leave),
 }
 
 impl ChatUser {
-    fn new(left_hook: fn(Token, &str, Leave)) -> Self {
+    fn new(left_hook: fn(Token, &str, Leave), idle: Option<core::time::Duration>) -> Self {
         ChatUser {
             nick: String::new(),
             line: Vec::new(),
@@ -197,9 +241,11 @@ impl ChatUser {
             evicted: false,
             close_scheduled: false,
             errored: false,
+            idled: false,
             gone: false,
             said: 0,
             overlong: 0,
+            idle,
             left_hook,
         }
     }
@@ -246,6 +292,8 @@ impl ChatUser {
             Leave::TooSlow
         } else if self.quitting {
             Leave::Quit
+        } else if self.idled {
+            Leave::Idle
         } else if self.errored {
             Leave::Error
         } else {
@@ -270,6 +318,32 @@ fn message(parts: &[&[u8]]) -> Vec<u8, MAX_MESSAGE> {
 /// spaces.
 pub fn valid_nick(name: &[u8]) -> bool {
     (1..=MAX_NICK).contains(&name.len()) && name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+/// `line` as it is relayed to the others: each control character but tab (C0, DEL,
+/// C1 in UTF-8) and each maximal run of bytes that is not valid UTF-8 becomes `?`;
+/// the rest, valid UTF-8, is kept. Never longer than `line`.
+pub fn clean_line<const N: usize>(line: &[u8]) -> Vec<u8, N> {
+    let mut out = Vec::new();
+    // The output is never longer than the input: each replaced piece is at least one
+    // byte. A line longer than N is cut (callers pass at most N bytes).
+    let mut push = |bytes: &[u8]| {
+        let room = N - out.len();
+        let _ = out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    };
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() && c != '\t' {
+                push(b"?");
+            } else {
+                push(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            push(b"?");
+        }
+    }
+    out
 }
 
 /// Whether `name` has the form of a default nick (`guest` and digits).
@@ -492,9 +566,33 @@ impl<S: Socket, const SOUT: usize> ChatHandler<S, ChatServer<S, SOUT>> for ChatU
             self.command(&line, chat, ctx);
         } else {
             self.said += 1;
-            let msg = message(&[self.nick.as_bytes(), b": ", &line, b"\n"]);
+            let clean: Vec<u8, RECORD> = clean_line(&line);
+            let msg = message(&[self.nick.as_bytes(), b": ", &clean, b"\n"]);
             broadcast(ctx, None, &msg);
         }
+        Ok(())
+    }
+
+    fn handle_timeout<const OUT: usize, const Q: usize>(
+        &mut self,
+        chat: &mut ChatControl<NoProducer, OUT, Q>,
+        ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>,
+    ) -> Result<(), Error> {
+        // Evictions have their own deadline, handled before this is called; the
+        // only other deadline is the idle timeout.
+        if self.idle.is_none() || self.gone {
+            return Ok(());
+        }
+        if !self.quitting {
+            // Idle: a last line if it fits and the socket takes it now, then close.
+            self.idled = true;
+            if chat.push(b"* idle timeout\n").is_ok() {
+                let _ = chat.initiate_send(ctx);
+            }
+        }
+        // A quitting user who does not read its last lines is closed too.
+        chat.discard_output();
+        ctx.close();
         Ok(())
     }
 
@@ -549,9 +647,10 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
         ChatServer::Listener(ChatListener::new(max_conns).with_hooks(hooks))
     }
 
-    fn conn(left_hook: fn(Token, &str, Leave)) -> ChatConn<OUT> {
+    fn conn(l: &ChatListener<S>) -> ChatConn<OUT> {
         let () = Self::OUT_FITS_A_MESSAGE;
-        let mut chat = AsyncChat::new(ChatUser::new(left_hook)).with_terminator(Terminator::LF);
+        let user = ChatUser::new(l.hooks.left, l.idle);
+        let mut chat = AsyncChat::new(user).with_terminator(Terminator::LF);
         chat.set_max_record(RECORD);
         chat
     }
@@ -589,10 +688,10 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
 /// Closes a refused connection after a short error line: it was just accepted, so
 /// its send buffer has room. Shutting the sending side down first and reading what
 /// the client already sent lets the close end with a FIN rather than a reset.
-fn refuse<S: Socket>(mut socket: S, hook: fn(&S)) {
+fn refuse<S: Socket>(mut socket: S, hook: fn(&S, Refusal), why: Refusal) {
     let _ = socket.send(b"* server full\n");
     let _ = socket.shutdown_write();
-    hook(&socket);
+    hook(&socket, why);
     let mut sink = [0u8; 256];
     for _ in 0..4 {
         match socket.recv(&mut sink) {
@@ -615,19 +714,23 @@ impl<S: Socket, const OUT: usize> ChatServer<S, OUT> {
             .count();
         if live >= l.max_conns {
             l.refused += 1;
-            refuse(socket, l.hooks.refused);
+            refuse(socket, l.hooks.refused, Refusal::Full);
             return Ok(());
         }
-        let token = match ctx.add(socket, ChatServer::Conn(Self::conn(l.hooks.left))) {
+        let token = match ctx.add(socket, ChatServer::Conn(Self::conn(l))) {
             Ok(token) => token,
             Err(e) => {
+                let why = Refusal::from(e.kind);
                 let (socket, _) = e.into_inner();
                 l.refused += 1;
-                refuse(socket, l.hooks.refused);
+                refuse(socket, l.hooks.refused, why);
                 return Ok(());
             }
         };
         l.accepted += 1;
+        if let Some(idle) = l.idle {
+            let _ = ctx.set_deadline_for(token, idle);
+        }
         let mut nick: String<MAX_NICK> = String::new();
         // Cannot fail: "guest" and at most 10 digits.
         let _ = write!(nick, "guest{}", token.index());
@@ -695,6 +798,13 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
         match self {
             ChatServer::Listener(_) => Ok(()),
             ChatServer::Conn(c) => {
+                if let Some(idle) = c.handler.idle
+                    && c.handler.receiving()
+                {
+                    // Activity: push the idle deadline back (not for a user already
+                    // leaving: an eviction's deadline of now must stand).
+                    let _ = ctx.set_deadline(idle);
+                }
                 let r = c.handle_read(ctx);
                 settle_leave(c, ctx, false);
                 r

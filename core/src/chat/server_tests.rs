@@ -57,15 +57,19 @@ const LISTENER: u32 = 1;
 
 std::thread_local! {
     static LEFT: RefCell<StdVec<(StdString, Leave)>> = const { RefCell::new(StdVec::new()) };
-    static REFUSED: RefCell<StdVec<(StdVec<u8>, bool)>> = const { RefCell::new(StdVec::new()) };
+    static REFUSED: RefCell<StdVec<(StdVec<u8>, bool, Refusal)>> =
+        const { RefCell::new(StdVec::new()) };
 }
 
 fn record_left(_: Token, nick: &str, why: Leave) {
     LEFT.with(|l| l.borrow_mut().push((nick.to_string(), why)));
 }
 
-fn record_refused(s: &MockSocket) {
-    REFUSED.with(|r| r.borrow_mut().push((s.sent().to_vec(), s.is_write_shut())));
+fn record_refused(s: &MockSocket, why: Refusal) {
+    REFUSED.with(|r| {
+        r.borrow_mut()
+            .push((s.sent().to_vec(), s.is_write_shut(), why));
+    });
 }
 
 fn left() -> StdVec<(StdString, Leave)> {
@@ -85,6 +89,11 @@ impl Chat {
 
 impl<Sel: Mock> Chat<Sel> {
     fn with_selector(max_conns: usize) -> Self {
+        Self::with_listener(ChatListener::new(max_conns))
+    }
+
+    /// A chat server around `listener`, with the recording hooks.
+    fn with_listener(listener: ChatListener<MockSocket>) -> Self {
         let mut r: R<Sel> = Reactor::new(Sel::default());
         let hooks = ChatHooks {
             accepted: |_, _| {},
@@ -94,7 +103,7 @@ impl<Sel: Mock> Chat<Sel> {
         let listener = r
             .add(
                 MockSocket::listener(LISTENER),
-                Srv::listener_with_hooks(max_conns, hooks),
+                Srv::Listener(listener.with_hooks(hooks)),
             )
             .unwrap();
         Chat { r, listener }
@@ -378,6 +387,26 @@ fn hang_up_and_half_close_are_leaving() {
 }
 
 #[test]
+fn a_connection_the_selector_cannot_watch_is_refused_with_that_reason() {
+    let mut c = Chat::new(4);
+    // Sources from 20 on are beyond the selector, as fds >= FD_SETSIZE for select(2).
+    c.sel().set_source_limit(20);
+    let a = c.connect(10).unwrap();
+    assert!(c.connect(20).is_none(), "refused");
+    assert_eq!(
+        REFUSED.with(|r| r.borrow().clone()),
+        [(
+            b"* server full\n".to_vec(),
+            true,
+            Refusal::Rejected(SourceError::OutOfRange { limit: 20 })
+        )],
+    );
+    assert_eq!((c.listener().accepted(), c.listener().refused()), (1, 1));
+    assert_eq!(c.lines(a), ["* welcome guest1"], "nobody heard of it");
+    assert!(c.connect(11).is_some(), "a watchable one is served");
+}
+
+#[test]
 fn extra_connections_get_an_error_line_and_are_closed_while_others_are_served() {
     static PROBE: SocketProbe = SocketProbe::new();
     let mut c = Chat::new(2);
@@ -391,7 +420,7 @@ fn extra_connections_get_an_error_line_and_are_closed_while_others_are_served() 
     assert_eq!(PROBE.close_calls(), 1);
     assert_eq!(
         REFUSED.with(|r| r.borrow().clone()),
-        [(b"* server full\n".to_vec(), true)],
+        [(b"* server full\n".to_vec(), true, Refusal::Full)],
         "an error line, then the sending side shut before the close"
     );
     assert_eq!((c.listener().accepted(), c.listener().refused()), (2, 1));
@@ -607,4 +636,252 @@ fn nick_rules() {
     assert!(!reserved_nick(b"guest"));
     assert!(!reserved_nick(b"guestx1"));
     assert!(!reserved_nick(b"Guest1"));
+}
+
+#[test]
+fn clean_line_replaces_controls_and_bad_utf8_and_keeps_the_rest() {
+    fn clean(line: &[u8]) -> StdVec<u8> {
+        clean_line::<RECORD>(line).to_vec()
+    }
+    assert_eq!(clean(b"plain text"), b"plain text");
+    assert_eq!(clean(b"tab\tkept"), b"tab\tkept");
+    assert_eq!(clean(b"hi\rbob: forged"), b"hi?bob: forged");
+    assert_eq!(clean(b"\x1b[2J\x1b[Hx"), b"?[2J?[Hx");
+    assert_eq!(clean(b"\x00\x07\x08\x0b\x0c\x1f\x7f"), b"???????");
+    assert_eq!(clean("héllo ✓ 日本".as_bytes()), "héllo ✓ 日本".as_bytes());
+    // C1 controls in UTF-8 (U+009B is CSI on some terminals): two bytes, one `?`.
+    assert_eq!(clean("a\u{9b}b\u{85}c".as_bytes()), b"a?b?c");
+    // Bytes that are not UTF-8: one `?` per maximal bad run, valid text around kept.
+    assert_eq!(clean(b"a\xffb\xfe\xfec"), b"a?b??c");
+    assert_eq!(clean(b"cut \xe2\x9c"), b"cut ?");
+    assert_eq!(clean(b"\x9b"), b"?");
+    // Never longer than the input, so a line of RECORD bytes fits.
+    let worst = [0xffu8; RECORD];
+    assert_eq!(clean(&worst).len(), RECORD);
+}
+
+#[test]
+fn relayed_lines_have_control_characters_replaced() {
+    let mut c = Chat::new(4);
+    let a = c.connect(10).unwrap();
+    let b = c.connect(11).unwrap();
+    c.say(a, b"/nick mallory\n");
+    // A lone CR would return to the start of the line on b's terminal and show
+    // "alice: I owe mallory" as alice's line.
+    c.say(a, b"hi\ralice: I owe mallory\r\n");
+    c.say(a, b"\x1b[31mred\x1b[0m\tand \xc3\xa9t\xc3\xa9 \xff\n");
+    c.say(a, b"/ping\x07\n");
+    let got = c.lines(b);
+    assert_eq!(
+        got[got.len() - 2..],
+        [
+            "mallory: hi?alice: I owe mallory",
+            "mallory: ?[31mred?[0m\tand été ?",
+        ]
+    );
+    assert!(
+        !c.got(b).contains('\r') && !c.got(b).contains('\x1b'),
+        "no control character but tab and the line ends"
+    );
+    assert_eq!(c.user(a).said(), 2);
+    assert_eq!(
+        c.lines(a).last().unwrap(),
+        "* unknown command",
+        "a command with a control character is not a known command"
+    );
+}
+
+/// A quiet simulated network: the client side sees what the server sent, also after
+/// the server closed, and time is virtual.
+mod idle {
+    use super::*;
+    use crate::sim::{SimConfig, SimNet, SimSelector, SimSocket};
+    use crate::{Recv, Socket};
+    use core::time::Duration;
+
+    const SOCKETS: usize = 8;
+    const BUF: usize = 2048;
+    type Net = SimNet<SOCKETS, BUF>;
+    type Sock<'n> = SimSocket<'n, SOCKETS, BUF>;
+    type Server<'n> =
+        Reactor<SimSelector<'n, SOCKETS, BUF>, Sock<'n>, ChatServer<Sock<'n>, OUT>, 8>;
+
+    const PORT: u16 = 7;
+    const IDLE: Duration = Duration::from_secs(10);
+
+    /// A client: its socket, everything it received, and whether it saw EOF (and
+    /// when, in virtual time).
+    struct Client<'n> {
+        sock: Sock<'n>,
+        got: StdVec<u8>,
+        eof_at: Option<Duration>,
+    }
+
+    impl<'n> Client<'n> {
+        fn new(net: &'n Net) -> Self {
+            Client {
+                sock: net.connect(PORT).unwrap(),
+                got: StdVec::new(),
+                eof_at: None,
+            }
+        }
+
+        fn read(&mut self, net: &Net) {
+            let mut buf = [0u8; 256];
+            while self.eof_at.is_none() {
+                match self.sock.recv(&mut buf) {
+                    Ok(Recv::Data(n)) => self.got.extend_from_slice(&buf[..n]),
+                    Ok(Recv::Eof) => self.eof_at = Some(net.now()),
+                    Ok(Recv::WouldBlock) | Err(_) => break,
+                }
+            }
+        }
+
+        fn say(&mut self, line: &[u8]) {
+            assert!(matches!(self.sock.send(line), Ok(crate::Sent::Bytes(n)) if n == line.len()));
+        }
+
+        fn lines(&self) -> StdVec<StdString> {
+            StdString::from_utf8(self.got.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn server(net: &Net) -> Server<'_> {
+        let mut r: Server<'_> = Reactor::new(SimSelector::new(net));
+        let hooks = ChatHooks {
+            accepted: |_, _| {},
+            refused: |_, _| {},
+            left: record_left,
+        };
+        let listener = ChatListener::new(4)
+            .with_hooks(hooks)
+            .with_idle_timeout(IDLE);
+        assert_eq!(listener.idle_timeout(), Some(IDLE));
+        r.add(net.listen(PORT).unwrap(), ChatServer::Listener(listener))
+            .unwrap();
+        r
+    }
+
+    /// Passes of at most 100 ms of virtual time until `done`; fails after a bound.
+    fn run_until(
+        r: &mut Server<'_>,
+        net: &Net,
+        clients: &mut [&mut Client<'_>],
+        mut done: impl FnMut(&[&mut Client<'_>]) -> bool,
+    ) {
+        for _ in 0..10_000 {
+            if done(clients) {
+                return;
+            }
+            r.poll_once(Some(Duration::from_millis(100))).unwrap();
+            for c in clients.iter_mut() {
+                c.read(net);
+            }
+        }
+        panic!("not done after 10,000 passes");
+    }
+
+    #[test]
+    fn an_idle_client_is_told_and_disconnected_and_the_others_see_it_leave() {
+        let net = Net::new(SimConfig::quiet(1));
+        let mut r = server(&net);
+        let mut a = Client::new(&net);
+        let mut b = Client::new(&net);
+        run_until(&mut r, &net, &mut [&mut a, &mut b], |c| {
+            c.iter().all(|c| !c.lines().is_empty())
+        });
+        let start = net.now();
+        assert_eq!(b.lines(), ["* welcome guest2"]);
+        // a says something every 3 s; b says nothing.
+        let mut next_ping = start;
+        for _ in 0..10_000 {
+            if b.eof_at.is_some() {
+                break;
+            }
+            if net.now() >= next_ping {
+                a.say(b"/ping\n");
+                next_ping += Duration::from_secs(3);
+            }
+            r.poll_once(Some(Duration::from_millis(100))).unwrap();
+            a.read(&net);
+            b.read(&net);
+        }
+        let eof = b.eof_at.expect("the idle client was disconnected");
+        assert!(eof >= start + IDLE, "not before the idle timeout: {eof:?}");
+        assert_eq!(b.lines(), ["* welcome guest2", "* idle timeout"]);
+        // The others hear of it (on a's next write readiness).
+        run_until(&mut r, &net, &mut [&mut a], |c| {
+            c[0].lines().iter().any(|l| l.ends_with(" left"))
+        });
+        assert!(a.eof_at.is_none(), "the active client stays");
+        let heard: StdVec<StdString> = a.lines().into_iter().filter(|l| l != "* pong").collect();
+        assert_eq!(
+            heard,
+            ["* welcome guest1", "* guest2 joined", "* guest2 left"]
+        );
+        assert_eq!(left(), [("guest2".to_string(), Leave::Idle)]);
+        assert_eq!(r.len(), 2, "the listener and a");
+
+        // Once a falls silent too, it goes the same way.
+        let silent = net.now();
+        run_until(&mut r, &net, &mut [&mut a], |c| c[0].eof_at.is_some());
+        assert!(a.eof_at.unwrap() >= silent + IDLE - Duration::from_secs(3));
+        assert_eq!(a.lines().last().unwrap(), "* idle timeout");
+        assert_eq!(
+            left(),
+            [
+                ("guest2".to_string(), Leave::Idle),
+                ("guest1".to_string(), Leave::Idle)
+            ]
+        );
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn without_an_idle_timeout_a_silent_client_stays() {
+        let net = Net::new(SimConfig::quiet(2));
+        let mut r: Server<'_> = Reactor::new(SimSelector::new(&net));
+        r.add(net.listen(PORT).unwrap(), ChatServer::listener(4))
+            .unwrap();
+        let mut a = Client::new(&net);
+        run_until(&mut r, &net, &mut [&mut a], |c| !c[0].got.is_empty());
+        let start = net.now();
+        run_until(&mut r, &net, &mut [&mut a], |_| {
+            net.now() >= start + 10 * IDLE
+        });
+        assert!(a.eof_at.is_none());
+        assert_eq!(r.len(), 2);
+    }
+}
+
+#[test]
+fn a_quitting_client_that_does_not_read_is_closed_at_the_idle_deadline() {
+    let mut c: Chat = Chat::with_listener(
+        ChatListener::new(4).with_idle_timeout(core::time::Duration::from_secs(10)),
+    );
+    let a = c.connect(10).unwrap();
+    let b = c.connect(11).unwrap();
+    // b stops reading: nothing it is sent goes out any more.
+    c.sel().clear(11);
+    for _ in 0..64 {
+        c.r.get_mut(b)
+            .unwrap()
+            .socket
+            .script_send(SendStep::WouldBlock);
+    }
+    c.r.get_mut(b).unwrap().socket.feed(b"/quit\n");
+    c.sel().set_once(11, Readiness::READABLE);
+    c.r.poll_once(None).unwrap();
+    assert!(c.user(b).is_quitting());
+    assert!(c.r.get(b).is_some(), "still flushing its `* bye`");
+    assert!(left().is_empty());
+    c.sel().advance(core::time::Duration::from_secs(11));
+    c.r.poll_once(None).unwrap();
+    assert!(c.r.get(b).is_none(), "closed at the deadline");
+    assert_eq!(left(), [("guest2".to_string(), Leave::Quit)]);
+    assert_eq!(c.lines(a).last().unwrap(), "* guest2 left");
 }

@@ -1,0 +1,287 @@
+//! What the server examples share, and nothing the library publishes: the command
+//! line ([`args`]), listening on an address given as text ([`listen`]: the rules for
+//! `unix:PATH` are there), logging that never blocks or panics ([`log`]), and
+//! stopping cleanly on SIGINT, SIGTERM or SIGHUP.
+//!
+//! Each example includes it with `mod common;` (cargo does not build `examples/common/`
+//! as an example of its own: it has no `main.rs`). Its unit tests run in
+//! `tests/examples_common.rs`, which includes this module by path, so `cargo test
+//! --workspace` runs them; `cargo test --examples` runs them too.
+#![allow(dead_code)] // each example uses its own subset
+
+pub mod args;
+pub mod listen;
+pub mod log;
+
+pub use args::ServerArgs;
+pub use listen::{Listening, Removal, listen};
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use log::{log, say};
+
+use std::os::fd::AsRawFd;
+
+use asyncore::echo::Refusal;
+use asyncore::{
+    Backend, Dispatcher, FD_SETSIZE, PollError, Reactor, Selector, Socket, SourceError, StdSocket,
+    Token,
+};
+
+/// How a server announces where it listens (`listening on ...`): the bound address
+/// for TCP (the port chosen when 0 was asked for), `unix:PATH` for a Unix-domain
+/// socket, so the text works as `ADDR` again.
+pub fn shown_addr(listener: &StdSocket, spec: &str) -> String {
+    match listener.local_addr() {
+        Ok(asyncore::Addr::Inet(a)) => a.to_string(),
+        Ok(asyncore::Addr::Unix(u)) => match u.as_path() {
+            Some(p) => format!("unix:{}", p.display()),
+            None => spec.to_string(),
+        },
+        _ => spec.to_string(),
+    }
+}
+
+/// The start every server shares, in this order: SIGINT, SIGTERM and SIGHUP stop it
+/// from now on ([`stop_on_signals`]), then it listens on `spec` ([`listen`]).
+/// Failures are reported on stderr as `PROGRAM: ...`.
+///
+/// # Errors
+/// The exit code to return (1).
+pub fn start(program: &str, spec: &str) -> Result<(Listening, &'static AtomicBool), ExitCode> {
+    let stop = stop_on_signals().map_err(|e| {
+        say!("{program}: cannot install the signal handlers: {e}");
+        ExitCode::FAILURE
+    })?;
+    let listening = listen(spec, 1024).map_err(|e| {
+        say!("{program}: cannot listen on {spec}: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok((listening, stop))
+}
+
+/// The end every server shares, once its channels are closed: reports a failed
+/// loop, removes the socket file if it is still the one this server created, and
+/// says how many log lines were dropped. The exit code: 0 unless the loop failed.
+pub fn finish(
+    program: &str,
+    served: Result<(), impl std::fmt::Display>,
+    file: Option<listen::SocketFile>,
+) -> ExitCode {
+    say!("stopping: closed every channel");
+    let code = match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say!("{program}: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    if let Some(file) = file {
+        let path = file.path().to_path_buf();
+        match file.remove() {
+            Removal::Removed => {}
+            Removal::NotOurs => say!(
+                "{program}: {} is no longer the socket this server created; left alone",
+                path.display()
+            ),
+            Removal::Failed(e) => say!("{program}: cannot remove {}: {e}", path.display()),
+        }
+    }
+    log::STDOUT.report_dropped(program);
+    log::STDERR.report_dropped(program);
+    code
+}
+
+/// How many connections a server can serve at once on its backend, and why that is
+/// fewer than asked for, if it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdBudget {
+    /// The connection limit to use: at most what was asked for.
+    pub max_conns: usize,
+    /// Why the limit is lower than asked for.
+    pub lowered: Option<String>,
+}
+
+/// Each connection takes an fd, and fds are handed out lowest first. With `select(2)`
+/// only fds below [`FD_SETSIZE`] can be watched, so a server on `select` serves
+/// about `FD_SETSIZE` minus the fds already open, whatever `--max-conns` says; with
+/// `poll(2)` there is no such limit. Both are bounded by `RLIMIT_NOFILE`, whose soft
+/// limit this raises (up to the hard limit) when `wanted` connections need more; one
+/// fd is kept spare so that a connection over the limit can still be accepted and
+/// refused rather than left waiting. Call it once the listener is open.
+///
+/// # Errors
+/// Not a single connection fits.
+pub fn fd_budget(
+    backend: Backend,
+    listener: &StdSocket,
+    wanted: usize,
+) -> Result<FdBudget, String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // dup(2) returns the lowest free fd: the first a connection would get.
+    let first_free = listener
+        .fd()
+        .and_then(|fd| nix::unistd::dup(fd).ok())
+        .map_or(listener.as_raw_fd() + 1, |dup| dup.as_raw_fd());
+    let first_free = usize::try_from(first_free).unwrap_or(0);
+    let (mut soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    let needed = first_free.saturating_add(wanted).saturating_add(1) as u64;
+    if soft < needed {
+        let raised = needed.min(hard);
+        if raised > soft && setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {
+            soft = raised;
+        }
+    }
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    let by_rlimit = soft.saturating_sub(first_free + 1);
+    let by_select = match backend {
+        Backend::Select => FD_SETSIZE.saturating_sub(first_free),
+        Backend::Poll => usize::MAX,
+    };
+    let servable = by_rlimit.min(by_select);
+    if servable == 0 {
+        return Err(format!(
+            "no fd left for a single connection (RLIMIT_NOFILE is {soft}, fds up to {first_free} in use)"
+        ));
+    }
+    if wanted <= servable {
+        return Ok(FdBudget {
+            max_conns: wanted,
+            lowered: None,
+        });
+    }
+    let why = if by_select <= by_rlimit {
+        format!(
+            "select(2) watches fds below FD_SETSIZE ({FD_SETSIZE}) only; --backend poll has no such limit"
+        )
+    } else {
+        format!("the fd limit RLIMIT_NOFILE is {soft}")
+    };
+    Ok(FdBudget {
+        max_conns: servable,
+        lowered: Some(format!("lowered from {wanted}: {why}")),
+    })
+}
+
+/// The `accepted` hook of both servers (unless `--quiet`).
+pub fn log_accepted(token: Token, socket: &StdSocket) {
+    match socket.peer_addr() {
+        Ok(peer) => log!("connection {token} from {peer}"),
+        Err(_) => log!("connection {token}"),
+    }
+}
+
+/// The `refused` hook of both servers (unless `--quiet`): one line saying why a
+/// connection was closed at once.
+pub fn log_refused(socket: &StdSocket, why: Refusal) {
+    match why {
+        Refusal::Rejected(SourceError::OutOfRange { limit }) => log!(
+            "connection refused: its fd {} is beyond what the selector can watch (below {limit}); \
+             --backend poll has no such limit",
+            socket.as_raw_fd()
+        ),
+        why => log!("connection refused: {why}"),
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: nix::libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Makes SIGINT (Ctrl-C), SIGTERM and SIGHUP set a flag instead of killing the
+/// process, and returns the flag: the server then stops as for Ctrl-C, closing every
+/// connection and removing its socket file. SIGHUP (the terminal went away) stops it
+/// too: these servers have no configuration to reload, and dying on it would leave
+/// the socket file behind. The handler only stores to an atomic. Install it before
+/// creating anything to clean up.
+///
+/// # Errors
+/// `sigaction` failed.
+pub fn stop_on_signals() -> Result<&'static AtomicBool, nix::errno::Errno> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler is async-signal-safe: it only stores to a static atomic.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(&STOP)
+}
+
+/// Runs passes of at most `tick` each until `stop` is set, then closes every channel.
+/// The tick bounds how long a stop request waits to be seen (signals do not cut a
+/// wait short: selectors retry `EINTR`).
+///
+/// # Errors
+/// A pass failed; every channel is closed before returning.
+pub fn serve<Sel, S, D, const N: usize, const T: usize>(
+    reactor: &mut Reactor<Sel, S, D, N, T>,
+    stop: &AtomicBool,
+    tick: Duration,
+) -> Result<(), PollError<Sel::Error>>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+    D: Dispatcher<S>,
+{
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if let Err(e) = reactor.poll_once(Some(tick)) {
+            break Err(e);
+        }
+    };
+    let _ = reactor.close_all();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_serves_fds_below_fd_setsize_only() {
+        let l = listen("127.0.0.1:0", 8).unwrap().socket;
+        let b = fd_budget(Backend::Select, &l, 5000).unwrap();
+        assert!(b.max_conns < FD_SETSIZE, "{b:?}");
+        assert!(
+            b.lowered.as_deref().unwrap().contains("FD_SETSIZE (1024)"),
+            "{b:?}"
+        );
+        let few = fd_budget(Backend::Select, &l, 5).unwrap();
+        assert_eq!(
+            few,
+            FdBudget {
+                max_conns: 5,
+                lowered: None
+            }
+        );
+    }
+
+    #[test]
+    fn poll_is_bounded_by_the_fd_limit_only() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let l = listen("127.0.0.1:0", 8).unwrap().socket;
+        let b = fd_budget(Backend::Poll, &l, 1500).unwrap();
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        match b.lowered {
+            None => {
+                assert_eq!(b.max_conns, 1500);
+                assert!(soft > 1500, "the soft limit was raised as needed: {soft}");
+            }
+            Some(why) => {
+                assert!(b.max_conns < 1500);
+                assert!(why.contains("RLIMIT_NOFILE"), "{why}");
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! model over `select(2)` or `poll(2)`.
 //!
 //! This crate re-exports the `no_std` core ([`asyncore_core`]: [`Reactor`],
-//! [`Dispatcher`], [`Ctx`], [`chat`], [`SendBuffer`], [`echo`], [`mock`]...), the std
+//! [`Dispatcher`], [`Ctx`], [`chat`], [`SendBuffer`], [`echo`]..., and with the
+//! features `mock`, `sim`, `fuzz` the core's test machinery), the std
 //! sockets and the `select(2)` selector ([`asyncore_std`]), the `poll(2)` selector
 //! ([`asyncore_poll`]), and adds the original's `use_poll` choice made at run time:
 //! [`AnySelector`] and [`Backend`].

@@ -1,7 +1,7 @@
 //! The `Dispatcher` trait: the asyncore callbacks, and the context handlers receive.
 
+use crate::ctx::{ACCEPT_BATCH, Ctx};
 use crate::fmt::{info_, warn_};
-use crate::reactor::{ACCEPT_BATCH, Ctx};
 use crate::{Socket, SocketError, Token};
 
 /// The severity of a [`Dispatcher::log_info`] line.
@@ -26,7 +26,7 @@ pub enum ReadClosed {
     /// the original's behaviour and the default.
     Close,
     /// Keep the channel open for writing (half-close): it moves to
-    /// [`State::ReadClosed`], read interest stops, and writes go on until the
+    /// [`State::ReadClosed`](crate::State::ReadClosed), read interest stops, and writes go on until the
     /// dispatcher closes it or the connection breaks.
     KeepWriting,
 }
@@ -65,7 +65,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     }
 
     /// A non-blocking connect finished (`SO_ERROR` was 0). The state is already
-    /// [`State::Connected`], so data sent here leaves at once.
+    /// [`State::Connected`](crate::State::Connected), so data sent here leaves at once.
     fn handle_connect(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
         self.log_info(ctx.token(), Level::Warning, "unhandled connect event");
         Ok(())

@@ -76,6 +76,7 @@ extern crate std;
 mod fmt;
 
 pub mod chat;
+mod ctx;
 mod dispatcher;
 pub mod echo;
 mod enum_macro;
@@ -87,6 +88,7 @@ mod map;
 pub mod mock;
 mod reactor;
 mod readiness;
+mod registry;
 mod ring;
 mod selector;
 mod send_buf;
@@ -94,21 +96,24 @@ mod send_buf;
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 mod socket;
+mod time;
 mod token;
 mod trace;
 
+pub use ctx::{ACCEPT_BATCH, Ctx};
 pub use dispatcher::{Dispatcher, Level, ReadClosed};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,
 };
 pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};
-pub use reactor::{ACCEPT_BATCH, Ctx, Reactor, RunEnd, TimerError, TimerId};
+pub use reactor::{Reactor, RunEnd};
 pub use readiness::Readiness;
 pub use ring::Ring;
 pub use selector::{Registration, Selector};
 pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
+pub use time::{TimerError, TimerId};
 pub use token::Token;
 pub use trace::{Event, Observer};
 

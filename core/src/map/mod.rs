@@ -61,7 +61,7 @@ pub(crate) struct Channel<S, D> {
     pub(crate) state: State,
     pub(crate) flags: Flags,
     /// When `handle_timeout` is due, in nanoseconds of the selector's clock
-    /// ([`NEVER`](crate::reactor::NEVER): no deadline).
+    /// ([`NEVER`](crate::time::NEVER): no deadline).
     pub(crate) deadline: u64,
     pub(crate) dispatcher: D,
 }
@@ -81,7 +81,7 @@ impl<S, D> Channel<S, D> {
             socket,
             state,
             flags: Flags::default(),
-            deadline: crate::reactor::NEVER,
+            deadline: crate::time::NEVER,
             dispatcher,
         }
     }

@@ -7,11 +7,11 @@
 //! After each callback the flags it left (a close request, an EOF, a disconnect) are
 //! acted on at once.
 
-use super::{Ctx, Reactor};
+use super::Reactor;
 use crate::fmt::{debug_, trace_};
 use crate::map::{Flags, MapAccess};
 use crate::trace::Event;
-use crate::{Dispatcher, ReadClosed, Readiness, Selector, Socket, SocketError, State, Token};
+use crate::{Ctx, Dispatcher, ReadClosed, Readiness, Selector, Socket, SocketError, State, Token};
 
 impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
 where

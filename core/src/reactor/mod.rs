@@ -2,27 +2,23 @@
 //! map and a selector.
 //!
 //! * `mod.rs`: the public type, adding and removing channels, the pass;
-//! * [`registry`]: everything but the slots, which handlers borrow through their
-//!   [`Ctx`]: the one add, remove and deadline routine;
-//! * [`dispatch`]: the state machine that turns one channel's readiness into
+//! * `dispatch.rs`: the state machine that turns one channel's readiness into
 //!   callbacks;
-//! * [`ctx`]: what a handler reaches;
-//! * [`timers`]: channel deadlines, one-shot timers, the accept back-off.
+//! * `timers.rs`: waiting for, and firing, deadlines and one-shot timers; the end of
+//!   the accept back-off.
+//!
+//! What handlers borrow while they run (the registry) and what they reach through
+//! (`Ctx`) live beside it, in `registry.rs` and `ctx.rs`.
 
-mod ctx;
 mod dispatch;
-mod registry;
 mod timers;
 
 use core::time::Duration;
 
 use heapless::Vec;
 
-pub use ctx::{ACCEPT_BATCH, Ctx};
-use registry::Registry;
-pub(crate) use timers::NEVER;
-use timers::Timers;
-pub use timers::{TimerError, TimerId};
+use crate::registry::Registry;
+use crate::time::Timers;
 
 use crate::map::{ChannelMap, ChannelMut, ChannelRef};
 use crate::trace::{Observer, Tracer};
@@ -39,7 +35,7 @@ pub enum RunEnd {
     Empty,
     /// The requested number of passes ran.
     Count,
-    /// A handler called [`Ctx::exit`].
+    /// A handler called [`Ctx::exit`](crate::Ctx::exit).
     Exit,
     /// A one-shot timer added with [`Reactor::add_timer`] fired; its key.
     Timer(u32),
@@ -222,7 +218,7 @@ where
         self.map.is_empty()
     }
 
-    /// Whether a handler called [`Ctx::exit`] during the last pass.
+    /// Whether a handler called [`Ctx::exit`](crate::Ctx::exit) during the last pass.
     pub fn exit_requested(&self) -> bool {
         self.registry.exit
     }
@@ -313,7 +309,7 @@ where
     }
 
     /// Runs passes until the map is empty, `count` passes ran (`None`: no limit), a
-    /// handler calls [`Ctx::exit`], or a one-shot timer fires. `timeout` bounds each
+    /// handler calls [`Ctx::exit`](crate::Ctx::exit), or a one-shot timer fires. `timeout` bounds each
     /// pass, as in the original. `Some(0)` runs nothing.
     ///
     /// # Errors

@@ -2,10 +2,9 @@
 
 use core::time::Duration;
 
-use super::NEVER;
-use super::registry::{Registrar, Registry};
-use super::timers::{TimerError, to_nanos};
 use crate::map::{ChannelMut, Fields, Flags, MapAccess, Others, is_live};
+use crate::registry::{Registrar, Registry};
+use crate::time::{NEVER, TimerError, to_nanos};
 use crate::trace::{Event, Tracer};
 use crate::{AddError, Recv, Selector, Sent, Socket, SocketError, State, Token};
 

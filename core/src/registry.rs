@@ -7,8 +7,8 @@
 
 use core::time::Duration;
 
-use super::timers::{AcceptBackoff, Deadlines};
 use crate::map::{Channel, MapAccess};
+use crate::time::{AcceptBackoff, Deadlines, NEVER};
 use crate::trace::{Event, Tracer};
 use crate::{AddError, AddErrorKind, Selector, Socket, SourceError, State, Token};
 
@@ -114,7 +114,7 @@ impl<Sel: Selector, const N: usize> Registry<Sel, N> {
                 *deadline = at;
                 self.deadlines.push(at, token);
             }
-            None => *deadline = super::NEVER,
+            None => *deadline = NEVER,
         }
     }
 }

@@ -1,0 +1,201 @@
+//! Time: channel deadlines, one-shot timers and the accept back-off, on fixed memory.
+//!
+//! The original had no timers; every server built on it grew its own scheduler. Here
+//! the reactor keeps them:
+//!
+//! * each channel has one **deadline** (an idle or connect timeout) it can set, move
+//!   and cancel through its [`Ctx`](crate::Ctx); when it passes, `handle_timeout`
+//!   runs. Deadlines live in the channel's slot and in a min-heap of capacity `N`, so
+//!   they never run out and a pass costs nothing for channels without one;
+//! * **one-shot timers** not tied to a channel, `T` of them
+//!   ([`Reactor::add_timer`](crate::Reactor::add_timer)); a full store is
+//!   [`TimerError::Full`]. When one fires, [`Reactor::run`](crate::Reactor::run)
+//!   returns [`RunEnd::Timer`](crate::RunEnd::Timer) with its key.
+//!
+//! The loop waits for the sooner of its timeout and the next deadline; a deadline in
+//! the past fires on the next pass; timers of a closed channel never fire. Time comes
+//! from the selector ([`Selector::now`](crate::Selector::now)): the std backends read
+//! the monotonic clock, the mock and the simulator a virtual clock tests advance.
+
+use core::time::Duration;
+
+use heapless::binary_heap::{BinaryHeap, Min};
+
+use crate::Token;
+
+/// Why a timer could not be set.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum TimerError {
+    /// The selector has no clock ([`Selector::now`](crate::Selector::now) is `None`).
+    NoClock,
+    /// Every one-shot timer slot is taken.
+    Full,
+}
+
+impl core::fmt::Display for TimerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            TimerError::NoClock => "the selector has no clock",
+            TimerError::Full => "the timer store is full",
+        })
+    }
+}
+
+impl core::error::Error for TimerError {}
+
+/// Names a one-shot timer, to cancel it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimerId(u32);
+
+/// No deadline.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// Time as stored: nanoseconds, saturating below [`NEVER`].
+pub(crate) fn to_nanos(t: Duration) -> u64 {
+    u64::try_from(t.as_nanos())
+        .unwrap_or(NEVER - 1)
+        .min(NEVER - 1)
+}
+
+/// The channel deadlines, as a min-heap with lazy deletion: an entry whose time no
+/// longer matches its channel's deadline is dropped when it surfaces. When the heap
+/// is full it is rebuilt from the slots (the truth), so setting a deadline never
+/// fails and the heap never holds more than `N` entries.
+pub(crate) struct Deadlines<const N: usize> {
+    heap: BinaryHeap<(u64, u64), Min, N>,
+    /// A push found the heap full: rebuild from the slots before the next use.
+    pub(crate) stale: bool,
+}
+
+impl<const N: usize> Deadlines<N> {
+    /// Adds an entry; a full heap is marked for a rebuild from the slots instead.
+    pub(crate) fn push(&mut self, at: u64, token: Token) {
+        if self.heap.push((at, token.to_bits())).is_err() {
+            self.stale = true;
+        }
+    }
+
+    pub(crate) const fn new() -> Self {
+        Deadlines {
+            heap: BinaryHeap::new(),
+            stale: false,
+        }
+    }
+
+    /// The earliest entry (possibly stale).
+    pub(crate) fn peek(&self) -> Option<(u64, Token)> {
+        self.heap.peek().map(|&(at, t)| (at, Token::from_bits(t)))
+    }
+
+    pub(crate) fn pop(&mut self) {
+        self.heap.pop();
+    }
+
+    /// Rebuilds from `(deadline, token)` pairs.
+    pub(crate) fn rebuild(&mut self, live: impl Iterator<Item = (u64, Token)>) {
+        self.heap.clear();
+        for (at, token) in live {
+            // At most one per channel, so at most N: cannot fail.
+            let _ = self.heap.push((at, token.to_bits()));
+        }
+        self.stale = false;
+    }
+}
+
+/// The accept back-off: when an accept fails for a reason that passes (`EMFILE`,
+/// `ENFILE`, `ENOBUFS`, `ENOMEM`, or an error without a better name), the listener's
+/// read interest is withheld until `resume_at`, so a listener that stays readable
+/// does not make every pass retry a doomed accept. The delay starts at
+/// [`BACKOFF_MIN`](Self::BACKOFF_MIN) and doubles with every failure up to
+/// [`BACKOFF_MAX`](Self::BACKOFF_MAX); a successful accept resets it. Resource
+/// shortages are process-wide, so one resume time serves every paused channel.
+#[derive(Debug)]
+pub(crate) struct AcceptBackoff {
+    /// When paused channels get their read interest back ([`NEVER`]: none paused).
+    pub(crate) resume_at: u64,
+    /// The next pause, in nanoseconds.
+    delay: u64,
+}
+
+impl AcceptBackoff {
+    /// The first pause: 10 ms.
+    pub(crate) const BACKOFF_MIN: u64 = 10_000_000;
+    /// The longest pause: 500 ms.
+    pub(crate) const BACKOFF_MAX: u64 = 500_000_000;
+
+    pub(crate) const fn new() -> Self {
+        AcceptBackoff {
+            resume_at: NEVER,
+            delay: Self::BACKOFF_MIN,
+        }
+    }
+
+    /// A failure at `now`: the pause ends after the current delay, which doubles.
+    pub(crate) fn fail(&mut self, now: u64) {
+        let at = now.saturating_add(self.delay).min(NEVER - 1);
+        self.resume_at = self.resume_at.min(at);
+        self.delay = (self.delay * 2).min(Self::BACKOFF_MAX);
+    }
+
+    /// An accept succeeded: the next failure pauses for the shortest time again.
+    #[inline]
+    pub(crate) fn succeed(&mut self) {
+        self.delay = Self::BACKOFF_MIN;
+    }
+}
+
+/// The one-shot timers: few, so a plain array scanned per pass.
+pub(crate) struct Timers<const T: usize> {
+    entries: heapless::Vec<(u64, TimerId, u32), T>,
+    next_id: u32,
+}
+
+impl<const T: usize> Timers<T> {
+    pub(crate) const fn new() -> Self {
+        Timers {
+            entries: heapless::Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, at: u64, key: u32) -> Result<TimerId, TimerError> {
+        let id = TimerId(self.next_id);
+        self.entries
+            .push((at, id, key))
+            .map_err(|_| TimerError::Full)?;
+        self.next_id = self.next_id.wrapping_add(1);
+        Ok(id)
+    }
+
+    pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
+        match self.entries.iter().position(|e| e.1 == id) {
+            Some(i) => {
+                self.entries.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn next(&self) -> u64 {
+        self.entries.iter().map(|e| e.0).min().unwrap_or(NEVER)
+    }
+
+    /// Removes and returns the key of the earliest timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<u32> {
+        let (i, _) = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.0 <= now)
+            .min_by_key(|(_, e)| (e.0, e.1.0))?;
+        Some(self.entries.swap_remove(i).2)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}

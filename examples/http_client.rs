@@ -48,7 +48,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use asyncore::{
-    AnySelector, Backend, Ctx, Dispatcher, Error, ReadClosed, Recv, SendBuffer, SocketError,
+    AfterEof, AnySelector, Backend, Ctx, Dispatcher, Error, Recv, SendBuffer, SocketError,
     StdReactor, StdSocket,
 };
 use protocol::{MAX_REQUEST, Progress, Response, Url};
@@ -299,7 +299,7 @@ impl Dispatcher<StdSocket> for HttpClient {
                         return Ok(());
                     }
                 }
-                // The reactor delivers the end: handle_read_closed or handle_close.
+                // The reactor delivers the end: handle_eof or handle_close.
                 Recv::Eof | Recv::WouldBlock => return Ok(()),
             }
         }
@@ -314,13 +314,10 @@ impl Dispatcher<StdSocket> for HttpClient {
         Ok(())
     }
 
-    fn handle_read_closed(
-        &mut self,
-        ctx: &mut Ctx<'_, StdSocket, Self>,
-    ) -> Result<ReadClosed, Error> {
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<AfterEof, Error> {
         self.conclude(End::Eof);
         ctx.close();
-        Ok(ReadClosed::Close)
+        Ok(AfterEof::Close)
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {

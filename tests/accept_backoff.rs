@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use asyncore::{AnySelector, Backend, Echo, Event, StdReactor, StdSocket, Token};
+use asyncore::{AnySelector, Backend, Callback, Echo, StdReactor, StdSocket, Token, Trace};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 /// Clients waiting in the backlog.
@@ -26,8 +26,8 @@ const STARVED: Duration = Duration::from_millis(400);
 
 static ACCEPT_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-fn count_accepts(_: Token, event: Event) {
-    if event == Event::Accept {
+fn count_accepts(_: Token, event: Trace) {
+    if event == Trace::Call(Callback::Accept) {
         ACCEPT_CALLS.fetch_add(1, Ordering::SeqCst);
     }
 }

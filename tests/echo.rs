@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use asyncore::{
-    AddErrorKind, Addr, Backend, Echo, EchoConn, Event, FD_SETSIZE, SourceError, State, StdReactor,
-    StdSocket, Token,
+    AddErrorKind, Addr, Backend, Callback, Echo, EchoConn, FD_SETSIZE, SourceError, State,
+    StdReactor, StdSocket, Token, Trace,
 };
 use common::{Case, PATIENCE, Peer, pattern, run_until};
 use nix::fcntl::{FcntlArg, fcntl};
@@ -346,10 +346,10 @@ fn fd_above_fd_setsize(case: &Case) {
 // ------------------------------------------------------------------ closed behind the back
 
 thread_local! {
-    static EVENTS: RefCell<Vec<(Token, Event)>> = const { RefCell::new(Vec::new()) };
+    static EVENTS: RefCell<Vec<(Token, Trace)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn record(token: Token, event: Event) {
+fn record(token: Token, event: Trace) {
     EVENTS.with(|e| e.borrow_mut().push((token, event)));
 }
 
@@ -380,14 +380,14 @@ fn fd_closed_behind_the_back(case: &Case) {
     run_until(&mut r, "the bad channel closed", |r| {
         r.get(victim).is_none()
     });
-    let events: Vec<Event> = EVENTS.with(|e| {
+    let events: Vec<Trace> = EVENTS.with(|e| {
         e.borrow()
             .iter()
             .filter(|(t, _)| *t == victim)
             .map(|(_, ev)| *ev)
             .collect()
     });
-    assert_eq!(events, [Event::Close, Event::Removed]);
+    assert_eq!(events, [Trace::Call(Callback::Close), Trace::Removed]);
     assert_eq!(r.len(), 3, "the listener and two connections");
 
     for i in [0, 2] {
@@ -399,7 +399,7 @@ fn fd_closed_behind_the_back(case: &Case) {
         Ok(rest) => assert!(rest.is_empty()),
         Err(e) => assert_eq!(e.kind(), IoErrorKind::ConnectionReset, "{e}"),
     }
-    let others: Vec<Event> = EVENTS.with(|e| {
+    let others: Vec<Trace> = EVENTS.with(|e| {
         e.borrow()
             .iter()
             .filter(|(t, _)| *t != victim)
@@ -407,9 +407,10 @@ fn fd_closed_behind_the_back(case: &Case) {
             .collect()
     });
     assert!(
-        !others
-            .iter()
-            .any(|e| matches!(e, Event::Close | Event::Error | Event::Removed)),
+        !others.iter().any(|e| matches!(
+            e,
+            Trace::Call(Callback::Close) | Trace::Call(Callback::Error) | Trace::Removed
+        )),
         "{others:?}"
     );
 }
@@ -428,8 +429,8 @@ fn send_urgent(p: &Peer, byte: u8) {
 
 static EXPT: AtomicUsize = AtomicUsize::new(0);
 
-fn count_expt(_: Token, event: Event) {
-    if event == Event::Expt {
+fn count_expt(_: Token, event: Trace) {
+    if event == Trace::Call(Callback::Expt) {
         EXPT.fetch_add(1, Ordering::SeqCst);
     }
 }

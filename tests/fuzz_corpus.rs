@@ -14,7 +14,7 @@ use std::time::Instant;
 use asyncore::chat::Terminator;
 use asyncore::sim::fuzz::{CheckHooks, chat_framing, dispatch, readiness};
 use asyncore::sim::{Fault, Rng};
-use asyncore::{Event, Readiness, SocketError};
+use asyncore::{Callback, Readiness, SocketError};
 
 /// Inputs generated per target.
 const GENERATED: u64 = 5_000;
@@ -646,7 +646,7 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
             enc(&[
                 &two_clients[..],
                 &[
-                    cmd(1, Some(Event::Read), Action::Close),
+                    cmd(1, Some(Callback::Read), Action::Close),
                     Send { client: 0, len: 5 },
                     run(4),
                     Recv { client: 0 },
@@ -659,8 +659,8 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
             enc(&[
                 &two_clients[..],
                 &[
-                    cmd(1, Some(Event::ReadClosed), Action::FailAfterClose),
-                    cmd(2, Some(Event::ReadClosed), Action::FailKeep),
+                    cmd(1, Some(Callback::Eof), Action::FailAfterClose),
+                    cmd(2, Some(Callback::Eof), Action::FailKeep),
                     ShutdownWrite { client: 0 },
                     ShutdownWrite { client: 1 },
                     run(6),
@@ -675,8 +675,8 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
             enc(&[
                 &two_clients[..],
                 &[
-                    cmd(1, Some(Event::Write), Action::Fail),
-                    cmd(2, Some(Event::Error), Action::Close),
+                    cmd(1, Some(Callback::Write), Action::Fail),
+                    cmd(2, Some(Callback::Error), Action::Close),
                     cmd(2, None, Action::FailKeep),
                     run(6),
                     Recv { client: 1 },
@@ -693,7 +693,7 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 run(6),
                 cmd(1, None, Action::TellClose(1)),
                 run(2),
-                cmd(0, Some(Event::Accept), Action::PoisonOther(2)),
+                cmd(0, Some(Callback::Accept), Action::PoisonOther(2)),
                 Connect { client: 0 },
                 run(6),
                 Recv { client: 0 },
@@ -705,7 +705,7 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 &two_clients[..],
                 &[
                     cmd(1, None, Action::SetDeadline(5)),
-                    cmd(0, Some(Event::Accept), Action::DeadlineFor(0, 3)),
+                    cmd(0, Some(Callback::Accept), Action::DeadlineFor(0, 3)),
                     Timer { after_ms: 4 },
                     Deadline {
                         channel: 2,
@@ -719,7 +719,7 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
                         channel: 1,
                         after_ms: None,
                     },
-                    cmd(2, Some(Event::Timeout), Action::CancelDeadline),
+                    cmd(2, Some(Callback::Timeout), Action::CancelDeadline),
                     run(4),
                     Recv { client: 1 },
                 ],
@@ -758,7 +758,7 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 run(3),
                 Send { client: 2, len: 9 },
                 run(3),
-                cmd(0, Some(Event::Accept), Action::ShutdownWrite),
+                cmd(0, Some(Callback::Accept), Action::ShutdownWrite),
                 Connect { client: 3 },
                 run(4),
             ]),
@@ -768,7 +768,7 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
             enc(&[
                 &two_clients[..],
                 &[
-                    cmd(1, Some(Event::Read), Action::Exit),
+                    cmd(1, Some(Callback::Read), Action::Exit),
                     cmd(2, None, Action::Exit),
                     Run {
                         passes: 8,

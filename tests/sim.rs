@@ -8,15 +8,15 @@ use std::cell::RefCell;
 
 use asyncore::sim::chat_scenario::{ChatParams, ChatReport, run_chat};
 use asyncore::sim::scenario::{EchoParams, EchoReport, run_echo};
-use asyncore::sim::{EventChecker, FAULTS, Fault, SimConfig};
-use asyncore::{Event, Token};
+use asyncore::sim::{FAULTS, Fault, SimConfig, TraceChecker};
+use asyncore::{Token, Trace};
 
 thread_local! {
-    static CHECK: RefCell<EventChecker> = const { RefCell::new(EventChecker::new()) };
+    static CHECK: RefCell<TraceChecker> = const { RefCell::new(TraceChecker::new()) };
 }
 
-fn observe(token: Token, event: Event) {
-    CHECK.with(|c| c.borrow_mut().on_event(token, event));
+fn observe(token: Token, event: Trace) {
+    CHECK.with(|c| c.borrow_mut().on_trace(token, event));
 }
 
 /// How to replay one seed.
@@ -36,7 +36,7 @@ fn describe(seed: u64) -> String {
 /// (no callback after close, one close per channel, no stale token, only the
 /// listener left at the end).
 fn checked<R, E: std::fmt::Debug>(run: impl FnOnce() -> Result<R, E>) -> Result<R, String> {
-    CHECK.with(|c| *c.borrow_mut() = EventChecker::new());
+    CHECK.with(|c| *c.borrow_mut() = TraceChecker::new());
     let report = run().map_err(|e| format!("{e:?}"))?;
     let (violation, live) = CHECK.with(|c| {
         let c = c.borrow();

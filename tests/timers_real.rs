@@ -8,16 +8,16 @@ use std::io::Read;
 use std::time::Duration;
 
 use asyncore::{
-    AnySelector, Backend, Ctx, Dispatcher, Echo, EchoListener, Error, Event, StdReactor, StdSocket,
-    Token,
+    AnySelector, Backend, Callback, Ctx, Dispatcher, Echo, EchoListener, Error, StdReactor,
+    StdSocket, Token, Trace,
 };
 
 thread_local! {
     static TIMEOUTS: RefCell<Vec<Token>> = const { RefCell::new(Vec::new()) };
 }
 
-fn observe(token: Token, event: Event) {
-    if event == Event::Timeout {
+fn observe(token: Token, event: Trace) {
+    if event == Trace::Call(Callback::Timeout) {
         TIMEOUTS.with(|t| t.borrow_mut().push(token));
     }
 }

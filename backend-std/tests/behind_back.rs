@@ -9,7 +9,8 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use asyncore_core::mock::{Action, CallLog, Callback, Recorder};
+use asyncore_core::Callback;
+use asyncore_core::mock::{Action, CallLog, Recorder};
 use asyncore_core::{Interest, Reactor, Readiness, Registration, Selector, Socket, Token, errno};
 use asyncore_std::{SelectSelector, StdSocket};
 

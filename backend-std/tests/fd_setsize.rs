@@ -5,7 +5,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use asyncore_core::mock::{Action, CallLog, Callback, Recorder};
+use asyncore_core::Callback;
+use asyncore_core::mock::{Action, CallLog, Recorder};
 use asyncore_core::{AddErrorKind, Reactor, Selector, Socket, SourceError};
 use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
 use nix::fcntl::{FcntlArg, fcntl};

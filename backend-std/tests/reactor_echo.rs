@@ -299,7 +299,8 @@ fn refused_connect_reaches_handle_connect_failed() {
 
 #[test]
 fn file_channel_reads_to_eof_then_closes() {
-    use asyncore_core::mock::{Action, CallLog, Callback, Recorder};
+    use asyncore_core::Callback;
+    use asyncore_core::mock::{Action, CallLog, Recorder};
 
     let path = TempPath::new("filedisp").0.with_extension("txt");
     std::fs::write(&path, b"It's not dead, it's sleeping!").unwrap();

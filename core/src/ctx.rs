@@ -5,7 +5,7 @@ use core::time::Duration;
 use crate::map::{ChannelMut, Fields, Flags, MapAccess, Others, is_live};
 use crate::registry::{Registrar, Registry};
 use crate::time::{NEVER, TimerError, to_nanos};
-use crate::trace::{Event, Tracer};
+use crate::trace::{Callback, Tracer};
 use crate::{AddError, Recv, Selector, Sent, Socket, SocketError, State, Token};
 
 /// How many connections the default
@@ -57,10 +57,10 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         }
     }
 
-    /// Reports `event` for this channel to the observer.
+    /// Reports to the observer that `callback` is about to run for this channel.
     #[inline]
-    pub(crate) fn trace(&self, event: Event) {
-        self.tracer.trace(self.token, event);
+    pub(crate) fn trace(&self, callback: Callback) {
+        self.tracer.call(self.token, callback);
     }
 
     /// The flags the reactor acts on once the handler returns.
@@ -80,22 +80,23 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         self.now
     }
 
-    /// Sets this channel's deadline `after` from now (replacing any earlier one):
-    /// `handle_timeout` runs once it passes. Use it for idle and connect timeouts.
+    /// Sets this channel's timeout: its deadline becomes `after` from now (replacing
+    /// any earlier one), and `handle_timeout` runs once it passes. Use it for idle and
+    /// connect timeouts.
     ///
     /// # Errors
     /// [`TimerError::NoClock`] when the selector has no clock.
-    pub fn set_deadline(&mut self, after: Duration) -> Result<(), TimerError> {
+    pub fn set_timeout(&mut self, after: Duration) -> Result<(), TimerError> {
         let now = self.now.ok_or(TimerError::NoClock)?;
-        self.set_deadline_at(now.saturating_add(after))
+        self.set_deadline(now.saturating_add(after))
     }
 
-    /// Sets this channel's deadline to the clock time `at`; one in the past fires on
-    /// the next pass.
+    /// Sets this channel's deadline to the clock time `at` (see [`now`](Self::now));
+    /// one in the past fires on the next pass.
     ///
     /// # Errors
     /// [`TimerError::NoClock`] when the selector has no clock.
-    pub fn set_deadline_at(&mut self, at: Duration) -> Result<(), TimerError> {
+    pub fn set_deadline(&mut self, at: Duration) -> Result<(), TimerError> {
         if self.now.is_none() {
             return Err(TimerError::NoClock);
         }
@@ -104,13 +105,13 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         Ok(())
     }
 
-    /// Sets the deadline of another channel `after` from now (e.g. an idle timeout for
-    /// a connection just accepted, before it has had any callback). Returns `Ok(false)`
-    /// for this channel itself or a stale token.
+    /// Sets the timeout of another channel: its deadline becomes `after` from now
+    /// (e.g. an idle timeout for a connection just accepted, before it has had any
+    /// callback). Returns `Ok(false)` for this channel itself or a stale token.
     ///
     /// # Errors
     /// [`TimerError::NoClock`] when the selector has no clock.
-    pub fn set_deadline_for(&mut self, token: Token, after: Duration) -> Result<bool, TimerError> {
+    pub fn set_timeout_for(&mut self, token: Token, after: Duration) -> Result<bool, TimerError> {
         let now = self.now.ok_or(TimerError::NoClock)?;
         let Some(c) = self.others.channel_mut(token) else {
             return Ok(false);
@@ -154,7 +155,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
 
     /// Reads into `buf`. EOF and disconnects return `Ok(Recv::Eof)` and make the
     /// reactor deliver the end of the connection after this handler returns
-    /// (`handle_read_closed` for EOF, `handle_close` for a reset).
+    /// (`handle_eof` for EOF, `handle_close` for a reset).
     ///
     /// # Errors
     /// OS errors other than would-block and disconnects.

@@ -7,7 +7,7 @@ use crate::{Socket, SocketError, Token};
 /// The severity of a [`Dispatcher::log_info`] line.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Level {
+pub enum LogLevel {
     /// Detail.
     Debug,
     /// Normal operation.
@@ -18,10 +18,10 @@ pub enum Level {
     Error,
 }
 
-/// What to do when the peer finished sending (EOF).
+/// What [`Dispatcher::handle_eof`] decides once the peer finished sending.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum ReadClosed {
+pub enum AfterEof {
     /// Close the channel: `handle_close` runs, then the channel is removed. This is
     /// the original's behaviour and the default.
     Close,
@@ -67,7 +67,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     /// A non-blocking connect finished (`SO_ERROR` was 0). The state is already
     /// [`State::Connected`](crate::State::Connected), so data sent here leaves at once.
     fn handle_connect(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
-        self.log_info(ctx.token(), Level::Warning, "unhandled connect event");
+        self.log_info(ctx.token(), LogLevel::Warning, "unhandled connect event");
         Ok(())
     }
 
@@ -75,7 +75,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     /// The channel is closed afterwards.
     fn handle_connect_failed(&mut self, ctx: &mut Ctx<'_, S, M>, error: SocketError) {
         let _ = error;
-        self.log_info(ctx.token(), Level::Warning, "connect failed");
+        self.log_info(ctx.token(), LogLevel::Warning, "connect failed");
     }
 
     /// A listener is readable. The default accepts up to [`ACCEPT_BATCH`] connections
@@ -92,7 +92,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
                 Err(e) if !e.is_fatal_to_listener() => {
                     self.log_info(
                         ctx.token(),
-                        Level::Warning,
+                        LogLevel::Warning,
                         "accept failed, paused for a back-off",
                     );
                     break;
@@ -114,19 +114,19 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
         mut socket: S,
     ) -> Result<(), Self::Error> {
         let _ = socket.close();
-        self.log_info(ctx.token(), Level::Warning, "unhandled accepted event");
+        self.log_info(ctx.token(), LogLevel::Warning, "unhandled accepted event");
         Ok(())
     }
 
     /// The channel is readable.
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
-        self.log_info(ctx.token(), Level::Warning, "unhandled read event");
+        self.log_info(ctx.token(), LogLevel::Warning, "unhandled read event");
         Ok(())
     }
 
     /// The channel is writable.
     fn handle_write(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
-        self.log_info(ctx.token(), Level::Warning, "unhandled write event");
+        self.log_info(ctx.token(), LogLevel::Warning, "unhandled write event");
         Ok(())
     }
 
@@ -141,7 +141,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
         // TCP keeps one urgent byte; other socket types may hold a little more.
         self.log_info(
             ctx.token(),
-            Level::Warning,
+            LogLevel::Warning,
             "unhandled incoming priority event",
         );
         let mut sink = [0u8; 64];
@@ -150,16 +150,16 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     }
 
     /// The peer finished sending (a read returned EOF). Return
-    /// [`ReadClosed::KeepWriting`] to go on writing (half-close); the default closes.
-    fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<ReadClosed, Self::Error> {
+    /// [`AfterEof::KeepWriting`] to go on writing (half-close); the default closes.
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<AfterEof, Self::Error> {
         let _ = ctx;
-        Ok(ReadClosed::Close)
+        Ok(AfterEof::Close)
     }
 
     /// The connection ended (EOF, reset, hang-up, error, invalid fd). Called at most
     /// once; the channel is closed afterwards.
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {
-        self.log_info(ctx.token(), Level::Warning, "unhandled close event");
+        self.log_info(ctx.token(), LogLevel::Warning, "unhandled close event");
         ctx.close();
         Ok(())
     }
@@ -176,7 +176,7 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
         let _ = error;
         self.log_info(
             ctx.token(),
-            Level::Error,
+            LogLevel::Error,
             "uncaptured error, closing channel",
         );
         ctx.close();
@@ -184,10 +184,10 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
 
     /// Where the default handlers report. The default forwards to the crate's logger
     /// (`defmt` when enabled, nothing otherwise); override it to capture or filter.
-    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         match level {
-            Level::Debug | Level::Info => info_!("{}: {}", token, message),
-            Level::Warning | Level::Error => warn_!("{}: {}", token, message),
+            LogLevel::Debug | LogLevel::Info => info_!("{}: {}", token, message),
+            LogLevel::Warning | LogLevel::Error => warn_!("{}: {}", token, message),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! the tests, the simulator and the benchmarks run the very same code.
 
 use crate::{
-    AddErrorKind, Ctx, Dispatcher, Error, Level, Recv, SendBuffer, Socket, SocketError,
+    AddErrorKind, Ctx, Dispatcher, Error, LogLevel, Recv, SendBuffer, Socket, SocketError,
     SourceError, Token,
 };
 
@@ -243,7 +243,7 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
                 Ok(token) => {
                     l.accepted += 1;
                     if let Some(idle) = l.idle {
-                        let _ = ctx.set_deadline_for(token, idle);
+                        let _ = ctx.set_timeout_for(token, idle);
                     }
                     if let Some(c) = ctx.channel(token) {
                         (l.hooks.accepted)(token, c.socket);
@@ -268,7 +268,7 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
         let Echo::Conn(c) = self else { return Ok(()) };
         if let Some(idle) = c.idle {
             // Activity: push the idle deadline back.
-            let _ = ctx.set_deadline(idle);
+            let _ = ctx.set_timeout(idle);
         }
         // Read straight into the buffer while there is room. A read shorter than the
         // room offered emptied the socket: echo at once rather than spend a system
@@ -291,17 +291,14 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
         Ok(())
     }
 
-    fn handle_read_closed(
-        &mut self,
-        ctx: &mut Ctx<'_, S, Self>,
-    ) -> Result<crate::ReadClosed, Error> {
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<crate::AfterEof, Error> {
         let Echo::Conn(c) = self else {
-            return Ok(crate::ReadClosed::Close);
+            return Ok(crate::AfterEof::Close);
         };
         // Half-close: send back what is still buffered, then close.
         c.peer_done = true;
         c.flush(ctx)?;
-        Ok(crate::ReadClosed::KeepWriting)
+        Ok(crate::AfterEof::KeepWriting)
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
@@ -315,7 +312,7 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
         Ok(())
     }
 
-    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         // Unhandled events are expected here (e.g. priority data): log at debug only.
         let _ = (token, level, message);
     }

@@ -97,8 +97,8 @@ macro_rules! dispatcher_enum {
             fn handle_expt(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<(), $err> {
                 match self { $( Self::$variant(d) => d.handle_expt(ctx), )+ }
             }
-            fn handle_read_closed(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<$crate::ReadClosed, $err> {
-                match self { $( Self::$variant(d) => d.handle_read_closed(ctx), )+ }
+            fn handle_eof(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<$crate::AfterEof, $err> {
+                match self { $( Self::$variant(d) => d.handle_eof(ctx), )+ }
             }
             fn handle_close(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<(), $err> {
                 match self { $( Self::$variant(d) => d.handle_close(ctx), )+ }
@@ -106,7 +106,7 @@ macro_rules! dispatcher_enum {
             fn handle_error(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>, e: $err) {
                 match self { $( Self::$variant(d) => d.handle_error(ctx, e), )+ }
             }
-            fn log_info(&mut self, token: $crate::Token, level: $crate::Level, message: &'static str) {
+            fn log_info(&mut self, token: $crate::Token, level: $crate::LogLevel, message: &'static str) {
                 match self { $( Self::$variant(d) => d.log_info(token, level, message), )+ }
             }
         }

@@ -36,7 +36,7 @@
 //!     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
 //!         let mut buf = [0u8; 64];
 //!         // Would-block is an outcome, not an error; EOF makes the reactor call
-//!         // handle_read_closed (default: close) after this handler returns.
+//!         // handle_eof (default: close) after this handler returns.
 //!         if let Recv::Data(n) = ctx.recv(&mut buf)? {
 //!             buf[..n].make_ascii_uppercase();
 //!             ctx.send(&buf[..n])?;
@@ -101,7 +101,7 @@ mod token;
 mod trace;
 
 pub use ctx::{ACCEPT_BATCH, Ctx};
-pub use dispatcher::{Dispatcher, Level, ReadClosed};
+pub use dispatcher::{AfterEof, Dispatcher, LogLevel};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,
 };
@@ -115,7 +115,7 @@ pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
 pub use time::{TimerError, TimerId};
 pub use token::Token;
-pub use trace::{Event, Observer};
+pub use trace::{Callback, Observer, Trace};
 
 /// A null defmt logger so host tests link with `--features defmt`.
 #[cfg(all(test, feature = "defmt"))]

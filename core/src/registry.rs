@@ -9,7 +9,7 @@ use core::time::Duration;
 
 use crate::map::{Channel, MapAccess};
 use crate::time::{AcceptBackoff, Deadlines, NEVER};
-use crate::trace::{Event, Tracer};
+use crate::trace::{Trace, Tracer};
 use crate::{AddError, AddErrorKind, Selector, Socket, SourceError, State, Token};
 
 pub(crate) struct Registry<Sel: Selector, const N: usize> {
@@ -75,7 +75,7 @@ impl<Sel: Selector, const N: usize> Registry<Sel, N> {
                 if let Some(slot) = self.sources.get_mut(token.index()) {
                     *slot = Some(source);
                 }
-                self.tracer.trace(token, Event::Added);
+                self.tracer.trace(token, Trace::Added);
                 Ok(token)
             }
             Err(c) => {
@@ -100,7 +100,7 @@ impl<Sel: Selector, const N: usize> Registry<Sel, N> {
         if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
             self.selector.deregister(source);
         }
-        self.tracer.trace(token, Event::Removed);
+        self.tracer.trace(token, Trace::Removed);
         Some(channel)
     }
 

@@ -10,7 +10,7 @@
 //! * **one-shot timers** not tied to a channel, `T` of them
 //!   ([`Reactor::add_timer`](crate::Reactor::add_timer)); a full store is
 //!   [`TimerError::Full`]. When one fires, [`Reactor::run`](crate::Reactor::run)
-//!   returns [`RunEnd::Timer`](crate::RunEnd::Timer) with its key.
+//!   returns [`RunEnd::Timer`](crate::RunEnd::Timer) with its [`TimerId`].
 //!
 //! The loop waits for the sooner of its timeout and the next deadline; a deadline in
 //! the past fires on the next pass; timers of a closed channel never fire. Time comes
@@ -49,6 +49,13 @@ impl core::error::Error for TimerError {}
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TimerId(u32);
+
+impl TimerId {
+    /// The number behind it: timers are numbered from 0 in the order they were added.
+    pub const fn to_u32(self) -> u32 {
+        self.0
+    }
+}
 
 /// No deadline.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -149,7 +156,7 @@ impl AcceptBackoff {
 
 /// The one-shot timers: few, so a plain array scanned per pass.
 pub(crate) struct Timers<const T: usize> {
-    entries: heapless::Vec<(u64, TimerId, u32), T>,
+    entries: heapless::Vec<(u64, TimerId), T>,
     next_id: u32,
 }
 
@@ -161,11 +168,9 @@ impl<const T: usize> Timers<T> {
         }
     }
 
-    pub(crate) fn add(&mut self, at: u64, key: u32) -> Result<TimerId, TimerError> {
+    pub(crate) fn add(&mut self, at: u64) -> Result<TimerId, TimerError> {
         let id = TimerId(self.next_id);
-        self.entries
-            .push((at, id, key))
-            .map_err(|_| TimerError::Full)?;
+        self.entries.push((at, id)).map_err(|_| TimerError::Full)?;
         self.next_id = self.next_id.wrapping_add(1);
         Ok(id)
     }
@@ -184,15 +189,15 @@ impl<const T: usize> Timers<T> {
         self.entries.iter().map(|e| e.0).min().unwrap_or(NEVER)
     }
 
-    /// Removes and returns the key of the earliest timer due at `now`.
-    pub(crate) fn pop_due(&mut self, now: u64) -> Option<u32> {
+    /// Removes and returns the earliest timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<TimerId> {
         let (i, _) = self
             .entries
             .iter()
             .enumerate()
             .filter(|(_, e)| e.0 <= now)
             .min_by_key(|(_, e)| (e.0, e.1.0))?;
-        Some(self.entries.swap_remove(i).2)
+        Some(self.entries.swap_remove(i).1)
     }
 
     pub(crate) fn len(&self) -> usize {

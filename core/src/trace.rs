@@ -1,44 +1,58 @@
-//! What the reactor reports to an observer: one event before each callback, plus a
-//! channel entering and leaving the map.
+//! The callbacks by name, and what the reactor reports to an observer: each callback
+//! about to run, and a channel entering or leaving the map.
 
 use crate::Token;
 
-/// What the reactor did to a channel, as reported to an [`Observer`]: one event right
-/// before each callback, plus `Added` and `Removed`.
+/// A [`Dispatcher`](crate::Dispatcher) method, by name: what an [`Observer`] hears is
+/// about to run, and what test recorders (the mock's included) log.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Event {
+pub enum Callback {
+    /// `readable()` (asked each pass; never traced).
+    Readable,
+    /// `writable()` (asked each pass; never traced).
+    Writable,
+    /// `handle_connect`.
+    Connect,
+    /// `handle_connect_failed`.
+    ConnectFailed,
+    /// `handle_accept`.
+    Accept,
+    /// `handle_accepted` (called by `handle_accept`, not by the reactor: never traced).
+    Accepted,
+    /// `handle_read`.
+    Read,
+    /// `handle_write`.
+    Write,
+    /// `handle_expt`.
+    Expt,
+    /// `handle_eof`.
+    Eof,
+    /// `handle_close`.
+    Close,
+    /// `handle_timeout`.
+    Timeout,
+    /// `handle_error`.
+    Error,
+}
+
+/// What the reactor did to a channel, as reported to an [`Observer`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Trace {
     /// The channel entered the map.
     Added,
-    /// `handle_connect` is about to run.
-    Connect,
-    /// `handle_connect_failed` is about to run.
-    ConnectFailed,
-    /// `handle_accept` is about to run.
-    Accept,
-    /// `handle_read` is about to run.
-    Read,
-    /// `handle_write` is about to run.
-    Write,
-    /// `handle_expt` is about to run.
-    Expt,
-    /// `handle_read_closed` is about to run.
-    ReadClosed,
-    /// `handle_close` is about to run.
-    Close,
-    /// `handle_error` is about to run.
-    Error,
-    /// `handle_timeout` is about to run.
-    Timeout,
+    /// This callback is about to run for the channel.
+    Call(Callback),
     /// The channel left the map (closed or removed).
     Removed,
 }
 
-/// A function told of every [`Event`], for tracing and invariant checks (the
+/// A function told of every [`Trace`], for tracing and invariant checks (the
 /// simulator's checker uses it). A plain `fn`: it costs one branch when unset.
-pub type Observer = fn(Token, Event);
+pub type Observer = fn(Token, Trace);
 
-/// The observer, if any: the one place events are reported from.
+/// The observer, if any: the one place traces are reported from.
 #[derive(Copy, Clone, Debug, Default)]
 pub(crate) struct Tracer(Option<Observer>);
 
@@ -49,11 +63,17 @@ impl Tracer {
         Tracer(observer)
     }
 
-    /// Reports `event` for `token`.
+    /// Reports `trace` for `token`.
     #[inline]
-    pub(crate) fn trace(self, token: Token, event: Event) {
+    pub(crate) fn trace(self, token: Token, trace: Trace) {
         if let Some(f) = self.0 {
-            f(token, event);
+            f(token, trace);
         }
+    }
+
+    /// Reports that `callback` is about to run for `token`.
+    #[inline]
+    pub(crate) fn call(self, token: Token, callback: Callback) {
+        self.trace(token, Trace::Call(callback));
     }
 }

@@ -178,7 +178,7 @@ fn eof_and_hangup_in_one_pass_give_one_handle_close() {
     ready(&mut r, 1, READ | HUP);
     pass(&mut r);
     assert_eq!(&log.received(t)[..], b"last words");
-    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Close]);
+    assert_eq!(log.calls_of(t), [C::Read, C::Eof, C::Close]);
 }
 
 #[test]
@@ -433,7 +433,7 @@ fn default_handle_expt_consumes_the_urgent_data() {
     );
     assert_eq!(
         *lines.borrow(),
-        [(t, Level::Warning, "unhandled incoming priority event")]
+        [(t, LogLevel::Warning, "unhandled incoming priority event")]
     );
     assert_eq!(state(&r, t), Some(State::Connected));
 }
@@ -574,7 +574,7 @@ fn failed_wait_leaves_the_map_for_another_run() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 15: no half-close. EOF asks handle_read_closed; KeepWriting keeps writing.
+// §5 item 15: no half-close. EOF asks handle_eof; KeepWriting keeps writing.
 
 #[test]
 fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
@@ -583,7 +583,7 @@ fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
     let rec = Recorder::new(&log)
         .writable(true)
         .on(C::Read, Action::RecvAll)
-        .on(C::ReadClosed, Action::KeepWriting)
+        .on(C::Eof, Action::KeepWriting)
         .on(C::Write, Action::Send(b"ok"));
     let t = connected(&mut r, 1, rec);
     sock(&mut r, t).feed(b"request");
@@ -591,7 +591,7 @@ fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
     once(&mut r, 1, READ);
     pass(&mut r);
     assert_eq!(&log.received(t)[..], b"request");
-    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed]);
+    assert_eq!(log.calls_of(t), [C::Read, C::Eof]);
     assert_eq!(state(&r, t), Some(State::ReadClosed));
 
     ready(&mut r, 1, READ | WRITE);
@@ -601,7 +601,7 @@ fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
         Some(Interest::WRITABLE),
         "read interest stops"
     );
-    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Write]);
+    assert_eq!(log.calls_of(t), [C::Read, C::Eof, C::Write]);
     assert_eq!(sock(&mut r, t).sent(), b"ok");
 
     ready(&mut r, 1, WRITE | HUP);
@@ -609,7 +609,7 @@ fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
     pass(&mut r);
     assert_eq!(
         log.calls_of(t),
-        [C::Read, C::ReadClosed, C::Write, C::Write, C::Close]
+        [C::Read, C::Eof, C::Write, C::Write, C::Close]
     );
     assert!(r.is_empty());
 }
@@ -621,30 +621,30 @@ fn half_close_with_write_in_the_same_pass() {
     let rec = Recorder::new(&log)
         .writable(true)
         .on(C::Read, Action::RecvAll)
-        .on(C::ReadClosed, Action::KeepWriting)
+        .on(C::Eof, Action::KeepWriting)
         .on(C::Write, Action::Send(b"reply"));
     let t = connected(&mut r, 1, rec);
     sock(&mut r, t).feed_eof();
     once(&mut r, 1, READ | WRITE);
     pass(&mut r);
-    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Write]);
+    assert_eq!(log.calls_of(t), [C::Read, C::Eof, C::Write]);
     assert_eq!(sock(&mut r, t).sent(), b"reply");
 }
 
 #[test]
-fn error_in_handle_read_closed_goes_to_handle_error() {
+fn error_in_handle_eof_goes_to_handle_error() {
     let log = CallLog::new();
     let mut r: Rx = reactor();
     let closes = Recorder::new(&log)
         .writable(true)
         .on(C::Read, Action::RecvAll)
-        .on(C::ReadClosed, Action::Fail(BOOM));
+        .on(C::Eof, Action::Fail(BOOM));
     let t = connected(&mut r, 1, closes);
     let keeps = Recorder::new(&log)
         .writable(true)
         .on(C::Read, Action::RecvAll)
-        .on(C::ReadClosed, Action::Fail(BOOM))
-        .on(C::Error(BOOM), Action::Nothing);
+        .on(C::Eof, Action::Fail(BOOM))
+        .on(C::Error, Action::Nothing);
     let u = connected(&mut r, 2, keeps);
     sock(&mut r, t).feed_eof();
     sock(&mut r, u).feed_eof();
@@ -652,13 +652,12 @@ fn error_in_handle_read_closed_goes_to_handle_error() {
     once(&mut r, 2, READ | WRITE);
     pass(&mut r);
     // The default handle_error closes: no write, no handle_close.
-    assert_eq!(log.calls_of(t), [C::Read, C::ReadClosed, C::Error(BOOM)]);
+    assert_eq!(log.calls_of(t), [C::Read, C::Eof, C::Error]);
+    assert_eq!(log.errors_of(t), [BOOM]);
     assert!(r.get(t).is_none());
     // A handle_error that keeps the channel leaves it half-closed, still writing.
-    assert_eq!(
-        log.calls_of(u),
-        [C::Read, C::ReadClosed, C::Error(BOOM), C::Write]
-    );
+    assert_eq!(log.calls_of(u), [C::Read, C::Eof, C::Error, C::Write]);
+    assert_eq!(log.errors_of(u), [BOOM]);
     assert_eq!(state(&r, u), Some(State::ReadClosed));
 }
 
@@ -695,10 +694,17 @@ fn accept_resource_shortage_does_not_close_the_listener() {
     let retries = lines
         .borrow()
         .iter()
-        .filter(|(_, lv, m)| *lv == Level::Warning && *m == "accept failed, paused for a back-off")
+        .filter(|(_, lv, m)| {
+            *lv == LogLevel::Warning && *m == "accept failed, paused for a back-off"
+        })
         .count();
     assert_eq!(retries, 3);
-    assert!(lines.borrow().iter().all(|(_, lv, _)| *lv != Level::Error));
+    assert!(
+        lines
+            .borrow()
+            .iter()
+            .all(|(_, lv, _)| *lv != LogLevel::Error)
+    );
     // After each failure one pass left the listener out (paused), then it was
     // watched again.
     let passes = r.selector().passes();
@@ -769,7 +775,12 @@ fn accept_failures_of_one_connection_or_unknown_never_close_the_listener() {
     r.run(Some(Duration::from_secs(1)), Some(6)).unwrap();
     assert_eq!(ACCEPTED.close_calls(), 4, "every connection was accepted");
     assert_eq!(state(&r, l), Some(State::Listening));
-    assert!(lines.borrow().iter().all(|(_, lv, _)| *lv != Level::Error));
+    assert!(
+        lines
+            .borrow()
+            .iter()
+            .all(|(_, lv, _)| *lv != LogLevel::Error)
+    );
 }
 
 #[test]
@@ -780,10 +791,8 @@ fn accept_failure_that_is_not_a_shortage_goes_to_handle_error() {
     sock(&mut r, l).push_pending(Err(os(errno::EINVAL)));
     ready(&mut r, 1, READ);
     pass(&mut r);
-    assert_eq!(
-        log.calls_of(l),
-        [C::Accept, C::Error(Error::Socket(os(errno::EINVAL)))]
-    );
+    assert_eq!(log.calls_of(l), [C::Accept, C::Error]);
+    assert_eq!(log.errors_of(l), [Error::Socket(os(errno::EINVAL))]);
 }
 
 // ---------------------------------------------------------------------------------
@@ -800,7 +809,8 @@ fn refused_connect_calls_handle_connect_failed_only() {
     // What Linux reports for a refused non-blocking connect.
     ready(&mut r, 1, READ | WRITE | ERR | HUP);
     pass(&mut r);
-    assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::ECONNREFUSED))]);
+    assert_eq!(log.calls_of(t), [C::ConnectFailed]);
+    assert_eq!(log.connect_errors_of(t), [os(errno::ECONNREFUSED)]);
     assert!(r.is_empty());
     assert_eq!(PROBE.close_calls(), 1);
 }
@@ -812,7 +822,8 @@ fn hangup_without_socket_error_fails_the_connect() {
     let t = connecting(&mut r, 1, Recorder::new(&log));
     ready(&mut r, 1, HUP);
     pass(&mut r);
-    assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::ENOTCONN))]);
+    assert_eq!(log.calls_of(t), [C::ConnectFailed]);
+    assert_eq!(log.connect_errors_of(t), [os(errno::ENOTCONN)]);
     assert!(r.is_empty());
 }
 
@@ -824,7 +835,8 @@ fn failed_socket_error_query_fails_the_connect() {
     sock(&mut r, t).fail_take_error(os(errno::EBADF));
     ready(&mut r, 1, WRITE);
     pass(&mut r);
-    assert_eq!(log.calls_of(t), [C::ConnectFailed(os(errno::EBADF))]);
+    assert_eq!(log.calls_of(t), [C::ConnectFailed]);
+    assert_eq!(log.connect_errors_of(t), [os(errno::EBADF)]);
 }
 
 #[test]
@@ -836,14 +848,12 @@ fn error_in_handle_connect_never_fires_it_again() {
     let mut r: Rx = reactor();
     let rec = Recorder::new(&log)
         .on(C::Connect, Action::Fail(BOOM))
-        .on(C::Error(BOOM), Action::Nothing);
+        .on(C::Error, Action::Nothing);
     let t = connecting(&mut r, 1, rec);
     ready(&mut r, 1, READ);
     r.run(ZERO, Some(2)).unwrap();
-    assert_eq!(
-        log.calls_of(t),
-        [C::Connect, C::Error(BOOM), C::Read, C::Read]
-    );
+    assert_eq!(log.calls_of(t), [C::Connect, C::Error, C::Read, C::Read]);
+    assert_eq!(log.errors_of(t), [BOOM]);
     assert_eq!(state(&r, t), Some(State::Connected));
 
     // With the default handle_error the channel is closed, and nothing runs after.
@@ -856,7 +866,8 @@ fn error_in_handle_connect_never_fires_it_again() {
     );
     ready(&mut r, 1, READ | WRITE);
     pass(&mut r);
-    assert_eq!(log.calls_of(t), [C::Connect, C::Error(BOOM)]);
+    assert_eq!(log.calls_of(t), [C::Connect, C::Error]);
+    assert_eq!(log.errors_of(t), [BOOM]);
     assert!(r.is_empty());
 }
 
@@ -1169,5 +1180,5 @@ fn accepted_after_peer_reset_starts_open() {
     assert_eq!(accepted.len(), 2);
     assert_eq!(state(&r, accepted[0]), Some(State::Open));
     assert_eq!(state(&r, accepted[1]), Some(State::Connected));
-    assert!(log.calls().iter().all(|(_, c)| !matches!(c, C::Error(_))));
+    assert!(log.calls().iter().all(|(_, c)| *c != C::Error));
 }

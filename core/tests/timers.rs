@@ -38,7 +38,7 @@ impl Dispatcher<MockSocket> for Timed<'_> {
         let mut buf = [0u8; 16];
         while let Recv::Data(_) = ctx.recv(&mut buf)? {}
         if let Some(idle) = self.idle {
-            ctx.set_deadline(idle)
+            ctx.set_timeout(idle)
                 .map_err(|_| Error::Protocol("no clock"))?;
         }
         Ok(())
@@ -54,7 +54,7 @@ impl Dispatcher<MockSocket> for Timed<'_> {
             .borrow_mut()
             .push((ctx.token(), ctx.now().unwrap()));
         if let Some(again) = self.rearm {
-            ctx.set_deadline(again).unwrap();
+            ctx.set_timeout(again).unwrap();
         }
         if self.close_on_timeout {
             ctx.close();
@@ -221,24 +221,25 @@ fn many_moves_overflowing_the_heap_still_fire_correctly() {
 }
 
 #[test]
-fn one_shot_timers_end_run_with_their_key() {
+fn one_shot_timers_end_run_with_their_identity() {
     let log = RefCell::new(Vec::new());
     let mut r: Reactor<MockSelector, MockSocket, Timed<'_>, 4, 2> =
         Reactor::new(MockSelector::new());
     r.add(MockSocket::connected(1), Timed::new(&log)).unwrap();
-    let late = r.add_timer(80 * MS, 8).unwrap();
-    r.add_timer(50 * MS, 5).unwrap();
+    let late = r.add_timer(80 * MS).unwrap();
+    let early = r.add_timer(50 * MS).unwrap();
+    assert_ne!(late, early);
     assert_eq!(
-        r.add_timer(MS, 1),
+        r.add_timer(MS),
         Err(TimerError::Full),
         "a full store is a typed error"
     );
-    assert_eq!(r.run(None, None), Ok(RunEnd::Timer(5)));
+    assert_eq!(r.run(None, None), Ok(RunEnd::Timer(early)));
     assert_eq!(r.selector().clock(), 50 * MS);
     assert!(r.cancel_timer(late));
     assert!(!r.cancel_timer(late), "cancelled already");
-    let third = r.add_timer(10 * MS, 3).unwrap();
-    assert_eq!(r.run(None, None), Ok(RunEnd::Timer(3)));
+    let third = r.add_timer(10 * MS).unwrap();
+    assert_eq!(r.run(None, None), Ok(RunEnd::Timer(third)));
     assert_eq!(r.selector().clock(), 60 * MS);
     assert!(!r.cancel_timer(third), "fired already");
     assert_eq!(
@@ -271,6 +272,6 @@ fn without_a_clock_timers_are_refused() {
         Reactor::new(NoClock(MockSelector::new()));
     let t = r.add(MockSocket::connected(1), Timed::new(&log)).unwrap();
     assert_eq!(r.set_deadline(t, Some(MS)), Err(TimerError::NoClock));
-    assert_eq!(r.add_timer(MS, 1), Err(TimerError::NoClock));
+    assert_eq!(r.add_timer(MS), Err(TimerError::NoClock));
     assert_eq!(r.now(), None);
 }

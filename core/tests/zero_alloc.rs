@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use asyncore_core::mock::{MockSelector, MockSocket, RecvStep};
 use asyncore_core::{
-    Ctx, Dispatcher, Error, Level, Reactor, ReadClosed, Readiness, Recv, Socket, SocketError,
+    AfterEof, Ctx, Dispatcher, Error, LogLevel, Reactor, Readiness, Recv, Socket, SocketError,
     Token, errno,
 };
 
@@ -114,12 +114,9 @@ impl Dispatcher<MockSocket> for Node<'_> {
         Ok(())
     }
 
-    fn handle_read_closed(
-        &mut self,
-        _: &mut Ctx<'_, MockSocket, Self>,
-    ) -> Result<ReadClosed, Error> {
+    fn handle_eof(&mut self, _: &mut Ctx<'_, MockSocket, Self>) -> Result<AfterEof, Error> {
         bump(&self.stats.eofs);
-        Ok(ReadClosed::Close)
+        Ok(AfterEof::Close)
     }
 
     fn handle_close(&mut self, _: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
@@ -132,7 +129,7 @@ impl Dispatcher<MockSocket> for Node<'_> {
         ctx.close();
     }
 
-    fn log_info(&mut self, _: Token, _: Level, _: &'static str) {}
+    fn log_info(&mut self, _: Token, _: LogLevel, _: &'static str) {}
 }
 
 const PASSES: u32 = 10_000;
@@ -207,7 +204,7 @@ impl Dispatcher<MockSocket> for Idle {
     ) -> Result<(), Error> {
         match ctx.add(s, Idle) {
             Ok(t) => {
-                let _ = ctx.set_deadline_for(t, Duration::from_millis(30));
+                let _ = ctx.set_timeout_for(t, Duration::from_millis(30));
             }
             Err(e) => {
                 let _ = e.into_inner().0.close();
@@ -218,7 +215,7 @@ impl Dispatcher<MockSocket> for Idle {
     fn handle_read(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
         let mut buf = [0u8; 8];
         while let Recv::Data(_) = ctx.recv(&mut buf)? {}
-        ctx.set_deadline(Duration::from_millis(30))
+        ctx.set_timeout(Duration::from_millis(30))
             .map_err(|_| Error::Protocol("clock"))?;
         Ok(())
     }
@@ -232,8 +229,8 @@ thread_local! {
     static TIMEOUTS: Cell<u32> = const { Cell::new(0) };
 }
 
-fn count_timeouts(_: Token, e: asyncore_core::Event) {
-    if e == asyncore_core::Event::Timeout {
+fn count_timeouts(_: Token, e: asyncore_core::Trace) {
+    if e == asyncore_core::Trace::Call(asyncore_core::Callback::Timeout) {
         TIMEOUTS.with(|t| t.set(t.get() + 1));
     }
 }
@@ -271,7 +268,7 @@ fn timers_and_deadlines_allocate_nothing() {
                 r.selector_mut().set_once(1, Readiness::READABLE);
             }
             if i % 16 == 0 {
-                let _ = r.add_timer(Duration::from_millis(7), i);
+                let _ = r.add_timer(Duration::from_millis(7));
             }
             r.poll_once(Some(Duration::from_millis(10))).unwrap();
             while r.take_fired_timer().is_some() {

@@ -9,26 +9,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use asyncore::{Ctx, Dispatcher, Error, ReadClosed, Recv, Socket, SocketError, Token};
+use asyncore::{AfterEof, Ctx, Dispatcher, Error, Recv, Socket, SocketError, Token};
 
 /// One callback a [`Rec`] saw.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Call {
-    Connect,
-    ConnectFailed(SocketError),
-    Accept,
-    Accepted,
-    Read,
-    Write,
-    Expt,
-    ReadClosed,
-    Close,
-    Error(Error),
-}
+pub use asyncore::Callback as Call;
 
 #[derive(Debug, Default)]
 struct Inner {
     calls: Vec<(Token, Call)>,
+    connect_errors: Vec<(Token, SocketError)>,
     data: HashMap<Token, Vec<u8>>,
     oob: HashMap<Token, Vec<u8>>,
     accepted: Vec<Token>,
@@ -56,6 +45,13 @@ impl Log {
             .filter(|(t, _)| *t == token)
             .map(|(_, c)| *c)
             .collect()
+    }
+
+    /// The errors `handle_connect_failed` got on one channel, in order.
+    pub fn connect_errors_of(&self, token: Token) -> Vec<SocketError> {
+        let inner = self.0.borrow();
+        let of = inner.connect_errors.iter().filter(|(t, _)| *t == token);
+        of.map(|(_, e)| *e).collect()
     }
 
     /// Every callback of every channel, in order.
@@ -107,7 +103,7 @@ pub struct Rec {
     pub send: Option<&'static [u8]>,
     /// After one `handle_write`, `writable()` turns false.
     pub write_once: bool,
-    /// `handle_read_closed` answers `KeepWriting`.
+    /// `handle_eof` answers `KeepWriting`.
     pub keep_writing: bool,
 }
 
@@ -192,7 +188,12 @@ impl<S: Socket> Dispatcher<S> for Rec {
     }
 
     fn handle_connect_failed(&mut self, ctx: &mut Ctx<'_, S, Self>, error: SocketError) {
-        self.log.push(ctx.token(), Call::ConnectFailed(error));
+        self.log
+            .0
+            .borrow_mut()
+            .connect_errors
+            .push((ctx.token(), error));
+        self.log.push(ctx.token(), Call::ConnectFailed);
     }
 
     fn handle_accept(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
@@ -278,12 +279,12 @@ impl<S: Socket> Dispatcher<S> for Rec {
         Ok(())
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<ReadClosed, Error> {
-        self.log.push(ctx.token(), Call::ReadClosed);
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<AfterEof, Error> {
+        self.log.push(ctx.token(), Call::Eof);
         Ok(if self.keep_writing {
-            ReadClosed::KeepWriting
+            AfterEof::KeepWriting
         } else {
-            ReadClosed::Close
+            AfterEof::Close
         })
     }
 
@@ -294,7 +295,8 @@ impl<S: Socket> Dispatcher<S> for Rec {
     }
 
     fn handle_error(&mut self, ctx: &mut Ctx<'_, S, Self>, error: Error) {
-        self.log.push(ctx.token(), Call::Error(error));
+        let _ = error;
+        self.log.push(ctx.token(), Call::Error);
         ctx.close();
     }
 }

@@ -23,7 +23,7 @@
 use heapless::Deque;
 
 use crate::{
-    BufferFull, Ctx, Dispatcher, Error, ReadClosed, Recv, Ring, Sent, Socket, SocketError, Token,
+    AfterEof, BufferFull, Ctx, Dispatcher, Error, Recv, Ring, Sent, Socket, SocketError, Token,
 };
 
 pub mod server;
@@ -544,16 +544,16 @@ pub trait ChatHandler<S: Socket, M>: Sized {
     }
 
     /// The peer finished sending; the default closes once queued output is sent.
-    fn handle_read_closed<const OUT: usize, const Q: usize>(
+    fn handle_eof<const OUT: usize, const Q: usize>(
         &mut self,
         chat: &mut ChatControl<Self::Producer, OUT, Q>,
         ctx: &mut Ctx<'_, S, M>,
-    ) -> ReadClosed {
+    ) -> AfterEof {
         let _ = ctx;
         if chat.has_output() && chat.close_when_done().is_ok() {
-            ReadClosed::KeepWriting
+            AfterEof::KeepWriting
         } else {
-            ReadClosed::Close
+            AfterEof::Close
         }
     }
 
@@ -875,8 +875,8 @@ where
         Ok(())
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<ReadClosed, Error> {
-        Ok(self.handler.handle_read_closed(&mut self.chat, ctx))
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<AfterEof, Error> {
+        Ok(self.handler.handle_eof(&mut self.chat, ctx))
     }
 
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error> {
@@ -896,7 +896,7 @@ where
         self.handler.handle_error(ctx, error);
     }
 
-    fn log_info(&mut self, token: Token, level: crate::Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: crate::LogLevel, message: &'static str) {
         let _ = (token, level, message);
     }
 }

@@ -75,7 +75,7 @@ use heapless::{String, Vec};
 
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
 pub use crate::echo::Refusal;
-use crate::{Ctx, Dispatcher, Error, ReadClosed, Socket, Token};
+use crate::{AfterEof, Ctx, Dispatcher, Error, Socket, Token};
 
 /// The longest line a client may send, in bytes (its `\r\n` or `\n` not counted).
 pub const MAX_LINE: usize = 256;
@@ -418,7 +418,7 @@ fn schedule_evictions<S: Socket, const OUT: usize>(ctx: &mut Ctx<'_, S, ChatServ
             _ => None,
         });
         let Some(token) = next else { break };
-        let _ = ctx.set_deadline_for(token, core::time::Duration::ZERO);
+        let _ = ctx.set_timeout_for(token, core::time::Duration::ZERO);
     }
 }
 
@@ -729,7 +729,7 @@ impl<S: Socket, const OUT: usize> ChatServer<S, OUT> {
         };
         l.accepted += 1;
         if let Some(idle) = l.idle {
-            let _ = ctx.set_deadline_for(token, idle);
+            let _ = ctx.set_timeout_for(token, idle);
         }
         let mut nick: String<MAX_NICK> = String::new();
         // Cannot fail: "guest" and at most 10 digits.
@@ -803,7 +803,7 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
                 {
                     // Activity: push the idle deadline back (not for a user already
                     // leaving: an eviction's deadline of now must stand).
-                    let _ = ctx.set_deadline(idle);
+                    let _ = ctx.set_timeout(idle);
                 }
                 let r = c.handle_read(ctx);
                 settle_leave(c, ctx, false);
@@ -846,14 +846,14 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
         }
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<ReadClosed, Error> {
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<AfterEof, Error> {
         match self {
-            ChatServer::Listener(_) => Ok(ReadClosed::Close),
+            ChatServer::Listener(_) => Ok(AfterEof::Close),
             ChatServer::Conn(c) => {
                 // The peer finished sending: it has left; what is queued still goes
                 // out, then the channel closes.
                 settle_leave(c, ctx, true);
-                c.handle_read_closed(ctx)
+                c.handle_eof(ctx)
             }
         }
     }

@@ -14,7 +14,7 @@
 //!   and does what the test tells it in each one.
 //!
 //! ```
-//! use asyncore_core::{Reactor, Readiness, mock::*};
+//! use asyncore_core::{Callback, Reactor, Readiness, mock::*};
 //!
 //! let log = CallLog::new();
 //! let mut reactor: Reactor<MockSelector, MockSocket, Recorder<'_>, 4> =
@@ -32,6 +32,6 @@ mod recorder;
 mod selector;
 mod socket;
 
-pub use recorder::{Action, CallLog, Callback, Recorder};
+pub use recorder::{Action, CallLog, Recorder};
 pub use selector::{MockSelector, MockWaitFailed, PassRecord};
 pub use socket::{MockSocket, RecvStep, SendStep, SocketProbe};

@@ -4,43 +4,9 @@ use core::cell::RefCell;
 
 use heapless::Vec;
 
-use crate::{Ctx, Dispatcher, Error, Level, ReadClosed, Recv, Socket, SocketError, Token};
-
-/// One callback (or interest query) a [`Recorder`] saw.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Callback {
-    /// `readable()` was asked (only with [`Recorder::record_queries`]).
-    Readable,
-    /// `writable()` was asked (only with [`Recorder::record_queries`]).
-    Writable,
-    /// `handle_connect`.
-    Connect,
-    /// `handle_connect_failed` with this error.
-    ConnectFailed(SocketError),
-    /// `handle_accept`.
-    Accept,
-    /// `handle_accepted`.
-    Accepted,
-    /// `handle_read`.
-    Read,
-    /// `handle_write`.
-    Write,
-    /// `handle_expt`.
-    Expt,
-    /// `handle_read_closed`.
-    ReadClosed,
-    /// `handle_close`.
-    Close,
-    /// `handle_error` with this error.
-    Error(Error),
-}
-
-impl Callback {
-    fn same_kind(self, other: Callback) -> bool {
-        core::mem::discriminant(&self) == core::mem::discriminant(&other)
-    }
-}
+use crate::{
+    AfterEof, Callback, Ctx, Dispatcher, Error, LogLevel, Recv, Socket, SocketError, Token,
+};
 
 /// What a [`Recorder`] does inside a callback.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -62,7 +28,7 @@ pub enum Action {
     Fail(Error),
     /// In `handle_accepted`: add the socket with a new recorder on the same log.
     AddAccepted,
-    /// In `handle_read_closed`: keep writing (half-close).
+    /// In `handle_eof`: keep writing (half-close).
     KeepWriting,
     /// `ctx.shutdown_write()`.
     ShutdownWrite,
@@ -71,13 +37,15 @@ pub enum Action {
 /// Capacity of the call log.
 pub const CALLS: usize = 256;
 
-/// The shared record of what [`Recorder`]s saw: callbacks in order, bytes received,
-/// log lines.
+/// The shared record of what [`Recorder`]s saw: callbacks in order, the errors
+/// handed to `handle_error` and `handle_connect_failed`, bytes received, log lines.
 #[derive(Debug, Default)]
 pub struct CallLog {
     calls: RefCell<Vec<(Token, Callback), CALLS>>,
+    errors: RefCell<Vec<(Token, Error), 64>>,
+    connect_errors: RefCell<Vec<(Token, SocketError), 16>>,
     received: RefCell<Vec<(Token, u8), 2048>>,
-    logs: RefCell<Vec<(Token, Level, &'static str), 64>>,
+    logs: RefCell<Vec<(Token, LogLevel, &'static str), 64>>,
     accepted: RefCell<Vec<Token, 32>>,
 }
 
@@ -86,6 +54,8 @@ impl CallLog {
     pub const fn new() -> Self {
         CallLog {
             calls: RefCell::new(Vec::new()),
+            errors: RefCell::new(Vec::new()),
+            connect_errors: RefCell::new(Vec::new()),
             received: RefCell::new(Vec::new()),
             logs: RefCell::new(Vec::new()),
             accepted: RefCell::new(Vec::new()),
@@ -111,13 +81,33 @@ impl CallLog {
             .collect()
     }
 
-    /// How many times `cb` (compared by kind) ran on `token`.
+    /// How many times `cb` ran on `token`.
     pub fn count(&self, token: Token, cb: Callback) -> usize {
         self.calls
             .borrow()
             .iter()
-            .filter(|(t, c)| *t == token && c.same_kind(cb))
+            .filter(|(t, c)| *t == token && *c == cb)
             .count()
+    }
+
+    /// The errors `handle_error` got on `token`, in order.
+    pub fn errors_of(&self, token: Token) -> Vec<Error, 64> {
+        self.errors
+            .borrow()
+            .iter()
+            .filter(|(t, _)| *t == token)
+            .map(|(_, e)| *e)
+            .collect()
+    }
+
+    /// The errors `handle_connect_failed` got on `token`, in order.
+    pub fn connect_errors_of(&self, token: Token) -> Vec<SocketError, 16> {
+        self.connect_errors
+            .borrow()
+            .iter()
+            .filter(|(t, _)| *t == token)
+            .map(|(_, e)| *e)
+            .collect()
     }
 
     /// Forgets the callbacks seen so far.
@@ -136,7 +126,7 @@ impl CallLog {
     }
 
     /// The lines the default handlers logged through `log_info`.
-    pub fn logs(&self) -> Vec<(Token, Level, &'static str), 64> {
+    pub fn logs(&self) -> Vec<(Token, LogLevel, &'static str), 64> {
         self.logs.borrow().clone()
     }
 
@@ -214,7 +204,7 @@ impl<'a> Recorder<'a> {
     }
 
     fn has_actions(&self, cb: Callback) -> bool {
-        self.actions.iter().any(|(c, _)| c.same_kind(cb))
+        self.actions.iter().any(|(c, _)| *c == cb)
     }
 
     /// Runs the actions of `cb`. `accepted` is the socket of `handle_accepted`.
@@ -223,12 +213,12 @@ impl<'a> Recorder<'a> {
         ctx: &mut Ctx<'_, S, Self>,
         cb: Callback,
         mut accepted: Option<S>,
-    ) -> Result<Option<ReadClosed>, Error> {
+    ) -> Result<Option<AfterEof>, Error> {
         let token = ctx.token();
         let mut decision = None;
         for i in 0..self.actions.len() {
             let (c, action) = self.actions[i];
-            if !c.same_kind(cb) {
+            if c != cb {
                 continue;
             }
             match action {
@@ -276,7 +266,7 @@ impl<'a> Recorder<'a> {
                         }
                     }
                 }
-                Action::KeepWriting => decision = Some(ReadClosed::KeepWriting),
+                Action::KeepWriting => decision = Some(AfterEof::KeepWriting),
                 Action::ShutdownWrite => ctx.shutdown_write()?,
             }
         }
@@ -316,7 +306,12 @@ impl<S: Socket> Dispatcher<S> for Recorder<'_> {
     }
 
     fn handle_connect_failed(&mut self, ctx: &mut Ctx<'_, S, Self>, error: SocketError) {
-        let _ = self.event(ctx, Callback::ConnectFailed(error));
+        let _ = self
+            .log
+            .connect_errors
+            .borrow_mut()
+            .push((ctx.token(), error));
+        let _ = self.event(ctx, Callback::ConnectFailed);
     }
 
     fn handle_accept(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
@@ -356,11 +351,11 @@ impl<S: Socket> Dispatcher<S> for Recorder<'_> {
         self.event(ctx, Callback::Expt)
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<ReadClosed, Error> {
-        self.log.push(ctx.token(), Callback::ReadClosed);
+    fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<AfterEof, Error> {
+        self.log.push(ctx.token(), Callback::Eof);
         Ok(self
-            .run(ctx, Callback::ReadClosed, None)?
-            .unwrap_or(ReadClosed::Close))
+            .run(ctx, Callback::Eof, None)?
+            .unwrap_or(AfterEof::Close))
     }
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
@@ -368,15 +363,16 @@ impl<S: Socket> Dispatcher<S> for Recorder<'_> {
     }
 
     fn handle_error(&mut self, ctx: &mut Ctx<'_, S, Self>, error: Error) {
-        self.log.push(ctx.token(), Callback::Error(error));
-        if self.has_actions(Callback::Error(error)) {
-            let _ = self.run(ctx, Callback::Error(error), None);
+        self.log.push(ctx.token(), Callback::Error);
+        let _ = self.log.errors.borrow_mut().push((ctx.token(), error));
+        if self.has_actions(Callback::Error) {
+            let _ = self.run(ctx, Callback::Error, None);
         } else {
             ctx.close();
         }
     }
 
-    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         let _ = self.log.logs.borrow_mut().push((token, level, message));
     }
 }

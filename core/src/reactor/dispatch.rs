@@ -10,8 +10,8 @@
 use super::Reactor;
 use crate::fmt::{debug_, trace_};
 use crate::map::{Flags, MapAccess};
-use crate::trace::Event;
-use crate::{Ctx, Dispatcher, ReadClosed, Readiness, Selector, Socket, SocketError, State, Token};
+use crate::trace::Callback;
+use crate::{AfterEof, Ctx, Dispatcher, Readiness, Selector, Socket, SocketError, State, Token};
 
 impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
 where
@@ -36,7 +36,7 @@ where
             State::Closed => return,
             State::Listening => {
                 if readiness.is_readable() {
-                    self.call(token, Event::Accept, |d, ctx| d.handle_accept(ctx));
+                    self.call(token, Callback::Accept, |d, ctx| d.handle_accept(ctx));
                 }
                 if self.proceed(token)
                     && readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
@@ -76,15 +76,15 @@ where
             && c.state != State::ReadClosed
         {
             c.flags.clear(Flags::GOT_DATA);
-            self.call(token, Event::Read, |d, ctx| d.handle_read(ctx));
+            self.call(token, Callback::Read, |d, ctx| d.handle_read(ctx));
         }
         if readiness.is_writable() && self.proceed(token) {
-            self.call(token, Event::Write, |d, ctx| d.handle_write(ctx));
+            self.call(token, Callback::Write, |d, ctx| d.handle_write(ctx));
         }
         if readiness.is_priority() && self.proceed(token) {
             let pending = self.with_socket(token, |s| s.take_error());
             match pending {
-                Some(Ok(None)) => self.call(token, Event::Expt, |d, ctx| d.handle_expt(ctx)),
+                Some(Ok(None)) => self.call(token, Callback::Expt, |d, ctx| d.handle_expt(ctx)),
                 Some(_) => self.deliver_close(token),
                 None => {}
             }
@@ -125,7 +125,7 @@ where
         if let Some(error) = failure {
             debug_!("{}: connect failed", token);
             self.with_ctx(token, |d, ctx| {
-                ctx.trace(Event::ConnectFailed);
+                ctx.trace(Callback::ConnectFailed);
                 d.handle_connect_failed(ctx, error);
             });
             self.finish_close(token);
@@ -134,7 +134,7 @@ where
         if let Some(c) = self.map.channel_mut(token) {
             c.state = State::Connected;
         }
-        self.call(token, Event::Connect, |d, ctx| d.handle_connect(ctx));
+        self.call(token, Callback::Connect, |d, ctx| d.handle_connect(ctx));
         self.live(token)
     }
 
@@ -176,11 +176,11 @@ where
     pub(super) fn call(
         &mut self,
         token: Token,
-        event: Event,
+        callback: Callback,
         f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> Result<(), D::Error>,
     ) {
         let flags = self.with_ctx(token, |d, ctx| {
-            ctx.trace(event);
+            ctx.trace(callback);
             if let Err(e) = f(d, ctx) {
                 Self::route_error(d, ctx, e);
             }
@@ -197,7 +197,7 @@ where
     #[inline]
     fn route_error(d: &mut D, ctx: &mut Ctx<'_, S, D>, e: D::Error) {
         if !ctx.flags().has(Flags::CLOSE_REQUESTED) {
-            ctx.trace(Event::Error);
+            ctx.trace(Callback::Error);
             d.handle_error(ctx, e);
         }
     }
@@ -215,23 +215,23 @@ where
             let decision = self.with_ctx(token, |d, ctx| {
                 ctx.set_state(State::ReadClosed);
                 ctx.flags().clear(Flags::EOF);
-                ctx.trace(Event::ReadClosed);
-                d.handle_read_closed(ctx).unwrap_or_else(|e| {
+                ctx.trace(Callback::Eof);
+                d.handle_eof(ctx).unwrap_or_else(|e| {
                     Self::route_error(d, ctx, e);
-                    ReadClosed::KeepWriting
+                    AfterEof::KeepWriting
                 })
             });
             match decision {
-                Some(ReadClosed::Close) => self.deliver_close(token),
+                Some(AfterEof::Close) => self.deliver_close(token),
                 // The hook (or handle_error) may have closed or broken it meanwhile.
-                Some(ReadClosed::KeepWriting)
+                Some(AfterEof::KeepWriting)
                     if self
                         .flags(token)
                         .is_some_and(|f| f.has(Flags::CLOSE_REQUESTED | Flags::DISCONNECTED)) =>
                 {
                     self.act_on_flags(token);
                 }
-                Some(ReadClosed::KeepWriting) => {}
+                Some(AfterEof::KeepWriting) => {}
                 None => {}
             }
         }
@@ -247,7 +247,7 @@ where
                 return;
             }
             ctx.flags().set(Flags::CLOSE_DELIVERED);
-            ctx.trace(Event::Close);
+            ctx.trace(Callback::Close);
             if let Err(e) = d.handle_close(ctx) {
                 Self::route_error(d, ctx, e);
             }

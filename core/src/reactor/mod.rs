@@ -18,7 +18,7 @@ use core::time::Duration;
 use heapless::Vec;
 
 use crate::registry::Registry;
-use crate::time::Timers;
+use crate::time::{TimerId, Timers};
 
 use crate::map::{ChannelMap, ChannelMut, ChannelRef};
 use crate::trace::{Observer, Tracer};
@@ -37,8 +37,8 @@ pub enum RunEnd {
     Count,
     /// A handler called [`Ctx::exit`](crate::Ctx::exit).
     Exit,
-    /// A one-shot timer added with [`Reactor::add_timer`] fired; its key.
-    Timer(u32),
+    /// A one-shot timer added with [`Reactor::add_timer`] fired.
+    Timer(TimerId),
 }
 
 /// A channel map, its selector, and the loop: the original's `socket_map` plus
@@ -90,7 +90,7 @@ pub struct Reactor<
     registrations: Vec<Registration<Sel::Source>, N>,
     ready: [Readiness; N],
     timers: Timers<T>,
-    fired: Vec<u32, T>,
+    fired: Vec<TimerId, T>,
 }
 
 impl<Sel, S, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<Sel, S, D, N, T>
@@ -133,7 +133,7 @@ where
         self.registry.add(&mut self.map, socket, dispatcher)
     }
 
-    /// Sets (or clears) the function told of every [`Event`](crate::Event).
+    /// Sets (or clears) the function told of every [`Trace`](crate::Trace).
     pub fn set_observer(&mut self, observer: Option<Observer>) {
         self.registry.tracer = Tracer::new(observer);
     }
@@ -322,8 +322,8 @@ where
     ) -> Result<RunEnd, PollError<Sel::Error>> {
         let mut passes = 0u32;
         loop {
-            if let Some(key) = self.take_fired_timer() {
-                return Ok(RunEnd::Timer(key));
+            if let Some(id) = self.take_fired_timer() {
+                return Ok(RunEnd::Timer(id));
             }
             if self.map.is_empty() {
                 return Ok(RunEnd::Empty);

@@ -6,7 +6,7 @@ use core::time::Duration;
 use super::Reactor;
 use crate::map::{Flags, MapAccess};
 use crate::time::{NEVER, TimerError, TimerId, to_nanos};
-use crate::trace::Event;
+use crate::trace::Callback;
 use crate::{Dispatcher, Selector, Socket, Token};
 
 impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
@@ -88,7 +88,7 @@ where
                 c.deadline = NEVER;
             }
             fired += 1;
-            self.call(token, Event::Timeout, |d, ctx| d.handle_timeout(ctx));
+            self.call(token, Callback::Timeout, |d, ctx| d.handle_timeout(ctx));
         }
     }
 
@@ -101,9 +101,9 @@ where
         let Some(now) = self.registry.selector.now().map(to_nanos) else {
             return;
         };
-        while let Some(key) = self.timers.pop_due(now) {
+        while let Some(id) = self.timers.pop_due(now) {
             // Cannot fail: at most T timers exist.
-            let _ = self.fired.push(key);
+            let _ = self.fired.push(id);
         }
     }
 
@@ -113,7 +113,7 @@ where
     }
 
     /// Sets (`Some`) or cancels (`None`) the deadline of a channel, as
-    /// [`Ctx::set_deadline_at`](crate::Ctx::set_deadline_at) does from inside. Returns `Ok(false)` for a stale token.
+    /// [`Ctx::set_deadline`](crate::Ctx::set_deadline) does from inside. Returns `Ok(false)` for a stale token.
     ///
     /// # Errors
     /// [`TimerError::NoClock`] when the selector has no clock.
@@ -129,18 +129,19 @@ where
         Ok(true)
     }
 
-    /// Adds a one-shot timer `after` from now, not tied to any channel. When it fires,
-    /// [`run`](Self::run) returns [`RunEnd::Timer`](crate::RunEnd::Timer)`(key)` (after [`poll_once`](Self::poll_once),
-    /// see [`take_fired_timer`](Self::take_fired_timer)).
+    /// Adds a one-shot timer `after` from now, not tied to any channel, and returns
+    /// its identity. When it fires, [`run`](Self::run) returns
+    /// [`RunEnd::Timer`](crate::RunEnd::Timer) with that identity (after
+    /// [`poll_once`](Self::poll_once), see [`take_fired_timer`](Self::take_fired_timer)).
     ///
     /// # Errors
     /// [`TimerError::Full`] when `T` timers are pending; [`TimerError::NoClock`].
-    pub fn add_timer(&mut self, after: Duration, key: u32) -> Result<TimerId, TimerError> {
+    pub fn add_timer(&mut self, after: Duration) -> Result<TimerId, TimerError> {
         let now = self.registry.selector.now().ok_or(TimerError::NoClock)?;
         if self.timers.len() + self.fired.len() >= T {
             return Err(TimerError::Full);
         }
-        self.timers.add(to_nanos(now.saturating_add(after)), key)
+        self.timers.add(to_nanos(now.saturating_add(after)))
     }
 
     /// Cancels a pending one-shot timer; `false` if it already fired or never was.
@@ -148,8 +149,8 @@ where
         self.timers.cancel(id)
     }
 
-    /// The key of a fired one-shot timer not yet reported, oldest first.
-    pub fn take_fired_timer(&mut self) -> Option<u32> {
+    /// A fired one-shot timer not yet reported, oldest first.
+    pub fn take_fired_timer(&mut self) -> Option<TimerId> {
         if self.fired.is_empty() {
             None
         } else {

@@ -1,7 +1,7 @@
-//! An invariant checker over the reactor's [`Event`]s (see
+//! An invariant checker over the reactor's [`Trace`]s (see
 //! [`Reactor::set_observer`](crate::Reactor::set_observer)).
 
-use crate::{Event, Token};
+use crate::{Callback, Token, Trace};
 
 /// How many slot indices the checker tracks.
 pub const TRACKED: usize = 256;
@@ -11,9 +11,9 @@ pub const TRACKED: usize = 256;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Violation {
     /// A callback for a channel that is not (or no longer) in the map.
-    CallbackOnClosed(Token, Event),
+    CallbackOnClosed(Token, Trace),
     /// A token of an earlier channel in the slot reached the channel there now.
-    StaleToken(Token, Event),
+    StaleToken(Token, Trace),
     /// `handle_close` ran twice for one channel.
     DoubleClose(Token),
     /// A channel was added into a slot whose channel was never removed.
@@ -32,32 +32,32 @@ struct SlotState {
 /// Checks, event by event: no callback on a closed channel; exactly one `handle_close`
 /// at most per channel; a stale token never reaches a live channel; a slot is reused
 /// only after its channel left. Feed it every event with [`on_event`](Self::on_event).
-pub struct EventChecker {
+pub struct TraceChecker {
     slots: [SlotState; TRACKED],
     events: u64,
     closes: u64,
     violation: Option<Violation>,
 }
 
-impl core::fmt::Debug for EventChecker {
+impl core::fmt::Debug for TraceChecker {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("EventChecker")
+        f.debug_struct("TraceChecker")
             .field("events", &self.events)
             .field("violation", &self.violation)
             .finish_non_exhaustive()
     }
 }
 
-impl Default for EventChecker {
+impl Default for TraceChecker {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl EventChecker {
+impl TraceChecker {
     /// A checker that has seen nothing.
     pub const fn new() -> Self {
-        EventChecker {
+        TraceChecker {
             slots: [SlotState {
                 live: false,
                 generation: 0,
@@ -76,14 +76,14 @@ impl EventChecker {
     }
 
     /// Checks one event.
-    pub fn on_event(&mut self, token: Token, event: Event) {
+    pub fn on_trace(&mut self, token: Token, event: Trace) {
         self.events += 1;
         let Some(slot) = self.slots.get_mut(token.index()) else {
             self.fail(Violation::Untracked(token));
             return;
         };
         match event {
-            Event::Added => {
+            Trace::Added => {
                 if slot.live {
                     self.fail(Violation::SlotReusedWhileLive(token));
                     return;
@@ -94,7 +94,7 @@ impl EventChecker {
                     closes: 0,
                 };
             }
-            Event::Removed => {
+            Trace::Removed => {
                 if !slot.live || slot.generation != token.generation() {
                     self.fail(Violation::CallbackOnClosed(token, event));
                     return;
@@ -110,7 +110,7 @@ impl EventChecker {
                     self.fail(Violation::StaleToken(token, event));
                     return;
                 }
-                if event == Event::Close {
+                if event == Trace::Call(Callback::Close) {
                     slot.closes += 1;
                     self.closes += 1;
                     if slot.closes > 1 {
@@ -126,7 +126,7 @@ impl EventChecker {
         self.violation
     }
 
-    /// Events seen.
+    /// Traces seen.
     pub fn events(&self) -> u64 {
         self.events
     }
@@ -150,34 +150,37 @@ mod tests {
     fn catches_each_violation() {
         let a = Token::new(0, 0);
         let a2 = Token::new(0, 1);
-        let mut c = EventChecker::new();
-        c.on_event(a, Event::Added);
-        c.on_event(a, Event::Read);
-        c.on_event(a, Event::Close);
-        c.on_event(a, Event::Removed);
-        c.on_event(a2, Event::Added);
+        let mut c = TraceChecker::new();
+        c.on_trace(a, Trace::Added);
+        c.on_trace(a, Trace::Call(Callback::Read));
+        c.on_trace(a, Trace::Call(Callback::Close));
+        c.on_trace(a, Trace::Removed);
+        c.on_trace(a2, Trace::Added);
         assert_eq!(c.violation(), None);
-        c.on_event(a, Event::Write);
-        assert_eq!(c.violation(), Some(Violation::StaleToken(a, Event::Write)));
-
-        let mut c = EventChecker::new();
-        c.on_event(a, Event::Added);
-        c.on_event(a, Event::Close);
-        c.on_event(a, Event::Close);
-        assert_eq!(c.violation(), Some(Violation::DoubleClose(a)));
-
-        let mut c = EventChecker::new();
-        c.on_event(a, Event::Added);
-        c.on_event(a, Event::Removed);
-        c.on_event(a, Event::Read);
+        c.on_trace(a, Trace::Call(Callback::Write));
         assert_eq!(
             c.violation(),
-            Some(Violation::CallbackOnClosed(a, Event::Read))
+            Some(Violation::StaleToken(a, Trace::Call(Callback::Write)))
         );
 
-        let mut c = EventChecker::new();
-        c.on_event(a, Event::Added);
-        c.on_event(a2, Event::Added);
+        let mut c = TraceChecker::new();
+        c.on_trace(a, Trace::Added);
+        c.on_trace(a, Trace::Call(Callback::Close));
+        c.on_trace(a, Trace::Call(Callback::Close));
+        assert_eq!(c.violation(), Some(Violation::DoubleClose(a)));
+
+        let mut c = TraceChecker::new();
+        c.on_trace(a, Trace::Added);
+        c.on_trace(a, Trace::Removed);
+        c.on_trace(a, Trace::Call(Callback::Read));
+        assert_eq!(
+            c.violation(),
+            Some(Violation::CallbackOnClosed(a, Trace::Call(Callback::Read)))
+        );
+
+        let mut c = TraceChecker::new();
+        c.on_trace(a, Trace::Added);
+        c.on_trace(a2, Trace::Added);
         assert_eq!(c.violation(), Some(Violation::SlotReusedWhileLive(a2)));
     }
 }

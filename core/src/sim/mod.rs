@@ -73,7 +73,7 @@ mod net;
 mod rng;
 pub mod scenario;
 
-pub use check::{EventChecker, TRACKED, Violation};
+pub use check::{TRACKED, TraceChecker, Violation};
 pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
 

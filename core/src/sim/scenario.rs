@@ -171,7 +171,7 @@ type Server<'n> = Reactor<
 >;
 
 /// Runs the echo scenario for `cfg` (network and faults) and `params` (workload),
-/// telling `observer` (e.g. an [`EventChecker`](super::EventChecker) glue) of every
+/// telling `observer` (e.g. an [`TraceChecker`](super::TraceChecker) glue) of every
 /// reactor event.
 ///
 /// # Errors

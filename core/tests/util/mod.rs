@@ -7,12 +7,13 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+pub use asyncore_core::Callback as C;
 pub use asyncore_core::mock::{
-    Action, CallLog, Callback as C, MockSelector, MockSocket, PassRecord, Recorder, RecvStep,
-    SendStep, SocketProbe,
+    Action, CallLog, MockSelector, MockSocket, PassRecord, Recorder, RecvStep, SendStep,
+    SocketProbe,
 };
 pub use asyncore_core::{
-    AddErrorKind, Ctx, Dispatcher, Error, Interest, Level, PollError, Reactor, ReadClosed,
+    AddErrorKind, AfterEof, Ctx, Dispatcher, Error, Interest, LogLevel, PollError, Reactor,
     Readiness, Recv, RunEnd, SocketError, SourceError, State, Token, errno,
 };
 
@@ -120,14 +121,14 @@ pub fn interest<D: Dispatcher<MockSocket>, const N: usize>(
 }
 
 /// Captured `log_info` lines.
-pub type Lines = RefCell<Vec<(Token, Level, &'static str)>>;
+pub type Lines = RefCell<Vec<(Token, LogLevel, &'static str)>>;
 
 /// A dispatcher whose every handler is the trait's default; only `log_info` is
 /// overridden, to capture lines at `min` level or above (the original's
 /// `ignore_log_types`).
 pub struct Defaults<'a> {
     pub lines: &'a Lines,
-    pub min: Level,
+    pub min: LogLevel,
     pub writable: bool,
 }
 
@@ -135,7 +136,7 @@ impl<'a> Defaults<'a> {
     pub fn new(lines: &'a Lines) -> Self {
         Defaults {
             lines,
-            min: Level::Debug,
+            min: LogLevel::Debug,
             writable: false,
         }
     }
@@ -145,7 +146,7 @@ impl<'a> Defaults<'a> {
         self
     }
 
-    pub fn min(mut self, min: Level) -> Self {
+    pub fn min(mut self, min: LogLevel) -> Self {
         self.min = min;
         self
     }
@@ -158,7 +159,7 @@ impl Dispatcher<MockSocket> for Defaults<'_> {
         self.writable
     }
 
-    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         if level >= self.min {
             self.lines.borrow_mut().push((token, level, message));
         }
@@ -171,12 +172,12 @@ pub type Calls = RefCell<Vec<(Token, C)>>;
 type Hx<'c, 'a> = Ctx<'c, MockSocket, Hook<'a>>;
 type On<'a> = Box<dyn FnMut(&mut Hx<'_, 'a>) -> Result<(), Error> + 'a>;
 type OnAccepted<'a> = Box<dyn FnMut(&mut Hx<'_, 'a>, MockSocket) -> Result<(), Error> + 'a>;
-type OnReadClosed<'a> = Box<dyn FnMut(&mut Hx<'_, 'a>) -> Result<ReadClosed, Error> + 'a>;
+type OnReadClosed<'a> = Box<dyn FnMut(&mut Hx<'_, 'a>) -> Result<AfterEof, Error> + 'a>;
 
 /// A dispatcher that records every callback (but `handle_accept`, left at the trait's
 /// default so `handle_accepted` is reached through it) into `calls` and runs the
 /// closure given for it. Without a closure a callback does nothing;
-/// `handle_read_closed` then answers `Close` and `handle_error` closes, as the
+/// `handle_eof` then answers `Close` and `handle_error` closes, as the
 /// defaults do.
 pub struct Hook<'a> {
     pub calls: &'a Calls,
@@ -248,7 +249,7 @@ impl<'a> Hook<'a> {
 
     pub fn on_read_closed(
         mut self,
-        f: impl FnMut(&mut Hx<'_, 'a>) -> Result<ReadClosed, Error> + 'a,
+        f: impl FnMut(&mut Hx<'_, 'a>) -> Result<AfterEof, Error> + 'a,
     ) -> Self {
         self.read_closed = Some(Box::new(f));
         self
@@ -293,7 +294,8 @@ impl<'a> Dispatcher<MockSocket> for Hook<'a> {
     }
 
     fn handle_connect_failed(&mut self, ctx: &mut Hx<'_, 'a>, error: SocketError) {
-        self.record(ctx.token(), C::ConnectFailed(error));
+        let _ = error;
+        self.record(ctx.token(), C::ConnectFailed);
     }
 
     fn handle_accepted(
@@ -326,11 +328,11 @@ impl<'a> Dispatcher<MockSocket> for Hook<'a> {
         Ok(())
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut Hx<'_, 'a>) -> Result<ReadClosed, Error> {
-        self.record(ctx.token(), C::ReadClosed);
+    fn handle_eof(&mut self, ctx: &mut Hx<'_, 'a>) -> Result<AfterEof, Error> {
+        self.record(ctx.token(), C::Eof);
         match &mut self.read_closed {
             Some(f) => f(ctx),
-            None => Ok(ReadClosed::Close),
+            None => Ok(AfterEof::Close),
         }
     }
 
@@ -340,7 +342,8 @@ impl<'a> Dispatcher<MockSocket> for Hook<'a> {
     }
 
     fn handle_error(&mut self, ctx: &mut Hx<'_, 'a>, error: Error) {
-        self.record(ctx.token(), C::Error(error));
+        let _ = error;
+        self.record(ctx.token(), C::Error);
         ctx.close();
     }
 }

@@ -10,7 +10,7 @@
 //! poison another channel's socket, set deadlines, shut down writing).
 //!
 //! Checked after every operation:
-//! * the caller's [`EventChecker`](crate::sim::EventChecker) (through
+//! * the caller's [`TraceChecker`](crate::sim::TraceChecker) (through
 //!   [`CheckHooks`]): no callback on a closed channel, at most one close per
 //!   channel, no stale token;
 //! * each dispatcher's own life cycle ([`LifeViolation`](super::LifeViolation));
@@ -37,7 +37,7 @@ use heapless::Vec;
 use super::{CheckHooks, First, Input, Life, LifeFailure};
 use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Violation};
 use crate::{
-    Ctx, Dispatcher, Error, Event, Level, Reactor, ReadClosed, Recv, SendBuffer, Sent, Socket,
+    AfterEof, Callback, Ctx, Dispatcher, Error, LogLevel, Reactor, Recv, SendBuffer, Sent, Socket,
     Token,
 };
 
@@ -67,16 +67,16 @@ type Sock<'n> = SimSocket<'n, NET_SOCKETS, NET_BUFFER>;
 type Server<'n> = Reactor<SimSelector<'n, NET_SOCKETS, NET_BUFFER>, Sock<'n>, Channel<'n>, MAP>;
 
 /// The callbacks a [`Command`] can wait for (`None`: the first callback of any kind).
-pub const HOOKS: [Option<Event>; 9] = [
+pub const HOOKS: [Option<Callback>; 9] = [
     None,
-    Some(Event::Read),
-    Some(Event::Write),
-    Some(Event::Accept),
-    Some(Event::ReadClosed),
-    Some(Event::Close),
-    Some(Event::Timeout),
-    Some(Event::Connect),
-    Some(Event::Error),
+    Some(Callback::Read),
+    Some(Callback::Write),
+    Some(Callback::Accept),
+    Some(Callback::Eof),
+    Some(Callback::Close),
+    Some(Callback::Timeout),
+    Some(Callback::Connect),
+    Some(Callback::Error),
 ];
 
 /// What a channel does, on command, from inside a callback.
@@ -175,7 +175,7 @@ impl Action {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     /// Which callback (an entry of [`HOOKS`]).
-    pub on: Option<Event>,
+    pub on: Option<Callback>,
     /// What to do.
     pub action: Action,
 }
@@ -600,7 +600,7 @@ impl<'n> Channel<'n> {
     fn callback(
         &mut self,
         ctx: &mut C<'_, 'n>,
-        event: Event,
+        event: Callback,
         body: impl FnOnce(&mut Self, &mut C<'_, 'n>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         if let Err(violation) = self.life.enter(event) {
@@ -619,7 +619,7 @@ impl<'n> Channel<'n> {
     }
 
     /// Runs the pending command if it waits for `event`. Returns an error to report.
-    fn execute(&mut self, ctx: &mut C<'_, 'n>, event: Event) -> Option<Error> {
+    fn execute(&mut self, ctx: &mut C<'_, 'n>, event: Callback) -> Option<Error> {
         let cmd = self.command?;
         if cmd.on.is_some_and(|on| on != event) {
             return None;
@@ -667,7 +667,7 @@ impl<'n> Channel<'n> {
             }
             Action::TellClose(n) => {
                 if let Some(t) = other(ctx, n) {
-                    let set = ctx.set_deadline_for(t, Duration::ZERO) == Ok(true);
+                    let set = ctx.set_timeout_for(t, Duration::ZERO) == Ok(true);
                     if let Some(c) = ctx.channel(t) {
                         c.dispatcher.command = Some(Command {
                             on: None,
@@ -686,14 +686,14 @@ impl<'n> Channel<'n> {
             }
             Action::SetDeadline(ms) => {
                 let after = Duration::from_millis(ms as u64);
-                if ctx.set_deadline(after).is_ok() {
+                if ctx.set_timeout(after).is_ok() {
                     self.deadline = Some(now + after);
                 }
             }
             Action::DeadlineFor(n, ms) => {
                 let after = Duration::from_millis(ms as u64);
                 if let Some(t) = other(ctx, n)
-                    && ctx.set_deadline_for(t, after) == Ok(true)
+                    && ctx.set_timeout_for(t, after) == Ok(true)
                     && let Some(c) = ctx.channel(t)
                 {
                     c.dispatcher.deadline = Some(now + after);
@@ -842,41 +842,41 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
     }
 
     fn handle_connect(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Connect, |me, ctx| me.flush(ctx))
+        self.callback(ctx, Callback::Connect, |me, ctx| me.flush(ctx))
     }
 
     fn handle_connect_failed(&mut self, ctx: &mut C<'_, 'n>, error: crate::SocketError) {
         let _ = error;
-        let _ = self.callback(ctx, Event::ConnectFailed, |_, _| Ok(()));
+        let _ = self.callback(ctx, Callback::ConnectFailed, |_, _| Ok(()));
     }
 
     fn handle_accept(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Accept, |me, ctx| me.accept(ctx))
+        self.callback(ctx, Callback::Accept, |me, ctx| me.accept(ctx))
     }
 
     fn handle_read(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Read, |me, ctx| me.read(ctx))
+        self.callback(ctx, Callback::Read, |me, ctx| me.read(ctx))
     }
 
     fn handle_write(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Write, |me, ctx| me.flush(ctx))
+        self.callback(ctx, Callback::Write, |me, ctx| me.flush(ctx))
     }
 
     fn handle_expt(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Expt, |_, ctx| {
+        self.callback(ctx, Callback::Expt, |_, ctx| {
             let mut urgent = [0u8; 1];
             ctx.recv_priority(&mut urgent)?;
             Ok(())
         })
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut C<'_, 'n>) -> Result<ReadClosed, Error> {
-        let mut decision = ReadClosed::Close;
-        self.callback(ctx, Event::ReadClosed, |me, ctx| {
+    fn handle_eof(&mut self, ctx: &mut C<'_, 'n>) -> Result<AfterEof, Error> {
+        let mut decision = AfterEof::Close;
+        self.callback(ctx, Callback::Eof, |me, ctx| {
             if let Role::Echo { peer_done, .. } = &mut me.role {
                 // Send back what is still buffered, then close.
                 *peer_done = true;
-                decision = ReadClosed::KeepWriting;
+                decision = AfterEof::KeepWriting;
                 me.flush(ctx)?;
             }
             Ok(())
@@ -885,7 +885,7 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
     }
 
     fn handle_close(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
-        self.callback(ctx, Event::Close, |_, _| Ok(()))
+        self.callback(ctx, Callback::Close, |_, _| Ok(()))
     }
 
     fn handle_timeout(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
@@ -899,12 +899,12 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
                 deadline,
             }),
         }
-        self.callback(ctx, Event::Timeout, |_, _| Ok(()))
+        self.callback(ctx, Callback::Timeout, |_, _| Ok(()))
     }
 
     fn handle_error(&mut self, ctx: &mut C<'_, 'n>, error: Error) {
         let _ = error;
-        let _ = self.callback(ctx, Event::Error, |me, ctx| {
+        let _ = self.callback(ctx, Callback::Error, |me, ctx| {
             if me.close_on_error {
                 me.close(ctx);
             }
@@ -913,7 +913,7 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
         });
     }
 
-    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         let _ = (token, level, message);
     }
 }
@@ -1098,7 +1098,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             Op::Command { channel, command } => {
                 if let Some(t) = nth(&r, channel) {
                     let now = r.now().unwrap_or_default();
-                    let wake = matches!(command.on, None | Some(Event::Timeout))
+                    let wake = matches!(command.on, None | Some(Callback::Timeout))
                         && r.set_deadline(t, Some(now)) == Ok(true);
                     if let Some(c) = r.get_mut(t) {
                         c.dispatcher.command = Some(command);
@@ -1120,7 +1120,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                 }
             }
             Op::Timer { after_ms } => {
-                let _ = r.add_timer(Duration::from_millis(after_ms as u64), after_ms as u32);
+                let _ = r.add_timer(Duration::from_millis(after_ms as u64));
                 let _ = r.take_fired_timer();
             }
             Op::Urgent { client } => {
@@ -1260,7 +1260,7 @@ mod tests {
             Op::Command {
                 channel: 2,
                 command: Command {
-                    on: Some(Event::ReadClosed),
+                    on: Some(Callback::Eof),
                     action: Action::DeadlineFor(1, 9),
                 },
             },

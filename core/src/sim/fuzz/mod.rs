@@ -31,7 +31,7 @@
 //! # Checking events
 //!
 //! The reactor reports events to a plain `fn` ([`Observer`]), so an
-//! [`EventChecker`](super::EventChecker) must live in a global the caller owns. A
+//! [`TraceChecker`](super::TraceChecker) must live in a global the caller owns. A
 //! caller with `std` gets one per thread from [`thread_local_check_hooks!`](crate::thread_local_check_hooks):
 //!
 //! ```
@@ -62,7 +62,7 @@ pub mod chat_framing;
 pub mod dispatch;
 pub mod readiness;
 
-use crate::{Event, Observer, Token};
+use crate::{Callback, Observer, Token};
 
 use super::Violation;
 
@@ -173,7 +173,7 @@ pub(crate) fn with_kind<'t>(table: &'t [u8], mut put: impl FnMut(u8) + 't) -> im
     }
 }
 
-/// How an interpreter reaches the caller's [`EventChecker`](super::EventChecker):
+/// How an interpreter reaches the caller's [`TraceChecker`](super::TraceChecker):
 /// `observer` goes to [`Reactor::set_observer`](crate::Reactor::set_observer) and
 /// feeds it; `reset` is called once before a run; `verdict` is asked after every
 /// pass. Build one with [`thread_local_check_hooks!`](crate::thread_local_check_hooks)
@@ -188,21 +188,21 @@ pub struct CheckHooks {
     pub verdict: fn() -> Option<Violation>,
 }
 
-/// Builds [`CheckHooks`] over an [`EventChecker`](crate::sim::EventChecker) in a
+/// Builds [`CheckHooks`] over an [`TraceChecker`](crate::sim::TraceChecker) in a
 /// `thread_local!` of the calling crate (which needs `std`). Each expansion has its
 /// own checker.
 #[macro_export]
 macro_rules! thread_local_check_hooks {
     () => {{
         ::std::thread_local! {
-            static CHECKER: ::core::cell::RefCell<$crate::sim::EventChecker> =
-                const { ::core::cell::RefCell::new($crate::sim::EventChecker::new()) };
+            static CHECKER: ::core::cell::RefCell<$crate::sim::TraceChecker> =
+                const { ::core::cell::RefCell::new($crate::sim::TraceChecker::new()) };
         }
-        fn observe(token: $crate::Token, event: $crate::Event) {
-            CHECKER.with(|c| c.borrow_mut().on_event(token, event));
+        fn observe(token: $crate::Token, event: $crate::Trace) {
+            CHECKER.with(|c| c.borrow_mut().on_trace(token, event));
         }
         fn reset() {
-            CHECKER.with(|c| *c.borrow_mut() = $crate::sim::EventChecker::new());
+            CHECKER.with(|c| *c.borrow_mut() = $crate::sim::TraceChecker::new());
         }
         fn verdict() -> ::core::option::Option<$crate::sim::Violation> {
             CHECKER.with(|c| c.borrow().violation())
@@ -221,19 +221,19 @@ macro_rules! thread_local_check_hooks {
 pub enum LifeViolation {
     /// A callback ran after the channel was closed (by `ctx.close()`,
     /// `handle_close` or `handle_connect_failed`).
-    CallbackAfterClose(Event),
+    CallbackAfterClose(Callback),
     /// `handle_close` ran a second time.
     DoubleClose,
     /// A handler returned `Err` and the next callback was not `handle_error`.
-    ErrorNotDelivered(Event),
+    ErrorNotDelivered(Callback),
     /// `handle_error` ran without a handler having returned `Err`.
     UnexpectedError,
     /// `handle_connect` after `handle_connect_failed`, or either of them on a channel
     /// that was not connecting.
-    UnexpectedConnect(Event),
+    UnexpectedConnect(Callback),
     /// A callback the channel's state or interest rules out (e.g. `handle_write`
     /// while `writable()` said no, `handle_accept` on a stream).
-    OutOfState(Event),
+    OutOfState(Callback),
 }
 
 /// The life of one channel as its dispatcher sees it; [`Life::enter`] before and
@@ -257,10 +257,10 @@ impl Life {
     }
 
     /// Checks that `event` may run now.
-    pub(crate) fn enter(&mut self, event: Event) -> Result<(), LifeViolation> {
+    pub(crate) fn enter(&mut self, event: Callback) -> Result<(), LifeViolation> {
         if self.error_next {
             self.error_next = false;
-            return if event == Event::Error {
+            return if event == Callback::Error {
                 Ok(())
             } else {
                 Err(LifeViolation::ErrorNotDelivered(event))
@@ -270,14 +270,14 @@ impl Life {
             return Err(LifeViolation::CallbackAfterClose(event));
         }
         match event {
-            Event::Error => return Err(LifeViolation::UnexpectedError),
-            Event::Close => {
+            Callback::Error => return Err(LifeViolation::UnexpectedError),
+            Callback::Close => {
                 self.closes += 1;
                 if self.closes > 1 {
                     return Err(LifeViolation::DoubleClose);
                 }
             }
-            Event::Connect | Event::ConnectFailed => {
+            Callback::Connect | Callback::ConnectFailed => {
                 if !self.connecting {
                     return Err(LifeViolation::UnexpectedConnect(event));
                 }
@@ -290,15 +290,15 @@ impl Life {
 
     /// Records how `event` ended: whether it returned `Err` and whether the channel
     /// asked to be closed.
-    pub(crate) fn leave(&mut self, event: Event, failed: bool, close_requested: bool) {
+    pub(crate) fn leave(&mut self, event: Callback, failed: bool, close_requested: bool) {
         if close_requested {
             self.closed = true;
             return;
         }
-        if failed && event != Event::Error {
+        if failed && event != Callback::Error {
             self.error_next = true;
         }
-        if matches!(event, Event::Close | Event::ConnectFailed) {
+        if matches!(event, Callback::Close | Callback::ConnectFailed) {
             self.closed = true;
         }
     }
@@ -352,51 +352,51 @@ mod tests {
     #[test]
     fn life_rules() {
         let mut l = Life::new(true);
-        assert_eq!(l.enter(Event::Connect), Ok(()));
+        assert_eq!(l.enter(Callback::Connect), Ok(()));
         assert_eq!(
-            l.enter(Event::Connect),
-            Err(LifeViolation::UnexpectedConnect(Event::Connect))
+            l.enter(Callback::Connect),
+            Err(LifeViolation::UnexpectedConnect(Callback::Connect))
         );
         let mut l = Life::new(false);
-        l.enter(Event::Read).unwrap();
-        l.leave(Event::Read, true, false);
+        l.enter(Callback::Read).unwrap();
+        l.leave(Callback::Read, true, false);
         assert_eq!(
-            l.enter(Event::Write),
-            Err(LifeViolation::ErrorNotDelivered(Event::Write))
+            l.enter(Callback::Write),
+            Err(LifeViolation::ErrorNotDelivered(Callback::Write))
         );
         let mut l = Life::new(false);
-        l.enter(Event::Read).unwrap();
-        l.leave(Event::Read, true, true);
+        l.enter(Callback::Read).unwrap();
+        l.leave(Callback::Read, true, true);
         assert_eq!(
-            l.enter(Event::Error),
-            Err(LifeViolation::CallbackAfterClose(Event::Error))
+            l.enter(Callback::Error),
+            Err(LifeViolation::CallbackAfterClose(Callback::Error))
         );
         let mut l = Life::new(false);
-        l.enter(Event::ReadClosed).unwrap();
-        l.leave(Event::ReadClosed, true, true);
+        l.enter(Callback::Eof).unwrap();
+        l.leave(Callback::Eof, true, true);
         assert_eq!(
-            l.enter(Event::Error),
-            Err(LifeViolation::CallbackAfterClose(Event::Error))
+            l.enter(Callback::Error),
+            Err(LifeViolation::CallbackAfterClose(Callback::Error))
         );
         assert_eq!(
-            l.enter(Event::Error),
-            Err(LifeViolation::CallbackAfterClose(Event::Error))
+            l.enter(Callback::Error),
+            Err(LifeViolation::CallbackAfterClose(Callback::Error))
         );
         let mut l = Life::new(false);
-        l.enter(Event::Close).unwrap();
-        l.leave(Event::Close, true, false);
-        assert_eq!(l.enter(Event::Error), Ok(()));
-        l.leave(Event::Error, false, false);
+        l.enter(Callback::Close).unwrap();
+        l.leave(Callback::Close, true, false);
+        assert_eq!(l.enter(Callback::Error), Ok(()));
+        l.leave(Callback::Error, false, false);
         assert_eq!(
-            l.enter(Event::Timeout),
-            Err(LifeViolation::CallbackAfterClose(Event::Timeout))
+            l.enter(Callback::Timeout),
+            Err(LifeViolation::CallbackAfterClose(Callback::Timeout))
         );
         let mut l = Life::new(true);
-        l.enter(Event::ConnectFailed).unwrap();
-        l.leave(Event::ConnectFailed, false, false);
+        l.enter(Callback::ConnectFailed).unwrap();
+        l.leave(Callback::ConnectFailed, false, false);
         assert_eq!(
-            l.enter(Event::Connect),
-            Err(LifeViolation::CallbackAfterClose(Event::Connect))
+            l.enter(Callback::Connect),
+            Err(LifeViolation::CallbackAfterClose(Callback::Connect))
         );
     }
 }

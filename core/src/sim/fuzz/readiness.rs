@@ -11,7 +11,7 @@
 //! fail, exit, keep writing after EOF.
 //!
 //! Checked after every operation:
-//! * the caller's [`EventChecker`](crate::sim::EventChecker): no callback on a closed
+//! * the caller's [`TraceChecker`](crate::sim::TraceChecker): no callback on a closed
 //!   channel, at most one close per channel, no stale token;
 //! * each dispatcher's life cycle ([`LifeViolation`]): no
 //!   callback after a close, one `handle_close`, `handle_connect_failed` never
@@ -20,7 +20,7 @@
 //!   `handle_accept` only on a listener that asked to read, `handle_read` only on an
 //!   open or connected stream that asked to read (`handle_expt` also after an EOF
 //!   in the same pass),
-//!   `handle_write` only when `writable()` said yes, `handle_read_closed` only in
+//!   `handle_write` only when `writable()` said yes, `handle_eof` only in
 //!   [`State::ReadClosed`](crate::State).
 
 use core::cell::Cell;
@@ -32,7 +32,7 @@ use super::{CheckHooks, First, Input, Life, LifeFailure, LifeViolation};
 use crate::mock::{MockSelector, MockSocket, RecvStep, SendStep};
 use crate::sim::Violation;
 use crate::{
-    Ctx, Dispatcher, Error, Event, Level, Reactor, ReadClosed, Readiness, Recv, Socket,
+    AfterEof, Callback, Ctx, Dispatcher, Error, LogLevel, Reactor, Readiness, Recv, Socket,
     SocketError, State, Token, errno,
 };
 
@@ -92,7 +92,7 @@ impl Behavior {
     pub const FAIL: u16 = 1 << 4;
     /// Handlers call `ctx.exit()`.
     pub const EXIT: u16 = 1 << 5;
-    /// `handle_read_closed` keeps writing.
+    /// `handle_eof` keeps writing.
     pub const KEEP_WRITING: u16 = 1 << 6;
     /// `handle_error` closes the channel.
     pub const CLOSE_ON_ERROR: u16 = 1 << 7;
@@ -110,7 +110,7 @@ impl Behavior {
     pub const CLOSE_ON_WRITE: u16 = 1 << 13;
     /// `handle_write` shuts down writing.
     pub const SHUTDOWN: u16 = 1 << 14;
-    /// `handle_read_closed` closes and returns `Err`.
+    /// `handle_eof` closes and returns `Err`.
     pub const FAIL_READ_CLOSED: u16 = 1 << 15;
 
     /// Whether `bit` is set.
@@ -508,20 +508,20 @@ impl<'a> Rd<'a> {
     }
 
     /// Whether `event` fits the channel's state and interest.
-    fn fits(&self, ctx: &C<'_, 'a>, event: Event) -> bool {
+    fn fits(&self, ctx: &C<'_, 'a>, event: Callback) -> bool {
         let state = ctx.state();
         let read = self.has(Behavior::READ);
         let write = self.has(Behavior::WRITE);
         let stream = matches!(state, State::Open | State::Connected);
         match event {
-            Event::Accept => state == State::Listening && read,
-            Event::Read => stream && read,
+            Callback::Accept => state == State::Listening && read,
+            Callback::Read => stream && read,
             // Urgent data and EOF may arrive in the same wait: the read step may have
             // moved the channel to ReadClosed before the priority step.
-            Event::Expt => (stream || state == State::ReadClosed) && read,
-            Event::Write => (stream || state == State::ReadClosed) && write,
-            Event::ReadClosed => state == State::ReadClosed,
-            Event::Connect => state == State::Connected,
+            Callback::Expt => (stream || state == State::ReadClosed) && read,
+            Callback::Write => (stream || state == State::ReadClosed) && write,
+            Callback::Eof => state == State::ReadClosed,
+            Callback::Connect => state == State::Connected,
             _ => true,
         }
     }
@@ -529,7 +529,7 @@ impl<'a> Rd<'a> {
     fn callback(
         &mut self,
         ctx: &mut C<'_, 'a>,
-        event: Event,
+        event: Callback,
         body: impl FnOnce(&mut Self, &mut C<'_, 'a>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let shared = self.shared;
@@ -620,7 +620,7 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
     }
 
     fn handle_connect(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Connect, |me, ctx| {
+        self.callback(ctx, Callback::Connect, |me, ctx| {
             if me.has(Behavior::SEND) {
                 ctx.send(PAYLOAD)?;
             }
@@ -633,23 +633,23 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
 
     fn handle_connect_failed(&mut self, ctx: &mut C<'_, 'a>, error: SocketError) {
         let _ = error;
-        let _ = self.callback(ctx, Event::ConnectFailed, |_, _| Ok(()));
+        let _ = self.callback(ctx, Callback::ConnectFailed, |_, _| Ok(()));
     }
 
     fn handle_accept(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Accept, |me, ctx| me.accept(ctx))
+        self.callback(ctx, Callback::Accept, |me, ctx| me.accept(ctx))
     }
 
     fn handle_read(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Read, |me, ctx| me.read(ctx))
+        self.callback(ctx, Callback::Read, |me, ctx| me.read(ctx))
     }
 
     fn handle_write(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Write, |me, ctx| me.write(ctx))
+        self.callback(ctx, Callback::Write, |me, ctx| me.write(ctx))
     }
 
     fn handle_expt(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Expt, |me, ctx| {
+        self.callback(ctx, Callback::Expt, |me, ctx| {
             if me.has(Behavior::READ_PRIORITY) {
                 let mut buf = [0u8; 8];
                 ctx.recv_priority(&mut buf)?;
@@ -658,15 +658,15 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
         })
     }
 
-    fn handle_read_closed(&mut self, ctx: &mut C<'_, 'a>) -> Result<ReadClosed, Error> {
-        let mut decision = ReadClosed::Close;
-        self.callback(ctx, Event::ReadClosed, |me, ctx| {
+    fn handle_eof(&mut self, ctx: &mut C<'_, 'a>) -> Result<AfterEof, Error> {
+        let mut decision = AfterEof::Close;
+        self.callback(ctx, Callback::Eof, |me, ctx| {
             if me.has(Behavior::FAIL_READ_CLOSED) {
                 me.close(ctx);
                 return Err(Error::Protocol("fuzz: read-closed failed"));
             }
             if me.has(Behavior::KEEP_WRITING) {
-                decision = ReadClosed::KeepWriting;
+                decision = AfterEof::KeepWriting;
             }
             Ok(())
         })?;
@@ -674,7 +674,7 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
     }
 
     fn handle_close(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Close, |me, _| {
+        self.callback(ctx, Callback::Close, |me, _| {
             if me.has(Behavior::FAIL_CLOSE) {
                 return Err(Error::Protocol("fuzz: close failed"));
             }
@@ -683,12 +683,12 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
     }
 
     fn handle_timeout(&mut self, ctx: &mut C<'_, 'a>) -> Result<(), Error> {
-        self.callback(ctx, Event::Timeout, |_, _| Ok(()))
+        self.callback(ctx, Callback::Timeout, |_, _| Ok(()))
     }
 
     fn handle_error(&mut self, ctx: &mut C<'_, 'a>, error: Error) {
         let _ = error;
-        let _ = self.callback(ctx, Event::Error, |me, ctx| {
+        let _ = self.callback(ctx, Callback::Error, |me, ctx| {
             if me.has(Behavior::CLOSE_ON_ERROR) {
                 me.close(ctx);
             }
@@ -696,7 +696,7 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
         });
     }
 
-    fn log_info(&mut self, token: Token, level: Level, message: &'static str) {
+    fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         let _ = (token, level, message);
     }
 }

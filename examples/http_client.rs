@@ -39,12 +39,10 @@
 #[path = "http_client/protocol.rs"]
 mod protocol;
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{BufWriter, Stdout, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::Duration;
 
 use asyncore::{
@@ -231,14 +229,15 @@ struct HttpClient {
     out: BufWriter<Stdout>,
     timeout: Duration,
     addr: SocketAddr,
-    verdict: Rc<RefCell<Verdict>>,
+    /// How the exchange ended, once it has: the reactor keeps the dispatcher after
+    /// its channel closes and hands it back to `fetch`.
+    verdict: Verdict,
 }
 
 impl HttpClient {
     /// Records the verdict (the first end only) after writing out the body so far.
     fn conclude(&mut self, end: End) {
-        let mut verdict = self.verdict.borrow_mut();
-        if verdict.is_some() {
+        if self.verdict.is_some() {
             return;
         }
         let mut result = judge(end, &mut self.response, self.timeout, self.addr);
@@ -247,7 +246,7 @@ impl HttpClient {
         {
             result = Err(format!("cannot write the body to stdout: {e}"));
         }
-        *verdict = Some(result);
+        self.verdict = Some(result);
     }
 
     /// Reads `data` into the response and writes its body out. `Some` when the
@@ -306,14 +305,6 @@ impl Dispatcher<StdSocket> for HttpClient {
         Ok(())
     }
 
-    /// HTTP has no urgent data: a server's TCP urgent byte is read and dropped, so its
-    /// priority readiness does not wake the loop again and again.
-    fn handle_expt(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<(), Error> {
-        let mut byte = [0u8; 1];
-        ctx.recv_priority(&mut byte)?;
-        Ok(())
-    }
-
     fn handle_eof(&mut self, ctx: &mut Ctx<'_, StdSocket, Self>) -> Result<AfterEof, Error> {
         self.conclude(End::Eof);
         ctx.close();
@@ -356,30 +347,34 @@ fn fetch(opts: &Options) -> Result<(), String> {
     request
         .queue_all(&opts.request)
         .map_err(|_| "the request does not fit in the send buffer".to_string())?;
-    let verdict = Rc::new(RefCell::new(None));
     let client = HttpClient {
         request,
         response: Response::default(),
         out: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
         timeout: opts.timeout,
         addr,
-        verdict: verdict.clone(),
+        verdict: None,
     };
     let socket = StdSocket::tcp_connect(addr)
         .map_err(|e| format!("cannot connect to {addr}: {}", describe(e)))?;
     let mut reactor: StdReactor<HttpClient, 1> = StdReactor::new(AnySelector::new(opts.backend));
     let token = reactor.add(socket, client).map_err(|e| e.to_string())?;
+    reactor.keep_when_closed(token);
     let now = reactor.now().ok_or("no clock to time the exchange with")?;
     reactor
         .set_deadline(token, Some(now.saturating_add(opts.timeout)))
         .map_err(|e| format!("cannot set the deadline: {e:?}"))?;
-    while reactor.get(token).is_some() {
+    let client = loop {
+        if let Some(client) = reactor.take_closed(token) {
+            break client;
+        }
         reactor
             .poll_once(Some(Duration::from_secs(1)))
             .map_err(|e| e.to_string())?;
-    }
-    let verdict = verdict.borrow_mut().take();
-    verdict.unwrap_or_else(|| Err("the connection ended without a verdict".into()))
+    };
+    client
+        .verdict
+        .unwrap_or_else(|| Err("the connection ended without a verdict".into()))
 }
 
 /// A line on stderr; a closed stderr is not worth a panic.

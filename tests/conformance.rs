@@ -55,4 +55,5 @@ conformance! {
     both_directions_shut,
     fresh_socket,
     handler_closes_its_socket,
+    close_other_channel,
 }

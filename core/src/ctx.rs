@@ -317,19 +317,21 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     }
 
     /// Closes another channel now, with the guarantees of [`close`](Self::close):
-    /// its socket is closed, no further callback runs for it (not even
-    /// `handle_close`), and its token is dead from here on. Its dispatcher is
-    /// dropped. Returns `false` for this channel itself (use [`close`](Self::close))
-    /// or a stale token.
+    /// its socket is closed and no further callback runs for it (not even
+    /// `handle_close`). Its dispatcher is dropped, or kept if it asked for that (see
+    /// [`keep_when_closed`](Self::keep_when_closed)). Returns `false` for this
+    /// channel itself (use [`close`](Self::close)) or a stale token.
     pub fn close_channel(&mut self, token: Token) -> bool {
-        match self.registry.remove(&mut self.others, token) {
-            Some(mut channel) => {
-                channel.state = State::Closed;
-                let _ = channel.socket.close();
-                true
-            }
-            None => false,
-        }
+        self.registry.close(&mut self.others, token)
+    }
+
+    /// Asks the reactor to keep this channel's dispatcher when the channel closes,
+    /// however it closes, until [`Reactor::take_closed`](crate::Reactor::take_closed)
+    /// hands it back: a one-connection client reads its outcome from it. The closed
+    /// channel keeps its slot (it is no longer counted, watched or dispatched), so
+    /// take every dispatcher kept this way.
+    pub fn keep_when_closed(&mut self) {
+        self.own.flags.set(Flags::KEEP);
     }
 
     /// Another channel of the map, by token. `None` for this channel itself, or a

@@ -7,7 +7,8 @@
 
 use core::time::Duration;
 
-use crate::map::{Channel, MapAccess};
+use crate::fmt::debug_;
+use crate::map::{Channel, Flags, MapAccess};
 use crate::time::{AcceptBackoff, Deadlines, NEVER};
 use crate::trace::{Trace, Tracer};
 use crate::{AddError, AddErrorKind, Selector, Socket, SourceError, State, Token};
@@ -97,11 +98,54 @@ impl<Sel: Selector, const N: usize> Registry<Sel, N> {
         S: Socket<Source = Sel::Source>,
     {
         let channel = map.remove(token)?;
+        if !channel.is_kept() {
+            self.forget(token);
+        }
+        Some(channel)
+    }
+
+    /// Closes the channel of `token`: the one close routine (a handler's close, the
+    /// close after `handle_close` or a failed connect, `Reactor::close`,
+    /// `Ctx::close_channel`). Deregisters its source, closes its socket and reports
+    /// `Removed`; the dispatcher is dropped, or kept in the slot for
+    /// `Reactor::take_closed` if the channel asked for that. `false` for a stale
+    /// token or a channel closed already.
+    pub(crate) fn close<S, D>(
+        &mut self,
+        map: &mut (impl MapAccess<S, D> + ?Sized),
+        token: Token,
+    ) -> bool
+    where
+        S: Socket<Source = Sel::Source>,
+    {
+        let Some(c) = map.channel_mut(token) else {
+            return false;
+        };
+        if c.is_kept() {
+            return false;
+        }
+        if c.flags.has(Flags::KEEP) {
+            if c.socket.close().is_err() {
+                debug_!("{}: close reported an error", token);
+            }
+            map.keep_closed(token);
+            self.forget(token);
+        } else if let Some(mut c) = self.remove(map, token) {
+            c.state = State::Closed;
+            if c.socket.close().is_err() {
+                debug_!("{}: close reported an error", token);
+            }
+        }
+        true
+    }
+
+    /// Deregisters the source `token`'s slot was registered with and reports
+    /// `Removed`: the channel has left the loop.
+    fn forget(&mut self, token: Token) {
         if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
             self.selector.deregister(source);
         }
         self.tracer.trace(token, Trace::Removed);
-        Some(channel)
     }
 
     /// Sets (`Some`, in nanoseconds of the selector's clock) or cancels (`None`) the
@@ -128,7 +172,7 @@ pub(crate) trait Registrar<S: Socket, D> {
         socket: S,
         dispatcher: D,
     ) -> Result<Token, AddError<S, D>>;
-    fn remove(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> Option<Channel<S, D>>;
+    fn close(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> bool;
     fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>);
     fn backoff(&mut self) -> &mut AcceptBackoff;
     fn exit(&mut self);
@@ -148,8 +192,8 @@ where
     ) -> Result<Token, AddError<S, D>> {
         Registry::add(self, map, socket, dispatcher)
     }
-    fn remove(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> Option<Channel<S, D>> {
-        Registry::remove(self, map, token)
+    fn close(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> bool {
+        Registry::close(self, map, token)
     }
     fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>) {
         Registry::set_deadline(self, deadline, token, at);

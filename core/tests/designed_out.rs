@@ -1182,3 +1182,88 @@ fn accepted_after_peer_reset_starts_open() {
     assert_eq!(state(&r, accepted[1]), Some(State::Connected));
     assert!(log.calls().iter().all(|(_, c)| *c != C::Error));
 }
+
+// ---------------------------------------------------------------------------------
+// The original dropped a dispatcher with its channel, so a program that ran one
+// connection to its end had to share state with it (`Rc<RefCell>`) to learn how it
+// ended. A channel may ask for its dispatcher to be kept when it closes, and the
+// reactor hands it back.
+
+#[test]
+fn a_kept_dispatcher_is_handed_back_after_its_channel_closed() {
+    let log = CallLog::new();
+    let mut r: Rx<2> = reactor();
+    let t = connected(&mut r, 1, Recorder::new(&log).on(C::Read, Action::RecvAll));
+    assert!(r.keep_when_closed(t));
+    assert!(r.take_closed(t).is_none(), "not while it is open");
+    sock(&mut r, t).feed(b"bye");
+    sock(&mut r, t).feed_eof();
+    ready(&mut r, 1, READ);
+    // The map counts only open channels: run ends once the peer is done.
+    assert_eq!(r.run(ZERO, Some(4)), Ok(RunEnd::Empty));
+    assert_eq!(r.len(), 0);
+    assert!(
+        r.map().iter().next().is_none(),
+        "a kept channel is not listed"
+    );
+    assert_eq!(
+        state(&r, t),
+        Some(State::Closed),
+        "its token still names it"
+    );
+    assert_eq!(log.calls_of(t), [C::Read, C::Eof, C::Close]);
+    // Its slot is not reused until it is taken: the map of 2 holds one more channel.
+    connected(&mut r, 2, Recorder::new(&log));
+    assert!(
+        r.add(MockSocket::connected(3), Recorder::new(&log))
+            .is_err()
+    );
+    let kept = r.take_closed(t).expect("the dispatcher comes back");
+    assert_eq!(log.received(t), b"bye");
+    drop(kept);
+    assert!(r.take_closed(t).is_none(), "once");
+    assert!(r.get(t).is_none(), "the token is dead now");
+    assert!(r.add(MockSocket::connected(3), Recorder::new(&log)).is_ok());
+}
+
+#[test]
+fn every_kind_of_close_keeps_a_dispatcher_that_asked() {
+    let log = CallLog::new();
+    let mut r: Rx<4> = reactor();
+    // Closed by its own handler, by another channel's handler, and from outside.
+    let own = connected(&mut r, 1, Recorder::new(&log).on(C::Read, Action::Close));
+    let other = connected(&mut r, 2, Recorder::new(&log));
+    let outside = connected(&mut r, 3, Recorder::new(&log));
+    for t in [own, other, outside] {
+        assert!(r.keep_when_closed(t));
+    }
+    let closer = connected(
+        &mut r,
+        4,
+        Recorder::new(&log).on(C::Read, Action::CloseChannel(other)),
+    );
+    once(&mut r, 1, READ);
+    once(&mut r, 4, READ);
+    pass(&mut r);
+    assert!(r.close(outside));
+    assert!(!r.close(outside), "closed once");
+    assert_eq!(r.len(), 1, "only the closer is open");
+    for t in [own, other, outside] {
+        assert!(r.take_closed(t).is_some(), "{t:?}");
+    }
+    assert!(r.get(closer).is_some());
+}
+
+#[test]
+fn close_all_frees_kept_dispatchers_too() {
+    let log = CallLog::new();
+    let mut r: Rx<2> = reactor();
+    let t = connected(&mut r, 1, Recorder::new(&log));
+    r.keep_when_closed(t);
+    assert!(r.close(t));
+    r.close_all().unwrap();
+    assert!(r.take_closed(t).is_none());
+    connected(&mut r, 1, Recorder::new(&log));
+    connected(&mut r, 2, Recorder::new(&log));
+    assert_eq!(r.len(), 2, "both slots are free again");
+}

@@ -17,6 +17,7 @@ pub use asyncore::Callback as Call;
 #[derive(Debug, Default)]
 struct Inner {
     calls: Vec<(Token, Call)>,
+    closed_others: Vec<(Token, bool)>,
     connect_errors: Vec<(Token, SocketError)>,
     data: HashMap<Token, Vec<u8>>,
     oob: HashMap<Token, Vec<u8>>,
@@ -52,6 +53,11 @@ impl Log {
         let inner = self.0.borrow();
         let of = inner.connect_errors.iter().filter(|(t, _)| *t == token);
         of.map(|(_, e)| *e).collect()
+    }
+
+    /// What `ctx.close_channel` answered, per channel asked to close, in order.
+    pub fn closed_others(&self) -> Vec<(Token, bool)> {
+        self.0.borrow().closed_others.clone()
     }
 
     /// Every callback of every channel, in order.
@@ -105,6 +111,9 @@ pub struct Rec {
     pub write_once: bool,
     /// `handle_eof` answers `KeepWriting`.
     pub keep_writing: bool,
+    /// `handle_read` closes these channels with `ctx.close_channel`, recording each
+    /// result in the log.
+    pub close_others: Vec<Token>,
 }
 
 impl Rec {
@@ -121,6 +130,7 @@ impl Rec {
             send: None,
             write_once: false,
             keep_writing: false,
+            close_others: Vec::new(),
         }
     }
 
@@ -167,6 +177,11 @@ impl Rec {
 
     pub fn keep_writing(mut self) -> Self {
         self.keep_writing = true;
+        self
+    }
+
+    pub fn close_on_read_too(mut self, other: Token) -> Self {
+        self.close_others.push(other);
         self
     }
 }
@@ -243,6 +258,10 @@ impl<S: Socket> Dispatcher<S> for Rec {
         }
         if self.close_socket_on_read {
             ctx.socket().close()?;
+        }
+        for &other in &self.close_others {
+            let closed = ctx.close_channel(other);
+            self.log.0.borrow_mut().closed_others.push((other, closed));
         }
         if self.close_on_read {
             ctx.close();

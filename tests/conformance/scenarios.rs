@@ -424,6 +424,48 @@ pub fn close_in_handler_stops_callbacks<H: Harness>() {
     assert_eq!(h.peer_recv(&mut r, tb, &mut pb, 1), b"b");
 }
 
+/// A handler closes another channel with `ctx.close_channel`: that channel's socket
+/// is closed at once (its peer reads EOF), it gets no further callback although it is
+/// ready in the same pass, and it is gone from the map; the handler's own channel, a
+/// stale token and itself are refused (`false`), and the other channels are served.
+pub fn close_other_channel<H: Harness>() {
+    let _fds = fds_shared();
+    let (log, mut h) = (Log::new(), H::new());
+    let mut r = h.reactor();
+    let (sa, mut pa) = h.pair();
+    let (sb, mut pb) = h.pair();
+    let (sc, mut pc) = h.pair();
+    let ta = add::<H>(&mut r, sa, Rec::new(&log));
+    let tb = add::<H>(&mut r, sb, Rec::new(&log));
+    let tc = add::<H>(&mut r, sc, Rec::new(&log));
+    let stale = Token::new(tb.index() as u32, tb.generation().wrapping_add(7));
+    if let Some(a) = r.get_mut(ta) {
+        *a.dispatcher = a
+            .dispatcher
+            .clone()
+            .close_on_read_too(tb)
+            .close_on_read_too(ta)
+            .close_on_read_too(stale)
+            .close_on_read_too(tb);
+    }
+    h.peer_send(&mut r, tb, &mut pb, b"b");
+    h.peer_send(&mut r, tc, &mut pc, b"c");
+    h.peer_send(&mut r, ta, &mut pa, b"a");
+
+    h.pass(&mut r, WAIT);
+    assert_eq!(
+        log.closed_others(),
+        [(tb, true), (ta, false), (stale, false), (tb, false)]
+    );
+    assert_eq!(log.calls_of(ta), [Call::Read]);
+    assert!(log.calls_of(tb).is_empty(), "no callback after the close");
+    assert!(r.get(tb).is_none());
+    assert!(h.peer_sees_eof(&mut r, &mut pb));
+    assert_eq!(log.calls_of(tc), [Call::Read]);
+    assert_eq!(log.received(tc), b"c");
+    assert_eq!(r.len(), 2);
+}
+
 /// `exit()` ends `run` at once (`RunEnd::Exit`), the rest of the pass undispatched and
 /// every channel left in the map; `run` resumes later.
 pub fn exit_ends_run<H: Harness>() {

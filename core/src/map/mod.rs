@@ -30,6 +30,9 @@ impl Flags {
     /// Read interest is withheld until the reactor's accept back-off ends (an
     /// accept failed for a reason that passes, e.g. `EMFILE`). Only listeners.
     pub(crate) const READ_PAUSED: u8 = 1 << 5;
+    /// When the channel closes, keep its dispatcher in the slot (state `Closed`) until
+    /// `Reactor::take_closed` hands it back.
+    pub(crate) const KEEP: u8 = 1 << 6;
     /// What a handler can leave behind for the reactor to act on once it returns.
     pub(crate) const PENDING: u8 = Self::CLOSE_REQUESTED | Self::DISCONNECTED | Self::EOF;
 
@@ -89,6 +92,13 @@ impl<S, D> Channel<S, D> {
     #[inline]
     pub(crate) fn is_live(&self) -> bool {
         is_live(self.state, self.flags)
+    }
+
+    /// Whether this is a closed channel kept for its dispatcher (no longer counted,
+    /// watched or dispatched; only `take_closed` reaches it).
+    #[inline]
+    pub(crate) fn is_kept(&self) -> bool {
+        self.state == State::Closed && self.flags.has(Flags::KEEP)
     }
 
     /// The dispatcher, and the rest of the channel beside it.
@@ -227,7 +237,10 @@ impl SlabBook {
             return None;
         }
         let channel = slot.channel.take()?;
-        self.len -= 1;
+        if !channel.is_kept() {
+            // A kept channel left the count when it closed.
+            self.len -= 1;
+        }
         if slot.generation == u32::MAX {
             // Retire the slot: reusing it would let a very old token alias.
             return Some(channel);
@@ -242,6 +255,23 @@ impl SlabBook {
             self.free = index;
         }
         Some(channel)
+    }
+}
+
+impl SlabBook {
+    /// See [`MapAccess::keep_closed`].
+    fn keep_closed<S, D>(&mut self, slots: &mut (impl Slots<S, D> + ?Sized), token: Token) -> bool {
+        let Some(c) = slots.slot(token.index()).and_then(|s| s.get_mut(token)) else {
+            return false;
+        };
+        if c.is_kept() {
+            return false;
+        }
+        c.state = State::Closed;
+        c.flags.set(Flags::KEEP);
+        c.deadline = crate::time::NEVER;
+        self.len -= 1;
+        true
     }
 }
 
@@ -282,6 +312,9 @@ pub(crate) trait MapAccess<S, D> {
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>>;
     /// Takes the channel of `token` out (see [`ChannelMap::remove`]).
     fn remove(&mut self, token: Token) -> Option<Channel<S, D>>;
+    /// Marks the (just closed) channel of `token` kept: it leaves the count but keeps
+    /// its slot, state `Closed`, until it is removed.
+    fn keep_closed(&mut self, token: Token) -> bool;
     /// How many channels the map holds.
     fn len(&self) -> usize;
     /// Whether every slot is taken.
@@ -298,6 +331,9 @@ impl<S, D> MapAccess<S, D> for Others<'_, S, D> {
     }
     fn remove(&mut self, token: Token) -> Option<Channel<S, D>> {
         self.book.remove(&mut self.around, token)
+    }
+    fn keep_closed(&mut self, token: Token) -> bool {
+        self.book.keep_closed(&mut self.around, token)
     }
     fn len(&self) -> usize {
         self.book.len as usize
@@ -484,15 +520,16 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         Some(ChannelMut::from_channel(token, c))
     }
 
-    /// Every channel, in slot order.
+    /// Every open channel, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = ChannelRef<'_, S, D>> {
         self.occupied_slots()
             .iter()
             .enumerate()
             .filter_map(|(i, slot)| ChannelRef::of(i, slot))
+            .filter(|c| c.state != State::Closed)
     }
 
-    /// Every channel, in slot order.
+    /// Every open channel, in slot order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
         let used = self.book.used as usize;
         self.slots
@@ -500,6 +537,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             .take(used)
             .enumerate()
             .filter_map(|(i, slot)| ChannelMut::of(i, slot))
+            .filter(|c| c.state != State::Closed)
     }
 
     /// Every token, in slot order.
@@ -550,7 +588,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             .filter_map(|slot| slot.channel.as_mut())
     }
 
-    /// The token of the first channel at slot `from` or later.
+    /// The token of the first channel (kept ones included) at slot `from` or later.
     pub(crate) fn next_token(&self, from: usize) -> Option<Token> {
         let slots = self.occupied_slots().get(from..)?;
         slots.iter().enumerate().find_map(|(i, slot)| {
@@ -619,6 +657,9 @@ impl<S, D, const N: usize> MapAccess<S, D> for ChannelMap<S, D, N> {
     }
     fn remove(&mut self, token: Token) -> Option<Channel<S, D>> {
         self.book.remove(&mut self.slots[..], token)
+    }
+    fn keep_closed(&mut self, token: Token) -> bool {
+        self.book.keep_closed(&mut self.slots[..], token)
     }
     fn len(&self) -> usize {
         self.book.len as usize

@@ -32,6 +32,8 @@ pub enum Action {
     KeepWriting,
     /// `ctx.shutdown_write()`.
     ShutdownWrite,
+    /// `ctx.close_channel(token)`: close another channel.
+    CloseChannel(Token),
 }
 
 /// Capacity of the call log.
@@ -268,6 +270,9 @@ impl<'a> Recorder<'a> {
                 }
                 Action::KeepWriting => decision = Some(AfterEof::KeepWriting),
                 Action::ShutdownWrite => ctx.shutdown_write()?,
+                Action::CloseChannel(other) => {
+                    ctx.close_channel(other);
+                }
             }
         }
         if let Some(mut s) = accepted {

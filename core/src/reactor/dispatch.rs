@@ -259,11 +259,6 @@ where
 
     /// Closes the socket and frees the slot (quarantined until the pass ends).
     fn finish_close(&mut self, token: Token) {
-        if let Some(mut channel) = self.registry.remove(&mut self.map, token) {
-            channel.state = State::Closed;
-            if channel.socket.close().is_err() {
-                debug_!("{}: close reported an error", token);
-            }
-        }
+        self.registry.close(&mut self.map, token);
     }
 }

@@ -20,7 +20,7 @@ use heapless::Vec;
 use crate::registry::Registry;
 use crate::time::{TimerId, Timers};
 
-use crate::map::{ChannelMap, ChannelMut, ChannelRef};
+use crate::map::{ChannelMap, ChannelMut, ChannelRef, MapAccess};
 use crate::trace::{Observer, Tracer};
 use crate::{
     AddError, Dispatcher, Interest, PollError, Readiness, Registration, Selector, Socket,
@@ -144,16 +144,68 @@ where
         Some((c.socket, c.dispatcher))
     }
 
-    /// Closes a channel's socket and drops the channel (no `handle_close`). Returns
-    /// `false` for a stale token.
+    /// Closes a channel's socket and drops the channel (no `handle_close`; the
+    /// dispatcher is kept if the channel asked for that). Returns `false` for a stale
+    /// token.
     pub fn close(&mut self, token: Token) -> bool {
-        match self.remove(token) {
-            Some((mut socket, _)) => {
-                let _ = socket.close();
+        self.registry.close(&mut self.map, token)
+    }
+
+    /// Asks to keep the dispatcher of the channel of `token` when it closes (as
+    /// [`Ctx::keep_when_closed`](crate::Ctx::keep_when_closed) does from inside).
+    /// Returns `false` for a stale token.
+    pub fn keep_when_closed(&mut self, token: Token) -> bool {
+        match self.map.channel_mut(token) {
+            Some(c) if c.state != State::Closed => {
+                c.flags.set(crate::map::Flags::KEEP);
                 true
             }
-            None => false,
+            _ => false,
         }
+    }
+
+    /// Hands back the dispatcher of a closed channel that asked to be kept (see
+    /// [`Ctx::keep_when_closed`](crate::Ctx::keep_when_closed)), and frees its slot.
+    /// `None` while the channel is still open, or for a token of anything else.
+    ///
+    /// ```
+    /// use asyncore_core::mock::{MockSelector, MockSocket};
+    /// use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, Socket};
+    ///
+    /// /// Counts what it reads until the peer is done.
+    /// #[derive(Default)]
+    /// struct Fetch {
+    ///     got: usize,
+    /// }
+    ///
+    /// impl<S: Socket> Dispatcher<S> for Fetch {
+    ///     type Error = Error;
+    ///     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+    ///         let mut buf = [0u8; 16];
+    ///         if let Recv::Data(n) = ctx.recv(&mut buf)? {
+    ///             self.got += n;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let mut reactor: Reactor<MockSelector, MockSocket, Fetch, 2> = Reactor::new(MockSelector::new());
+    /// let mut peer = MockSocket::connected(1);
+    /// peer.feed(b"twelve bytes");
+    /// peer.feed_eof();
+    /// let t = reactor.add(peer, Fetch::default()).unwrap();
+    /// reactor.keep_when_closed(t);
+    /// reactor.selector_mut().set_ready(1, Readiness::READABLE);
+    /// reactor.run(None, None).unwrap(); // until the map is empty: the peer finished
+    /// assert_eq!(reactor.take_closed(t).unwrap().got, 12);
+    /// ```
+    pub fn take_closed(&mut self, token: Token) -> Option<D> {
+        if !self.map.channel(token)?.is_kept() {
+            return None;
+        }
+        self.registry
+            .remove(&mut self.map, token)
+            .map(|c| c.dispatcher)
     }
 
     /// Closes every channel (no `handle_close`) and empties the map. Every channel is

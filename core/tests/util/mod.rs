@@ -247,7 +247,7 @@ impl<'a> Hook<'a> {
         self
     }
 
-    pub fn on_read_closed(
+    pub fn on_eof(
         mut self,
         f: impl FnMut(&mut Hx<'_, 'a>) -> Result<AfterEof, Error> + 'a,
     ) -> Self {

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use asyncore::{
     Ctx, Dispatcher, Error, Reactor, Readiness, Recv, Registration, Selector, Sent, Socket,
-    SocketError, State,
+    SocketError, State, With,
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
 
@@ -105,7 +105,7 @@ impl Selector for StrideSelector {
 const MAX: usize = 4096;
 const SIZES: [usize; 5] = [16, 64, 256, 1024, 4096];
 
-type R = Reactor<StrideSelector, NullSocket, Counter, MAX>;
+type R = Reactor<With<StrideSelector, NullSocket>, Counter, MAX>;
 
 /// A reactor with `n` channels, `k` of them reported ready per pass.
 fn reactor(n: usize, k: usize) -> Box<R> {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use asyncore::{
-    Ctx, Dispatcher, Error, PollSelector, Reactor, Recv, SelectSelector, Selector, StdSocket,
+    Ctx, Dispatcher, Error, PollSelector, Reactor, Recv, SelectSelector, Selector, StdSocket, With,
 };
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
@@ -109,7 +109,7 @@ where
     Sel::Error: std::fmt::Debug,
 {
     let n = p.reads.len();
-    let mut r: Box<Reactor<Sel, StdSocket, Link, M>> = Box::new(Reactor::new(sel));
+    let mut r: Box<Reactor<With<Sel, StdSocket>, Link, M>> = Box::new(Reactor::new(sel));
     let Pairs { reads, writes } = p;
     for (i, s) in reads.into_iter().enumerate() {
         let next = writes[(i + 1) % n].as_raw_fd();

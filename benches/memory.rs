@@ -26,8 +26,8 @@ use std::mem::size_of;
 use std::sync::Mutex;
 
 use asyncore::{
-    AnySelector, ChannelMap, Echo, PollSelector, Reactor, Registration, SelectSelector, StdReactor,
-    StdSocket, Token,
+    AnySelector, ChannelMap, Echo, PollIo, PollSelector, Reactor, Registration, SelectIo,
+    SelectSelector, StdReactor, StdSocket, Token,
 };
 use std::os::fd::RawFd;
 
@@ -46,9 +46,8 @@ fn reactor_overhead<D>() -> usize
 where
     D: asyncore::Dispatcher<StdSocket>,
 {
-    let per = (size_of::<Reactor<SelectSelector, StdSocket, D, 2048>>()
-        - size_of::<Reactor<SelectSelector, StdSocket, D, 1024>>())
-        / 1024;
+    let per =
+        (size_of::<Reactor<SelectIo, D, 2048>>() - size_of::<Reactor<SelectIo, D, 1024>>()) / 1024;
     per - size_of::<StdSocket>() - size_of::<D>()
 }
 
@@ -167,18 +166,16 @@ fn main() {
         kib(size_of::<AnySelector<2048>>())
     );
     println!(
-        "| `Reactor<PollSelector<64>, StdSocket, u64 dispatcher, 64>` | {} |",
-        kib(size_of::<Reactor<PollSelector<64>, StdSocket, Small, 64>>())
+        "| `Reactor<PollIo<64>, u64 dispatcher, 64>` | {} |",
+        kib(size_of::<Reactor<PollIo<64>, Small, 64>>())
     );
     println!(
-        "| `Reactor<PollSelector<1024>, StdSocket, u64 dispatcher, 1024>` | {} |",
-        kib(size_of::<Reactor<PollSelector<1024>, StdSocket, Small, 1024>>())
+        "| `Reactor<PollIo<1024>, u64 dispatcher, 1024>` | {} |",
+        kib(size_of::<Reactor<PollIo<1024>, Small, 1024>>())
     );
     println!(
-        "| `Reactor<SelectSelector, StdSocket, Echo<StdSocket, 2048>, 64>` | {} |",
-        kib(size_of::<
-            Reactor<SelectSelector, StdSocket, Echo<StdSocket, BUFFER>, 64>,
-        >())
+        "| `Reactor<SelectIo, Echo<StdSocket, 2048>, 64>` | {} |",
+        kib(size_of::<Reactor<SelectIo, Echo<StdSocket, BUFFER>, 64>>())
     );
     println!(
         "| echo_server: `Mutex<StdReactor<Echo<StdSocket, 2048>, 2048>>` (its whole static state) | {} |",

@@ -30,8 +30,8 @@ use std::str::FromStr;
 
 pub use asyncore_core::echo::{Echo, EchoConn, EchoHooks, EchoListener};
 pub use asyncore_core::*;
-pub use asyncore_poll::{self, PollSelector};
-pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectSelector, StdSocket, UnixAddr};
+pub use asyncore_poll::{self, PollIo, PollSelector};
+pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectIo, SelectSelector, StdSocket, UnixAddr};
 
 /// Which system call waits: the original's `use_poll` flag.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -165,4 +165,7 @@ impl<const N: usize> Selector for AnySelector<N> {
 }
 
 /// A reactor over real fds with the backend chosen at run time.
-pub type StdReactor<D, const N: usize> = Reactor<AnySelector<N>, StdSocket, D, N>;
+pub type StdReactor<D, const N: usize> = Reactor<StdIo<N>, D, N>;
+
+/// [`AnySelector`] over [`StdSocket`]s, as one [`Io`].
+pub type StdIo<const N: usize> = With<AnySelector<N>, StdSocket>;

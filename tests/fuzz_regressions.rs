@@ -3,6 +3,7 @@
 //! `fuzz/corpus/<target>/regress-*`).
 
 use asyncore::Callback;
+use asyncore::mock::MockIo;
 use asyncore::mock::{Action, CallLog, MockSelector, MockSocket, Recorder};
 use asyncore::{Error, Reactor, Readiness};
 
@@ -18,8 +19,7 @@ use asyncore::{Error, Reactor, Readiness};
 #[test]
 fn regression_no_handle_error_after_close_in_handle_eof() {
     let log = CallLog::new();
-    let mut r: Reactor<MockSelector, MockSocket, Recorder<'_>, 2> =
-        Reactor::new(MockSelector::new());
+    let mut r: Reactor<MockIo, Recorder<'_>, 2> = Reactor::new(MockSelector::new());
     let mut socket = MockSocket::connected(1);
     socket.feed_eof();
     let recorder = Recorder::new(&log)

@@ -217,7 +217,7 @@ fn replay_chat() {
 mod stalls {
     use std::time::Duration;
 
-    use asyncore::sim::{STALL_WAITS, SimConfig, SimNet, SimSelector, SimSocket};
+    use asyncore::sim::{STALL_WAITS, SimConfig, SimIo, SimNet, SimSelector, SimSocket};
     use asyncore::{Ctx, Dispatcher, Error, Reactor, Readiness, Socket};
 
     type Sock<'n> = SimSocket<'n, 16, 256>;
@@ -276,7 +276,7 @@ mod stalls {
     fn run(server: Server, urgent: bool, emfile: bool, passes: u32) -> SimNet<16, 256> {
         let net: SimNet<16, 256> = SimNet::new(SimConfig::quiet(7));
         {
-            let mut r: Reactor<SimSelector<'_, 16, 256>, Sock<'_>, Server, 4> =
+            let mut r: Reactor<SimIo<'_, 16, 256>, Server, 4> =
                 Reactor::new(SimSelector::new(&net));
             r.add(net.listen(80).unwrap(), server).unwrap();
             let client = net.connect(80).unwrap();

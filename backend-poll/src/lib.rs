@@ -111,6 +111,10 @@ use asyncore_core::{Interest, Readiness, Registration, Selector, SourceError};
 use heapless::Vec;
 use nix::{errno::Errno, libc};
 
+/// `poll(2)` over [`StdSocket`](asyncore_std::StdSocket)s, as one
+/// [`Io`](asyncore_core::Io): `Reactor<PollIo<N>, D, N>`.
+pub type PollIo<const N: usize> = asyncore_core::With<PollSelector<N>, asyncore_std::StdSocket>;
+
 /// `poll(2)` request bits as `libc` spells them (`c_short`).
 const POLLIN: libc::c_short = libc::POLLIN;
 const POLLPRI: libc::c_short = libc::POLLPRI;

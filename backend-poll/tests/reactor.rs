@@ -3,6 +3,7 @@
 
 mod common;
 
+use asyncore_core::With;
 use std::{
     cell::RefCell,
     os::fd::{AsRawFd, OwnedFd, RawFd},
@@ -210,7 +211,7 @@ impl Dispatcher<FdSocket> for Echo {
     }
 }
 
-type EchoReactor = Reactor<PollSelector<16>, FdSocket, Echo, 16>;
+type EchoReactor = Reactor<With<PollSelector<16>, FdSocket>, Echo, 16>;
 
 const PASS: Option<Duration> = Some(Duration::from_millis(20));
 

@@ -27,7 +27,7 @@
 //!
 //! ```no_run
 //! use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Recv};
-//! use asyncore_std::{SelectSelector, StdSocket};
+//! use asyncore_std::{SelectIo, SelectSelector, StdSocket};
 //!
 //! enum Echo {
 //!     Listener,
@@ -53,7 +53,7 @@
 //! }
 //!
 //! let listener = StdSocket::tcp_listener("127.0.0.1:8080".parse().unwrap(), 128)?;
-//! let mut reactor: Reactor<SelectSelector, StdSocket, Echo, 64> = Reactor::new(SelectSelector::new());
+//! let mut reactor: Reactor<SelectIo, Echo, 64> = Reactor::new(SelectSelector::new());
 //! reactor.add(listener, Echo::Listener).map_err(|e| e.kind).unwrap();
 //! reactor.run(None, None).unwrap();
 //! # Ok::<(), asyncore_core::SocketError>(())
@@ -81,3 +81,7 @@ pub use clock::monotonic;
 pub use error::socket_error;
 pub use select::{FD_SETSIZE, SelectSelector};
 pub use socket::{Family, Kind, StdSocket};
+
+/// `select(2)` over [`StdSocket`]s, as one [`Io`](asyncore_core::Io):
+/// `Reactor<SelectIo, D, N>`.
+pub type SelectIo = asyncore_core::With<SelectSelector, StdSocket>;

@@ -5,6 +5,7 @@
 //! same moment could be handed that number. They therefore live in their own test
 //! binary and run one at a time under `SERIAL`.
 
+use asyncore_std::SelectIo;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -87,8 +88,7 @@ fn select_reports_the_bad_fd_invalid_and_serves_the_others() {
 fn reactor_closes_the_bad_channel_and_serves_the_others() {
     let _g = serial();
     let log = CallLog::new();
-    let mut reactor: Reactor<SelectSelector, StdSocket, Recorder<'_>, 4> =
-        Reactor::new(SelectSelector::new());
+    let mut reactor: Reactor<SelectIo, Recorder<'_>, 4> = Reactor::new(SelectSelector::new());
 
     let (r, _w) = nix::unistd::pipe().unwrap();
     let file = StdSocket::file(&r).unwrap();

@@ -2,6 +2,7 @@
 //! typed error with the socket handed back, never a panic, and the loop goes on.
 //! Own test binary: it raises the process's RLIMIT_NOFILE soft limit.
 
+use asyncore_std::SelectIo;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -44,8 +45,7 @@ fn high_fd_is_refused_at_add_and_the_loop_goes_on() {
     let high = StdSocket::from_owned_file(high).unwrap();
 
     let log = CallLog::new();
-    let mut reactor: Reactor<SelectSelector, StdSocket, Recorder<'_>, 4> =
-        Reactor::new(SelectSelector::new());
+    let mut reactor: Reactor<SelectIo, Recorder<'_>, 4> = Reactor::new(SelectSelector::new());
     let low = reactor
         .add(
             StdSocket::file(&r).unwrap(),

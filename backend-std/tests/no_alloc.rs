@@ -2,6 +2,7 @@
 //! A counting global allocator (per thread, so the harness's own threads do not
 //! count) watches a reactor serving an echo over real sockets.
 
+use asyncore_std::SelectIo;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
@@ -86,8 +87,7 @@ fn serving_allocates_nothing() {
     let (_, sanity) = allocs_during(|| Box::new(1u8));
     assert!(sanity >= 1, "the counter works");
 
-    let mut reactor: Reactor<SelectSelector, StdSocket, Echo, 8> =
-        Reactor::new(SelectSelector::new());
+    let mut reactor: Reactor<SelectIo, Echo, 8> = Reactor::new(SelectSelector::new());
     let listener = StdSocket::tcp_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
     let addr = listener.local_addr().unwrap().as_inet().unwrap();
     reactor.add(listener, Echo::Listener).unwrap();

@@ -1,9 +1,10 @@
-//! End to end: `Reactor<SelectSelector, StdSocket, _, 16>` with an echo server,
+//! End to end: `Reactor<SelectIo, _, 16>` with an echo server,
 //! clients over TCP (IPv4, IPv6) and Unix-domain sockets, a refused connect, a file
 //! channel, and a full map.
 
 mod common;
 
+use asyncore_std::SelectIo;
 use std::cell::{Cell, RefCell};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -175,7 +176,7 @@ impl<'a> Dispatcher<StdSocket> for Node<'a> {
     }
 }
 
-type EchoReactor<'a> = Reactor<SelectSelector, StdSocket, Node<'a>, 16>;
+type EchoReactor<'a> = Reactor<SelectIo, Node<'a>, 16>;
 
 fn message(seed: u8, len: usize) -> Vec<u8> {
     (0..len)
@@ -306,8 +307,7 @@ fn file_channel_reads_to_eof_then_closes() {
     std::fs::write(&path, b"It's not dead, it's sleeping!").unwrap();
     let file = std::fs::File::open(&path).unwrap();
     let log = CallLog::new();
-    let mut reactor: Reactor<SelectSelector, StdSocket, Recorder<'_>, 16> =
-        Reactor::new(SelectSelector::new());
+    let mut reactor: Reactor<SelectIo, Recorder<'_>, 16> = Reactor::new(SelectSelector::new());
     let t = reactor
         .add(
             StdSocket::file(&file).unwrap(),
@@ -325,8 +325,7 @@ fn file_channel_reads_to_eof_then_closes() {
 fn full_map_closes_the_extra_connection_cleanly() {
     let shared = Shared::default();
     // Room for the listener and one connection only.
-    let mut reactor: Reactor<SelectSelector, StdSocket, Node<'_>, 2> =
-        Reactor::new(SelectSelector::new());
+    let mut reactor: Reactor<SelectIo, Node<'_>, 2> = Reactor::new(SelectSelector::new());
     let listener = StdSocket::tcp_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
     let addr = listener.local_addr().unwrap().as_inet().unwrap();
     reactor

@@ -321,10 +321,10 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::{MockSelector, MockSocket, SendStep};
+    use crate::mock::{MockIo, MockSelector, MockSocket, SendStep};
     use crate::{Reactor, Readiness, State};
 
-    type R = Reactor<MockSelector, MockSocket, Echo<MockSocket, 16>, 4>;
+    type R = Reactor<MockIo, Echo<MockSocket, 16>, 4>;
 
     #[test]
     fn serves_up_to_max_conns_and_refuses_the_rest_cleanly() {

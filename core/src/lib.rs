@@ -24,7 +24,7 @@
 //! `asyncore_std::SelectSelector` or `asyncore_poll::PollSelector`.
 //!
 //! ```
-//! use asyncore_core::mock::{MockSelector, MockSocket};
+//! use asyncore_core::mock::{MockIo, MockSelector, MockSocket};
 //! use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, RunEnd, Socket};
 //!
 //! /// Upper-cases what it reads and sends it back; closes when the peer is done.
@@ -46,7 +46,7 @@
 //! }
 //!
 //! // Up to 8 channels, all in fixed memory: this could be a `static`.
-//! let mut reactor: Reactor<MockSelector, MockSocket, Shout, 8> = Reactor::new(MockSelector::new());
+//! let mut reactor: Reactor<MockIo, Shout, 8> = Reactor::new(MockSelector::new());
 //!
 //! // A scripted peer: sends "hello", then finishes.
 //! let mut peer = MockSocket::connected(3);
@@ -110,7 +110,7 @@ pub use map::{ChannelMap, ChannelMut, ChannelRef};
 pub use reactor::{Reactor, RunEnd};
 pub use readiness::Readiness;
 pub use ring::Ring;
-pub use selector::{Registration, Selector};
+pub use selector::{Io, Registration, Selector, With};
 pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
 pub use time::{TimerError, TimerId};

@@ -1,8 +1,8 @@
 //! The `Selector` trait: one wait over many sources.
 
-use core::{fmt, time::Duration};
+use core::{fmt, marker::PhantomData, time::Duration};
 
-use crate::{Interest, Readiness, SourceError, Token};
+use crate::{Interest, Readiness, Socket, SourceError, Token};
 
 /// One source handed to a selector for one wait, with the interest its channel has
 /// this pass.
@@ -103,4 +103,34 @@ pub trait Selector {
         ready: &mut [Readiness],
         timeout: Option<Duration>,
     ) -> Result<usize, Self::Error>;
+}
+
+/// The I/O a [`Reactor`](crate::Reactor) drives: a selector and the socket type of its
+/// channels, which always travel together, so a reactor's type names them once
+/// (`Reactor<MockIo, MyDispatcher, 16>`). [`With`] pairs any selector with any socket
+/// type that watches the same sources.
+pub trait Io {
+    /// The socket of every channel.
+    type Socket: Socket;
+    /// The selector that watches them.
+    type Selector: Selector<Source = <Self::Socket as Socket>::Source>;
+}
+
+/// A selector `Sel` and a socket type `S` as one [`Io`]: `Reactor<With<PollSelector<64>,
+/// MySocket>, D, 64>`. The crates name their usual pairs (`MockIo`, `SimIo`, `StdIo`).
+pub struct With<Sel, S>(PhantomData<(Sel, S)>);
+
+impl<Sel, S> fmt::Debug for With<Sel, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("With")
+    }
+}
+
+impl<Sel, S> Io for With<Sel, S>
+where
+    Sel: Selector,
+    S: Socket<Source = Sel::Source>,
+{
+    type Socket = S;
+    type Selector = Sel;
 }

@@ -40,7 +40,7 @@ impl From<BufferFull> for crate::Error {
 ///
 /// ```
 /// use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, SendBuffer, Socket};
-/// use asyncore_core::mock::{MockSelector, MockSocket, SendStep};
+/// use asyncore_core::mock::{MockIo, MockSelector, MockSocket, SendStep};
 ///
 /// /// Echoes what it reads through a 64-byte send buffer.
 /// #[derive(Default)]
@@ -70,7 +70,7 @@ impl From<BufferFull> for crate::Error {
 ///     }
 /// }
 ///
-/// let mut reactor: Reactor<MockSelector, MockSocket, Echo, 4> = Reactor::new(MockSelector::new());
+/// let mut reactor: Reactor<MockIo, Echo, 4> = Reactor::new(MockSelector::new());
 /// let mut sock = MockSocket::connected(7);
 /// sock.feed(b"hello");
 /// sock.script_send(SendStep::Accept(2)); // a short write

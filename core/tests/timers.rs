@@ -1,6 +1,8 @@
 //! Deadlines and one-shot timers on the mock, in virtual time: exact firing times and
 //! order.
 
+use asyncore_core::With;
+use asyncore_core::mock::MockIo;
 use std::cell::RefCell;
 use std::time::Duration;
 
@@ -63,7 +65,7 @@ impl Dispatcher<MockSocket> for Timed<'_> {
     }
 }
 
-type R<'a, const N: usize = 8> = Reactor<MockSelector, MockSocket, Timed<'a>, N>;
+type R<'a, const N: usize = 8> = Reactor<MockIo, Timed<'a>, N>;
 
 fn add<'a, const N: usize>(r: &mut R<'a, N>, id: u32, d: Timed<'a>) -> Token {
     r.add(MockSocket::connected(id), d).unwrap()
@@ -223,8 +225,7 @@ fn many_moves_overflowing_the_heap_still_fire_correctly() {
 #[test]
 fn one_shot_timers_end_run_with_their_identity() {
     let log = RefCell::new(Vec::new());
-    let mut r: Reactor<MockSelector, MockSocket, Timed<'_>, 4, 2> =
-        Reactor::new(MockSelector::new());
+    let mut r: Reactor<MockIo, Timed<'_>, 4, 2> = Reactor::new(MockSelector::new());
     r.add(MockSocket::connected(1), Timed::new(&log)).unwrap();
     let late = r.add_timer(80 * MS).unwrap();
     let early = r.add_timer(50 * MS).unwrap();
@@ -268,7 +269,7 @@ impl Selector for NoClock {
 #[test]
 fn without_a_clock_timers_are_refused() {
     let log = RefCell::new(Vec::new());
-    let mut r: Reactor<NoClock, MockSocket, Timed<'_>, 4> =
+    let mut r: Reactor<With<NoClock, MockSocket>, Timed<'_>, 4> =
         Reactor::new(NoClock(MockSelector::new()));
     let t = r.add(MockSocket::connected(1), Timed::new(&log)).unwrap();
     assert_eq!(r.set_deadline(t, Some(MS)), Err(TimerError::NoClock));

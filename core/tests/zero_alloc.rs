@@ -5,6 +5,7 @@
 //! The counter is thread-local (const-initialised, no destructor, touched with
 //! `try_with`), so allocations by the test harness's other threads do not count.
 
+use asyncore_core::mock::MockIo;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::hint::black_box;
@@ -145,7 +146,7 @@ fn counting_allocator_sees_box_new() {
 #[test]
 fn ten_thousand_passes_with_accepts_and_closes_allocate_nothing() {
     let stats = Stats::default();
-    let mut r: Reactor<MockSelector, MockSocket, Node<'_>, 8> = Reactor::new(MockSelector::new());
+    let mut r: Reactor<MockIo, Node<'_>, 8> = Reactor::new(MockSelector::new());
     let l = r
         .add(MockSocket::listener(LISTENER), Node { stats: &stats })
         .unwrap();
@@ -237,13 +238,13 @@ fn count_timeouts(_: Token, e: asyncore_core::Trace) {
 
 #[test]
 fn timers_and_deadlines_allocate_nothing() {
-    let mut r: Reactor<MockSelector, MockSocket, Idle, 16, 4> = Reactor::new(MockSelector::new());
+    let mut r: Reactor<MockIo, Idle, 16, 4> = Reactor::new(MockSelector::new());
     let mut l = MockSocket::listener(0);
     for id in 1..=8 {
         l.push_pending(Ok(id));
     }
     r.add(l, Idle).unwrap();
-    let run = |passes: u32, r: &mut Reactor<MockSelector, MockSocket, Idle, 16, 4>| {
+    let run = |passes: u32, r: &mut Reactor<MockIo, Idle, 16, 4>| {
         let mut timers_fired = 0;
         for i in 0..passes {
             // A new connection every 8 passes, so idle timeouts keep happening.

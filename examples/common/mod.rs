@@ -26,7 +26,7 @@ use std::os::fd::AsRawFd;
 
 use asyncore::echo::Refusal;
 use asyncore::{
-    Backend, Dispatcher, FD_SETSIZE, PollError, Reactor, Selector, Socket, SourceError, StdSocket,
+    Backend, Dispatcher, FD_SETSIZE, Io, PollError, Reactor, Selector, SourceError, StdSocket,
     Token,
 };
 
@@ -222,15 +222,13 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, nix::errno::Errno> {
 ///
 /// # Errors
 /// A pass failed; every channel is closed before returning.
-pub fn serve<Sel, S, D, const N: usize, const T: usize>(
-    reactor: &mut Reactor<Sel, S, D, N, T>,
+pub fn serve<I: Io, D, const N: usize, const T: usize>(
+    reactor: &mut Reactor<I, D, N, T>,
     stop: &AtomicBool,
     tick: Duration,
-) -> Result<(), PollError<Sel::Error>>
+) -> Result<(), PollError<<I::Selector as Selector>::Error>>
 where
-    Sel: Selector,
-    S: Socket<Source = Sel::Source>,
-    D: Dispatcher<S>,
+    D: Dispatcher<I::Socket>,
 {
     let result = loop {
         if stop.load(Ordering::Relaxed) {

@@ -9,6 +9,7 @@
 //! `MockSelector` readiness to what Linux reports for the same situation
 //! (semantics reference §1.16, poll column).
 
+use asyncore::With;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub enum Backend {
 }
 
 /// The reactor every scenario runs.
-pub type R<H> = Reactor<Spy<<H as Harness>::Inner>, <H as Harness>::Sock, Rec, CAP>;
+pub type R<H> = Reactor<With<Spy<<H as Harness>::Inner>, <H as Harness>::Sock>, Rec, CAP>;
 
 /// One backend, as the scenarios drive it.
 pub trait Harness: Sized {

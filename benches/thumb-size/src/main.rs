@@ -10,7 +10,7 @@ use core::time::Duration;
 
 use asyncore_core::echo::Echo;
 use asyncore_core::{
-    Reactor, Readiness, Recv, Registration, Selector, Sent, Socket, SocketError, State,
+    Reactor, Readiness, Recv, Registration, Selector, Sent, Socket, SocketError, State, With,
 };
 
 /// The peripheral: per socket, a readiness register, a data register, a length
@@ -104,7 +104,8 @@ impl Selector for HwSelector {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() -> ! {
-    let mut r: Reactor<HwSelector, HwSocket, Echo<HwSocket, 256>, 8> = Reactor::new(HwSelector);
+    let mut r: Reactor<With<HwSelector, HwSocket>, Echo<HwSocket, 256>, 8> =
+        Reactor::new(HwSelector);
     let _ = r.add(HwSocket(0), Echo::listener(7));
     loop {
         let _ = r.poll_once(None);

@@ -1,6 +1,8 @@
 //! The chat server on the mock: nicks, broadcast to the others only, over-long lines,
 //! `/quit`, the connection limit and the slow-client policy.
 
+use crate::With;
+use crate::sim::SimIo;
 use core::cell::RefCell;
 use std::string::{String as StdString, ToString};
 use std::vec::Vec as StdVec;
@@ -12,7 +14,7 @@ use crate::{Reactor, Readiness, Registration, Selector, SourceError};
 /// A small output ring: two of the longest messages fit, a third does not.
 const OUT: usize = 600;
 type Srv = ChatServer<MockSocket, OUT>;
-type R<Sel = MockSelector> = Reactor<Sel, MockSocket, Srv, 8>;
+type R<Sel = MockSelector> = Reactor<With<Sel, MockSocket>, Srv, 8>;
 
 /// The mock selector without its clock: no deadlines, as on a selector without one.
 #[derive(Debug, Default)]
@@ -703,8 +705,7 @@ mod idle {
     const BUF: usize = 2048;
     type Net = SimNet<SOCKETS, BUF>;
     type Sock<'n> = SimSocket<'n, SOCKETS, BUF>;
-    type Server<'n> =
-        Reactor<SimSelector<'n, SOCKETS, BUF>, Sock<'n>, ChatServer<Sock<'n>, OUT>, 8>;
+    type Server<'n> = Reactor<SimIo<'n, SOCKETS, BUF>, ChatServer<Sock<'n>, OUT>, 8>;
 
     const PORT: u16 = 7;
     const IDLE: Duration = Duration::from_secs(10);

@@ -1,6 +1,7 @@
 //! The asynchat rows of the reference test inventory (32-45), on the mock, with the
 //! echoed data arriving in chunks of 1, 2 and 3 bytes.
 
+use crate::mock::MockIo;
 use heapless::Vec;
 
 use super::*;
@@ -48,7 +49,7 @@ impl<S: Socket, M> ChatHandler<S, M> for Client {
 }
 
 type Chat = AsyncChat<Client, SimpleProducer<'static>, 64, 256, 8>;
-type R = Reactor<MockSelector, MockSocket, Chat, 4>;
+type R = Reactor<MockIo, Chat, 4>;
 
 /// Runs a client over `input` arriving in reads of `chunk` bytes, with `terminator`.
 fn run_client(input: &[u8], chunk: usize, terminator: Terminator) -> (R, Token) {
@@ -283,12 +284,8 @@ fn producer_and_data_keep_their_order_through_short_writes() {
 
 #[test]
 fn test_string_producer() {
-    let mut r: Reactor<
-        MockSelector,
-        MockSocket,
-        AsyncChat<Client2, SliceProducer<'static>, 64, 256, 8>,
-        2,
-    > = Reactor::new(MockSelector::new());
+    let mut r: Reactor<MockIo, AsyncChat<Client2, SliceProducer<'static>, 64, 256, 8>, 2> =
+        Reactor::new(MockSelector::new());
     let mut chat = AsyncChat::new(Client2);
     chat.push_with_producer(SliceProducer::new(b"a whole slice\n"))
         .unwrap();
@@ -465,7 +462,7 @@ fn found_terminator_may_change_the_terminator_mid_buffer() {
             Ok(())
         }
     }
-    let mut r: Reactor<MockSelector, MockSocket, AsyncChat<Switch, NoProducer, 32, 32, 2>, 2> =
+    let mut r: Reactor<MockIo, AsyncChat<Switch, NoProducer, 32, 32, 2>, 2> =
         Reactor::new(MockSelector::new());
     let mut s = MockSocket::connected(1);
     s.feed(b"HDR\nabcdef\n");
@@ -526,7 +523,7 @@ fn over_long_record_goes_to_the_handler_and_can_be_discarded() {
             Ok(Overflow::Discard)
         }
     }
-    let mut r: Reactor<MockSelector, MockSocket, AsyncChat<Limited, NoProducer, 16, 64, 4>, 2> =
+    let mut r: Reactor<MockIo, AsyncChat<Limited, NoProducer, 16, 64, 4>, 2> =
         Reactor::new(MockSelector::new());
     let mut s = MockSocket::connected(1);
     s.feed(b"ok\nthis line is far too long for eight bytes\nfine\n");
@@ -667,7 +664,7 @@ fn handle_timeout_reaches_the_chat_handler() {
             chat.push(b"PING\n").map_err(Error::from)
         }
     }
-    let mut r: Reactor<MockSelector, MockSocket, AsyncChat<Pinger, NoProducer, 16, 64, 4>, 2> =
+    let mut r: Reactor<MockIo, AsyncChat<Pinger, NoProducer, 16, 64, 4>, 2> =
         Reactor::new(MockSelector::new());
     let t = r
         .add(MockSocket::connected(1), AsyncChat::new(Pinger::default()))

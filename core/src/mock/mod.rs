@@ -17,7 +17,7 @@
 //! use asyncore_core::{Callback, Reactor, Readiness, mock::*};
 //!
 //! let log = CallLog::new();
-//! let mut reactor: Reactor<MockSelector, MockSocket, Recorder<'_>, 4> =
+//! let mut reactor: Reactor<MockIo, Recorder<'_>, 4> =
 //!     Reactor::new(MockSelector::new());
 //! let mut sock = MockSocket::connected(1);
 //! sock.feed(b"hi");
@@ -35,3 +35,6 @@ mod socket;
 pub use recorder::{Action, CallLog, Recorder};
 pub use selector::{MockSelector, MockWaitFailed, PassRecord};
 pub use socket::{MockSocket, RecvStep, SendStep, SocketProbe};
+
+/// The mock's [`Io`](crate::Io): `Reactor<MockIo, D, N>`.
+pub type MockIo = crate::With<MockSelector, MockSocket>;

@@ -42,7 +42,7 @@ pub enum SendStep {
 ///
 /// static PROBE: SocketProbe = SocketProbe::new();
 /// let log = CallLog::new();
-/// let mut reactor: Reactor<MockSelector, MockSocket, Recorder<'_>, 4> =
+/// let mut reactor: Reactor<MockIo, Recorder<'_>, 4> =
 ///     Reactor::new(MockSelector::new());
 /// reactor.add(MockSocket::connected(1).with_probe(&PROBE), Recorder::new(&log)).unwrap();
 /// reactor.close_all().unwrap();

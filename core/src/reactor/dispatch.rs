@@ -11,13 +11,11 @@ use super::Reactor;
 use crate::fmt::{debug_, trace_};
 use crate::map::{Flags, MapAccess};
 use crate::trace::Callback;
-use crate::{AfterEof, Ctx, Dispatcher, Readiness, Selector, Socket, SocketError, State, Token};
+use crate::{AfterEof, Ctx, Dispatcher, Io, Readiness, Socket, SocketError, State, Token};
 
-impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize> Reactor<I, D, N, T>
 where
-    Sel: Selector,
-    S: Socket<Source = Sel::Source>,
-    D: Dispatcher<S>,
+    D: Dispatcher<I::Socket>,
 {
     /// The dispatch state machine for one ready channel.
     pub(super) fn dispatch(&mut self, token: Token, mut readiness: Readiness) {
@@ -154,7 +152,7 @@ where
         !self.registry.exit && self.live(token)
     }
 
-    fn with_socket<R>(&mut self, token: Token, f: impl FnOnce(&mut S) -> R) -> Option<R> {
+    fn with_socket<R>(&mut self, token: Token, f: impl FnOnce(&mut I::Socket) -> R) -> Option<R> {
         self.map.channel_mut(token).map(|c| f(&mut c.socket))
     }
 
@@ -163,7 +161,7 @@ where
     fn with_ctx<R>(
         &mut self,
         token: Token,
-        f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> R,
+        f: impl FnOnce(&mut D, &mut Ctx<'_, I::Socket, D>) -> R,
     ) -> Option<R> {
         let (channel, others) = self.map.split(token)?;
         let (dispatcher, own) = channel.split();
@@ -177,7 +175,7 @@ where
         &mut self,
         token: Token,
         callback: Callback,
-        f: impl FnOnce(&mut D, &mut Ctx<'_, S, D>) -> Result<(), D::Error>,
+        f: impl FnOnce(&mut D, &mut Ctx<'_, I::Socket, D>) -> Result<(), D::Error>,
     ) {
         let flags = self.with_ctx(token, |d, ctx| {
             ctx.trace(callback);
@@ -195,7 +193,7 @@ where
     /// Hands a handler's error to `handle_error`, unless the channel is closing
     /// already (no callback after a close).
     #[inline]
-    fn route_error(d: &mut D, ctx: &mut Ctx<'_, S, D>, e: D::Error) {
+    fn route_error(d: &mut D, ctx: &mut Ctx<'_, I::Socket, D>, e: D::Error) {
         if !ctx.flags().has(Flags::CLOSE_REQUESTED) {
             ctx.trace(Callback::Error);
             d.handle_error(ctx, e);

@@ -23,7 +23,7 @@ use crate::time::{TimerId, Timers};
 use crate::map::{ChannelMap, ChannelMut, ChannelRef, MapAccess};
 use crate::trace::{Observer, Tracer};
 use crate::{
-    AddError, Dispatcher, Interest, PollError, Readiness, Registration, Selector, Socket,
+    AddError, Dispatcher, Interest, Io, PollError, Readiness, Registration, Selector, Socket,
     SocketError, State, Token,
 };
 
@@ -66,10 +66,10 @@ pub enum RunEnd {
 /// ```
 /// use std::sync::Mutex;
 /// use asyncore_core::echo::Echo;
-/// use asyncore_core::mock::{MockSelector, MockSocket};
+/// use asyncore_core::mock::{MockIo, MockSelector, MockSocket};
 /// use asyncore_core::Reactor;
 ///
-/// type Server = Reactor<MockSelector, MockSocket, Echo<MockSocket, 512>, 64>;
+/// type Server = Reactor<MockIo, Echo<MockSocket, 512>, 64>;
 /// static SERVER: Mutex<Server> = Mutex::new(Server::new(MockSelector::new()));
 ///
 /// let mut server = SERVER.lock().unwrap();
@@ -77,26 +77,19 @@ pub enum RunEnd {
 /// assert_eq!(server.len(), 1);
 /// println!("{} bytes of static memory", core::mem::size_of::<Server>());
 /// ```
-pub struct Reactor<
-    Sel: Selector,
-    S: Socket<Source = Sel::Source>,
-    D,
-    const N: usize,
-    const T: usize = 4,
-> {
-    map: ChannelMap<S, D, N>,
-    registry: Registry<Sel, N>,
+pub struct Reactor<I: Io, D, const N: usize, const T: usize = 4> {
+    map: ChannelMap<I::Socket, D, N>,
+    registry: Registry<I::Selector, N>,
     /// This pass's registrations and what the selector reported for each.
-    registrations: Vec<Registration<Sel::Source>, N>,
+    registrations: Vec<Registration<<I::Socket as Socket>::Source>, N>,
     ready: [Readiness; N],
     timers: Timers<T>,
     fired: Vec<TimerId, T>,
 }
 
-impl<Sel, S, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<Sel, S, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<I, D, N, T>
 where
-    Sel: Selector + core::fmt::Debug,
-    S: Socket<Source = Sel::Source>,
+    I::Selector: core::fmt::Debug,
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Reactor")
@@ -106,14 +99,12 @@ where
     }
 }
 
-impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize> Reactor<I, D, N, T>
 where
-    Sel: Selector,
-    S: Socket<Source = Sel::Source>,
-    D: Dispatcher<S>,
+    D: Dispatcher<I::Socket>,
 {
     /// An empty reactor over `selector`.
-    pub const fn new(selector: Sel) -> Self {
+    pub const fn new(selector: I::Selector) -> Self {
         Reactor {
             map: ChannelMap::new(),
             registry: Registry::new(selector),
@@ -129,7 +120,11 @@ where
     /// # Errors
     /// The map is full, or the selector cannot watch the socket (e.g. an fd ≥
     /// `FD_SETSIZE` on `select(2)`): the socket and dispatcher come back untouched.
-    pub fn add(&mut self, socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
+    pub fn add(
+        &mut self,
+        socket: I::Socket,
+        dispatcher: D,
+    ) -> Result<Token, AddError<I::Socket, D>> {
         self.registry.add(&mut self.map, socket, dispatcher)
     }
 
@@ -139,7 +134,7 @@ where
     }
 
     /// Removes a channel without closing its socket, and hands both values back.
-    pub fn remove(&mut self, token: Token) -> Option<(S, D)> {
+    pub fn remove(&mut self, token: Token) -> Option<(I::Socket, D)> {
         let c = self.registry.remove(&mut self.map, token)?;
         Some((c.socket, c.dispatcher))
     }
@@ -169,7 +164,7 @@ where
     /// `None` while the channel is still open, or for a token of anything else.
     ///
     /// ```
-    /// use asyncore_core::mock::{MockSelector, MockSocket};
+    /// use asyncore_core::mock::{MockIo, MockSelector, MockSocket};
     /// use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, Socket};
     ///
     /// /// Counts what it reads until the peer is done.
@@ -189,7 +184,7 @@ where
     ///     }
     /// }
     ///
-    /// let mut reactor: Reactor<MockSelector, MockSocket, Fetch, 2> = Reactor::new(MockSelector::new());
+    /// let mut reactor: Reactor<MockIo, Fetch, 2> = Reactor::new(MockSelector::new());
     /// let mut peer = MockSocket::connected(1);
     /// peer.feed(b"twelve bytes");
     /// peer.feed_eof();
@@ -231,32 +226,32 @@ where
 
     /// The channels (to look at; add and remove through the reactor, which keeps the
     /// selector in step).
-    pub fn map(&self) -> &ChannelMap<S, D, N> {
+    pub fn map(&self) -> &ChannelMap<I::Socket, D, N> {
         &self.map
     }
 
     /// Every channel, mutably, in slot order: socket and dispatcher, not membership.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, I::Socket, D>> {
         self.map.iter_mut()
     }
 
     /// The selector.
-    pub fn selector(&self) -> &Sel {
+    pub fn selector(&self) -> &I::Selector {
         &self.registry.selector
     }
 
     /// The selector.
-    pub fn selector_mut(&mut self) -> &mut Sel {
+    pub fn selector_mut(&mut self) -> &mut I::Selector {
         &mut self.registry.selector
     }
 
     /// One channel.
-    pub fn get(&self, token: Token) -> Option<ChannelRef<'_, S, D>> {
+    pub fn get(&self, token: Token) -> Option<ChannelRef<'_, I::Socket, D>> {
         self.map.get(token)
     }
 
     /// One channel.
-    pub fn get_mut(&mut self, token: Token) -> Option<ChannelMut<'_, S, D>> {
+    pub fn get_mut(&mut self, token: Token) -> Option<ChannelMut<'_, I::Socket, D>> {
         self.map.get_mut(token)
     }
 
@@ -277,7 +272,7 @@ where
 
     /// The interest of one channel this pass, asking its dispatcher.
     #[inline]
-    fn interest(channel: &crate::map::Channel<S, D>) -> Interest {
+    fn interest(channel: &crate::map::Channel<I::Socket, D>) -> Interest {
         let d = &channel.dispatcher;
         match channel.state {
             // A listener paused by the accept back-off gets no read interest (only
@@ -300,7 +295,10 @@ where
     /// # Errors
     /// The selector failed, or `timeout` is `None` while no channel has interest (the
     /// wait would never end).
-    pub fn poll_once(&mut self, timeout: Option<Duration>) -> Result<usize, PollError<Sel::Error>> {
+    pub fn poll_once(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<usize, PollError<<I::Selector as Selector>::Error>> {
         self.registry.exit = false;
         if self.map.is_empty() {
             self.registry.now = self.registry.selector.now();
@@ -371,7 +369,7 @@ where
         &mut self,
         timeout: Option<Duration>,
         count: Option<u32>,
-    ) -> Result<RunEnd, PollError<Sel::Error>> {
+    ) -> Result<RunEnd, PollError<<I::Selector as Selector>::Error>> {
         let mut passes = 0u32;
         loop {
             if let Some(id) = self.take_fired_timer() {

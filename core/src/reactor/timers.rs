@@ -7,13 +7,11 @@ use super::Reactor;
 use crate::map::{Flags, MapAccess};
 use crate::time::{NEVER, TimerError, TimerId, to_nanos};
 use crate::trace::Callback;
-use crate::{Dispatcher, Selector, Socket, Token};
+use crate::{Dispatcher, Io, Selector, Token};
 
-impl<Sel, S, D, const N: usize, const T: usize> Reactor<Sel, S, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize> Reactor<I, D, N, T>
 where
-    Sel: Selector,
-    S: Socket<Source = Sel::Source>,
-    D: Dispatcher<S>,
+    D: Dispatcher<I::Socket>,
 {
     /// How long this pass may wait: `timeout`, cut short by the next deadline, timer
     /// or end of the accept back-off (the clock is read only when there is one: a

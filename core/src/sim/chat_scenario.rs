@@ -4,6 +4,7 @@
 //! from each other client is exactly that client's lines, in order, with none missing
 //! in between and none of its own.
 
+use crate::sim::SimIo;
 use core::time::Duration;
 
 use heapless::Vec;
@@ -184,8 +185,7 @@ fn parse_num(s: &[u8]) -> Option<(usize, &[u8])> {
 }
 
 type Server<'n> = Reactor<
-    SimSelector<'n, NET_SOCKETS, NET_BUFFER>,
-    SimSocket<'n, NET_SOCKETS, NET_BUFFER>,
+    SimIo<'n, NET_SOCKETS, NET_BUFFER>,
     ChatServer<SimSocket<'n, NET_SOCKETS, NET_BUFFER>>,
     MAP,
 >;

@@ -26,7 +26,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use asyncore_core::sim::{SimConfig, SimNet, SimSelector, SimSocket};
+//! use asyncore_core::sim::{SimConfig, SimIo, SimNet, SimSelector};
 //! use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Recv, Socket};
 //!
 //! /// Says hello to every connection, then closes it.
@@ -41,10 +41,9 @@
 //!     }
 //! }
 //!
-//! type Sock<'n> = SimSocket<'n, 16, 256>;
 //! // `SimConfig::from_seed(seed)` draws faults from a seed; this run has none.
 //! let net: SimNet<16, 256> = SimNet::new(SimConfig::quiet(42));
-//! let mut reactor: Reactor<SimSelector<'_, 16, 256>, Sock<'_>, Greeter, 4> =
+//! let mut reactor: Reactor<SimIo<'_, 16, 256>, Greeter, 4> =
 //!     Reactor::new(SimSelector::new(&net));
 //! reactor.add(net.listen(80).unwrap(), Greeter).unwrap();
 //!
@@ -76,6 +75,11 @@ pub mod scenario;
 pub use check::{TRACKED, TraceChecker, Violation};
 pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
+
+/// The simulator's [`Io`](crate::Io): `Reactor<SimIo<'_, S, B>, D, N>` over a
+/// [`SimNet<S, B>`](SimNet).
+pub type SimIo<'n, const S: usize, const B: usize> =
+    crate::With<SimSelector<'n, S, B>, SimSocket<'n, S, B>>;
 
 use core::fmt;
 use core::time::Duration;

@@ -3,6 +3,7 @@
 //! byte. The simulation tests run it for thousands of seeds; the fuzzer drives it
 //! from arbitrary bytes.
 
+use crate::sim::SimIo;
 use core::fmt;
 use core::time::Duration;
 
@@ -164,8 +165,7 @@ enum Outcome {
 }
 
 type Server<'n> = Reactor<
-    SimSelector<'n, NET_SOCKETS, NET_BUFFER>,
-    SimSocket<'n, NET_SOCKETS, NET_BUFFER>,
+    SimIo<'n, NET_SOCKETS, NET_BUFFER>,
     Echo<SimSocket<'n, NET_SOCKETS, NET_BUFFER>, ECHO_BUFFER>,
     MAP,
 >;

@@ -4,6 +4,7 @@
 //! and `Hook` (closures per callback, every callback recorded).
 #![allow(dead_code, unused_imports)] // each test crate uses its own subset
 
+use asyncore_core::mock::MockIo;
 use std::cell::RefCell;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub const ZERO: Option<Duration> = Some(Duration::ZERO);
 pub const BOOM: Error = Error::Protocol("boom");
 
 /// A reactor over the mock with dispatcher `D`.
-pub type Mock<D, const N: usize = 8> = Reactor<MockSelector, MockSocket, D, N>;
+pub type Mock<D, const N: usize = 8> = Reactor<MockIo, D, N>;
 /// A reactor of recorders.
 pub type Rx<'a, const N: usize = 8> = Mock<Recorder<'a>, N>;
 

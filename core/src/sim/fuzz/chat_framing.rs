@@ -21,6 +21,7 @@
 //! ([`Op::Switch`]), and from inside `found_terminator` ([`Op::OnFound`]: on the n-th
 //! record, as protocols do when a header announces a body of known length).
 
+use crate::mock::MockIo;
 use core::cell::RefCell;
 
 use heapless::Vec;
@@ -46,7 +47,7 @@ pub const SMALL: [u8; 4] = [b'a', b'b', b'\r', b'\n'];
 const SOURCE: u32 = 1;
 
 type Chat<'a> = AsyncChat<Handler<'a>, NoProducer, IN, 32, 4>;
-type R<'a> = Reactor<MockSelector, MockSocket, Chat<'a>, 2>;
+type R<'a> = Reactor<MockIo, Chat<'a>, 2>;
 
 /// One operation of the `chat_framing` interpreter.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -29,6 +29,7 @@
 //! nothing disturbed (no reset, no refused connect, no command that closes or fails
 //! a channel, no full map) must get back exactly what it sent, then EOF.
 
+use crate::sim::SimIo;
 use core::cell::Cell;
 use core::time::Duration;
 
@@ -64,7 +65,7 @@ const SEED: u64 = 0x0d15_ea5e;
 
 type Net = SimNet<NET_SOCKETS, NET_BUFFER>;
 type Sock<'n> = SimSocket<'n, NET_SOCKETS, NET_BUFFER>;
-type Server<'n> = Reactor<SimSelector<'n, NET_SOCKETS, NET_BUFFER>, Sock<'n>, Channel<'n>, MAP>;
+type Server<'n> = Reactor<SimIo<'n, NET_SOCKETS, NET_BUFFER>, Channel<'n>, MAP>;
 
 /// The callbacks a [`Command`] can wait for (`None`: the first callback of any kind).
 pub const HOOKS: [Option<Callback>; 9] = [

@@ -23,6 +23,7 @@
 //!   `handle_write` only when `writable()` said yes, `handle_eof` only in
 //!   [`State::ReadClosed`](crate::State).
 
+use crate::mock::MockIo;
 use core::cell::Cell;
 use core::time::Duration;
 
@@ -58,7 +59,7 @@ pub const ERRNOS: [i32; 11] = [
     errno::ETIMEDOUT,
 ];
 
-type R<'a> = Reactor<MockSelector, MockSocket, Rd<'a>, CHANNELS>;
+type R<'a> = Reactor<MockIo, Rd<'a>, CHANNELS>;
 type C<'a, 'b> = Ctx<'a, MockSocket, Rd<'b>>;
 
 /// What a new channel's socket is.

@@ -29,8 +29,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use asyncore::chat::server::{ChatHooks, ChatListener, ChatServer, Leave};
-use asyncore::{AnySelector, Backend, StdReactor, StdSocket, Token};
+use asyncore::chat::server::{ChatListener, ChatServer, Leave};
+use asyncore::{AnySelector, Backend, ListenerHooks, StdReactor, StdSocket, Token};
 use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, log, say};
 
@@ -107,13 +107,14 @@ fn main() -> ExitCode {
 
     let mut reactor = REACTOR.lock().unwrap_or_else(|p| p.into_inner());
     *reactor.selector_mut() = AnySelector::new(args.backend);
-    let hooks = if args.quiet {
-        ChatHooks::default()
-    } else {
-        ChatHooks {
-            accepted: common::log_accepted,
-            refused: common::log_refused,
-            left: |token: Token, nick: &str, why: Leave| {
+    let mut chat = ChatListener::new(budget.max_conns);
+    if !args.quiet {
+        chat = chat
+            .with_hooks(ListenerHooks {
+                accepted: common::log_accepted,
+                refused: common::log_refused,
+            })
+            .with_left_hook(|token: Token, nick: &str, why: Leave| {
                 let why = match why {
                     Leave::Quit => "quit",
                     Leave::Closed => "hung up",
@@ -122,10 +123,8 @@ fn main() -> ExitCode {
                     Leave::Idle => "idle timeout, disconnected",
                 };
                 log!("connection {token}: {nick} left ({why})");
-            },
-        }
-    };
-    let mut chat = ChatListener::new(budget.max_conns).with_hooks(hooks);
+            });
+    }
     if let Some(idle) = args.idle {
         chat = chat.with_idle_timeout(idle);
     }

@@ -20,7 +20,9 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use asyncore::{AnySelector, Backend, Echo, EchoHooks, EchoListener, StdReactor, StdSocket, Token};
+use asyncore::{
+    AnySelector, Backend, Echo, EchoListener, ListenerHooks, StdReactor, StdSocket, Token,
+};
 use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, say};
 
@@ -114,12 +116,12 @@ fn main() -> ExitCode {
     }
 
     let hooks = match (args.common.quiet, args.nodelay) {
-        (true, false) => EchoHooks::default(),
-        (true, true) => EchoHooks {
+        (true, false) => ListenerHooks::default(),
+        (true, true) => ListenerHooks {
             accepted: |_, s: &StdSocket| no_delay(s),
             refused: |_, _| {},
         },
-        (false, nodelay) => EchoHooks {
+        (false, nodelay) => ListenerHooks {
             accepted: if nodelay {
                 |token: Token, s: &StdSocket| {
                     no_delay(s);

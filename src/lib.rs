@@ -28,7 +28,7 @@ use core::time::Duration;
 use std::os::fd::RawFd;
 use std::str::FromStr;
 
-pub use asyncore_core::echo::{Echo, EchoConn, EchoHooks, EchoListener};
+pub use asyncore_core::echo::{Echo, EchoConn, EchoListener};
 pub use asyncore_core::*;
 pub use asyncore_poll::{self, PollIo, PollSelector};
 pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectIo, SelectSelector, StdSocket, UnixAddr};

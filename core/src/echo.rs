@@ -3,72 +3,9 @@
 //! the tests, the simulator and the benchmarks run the very same code.
 
 use crate::{
-    AddErrorKind, Ctx, Dispatcher, Error, LogLevel, Recv, SendBuffer, Socket, SocketError,
-    SourceError, Token,
+    Ctx, Dispatcher, Error, ListenerHooks, LogLevel, Recv, Refusal, SendBuffer, Socket,
+    SocketError, Token,
 };
-
-/// Why a listener closed a connection at once instead of serving it (see
-/// [`EchoHooks::refused`] and the chat server's `ChatHooks::refused`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Refusal {
-    /// The server is full: it serves its `max_conns` connections, or the map has no
-    /// free slot.
-    Full,
-    /// The selector cannot watch the connection's source, e.g.
-    /// [`SourceError::OutOfRange`] for an fd at or above `FD_SETSIZE` under
-    /// `select(2)`: the server has room, the selector has not.
-    Rejected(SourceError),
-}
-
-impl From<AddErrorKind> for Refusal {
-    fn from(kind: AddErrorKind) -> Self {
-        match kind {
-            AddErrorKind::Full => Refusal::Full,
-            AddErrorKind::Rejected(e) => Refusal::Rejected(e),
-        }
-    }
-}
-
-impl core::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Refusal::Full => f.write_str("server full"),
-            Refusal::Rejected(e) => write!(f, "the selector cannot watch it: {e}"),
-        }
-    }
-}
-
-/// Hooks an [`EchoListener`] calls so a program can log without the core knowing how.
-pub struct EchoHooks<S> {
-    /// A connection was accepted and added under this token.
-    pub accepted: fn(Token, &S),
-    /// A connection was accepted and closed at once, for this reason.
-    pub refused: fn(&S, Refusal),
-}
-
-impl<S> Clone for EchoHooks<S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<S> Copy for EchoHooks<S> {}
-
-impl<S> core::fmt::Debug for EchoHooks<S> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("EchoHooks")
-    }
-}
-
-impl<S> Default for EchoHooks<S> {
-    fn default() -> Self {
-        EchoHooks {
-            accepted: |_, _| {},
-            refused: |_, _| {},
-        }
-    }
-}
 
 /// The listening side: accepts connections up to `max_conns` live connections and
 /// closes the extra ones cleanly at once, so the served ones are never disturbed.
@@ -78,7 +15,7 @@ pub struct EchoListener<S> {
     idle: Option<core::time::Duration>,
     accepted: u64,
     refused: u64,
-    hooks: EchoHooks<S>,
+    hooks: ListenerHooks<S>,
 }
 
 impl<S> EchoListener<S> {
@@ -89,13 +26,13 @@ impl<S> EchoListener<S> {
             idle: None,
             accepted: 0,
             refused: 0,
-            hooks: EchoHooks::default(),
+            hooks: ListenerHooks::default(),
         }
     }
 
     /// Sets the logging hooks.
     #[must_use]
-    pub fn with_hooks(mut self, hooks: EchoHooks<S>) -> Self {
+    pub fn with_hooks(mut self, hooks: ListenerHooks<S>) -> Self {
         self.hooks = hooks;
         self
     }
@@ -322,7 +259,7 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 mod tests {
     use super::*;
     use crate::mock::{MockIo, MockSelector, MockSocket, SendStep};
-    use crate::{Reactor, Readiness, State};
+    use crate::{AddErrorKind, Reactor, Readiness, SourceError, State};
 
     type R = Reactor<MockIo, Echo<MockSocket, 16>, 4>;
 
@@ -365,7 +302,7 @@ mod tests {
         for id in [10, 20, 11, 12] {
             l.push_pending(Ok(id));
         }
-        let hooks = EchoHooks {
+        let hooks = ListenerHooks {
             accepted: |_, _| {},
             refused: record_refusal,
         };

@@ -81,6 +81,7 @@ mod dispatcher;
 pub mod echo;
 mod enum_macro;
 mod error;
+mod hooks;
 mod interest;
 mod map;
 #[cfg(any(test, feature = "mock"))]
@@ -105,6 +106,7 @@ pub use dispatcher::{AfterEof, Dispatcher, LogLevel};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,
 };
+pub use hooks::{ListenerHooks, Refusal};
 pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};
 pub use reactor::{Reactor, RunEnd};

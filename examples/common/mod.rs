@@ -24,10 +24,9 @@ use log::{log, say};
 
 use std::os::fd::AsRawFd;
 
-use asyncore::echo::Refusal;
 use asyncore::{
-    Backend, Dispatcher, FD_SETSIZE, Io, PollError, Reactor, Selector, SourceError, StdSocket,
-    Token,
+    Backend, Dispatcher, FD_SETSIZE, Io, PollError, Reactor, Refusal, Selector, SourceError,
+    StdSocket, Token,
 };
 
 /// How a server announces where it listens (`listening on ...`): the bound address

@@ -45,7 +45,7 @@
 //! Off by default. With [`ChatListener::with_idle_timeout`], a client that sends
 //! nothing for that long is told `* idle timeout` (if its output ring has room; what
 //! its socket takes at once is sent), and disconnected; the others get `* NAME left`
-//! as for a `/quit`, and [`ChatHooks::left`] reports [`Leave::Idle`]. Only what the
+//! as for a `/quit`, and [`ChatListener::with_left_hook`] reports [`Leave::Idle`]. Only what the
 //! client *sends* counts as activity, so a user who only reads must say something
 //! (`/ping` will do) within the timeout. A user who sent `/quit` and does not read
 //! its last lines is closed at the same deadline.
@@ -65,7 +65,7 @@
 //! stream after what the kernel already holds), it is read no more, and its channel
 //! closes on the next pass (through a deadline of "now" when the selector has a clock;
 //! otherwise at the write readiness the shut-down sending side brings). The others get
-//! `* NAME left (too slow)`, and the [`ChatHooks::left`] hook reports
+//! `* NAME left (too slow)`, and the [`ChatListener::with_left_hook`] hook reports
 //! [`Leave::TooSlow`]. The line that overflowed may reach the slow client cut short,
 //! since part of it may already be in the kernel.
 
@@ -74,8 +74,7 @@ use core::fmt::Write as _;
 use heapless::{String, Vec};
 
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
-pub use crate::echo::Refusal;
-use crate::{AfterEof, Ctx, Dispatcher, Error, Socket, Token};
+use crate::{AfterEof, Ctx, Dispatcher, Error, ListenerHooks, Refusal, Socket, Token};
 
 /// The longest line a client may send, in bytes (its `\r\n` or `\n` not counted).
 pub const MAX_LINE: usize = 256;
@@ -86,17 +85,17 @@ pub const MAX_MESSAGE: usize = MAX_NICK + 2 + MAX_LINE + 1;
 /// The default output ring of a connection.
 pub const DEFAULT_OUT: usize = 4096;
 /// The input ring of a connection (bytes per `recv`).
-pub const IN: usize = 512;
+pub const CONN_INPUT: usize = 512;
 /// Output queue entries of a connection (data runs coalesce: a few are enough).
-pub const QUEUE: usize = 4;
+pub const CONN_QUEUE: usize = 4;
 
 /// A record may hold the line plus the `\r` of a `\r\n`.
 const RECORD: usize = MAX_LINE + 1;
 
 /// A served connection: an [`AsyncChat`] around a [`ChatUser`].
-pub type ChatConn<const OUT: usize> = AsyncChat<ChatUser, NoProducer, IN, OUT, QUEUE>;
+pub type ChatConn<const OUT: usize> = AsyncChat<ChatUser, NoProducer, CONN_INPUT, OUT, CONN_QUEUE>;
 
-/// Why a user left (see [`ChatHooks::left`]).
+/// Why a user left (see [`ChatListener::with_left_hook`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Leave {
@@ -112,42 +111,6 @@ pub enum Leave {
     Idle,
 }
 
-/// Hooks the server calls so a program can log without the core knowing how.
-pub struct ChatHooks<S> {
-    /// A connection was accepted and added under this token.
-    pub accepted: fn(Token, &S),
-    /// A connection was accepted and is about to be closed, for this reason: the
-    /// server is full (it was sent `* server full`), or the selector cannot watch it
-    /// (sent the same line: to the client, the server has no room for it).
-    pub refused: fn(&S, Refusal),
-    /// A user (token, nick) left, for this reason.
-    pub left: fn(Token, &str, Leave),
-}
-
-impl<S> Clone for ChatHooks<S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<S> Copy for ChatHooks<S> {}
-
-impl<S> core::fmt::Debug for ChatHooks<S> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("ChatHooks")
-    }
-}
-
-impl<S> Default for ChatHooks<S> {
-    fn default() -> Self {
-        ChatHooks {
-            accepted: |_, _| {},
-            refused: |_, _| {},
-            left: |_, _, _| {},
-        }
-    }
-}
-
 /// The listening side: accepts up to `max_conns` live connections; an extra one gets
 /// `* server full` and is closed at once while the others are served.
 #[derive(Debug)]
@@ -156,7 +119,8 @@ pub struct ChatListener<S> {
     idle: Option<core::time::Duration>,
     accepted: u64,
     refused: u64,
-    hooks: ChatHooks<S>,
+    hooks: ListenerHooks<S>,
+    left: fn(Token, &str, Leave),
 }
 
 impl<S> ChatListener<S> {
@@ -167,14 +131,24 @@ impl<S> ChatListener<S> {
             idle: None,
             accepted: 0,
             refused: 0,
-            hooks: ChatHooks::default(),
+            hooks: ListenerHooks::default(),
+            left: |_, _, _| {},
         }
     }
 
-    /// Sets the logging hooks.
+    /// Sets the hooks told of accepted and refused connections (a refused one was
+    /// sent `* server full` first: to the client the server has no room for it,
+    /// whether it is full or the selector cannot watch the socket).
     #[must_use]
-    pub fn with_hooks(mut self, hooks: ChatHooks<S>) -> Self {
+    pub fn with_hooks(mut self, hooks: ListenerHooks<S>) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// Sets the hook told when a user (token, nick) leaves, and why.
+    #[must_use]
+    pub fn with_left_hook(mut self, left: fn(Token, &str, Leave)) -> Self {
+        self.left = left;
         self
     }
 
@@ -643,13 +617,13 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
     }
 
     /// A listener with logging hooks.
-    pub fn listener_with_hooks(max_conns: usize, hooks: ChatHooks<S>) -> Self {
+    pub fn listener_with_hooks(max_conns: usize, hooks: ListenerHooks<S>) -> Self {
         ChatServer::Listener(ChatListener::new(max_conns).with_hooks(hooks))
     }
 
     fn conn(l: &ChatListener<S>) -> ChatConn<OUT> {
         let () = Self::OUT_FITS_A_MESSAGE;
-        let user = ChatUser::new(l.hooks.left, l.idle);
+        let user = ChatUser::new(l.left, l.idle);
         let mut chat = AsyncChat::new(user).with_terminator(Terminator::LF);
         chat.set_max_record(RECORD);
         chat

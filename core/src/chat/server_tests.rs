@@ -97,16 +97,13 @@ impl<Sel: Mock> Chat<Sel> {
     /// A chat server around `listener`, with the recording hooks.
     fn with_listener(listener: ChatListener<MockSocket>) -> Self {
         let mut r: R<Sel> = Reactor::new(Sel::default());
-        let hooks = ChatHooks {
+        let hooks = ListenerHooks {
             accepted: |_, _| {},
             refused: record_refused,
-            left: record_left,
         };
+        let listener = listener.with_hooks(hooks).with_left_hook(record_left);
         let listener = r
-            .add(
-                MockSocket::listener(LISTENER),
-                Srv::Listener(listener.with_hooks(hooks)),
-            )
+            .add(MockSocket::listener(LISTENER), Srv::Listener(listener))
             .unwrap();
         Chat { r, listener }
     }
@@ -753,13 +750,8 @@ mod idle {
 
     fn server(net: &Net) -> Server<'_> {
         let mut r: Server<'_> = Reactor::new(SimSelector::new(net));
-        let hooks = ChatHooks {
-            accepted: |_, _| {},
-            refused: |_, _| {},
-            left: record_left,
-        };
         let listener = ChatListener::new(4)
-            .with_hooks(hooks)
+            .with_left_hook(record_left)
             .with_idle_timeout(IDLE);
         assert_eq!(listener.idle_timeout(), Some(IDLE));
         r.add(net.listen(PORT).unwrap(), ChatServer::Listener(listener))

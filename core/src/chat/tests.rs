@@ -1,12 +1,11 @@
 //! The asynchat rows of the reference test inventory (32-45), on the mock, with the
 //! echoed data arriving in chunks of 1, 2 and 3 bytes.
 
-use crate::mock::MockIo;
 use heapless::Vec;
 
 use super::*;
-use crate::mock::{MockSelector, MockSocket, SendStep};
-use crate::{Reactor, Readiness};
+use crate::mock::{MockIo, MockSelector, MockSocket, SendStep};
+use crate::{BufferFull, Ctx, Dispatcher, Error, Reactor, Readiness, Socket, Token};
 
 const DATA: &[u8] = b"hello world, I'm not dead yet!\n";
 

@@ -1,14 +1,12 @@
 //! [`SelectSelector`]: the [`Selector`] over `select(2)`.
 
 use core::time::Duration;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Instant;
 
 use asyncore_core::{Readiness, Registration, Selector, SocketError, SourceError};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, fcntl};
-use nix::libc::{suseconds_t, time_t};
-use nix::sys::select::{FdSet, select};
+use nix::libc::{self, suseconds_t, time_t};
 use nix::sys::time::TimeVal;
 
 use crate::error::from_errno;
@@ -72,17 +70,44 @@ fn check_fd(fd: RawFd) -> Result<(), SourceError> {
     }
 }
 
-/// Borrows a registered fd for an `FdSet` or an `fcntl` probe.
+/// One `select(2)` fd set, holding fds as plain numbers.
 ///
-/// # Safety
-/// `fd` must not be -1 (callers pass only fds that passed [`check_fd`]).
-unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: `fd` is in 0..FD_SETSIZE (the caller's contract), so it is not -1. The
-    // fd belongs to a channel that stays in its map for the whole wait; if it was
-    // closed behind the map's back, the borrow is only ever used as a number: an
-    // `FdSet` bit, an fd passed to `select(2)` (which then fails with EBADF), or to
-    // `fcntl(F_GETFD)` (which fails with EBADF). No memory is reached through it.
-    unsafe { BorrowedFd::borrow_raw(fd) }
+/// nix's `FdSet` takes `BorrowedFd`s, which promise an open descriptor; a registered
+/// fd may have been closed behind the loop's back (reporting exactly that is the
+/// `EBADF` path's job), so this set never pretends otherwise: it stores numbers that
+/// passed [`check_fd`] and hands the raw set to `select(2)`.
+struct Set(libc::fd_set);
+
+impl Set {
+    fn new() -> Self {
+        // SAFETY: `fd_set` is plain integers; all zeros is the empty set (FD_ZERO).
+        Set(unsafe { core::mem::zeroed() })
+    }
+
+    /// Adds `fd`, which passed [`check_fd`] (0 ≤ fd < `FD_SETSIZE`).
+    fn insert(&mut self, fd: RawFd) {
+        debug_assert!(check_fd(fd).is_ok());
+        if check_fd(fd).is_ok() {
+            // SAFETY: `fd` is within the set's range (checked just above) and the
+            // pointer is to a live, exclusively borrowed set.
+            unsafe { libc::FD_SET(fd, &mut self.0) }
+        }
+    }
+
+    /// Whether `fd` is in the set (`false` for an fd out of range).
+    fn contains(&self, fd: RawFd) -> bool {
+        // SAFETY: `fd` is within the set's range and the pointer is to a live set.
+        check_fd(fd).is_ok() && unsafe { libc::FD_ISSET(fd, &self.0) }
+    }
+}
+
+/// Whether `fd` is not an open descriptor: `fcntl(F_GETFD)` fails with `EBADF`. Only
+/// the number is used, whatever it names now.
+fn is_bad_fd(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no pointer and changes nothing; any int is a valid
+    // argument (a bad one just fails with EBADF).
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    r == -1 && Errno::last() == Errno::EBADF
 }
 
 /// `remaining` as a `select(2)` timeout: rounded up to whole microseconds (so a short
@@ -113,9 +138,7 @@ fn mark_bad_fds(registrations: &[Registration<RawFd>], ready: &mut [Readiness]) 
         if out.is_invalid() {
             continue;
         }
-        // SAFETY: every registration not marked invalid passed `check_fd`.
-        let fd = unsafe { borrow(reg.source) };
-        if fcntl(fd, FcntlArg::F_GETFD) == Err(Errno::EBADF) {
+        if is_bad_fd(reg.source) {
             *out = Readiness::INVALID;
             found += 1;
         }
@@ -174,16 +197,15 @@ impl Selector for SelectSelector {
         let mut first = true;
 
         loop {
-            let mut read = FdSet::new();
-            let mut write = FdSet::new();
-            let mut except = FdSet::new();
+            let mut read = Set::new();
+            let mut write = Set::new();
+            let mut except = Set::new();
             let mut nfds = 0;
             for (reg, out) in registrations.iter().zip(ready.iter()) {
                 if out.is_invalid() {
                     continue;
                 }
-                // SAFETY: every registration not marked invalid passed `check_fd`.
-                let fd = unsafe { borrow(reg.source) };
+                let fd = reg.source;
                 if reg.interest.is_readable() {
                     read.insert(fd);
                     except.insert(fd);
@@ -203,16 +225,22 @@ impl Selector for SelectSelector {
             };
             first = false;
 
-            match select(nfds, &mut read, &mut write, &mut except, tv.as_mut()) {
+            let tv_ptr = tv.as_mut().map_or(core::ptr::null_mut(), |t| {
+                AsMut::<libc::timeval>::as_mut(t) as *mut _
+            });
+            // SAFETY: the three sets and the timeval are live locals, exclusively
+            // borrowed for the call; `nfds` is the highest fd in them + 1 (≤
+            // FD_SETSIZE); a null timeval means no limit.
+            let r = unsafe { libc::select(nfds, &mut read.0, &mut write.0, &mut except.0, tv_ptr) };
+            let result = if r < 0 { Err(Errno::last()) } else { Ok(r) };
+            match result {
                 Ok(_) => {
                     let mut count = invalid;
                     for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
                         if out.is_invalid() {
                             continue;
                         }
-                        // SAFETY: every registration not marked invalid passed
-                        // `check_fd`.
-                        let fd = unsafe { borrow(reg.source) };
+                        let fd = reg.source;
                         let mut r = Readiness::EMPTY;
                         if read.contains(fd) {
                             r |= Readiness::READABLE;

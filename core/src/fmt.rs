@@ -1,13 +1,11 @@
 //! Private logging shim: `defmt` with the `defmt` feature, `log` with the `log`
-//! feature, nothing otherwise.
+//! feature, nothing otherwise. The features add up: with both (`--all-features`),
+//! `defmt` is used and `log` is left alone.
 //!
 //! With neither, every macro only takes references to its arguments, so no argument
 //! is reported unused and nothing is evaluated twice. Format strings use the common
 //! subset of both syntaxes: `{}` with `Display`/`Format` arguments.
 #![allow(unused_macros)]
-
-#[cfg(all(feature = "defmt", feature = "log"))]
-compile_error!("the `defmt` and `log` features are mutually exclusive");
 
 #[cfg(feature = "defmt")]
 macro_rules! trace_ { ($($t:tt)*) => { ::defmt::trace!($($t)*) }; }

@@ -14,6 +14,10 @@
 //! Every socket is on 127.0.0.1 port 0; every wait is bounded by [`SAFETY`], which
 //! only turns a hang into a failure (nothing asserts on timing).
 
+#[path = "common/peers.rs"]
+#[allow(dead_code)]
+mod peers;
+
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -808,20 +812,10 @@ fn chat_a_slow_client_is_disconnected_and_the_others_get_everything() {
 // (c) a Python asynchat client against our chat server
 // ---------------------------------------------------------------------------------
 
-/// Whether `python3` with the `asynchat` module (gone since 3.12) is here.
-fn python_with_asynchat() -> bool {
-    std::process::Command::new("python3")
-        .args(["-W", "ignore", "-c", "import asynchat, asyncore"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn python_asynchat_client_talks_to_our_chat_server() {
-    if !python_with_asynchat() {
-        eprintln!("skipped: python3 with the asynchat module (Python 3.11 or older) not found");
+    // A missing peer fails the test (ASYNCORE_SKIP_INTEROP=1 skips it instead).
+    if peers::python("import asynchat, asyncore").is_none() {
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/chat_client.py");

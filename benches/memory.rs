@@ -13,7 +13,7 @@
 //! * **slot overhead** = slot − `size_of::<S>()` − `size_of::<D>()`: what the map adds
 //!   to the user's socket and dispatcher (generation, free-list link, state, flags,
 //!   deadline, and any padding the combination needs);
-//! * **reactor per channel** = the same difference on `Reactor<SelectSelector, S, D, N>`
+//! * **reactor per channel** = the same difference on `Reactor<SelectIo, D, N>`
 //!   (a selector with no per-fd state), minus `S` and `D`: the slot overhead plus the
 //!   per-channel arrays of the loop (the registration list, the readiness array and
 //!   the deadline heap).

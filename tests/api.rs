@@ -1,4 +1,4 @@
-//! The original's `BaseTestAPI` and friends on real sockets (reference §4, the rows
+//! The original's `BaseTestAPI` and friends on real sockets (the rows
 //! whose "needs" column says *real*), on `select(2)` and `poll(2)`, for IPv4, IPv6
 //! and Unix-domain sockets as the original runs them.
 //!

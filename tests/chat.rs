@@ -1,7 +1,7 @@
 //! asynchat and the chat server on real loopback sockets, with `select(2)` and
 //! `poll(2)`:
 //!
-//! * the asynchat rows of the reference test inventory (§4, rows 32-45): an
+//! * the asynchat rows of the original's test suite (`test_asynchat.py`): an
 //!   [`AsyncChat`] client in our reactor talking to a threaded blocking echo server
 //!   that, like the original's, collects until `QUIT\n` and echoes in chunks of 1, 2 or
 //!   3 bytes;

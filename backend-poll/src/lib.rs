@@ -436,15 +436,16 @@ impl<const N: usize> Selector for PollSelector<N> {
     type Source = RawFd;
     type Error = WaitError;
 
+    /// The monotonic clock every std selector reads ([`asyncore_std::monotonic`]).
+    fn now(&self) -> Option<Duration> {
+        Some(asyncore_std::monotonic())
+    }
+
     /// Accepts any fd ≥ 0 (there is no `FD_SETSIZE` limit), up to `N` sources.
     ///
     /// # Errors
     /// [`SourceError::Invalid`] for a negative fd; [`SourceError::Full`] when `N`
     /// sources are already registered.
-    fn now(&self) -> Option<Duration> {
-        Some(asyncore_std::monotonic())
-    }
-
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
         if source < 0 {
             return Err(SourceError::Invalid);

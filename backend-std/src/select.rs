@@ -150,6 +150,11 @@ impl Selector for SelectSelector {
     type Source = RawFd;
     type Error = SocketError;
 
+    /// The monotonic clock every std selector reads ([`monotonic`](crate::monotonic)).
+    fn now(&self) -> Option<Duration> {
+        Some(crate::monotonic())
+    }
+
     /// Refuses what `select(2)` cannot watch.
     ///
     /// # Errors
@@ -158,10 +163,6 @@ impl Selector for SelectSelector {
     /// [`FD_SETSIZE`].
     ///
     /// [`StdSocket`]: crate::StdSocket
-    fn now(&self) -> Option<Duration> {
-        Some(crate::monotonic())
-    }
-
     fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
         check_fd(source)
     }

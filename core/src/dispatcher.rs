@@ -183,7 +183,8 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     }
 
     /// Where the default handlers report. The default forwards to the crate's logger
-    /// (`defmt` when enabled, nothing otherwise); override it to capture or filter.
+    /// (`defmt` or `log`, whichever feature is on; nothing without either); override
+    /// it to capture or filter.
     fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
         match level {
             LogLevel::Debug | LogLevel::Info => info_!("{}: {}", token, message),

@@ -3,19 +3,38 @@
 //!
 //! * [`Reactor`]: a fixed-capacity [`ChannelMap`] of channels (socket + [`State`] +
 //!   [`Dispatcher`]), a [`Selector`], and the loop ([`Reactor::poll_once`],
-//!   [`Reactor::run`], [`Reactor::close_all`]).
+//!   [`Reactor::run`], [`Reactor::close_all`]). Its type names the [`Io`] it drives
+//!   (a selector and its socket type) once: `Reactor<MockIo, MyDispatcher, 16>`.
 //! * [`Dispatcher`]: the original's callbacks (`readable`, `writable`,
 //!   `handle_connect`, `handle_accepted`, `handle_read`, `handle_write`, `handle_expt`,
-//!   `handle_close`, `handle_error`) plus `handle_connect_failed` and a half-close hook;
-//!   handlers get a [`Ctx`] (own socket, `close`, `add`, other channels, `exit`).
+//!   `handle_close`, `handle_error`) plus `handle_connect_failed`, `handle_eof` (a
+//!   half-close hook) and `handle_timeout`; handlers get a [`Ctx`] (own socket,
+//!   `close`, `add`, `close_channel`, other channels, timeouts, `exit`).
 //! * [`Socket`] and [`Selector`]: what backends implement (`asyncore-std` for
-//!   `select(2)`, `asyncore-poll` for `poll(2)`, `mock` here with the `mock` feature).
+//!   `select(2)`, `asyncore-poll` for `poll(2)`, [`mock`](#features) here).
 //! * [`Token`]: slot + generation; a stale token never reaches another channel.
 //! * [`SendBuffer`] (the original's `dispatcher_with_send`) and [`chat`] (asynchat) on
-//!   fixed rings; [`echo`], a ready-made echo server.
+//!   fixed rings; [`echo`] and [`chat::server`], ready-made servers generic over the
+//!   socket, which the simulator, the fuzzers, the benchmarks and the examples all
+//!   run.
+//! * [`semantics`]: the rules in full (dispatch order, the readiness table, closing,
+//!   half-close, errors, accepting, urgent data, time, `select` vs `poll`, asynchat)
+//!   and what we changed from the original, and why.
 //!
 //! Nothing here allocates, nothing panics on a full map or a stale token, and there is
-//! no `unsafe`. Logging goes to `defmt` (feature `defmt`) or `log` (feature `log`).
+//! no `unsafe`.
+//!
+//! # Features
+//!
+//! The default build is the runtime only. Test machinery comes with features:
+//!
+//! | feature | brings |
+//! |---|---|
+//! | `mock` | `mock`: a scripted selector and sockets, a recording dispatcher |
+//! | `sim` | `sim`: a simulated network with a virtual clock and seeded faults, its trace checker, the echo and chat scenarios |
+//! | `fuzz` | `sim::fuzz` (and `mock`, `sim`): the interpreters behind the cargo-fuzz targets |
+//! | `defmt` | logging through `defmt` (bare metal) |
+//! | `log` | logging through the `log` crate (std); with `defmt` too, `defmt` is used |
 //!
 //! # Example
 //!
@@ -92,6 +111,8 @@ mod readiness;
 mod registry;
 mod ring;
 mod selector;
+#[doc = include_str!("../../docs/semantics.md")]
+pub mod semantics {}
 mod send_buf;
 #[cfg(any(test, feature = "sim"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]

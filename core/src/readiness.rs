@@ -20,7 +20,8 @@ impl Readiness {
     pub const PRIORITY: Readiness = Readiness(1 << 2);
     /// An error condition: `POLLERR`. Never reported by select.
     pub const ERROR: Readiness = Readiness(1 << 3);
-    /// Hang-up, both directions shut: `POLLHUP`. Never reported by select.
+    /// Hang-up, `POLLHUP`: both directions shut, or never connected (see
+    /// [`Selector`](crate::Selector)). Never reported by select.
     pub const HANGUP: Readiness = Readiness(1 << 4);
     /// The source is not an open descriptor: `POLLNVAL`, or an fd the select backend
     /// found bad after `EBADF`.

@@ -13,7 +13,7 @@
 //!   returns [`RunEnd::Timer`](crate::RunEnd::Timer) with its [`TimerId`].
 //!
 //! The loop waits for the sooner of its timeout and the next deadline; a deadline in
-//! the past fires on the next pass; timers of a closed channel never fire. Time comes
+//! the past fires on the next pass; the deadline of a closed channel never fires. Time comes
 //! from the selector ([`Selector::now`](crate::Selector::now)): the std backends read
 //! the monotonic clock, the mock and the simulator a virtual clock tests advance.
 

@@ -1,5 +1,5 @@
 //! One test (or a few) per bug of asyncore that the design removes, named after what
-//! it pins; the §n.m numbers are those of asyncore-semantics.md §5.
+//! it pins (`docs/semantics.md`, "What we changed from the original").
 
 mod util;
 
@@ -11,7 +11,7 @@ use util::*;
 const MS: Duration = Duration::from_millis(1);
 
 // ---------------------------------------------------------------------------------
-// §5 item 5: fd reuse. Tokens carry a generation; a slot freed during a pass is
+// fd reuse. Tokens carry a generation; a slot freed during a pass is
 // reused only after it.
 
 #[test]
@@ -129,7 +129,7 @@ fn stale_token_resolves_to_nothing_inside_handlers() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 6: handlers ran on closed channels and handle_close ran twice. Liveness is
+// Handlers ran on closed channels and handle_close ran twice. Liveness is
 // re-checked between steps; handle_close is one-shot.
 
 #[test]
@@ -237,7 +237,7 @@ fn error_returned_after_ctx_close_goes_nowhere() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 7: spurious readiness closed connections. Would-block is an outcome.
+// Spurious readiness closed connections. Would-block is an outcome.
 
 #[test]
 fn would_block_after_readiness_is_not_an_error() {
@@ -271,7 +271,7 @@ fn would_block_after_readiness_is_not_an_error() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 9: the two flavours dispatched differently. One readiness struct, one
+// The two flavours dispatched differently. One readiness struct, one
 // translation: channels in slot order, per channel read → write → priority → close.
 
 #[test]
@@ -298,7 +298,7 @@ fn one_dispatch_order_per_channel_in_slot_order() {
 
 #[test]
 fn invalid_source_gets_handle_close_and_nothing_else() {
-    // Also §5 item 3: a bad fd ends only its own channel.
+    // Also: a bad fd ends only its own channel.
     let log = CallLog::new();
     let mut r: Rx = reactor();
     let bad = connected(&mut r, 1, Recorder::new(&log).writable(true));
@@ -351,7 +351,7 @@ fn disconnect_errors_give_handle_close_never_handle_error() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 14: busy loops. No write interest by default, nothing handed over for a
+// Busy loops. No write interest by default, nothing handed over for a
 // channel without interest, an empty map or no interest never spins or hangs.
 
 #[test]
@@ -574,7 +574,7 @@ fn failed_wait_leaves_the_map_for_another_run() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 15: no half-close. EOF asks handle_eof; KeepWriting keeps writing.
+// No half-close. EOF asks handle_eof; KeepWriting keeps writing.
 
 #[test]
 fn half_close_keeps_writing_then_one_handle_close_on_hangup() {
@@ -662,7 +662,7 @@ fn error_in_handle_eof_goes_to_handle_error() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 16: an accept error killed the server. Resource shortages leave the
+// An accept error killed the server. Resource shortages leave the
 // listener open and accepting; and a listener that stays readable while accepts fail
 // must not make every pass retry (it spun at 100 % CPU under `EMFILE`): its reads
 // pause for a back-off that doubles while failures go on.
@@ -796,7 +796,7 @@ fn accept_failure_that_is_not_a_shortage_goes_to_handle_error() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 17: connect edge cases. A failed connect is its own callback.
+// Connect edge cases. A failed connect is its own callback.
 
 #[test]
 fn refused_connect_calls_handle_connect_failed_only() {
@@ -841,7 +841,7 @@ fn failed_socket_error_query_fails_the_connect() {
 
 #[test]
 fn error_in_handle_connect_never_fires_it_again() {
-    // CPython (§1.8) updates the flags only after handle_connect returns, so a raising
+    // CPython updates the flags only after handle_connect returns, so a raising
     // handle_connect whose handle_error keeps the channel fires again on the next
     // event. Here the state is Connected before the callback.
     let log = CallLog::new();
@@ -883,7 +883,7 @@ fn priority_alone_does_not_finish_a_connect() {
 }
 
 // ---------------------------------------------------------------------------------
-// §5 item 18: recv(0) was EOF.
+// recv(0) was EOF.
 
 #[test]
 fn recv_into_an_empty_buffer_is_not_eof() {
@@ -911,7 +911,7 @@ fn recv_into_an_empty_buffer_is_not_eof() {
 
 // ---------------------------------------------------------------------------------
 // The map: a full map hands values back, adds from handlers take part from the next
-// pass, close_all closes everything (§1.14: an early error left channels open).
+// pass, close_all closes everything (in the original an early error left channels open).
 
 #[test]
 fn full_map_hands_the_socket_and_dispatcher_back_from_reactor_add() {

@@ -1,7 +1,8 @@
-//! The mock rows of the reference test inventory (asyncore-semantics.md §4): each test
+//! The mock rows of the original's test suite (`test_asyncore.py`, `test_asynchat.py`): each test
 //! is named after the CPython test it ports and asserts the inventory's last column,
 //! adapted to this API. Where the design deliberately differs from CPython, the test
-//! asserts our behaviour and names the §5 item it fixes.
+//! asserts our behaviour and names what it changes from the original (`docs/semantics.md`,
+//! "What we changed from the original").
 
 mod util;
 
@@ -250,7 +251,7 @@ fn test_closeall_close_errors() {
     assert!(PROBES.iter().all(SocketProbe::is_closed));
 }
 
-// Row 4. HelperFunctionTests.test_closeall_default: there is no global map (§5 item 4);
+// Row 4. HelperFunctionTests.test_closeall_default: there is no global map;
 // the closest thing is a reactor in a `static`, which `const fn new` allows.
 #[test]
 fn test_closeall_default() {
@@ -268,7 +269,7 @@ fn test_closeall_default() {
 }
 
 // Row 6. DispatcherTests.test_basic: a fresh dispatcher is readable; it is NOT
-// writable by default (fix of §5 item 14: the original's `true` spins the loop).
+// writable by default (the original's `true` spins the loop).
 #[test]
 fn test_basic() {
     assert!(Dispatcher::<MockSocket>::readable(&Plain));
@@ -566,7 +567,7 @@ fn test_dispatcher() {
     assert_eq!(r.run(ZERO, None), Ok(RunEnd::Empty));
     assert_eq!(r.selector().passes(), 2);
     assert_eq!(&log.received(t)[..], DATA);
-    // EOF first asks the half-close hook (§5 item 15), whose default closes.
+    // EOF first asks the half-close hook, whose default closes.
     assert_eq!(log.calls_of(t), [C::Read, C::Read, C::Eof, C::Close]);
     assert!(r.is_empty());
 }
@@ -626,7 +627,7 @@ fn test_handle_connect() {
     pass(&mut r);
     assert_eq!(calls_of(&calls, t), [C::Connect, C::Write]);
     // CPython still says "connecting" inside handle_connect; we switch first, so data
-    // sent there leaves at once (§6 port notes allow either order).
+    // sent there leaves at once (either order would do).
     assert_eq!(*seen.borrow(), [State::Connected, State::Connected]);
     assert_eq!(sock(&mut r, t).sent(), b"hello");
     assert_eq!(state(&r, t), Some(State::Connected));

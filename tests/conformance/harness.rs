@@ -7,7 +7,7 @@
 //! data visible to `poll(2)`), so the next pass sees a settled state and the callback
 //! sequences are exact. The mock harness scripts `MockSocket` results and
 //! `MockSelector` readiness to what Linux reports for the same situation
-//! (semantics reference §1.16, poll column).
+//! (`docs/semantics.md`, the select/poll table, poll column).
 
 use asyncore::With;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -1,5 +1,5 @@
 //! The mock harness: `MockSocket`s and `MockSelector` readiness scripted after what
-//! Linux reports for the same situation (semantics reference §1.16).
+//! Linux reports for the same situation (`docs/semantics.md`, the select/poll table).
 //!
 //! The mock has no select/poll personality of its own; it is scripted like `poll(2)`,
 //! whose report is the richer one. Where `select(2)` differs, the scenario says so and

@@ -635,7 +635,7 @@ pub fn both_directions_shut<H: Harness>() {
 
 /// A fresh socket, never connected nor listening, added as is (`State::Open`).
 ///
-/// Kernel difference (reference §1.16 and §5 item 9): Linux reports such a socket
+/// Kernel difference (`docs/semantics.md`, the select/poll table): Linux reports such a socket
 /// `OUT|HUP` to `poll(2)` and readable + writable to `select(2)`. Poll: `Write`, then
 /// `Close` for the hang-up. Select: `Read`, whose `recv` fails with `ENOTCONN` (a
 /// disconnect), then `Close`. One `Close` and no `Error` on both; the first callback

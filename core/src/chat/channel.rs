@@ -149,7 +149,7 @@ impl<H, P: Producer, const IN: usize, const OUT: usize, const Q: usize>
         self.handler.found_terminator(&mut self.chat, ctx)
     }
 
-    /// Cuts the buffered input at terminators (reference §3.3, on a ring).
+    /// Cuts the buffered input at terminators (the original's algorithm, on a ring).
     fn process_input<S: Socket, M>(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error>
     where
         H: ChatHandler<S, M, Producer = P>,

@@ -1,9 +1,9 @@
-//! `ChatHandler`: your protocol, as an [`AsyncChat`](super::AsyncChat) calls it.
+//! `ChatHandler`: your protocol, as an [`AsyncChat`](super::AsyncChat)(super::AsyncChat) calls it.
 
 use super::{ChatControl, Producer};
 use crate::{AfterEof, Ctx, Error, Socket};
 
-/// What to do with a record that outgrew [`AsyncChat::set_max_record`].
+/// What to do with a record that outgrew [`AsyncChat::set_max_record`](super::AsyncChat::set_max_record).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Overflow {
@@ -14,8 +14,8 @@ pub enum Overflow {
     Continue,
 }
 
-/// Your protocol: what an [`AsyncChat`] calls. `S` is the socket type, `M` the map's
-/// dispatcher type (see [`Dispatcher`]).
+/// Your protocol: what an [`AsyncChat`](super::AsyncChat) calls. `S` is the socket type, `M` the map's
+/// dispatcher type (see [`Dispatcher`](crate::Dispatcher)).
 pub trait ChatHandler<S: Socket, M>: Sized {
     /// The producer type this chat queues.
     type Producer: Producer;
@@ -79,7 +79,7 @@ pub trait ChatHandler<S: Socket, M>: Sized {
         Ok(())
     }
 
-    /// The connection ended (see [`Dispatcher::handle_close`]).
+    /// The connection ended (see [`Dispatcher::handle_close`](crate::Dispatcher::handle_close)).
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, M>) {
         let _ = ctx;
     }

@@ -1,7 +1,7 @@
 //! asynchat on fixed memory: terminator-framed input and queued, producer-driven
 //! output (the original's `async_chat`, `simple_producer`, `find_prefix_at_end`).
 //!
-//! An [`AsyncChat`] is a [`Dispatcher`] that wraps your [`ChatHandler`]: it reads into
+//! An [`AsyncChat`] is a [`Dispatcher`](crate::Dispatcher) that wraps your [`ChatHandler`]: it reads into
 //! a fixed input ring, cuts the stream at the current [`Terminator`] and calls
 //! [`ChatHandler::collect_incoming_data`] / [`ChatHandler::found_terminator`]; it
 //! sends what you [`push`](ChatControl::push) and what your [`Producer`]s make, in
@@ -9,16 +9,18 @@
 //!
 //! Fixes of the original, by design:
 //! * bounded everything: input ring `IN`, output ring `OUT`, `Q` queue entries; a full
-//!   output is `Err(BufferFull)` or a partial count, never a drop (§5.11);
+//!   output is `Err(BufferFull)` or a partial count, never a drop;
 //! * back-pressure: no read interest while the input ring is full, write interest only
-//!   while output is queued (§5.11);
+//!   while output is queued;
 //! * a record longer than the limit goes to [`ChatHandler::record_too_long`] instead
-//!   of growing without bound (§5.11);
-//! * ring buffers: no quadratic copying (§5.12);
-//! * output is written until would-block, and empty pushes cost nothing (§5.13);
+//!   of growing without bound;
+//! * ring buffers: no quadratic copying;
+//! * output is written until would-block, and empty pushes cost nothing;
 //! * a default terminator ([`Terminator::None`]) and an explicit one after a count
-//!   runs out (§5.20);
-//! * bytes held back as a partial terminator are delivered at EOF, not lost (§5.15).
+//!   runs out;
+//! * bytes held back as a partial terminator are delivered at EOF, not lost.
+//!
+//! The rules in full: [`semantics`](crate::semantics), "asynchat".
 
 mod channel;
 mod handler;

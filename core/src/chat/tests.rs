@@ -137,7 +137,7 @@ fn test_line_terminator3() {
 #[test]
 fn split_terminator_prefix_then_mismatch() {
     // Terminator `aab`: reading `xaa` collects `x` and keeps `aa`; reading `ab` then
-    // collects `a` and finds the terminator (reference §3.3).
+    // collects `a` and finds the terminator (as the original does).
     let mut r: R = Reactor::new(MockSelector::new());
     let mut s = MockSocket::connected(1);
     s.feed(b"xaa");
@@ -350,7 +350,7 @@ fn test_push() {
 fn empty_push_costs_no_send() {
     let mut chat: Chat = AsyncChat::new(Client::default());
     chat.push(b"").unwrap();
-    assert!(!chat.has_output(), "an empty push queues nothing (§5.13)");
+    assert!(!chat.has_output(), "an empty push queues nothing");
 }
 
 #[test]
@@ -386,7 +386,7 @@ fn output_is_written_until_would_block() {
     assert_eq!(
         c.socket.sent(),
         b"0123456789",
-        "five sends in one write event (§5.13)"
+        "five sends in one write event"
     );
     assert_eq!(c.socket.send_calls(), 6);
 }
@@ -576,7 +576,7 @@ fn partial_terminator_held_at_eof_is_delivered() {
     assert_eq!(
         &c.dispatcher.handler.collected[..],
         b"last\r",
-        "the held \\r is not lost (§5.15)"
+        "the held \\r is not lost"
     );
     r.poll_once(None).unwrap();
     assert!(r.get(t).is_none(), "closed once the output went out");
@@ -602,7 +602,7 @@ fn back_pressure_when_input_ring_is_full() {
 #[test]
 fn count_zero_terminator_is_no_framing() {
     // The original treats every falsy terminator (None, 0, b"") alike: everything is
-    // collected and found_terminator never runs (reference §3.2).
+    // collected and found_terminator never runs.
     for chunk in 1..=3 {
         let (r, t) = run_client(DATA, chunk, Terminator::Count(0));
         let h = &r.get(t).unwrap().dispatcher.handler;

@@ -53,7 +53,8 @@ pub enum RunEnd {
 /// `writable()`, once each), hands the non-empty ones to the selector, then
 /// dispatches the ready ones in slot order. Per channel: read → write → priority →
 /// close, with liveness re-checked after every callback, so a channel closed by one
-/// callback gets no further one. See [`Selector`] for the readiness table.
+/// callback gets no further one. See [`Selector`] for the readiness table, and
+/// [`semantics`](crate::semantics) for every rule.
 ///
 /// # In a `static`
 ///

@@ -31,7 +31,7 @@ struct SlotState {
 
 /// Checks, event by event: no callback on a closed channel; exactly one `handle_close`
 /// at most per channel; a stale token never reaches a live channel; a slot is reused
-/// only after its channel left. Feed it every event with [`on_event`](Self::on_event).
+/// only after its channel left. Feed it every event with [`on_event`](Self::on_trace).
 pub struct TraceChecker {
     slots: [SlotState; TRACKED],
     events: u64,

@@ -3,7 +3,7 @@
 //! parser.
 //!
 //! The reference ([`Reference`]) is a line-by-line transliteration of the original's
-//! `async_chat.handle_read` (asyncore semantics §3.3) over one flat buffer: the
+//! `async_chat.handle_read` over one flat buffer: the
 //! terminator is re-read on every turn of the loop; a count that runs out becomes no
 //! framing before `found_terminator` runs; a byte terminator not found keeps the
 //! longest proper prefix of it that ends the buffer; empty data is never collected;
@@ -342,7 +342,7 @@ impl<M> ChatHandler<MockSocket, M> for Handler<'_> {
     }
 }
 
-/// The original's `handle_read` over one flat buffer (asyncore semantics §3.3).
+/// The original's `handle_read` over one flat buffer.
 #[derive(Debug)]
 pub struct Reference {
     buffer: Vec<u8, MAX_STREAM>,
@@ -395,7 +395,7 @@ impl Reference {
         drop_front(&mut self.buffer, n);
     }
 
-    /// Data arrived (one `recv`): the §3.3 loop. `on_found(k)` is the terminator
+    /// Data arrived (one `recv`): the original's loop. `on_found(k)` is the terminator
     /// the handler sets in the `k`-th `found_terminator` call, if any.
     pub fn arrive(&mut self, data: &[u8], on_found: impl Fn(usize) -> Option<Terminator>) {
         if data.is_empty() {
@@ -615,7 +615,7 @@ mod tests {
 
     #[test]
     fn reference_matches_the_worked_examples() {
-        // §3.3: with \r\n, "ab\r" collects "ab" and keeps "\r"; "\ncd\r\nef" then
+        // The original: with \r\n, "ab\r" collects "ab" and keeps "\r"; "\ncd\r\nef" then
         // finds twice and collects "cd", "ef".
         let mut r = Reference::new();
         r.set_terminator(Terminator::CRLF);

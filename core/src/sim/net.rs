@@ -175,6 +175,30 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         self.trace.add_u64(self.now.as_nanos() as u64);
     }
 
+    /// The faults a transfer of up to `len` bytes on `id` may meet, in this order:
+    /// would-block although ready (`Ok(None)`; the handler did its part, so it counts
+    /// as progress, not a stall), a reset (`ECONNRESET`, both ends), a short count
+    /// (`short`). `Ok(Some(n))`: move `n` bytes.
+    fn transfer_faults(
+        &mut self,
+        id: u16,
+        len: usize,
+        short: Fault,
+    ) -> Result<Option<usize>, SocketError> {
+        if self.fault(Fault::WouldBlock) {
+            self.progressed(id);
+            return Ok(None);
+        }
+        if self.fault(Fault::Reset) {
+            self.reset_pair(id);
+            return Err(err(errno::ECONNRESET));
+        }
+        if len > 1 && self.fault(short) {
+            return Ok(Some(self.rng.range(1, len as u64 - 1) as usize));
+        }
+        Ok(Some(len))
+    }
+
     /// Marks progress on `id`.
     fn progressed(&mut self, id: u16) {
         if let Some(s) = self.socks.get_mut(id as usize) {
@@ -582,19 +606,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             if st.socks[id as usize].rx.is_empty() {
                 return Ok(if rx_fin { Recv::Eof } else { Recv::WouldBlock });
             }
-            if st.fault(Fault::WouldBlock) {
-                // The handler did its part; the network refused (not a stall).
-                st.progressed(id);
+            let Some(want) = st.transfer_faults(id, buf.len(), Fault::ShortRead)? else {
                 return Ok(Recv::WouldBlock);
-            }
-            if st.fault(Fault::Reset) {
-                st.reset_pair(id);
-                return Err(err(errno::ECONNRESET));
-            }
-            let mut want = buf.len();
-            if want > 1 && st.fault(Fault::ShortRead) {
-                want = st.rng.range(1, want as u64 - 1) as usize;
-            }
+            };
             let n = st.socks[id as usize].rx.peek(&mut buf[..want]);
             st.socks[id as usize].rx.consume(n);
             Ok(Recv::Data(n))
@@ -644,18 +658,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             if buf.is_empty() {
                 return Ok(Sent::Bytes(0));
             }
-            if st.fault(Fault::WouldBlock) {
-                st.progressed(id);
+            let Some(want) = st.transfer_faults(id, buf.len(), Fault::ShortWrite)? else {
                 return Ok(Sent::WouldBlock);
-            }
-            if st.fault(Fault::Reset) {
-                st.reset_pair(id);
-                return Err(err(errno::ECONNRESET));
-            }
-            let mut want = buf.len();
-            if want > 1 && st.fault(Fault::ShortWrite) {
-                want = st.rng.range(1, want as u64 - 1) as usize;
-            }
+            };
             let n = st.socks[peer].rx.push(&buf[..want]);
             Ok(if n == 0 {
                 Sent::WouldBlock

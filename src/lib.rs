@@ -164,8 +164,9 @@ impl<const N: usize> Selector for AnySelector<N> {
     }
 }
 
-/// A reactor over real fds with the backend chosen at run time.
-pub type StdReactor<D, const N: usize> = Reactor<StdIo<N>, D, N>;
+/// A reactor over real fds with the backend chosen at run time; `P` is the buffer
+/// pool it lends its channels ([`BufferPool`], none by default).
+pub type StdReactor<D, const N: usize, P = NoPool> = Reactor<StdIo<N>, D, N, 4, P>;
 
 /// [`AnySelector`] over [`StdSocket`]s, as one [`Io`].
 pub type StdIo<const N: usize> = With<AnySelector<N>, StdSocket>;

@@ -54,7 +54,11 @@ fn peer(addr: &Addr) -> Peer {
 
 /// Sends `msg` from the (non-blocking) peer and runs the server until all of it came
 /// back; returns what came back.
-fn round_trip<const N: usize>(r: &mut Server<N>, p: &mut Peer, msg: &[u8]) -> Vec<u8> {
+fn round_trip<D: asyncore::Dispatcher<StdSocket>, const N: usize, P: asyncore::Lend>(
+    r: &mut StdReactor<D, N, P>,
+    p: &mut Peer,
+    msg: &[u8],
+) -> Vec<u8> {
     let mut sent = 0;
     let mut back = Vec::with_capacity(msg.len());
     let mut buf = [0u8; 4096];
@@ -524,3 +528,91 @@ fn urgent_byte_reaches_a_handler_that_reads_it(case: &Case) {
     }
 }
 backends!(urgent_byte_reaches_a_handler_that_reads_it);
+
+// ------------------------------------------------------------------ large messages through the pool
+
+/// An echo server whose connections have a 1 KiB buffer of their own and borrow
+/// 64 KiB ones from the reactor's pool.
+type Pooled = StdReactor<Echo<StdSocket, 1024>, 8, asyncore::BufferPool<2, 65536>>;
+
+fn pooled_server(case: &Case) -> (Pooled, Addr) {
+    let mut r: Pooled = Pooled::new(asyncore::AnySelector::new(case.backend));
+    let (socket, addr) = case.listener(true, 16);
+    r.add(socket, Echo::listener(4)).expect("add the listener");
+    (r, addr)
+}
+
+/// Messages from 1 byte to 1 MiB come back byte-exact, one after the other on one
+/// connection, whether they go through a lent buffer or the connection's own.
+fn large_messages_come_back_byte_exact(case: &Case) {
+    let (mut r, addr) = pooled_server(case);
+    let mut p = peer(&addr);
+    run_until(&mut r, "accepted", |r| r.len() == 2);
+    for (i, len) in [
+        1,
+        1023,
+        1024,
+        1025,
+        4096,
+        65_535,
+        65_536,
+        65_537,
+        300_000,
+        1 << 20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let msg = pattern(i as u64 + 77, len);
+        assert!(round_trip(&mut r, &mut p, &msg) == msg, "{len} bytes");
+    }
+    use asyncore::Lend;
+    assert!(r.pool().peak() >= 1, "the pool was used");
+    assert_eq!(r.pool().lent(), 0, "every lease came back");
+}
+matrix!(large_messages_come_back_byte_exact: ipv4, unix);
+
+/// A peer that sends and never reads: the server stops reading it once the lent
+/// buffer's rest and the connection's own buffer are full, whatever else arrives.
+fn a_peer_that_does_not_read_bounds_what_we_read(case: &Case) {
+    let (mut r, addr) = pooled_server(case);
+    let mut p = peer(&addr);
+    run_until(&mut r, "accepted", |r| r.len() == 2);
+    let chunk = vec![5u8; 64 * 1024];
+    let mut sent = 0usize;
+    // Send until the kernel takes nothing more, running the server meanwhile.
+    let mut stalled = 0;
+    while stalled < 50 {
+        match p.write(&chunk) {
+            Ok(n) => {
+                sent += n;
+                stalled = 0;
+            }
+            Err(e) if e.kind() == IoErrorKind::WouldBlock => stalled += 1,
+            Err(e) => panic!("peer write: {e}"),
+        }
+        r.poll_once(Some(std::time::Duration::from_millis(2)))
+            .unwrap();
+    }
+    let conn = |r: &Pooled| {
+        let c = r
+            .map()
+            .iter()
+            .find(|c| c.dispatcher.as_conn().is_some())
+            .unwrap();
+        let e = c.dispatcher.as_conn().unwrap();
+        (e.pending(), e.echoed())
+    };
+    let (pending, echoed) = conn(&r);
+    assert!(pending <= 65_536 + 1024, "{pending} bytes held");
+    // More passes read nothing more: the connection has no read interest.
+    for _ in 0..20 {
+        r.poll_once(Some(std::time::Duration::ZERO)).unwrap();
+    }
+    assert_eq!(conn(&r), (pending, echoed), "nothing more was read");
+    assert!(
+        sent > pending + echoed as usize,
+        "the rest waits in the kernel"
+    );
+}
+backends!(a_peer_that_does_not_read_bounds_what_we_read);

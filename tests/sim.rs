@@ -85,8 +85,11 @@ fn echo_over_simulated_network_many_seeds() {
     let seeds = seed_count();
     let mut fired = [0u64; FAULTS];
     let (mut complete, mut reset, mut refused, mut echoed) = (0usize, 0usize, 0usize, 0u64);
+    let (mut pooled, mut exhausted) = (0u64, 0u64);
     for seed in 0..seeds {
         let report = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
+        pooled += (report.pool_peak > 0) as u64;
+        exhausted += (report.pool_peak == asyncore::sim::scenario::POOL) as u64;
         for (total, n) in fired.iter_mut().zip(report.fired) {
             *total += n as u64;
         }
@@ -114,6 +117,15 @@ fn echo_over_simulated_network_many_seeds() {
         complete > 0 && reset > 0 && refused > 0,
         "every outcome occurred"
     );
+    // The server lends its pool's buffers (large reads with small buffers of its
+    // own), and runs out of them in some runs (connections then echo through their
+    // own buffers).
+    println!("  pool used in {pooled} runs, all lent at once in {exhausted}");
+    assert!(
+        pooled > seeds / 2,
+        "the pool was used in {pooled} runs only"
+    );
+    assert!(exhausted > 0, "the pool never ran out");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Zero heap allocations in steady state, on real loopback sockets, on `select(2)`
 //! and on `poll(2)`: the core's echo server and its clients run in the same thread
 //! (non-blocking `StdSocket` clients driven between passes) under a counting global
-//! allocator. After a warm-up, 5,000 echo round trips, then connection churn
-//! (connect, echo, close, 200 times), allocate nothing.
+//! allocator. After a warm-up, 5,000 echo round trips of 64 B, 4 KiB and 64 KiB
+//! messages (the large ones through buffers lent by the reactor's pool), then
+//! connection churn (connect, echo, close, 200 times), allocate nothing.
 //!
 //! The counter is per thread, so the test harness's own threads do not count.
 
@@ -30,7 +31,9 @@ fn the_counter_counts() {
 }
 
 const CLIENTS: usize = 4;
-const MSG: usize = 64;
+/// The longest message; round trips cycle through 64 B, 4 KiB and this.
+const MSG: usize = 64 * 1024;
+const SIZES: [usize; 3] = [64, 4096, MSG];
 const WARM_UP: usize = 100;
 const ROUND_TRIPS: usize = 5_000;
 const CHURN: usize = 200;
@@ -38,36 +41,40 @@ const CHURN: usize = 200;
 const MAX_PASSES: usize = 10_000;
 const PASS: Option<Duration> = Some(Duration::from_millis(10));
 
-type Server = StdReactor<Echo<StdSocket, 1024>, 8>;
+/// Connections with a 1 KiB buffer of their own and two 64 KiB buffers to borrow
+/// from the reactor's pool, as large messages need.
+type Server = StdReactor<Echo<StdSocket, 1024>, 8, asyncore::BufferPool<2, MSG>>;
 
-/// One round trip: `client` sends `MSG` bytes derived from `n`, the server runs
-/// until they are all back, and they are checked. Allocates nothing itself; a
-/// failure panics (which allocates, but then the test has failed anyway).
+/// One round trip: `client` sends a message derived from `n` (of one of `SIZES`),
+/// the server runs until it is all back, and it is checked. Allocates nothing itself;
+/// a failure panics (which allocates, but then the test has failed anyway).
 fn round_trip(server: &mut Server, client: &mut StdSocket, n: usize) {
+    let len = SIZES[n % SIZES.len()];
     let mut msg = [0u8; MSG];
-    for (i, b) in msg.iter_mut().enumerate() {
-        *b = (n.wrapping_mul(31) ^ i) as u8;
+    for (i, b) in msg[..len].iter_mut().enumerate() {
+        *b = (n.wrapping_mul(31) ^ i ^ (i >> 8)) as u8;
     }
+    let (msg, mut back) = (&msg[..len], [0u8; MSG]);
+    let back = &mut back[..len];
     let mut sent = 0;
-    let mut back = [0u8; MSG];
     let mut got = 0;
     for _ in 0..MAX_PASSES {
-        if sent < MSG {
+        if sent < len {
             match client.send(&msg[sent..]).expect("client send") {
                 Sent::Bytes(k) => sent += k,
                 Sent::WouldBlock => {}
             }
         }
         server.poll_once(PASS).expect("poll_once");
-        while got < MSG {
+        while got < len {
             match client.recv(&mut back[got..]).expect("client recv") {
                 Recv::Data(k) => got += k,
                 Recv::WouldBlock => break,
                 Recv::Eof => panic!("the server closed during an echo"),
             }
         }
-        if got == MSG {
-            assert!(back == msg, "round trip {n}: the echo differs");
+        if got == len {
+            assert!(back == msg, "round trip {n} ({len} bytes): the echo differs");
             return;
         }
     }

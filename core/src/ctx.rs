@@ -3,10 +3,11 @@
 use core::time::Duration;
 
 use crate::map::{ChannelMut, Fields, Flags, MapAccess, Others, is_live};
+use crate::pool::{Lease, Lend};
 use crate::registry::{Registrar, Registry};
 use crate::time::{NEVER, TimerError, to_nanos};
 use crate::trace::{Callback, Tracer};
-use crate::{AddError, Recv, Selector, Sent, Socket, SocketError, State, Token};
+use crate::{AddError, ErrorKind, Recv, Selector, Sent, Socket, SocketError, State, Token};
 
 /// How many connections the default
 /// [`Dispatcher::handle_accept`](crate::Dispatcher::handle_accept) takes per
@@ -38,14 +39,15 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// The context of the channel of `token` (its fields `own`, the map around it
     /// `others`) for one callback: the only place a context is built.
     #[inline]
-    pub(crate) fn new<Sel, const N: usize>(
+    pub(crate) fn new<Sel, const N: usize, P>(
         token: Token,
         own: Fields<'a, S>,
         others: Others<'a, S, D>,
-        registry: &'a mut Registry<Sel, N>,
+        registry: &'a mut Registry<Sel, N, P>,
     ) -> Self
     where
         Sel: Selector<Source = S::Source>,
+        P: Lend,
     {
         Ctx {
             token,
@@ -160,29 +162,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// # Errors
     /// OS errors other than would-block and disconnects.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
-        if self.own.flags.has(Flags::EOF | Flags::DISCONNECTED)
-            || *self.own.state == State::ReadClosed
-        {
-            return Ok(Recv::Eof);
-        }
-        match self.own.socket.recv(buf) {
-            Ok(Recv::Eof) => {
-                self.own.flags.set(Flags::EOF);
-                Ok(Recv::Eof)
-            }
-            Ok(Recv::Data(n)) => {
-                if n > 0 {
-                    self.own.flags.set(Flags::GOT_DATA);
-                }
-                Ok(Recv::Data(n))
-            }
-            Ok(r) => Ok(r),
-            Err(e) if e.is_disconnect() => {
-                self.own.flags.set(Flags::DISCONNECTED);
-                Ok(Recv::Eof)
-            }
-            Err(e) => Err(e),
-        }
+        recv_on(&mut self.own, buf)
     }
 
     /// Writes from `buf` and returns how many bytes went out: 0 when the socket would
@@ -192,22 +172,68 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// # Errors
     /// OS errors other than would-block and disconnects.
     pub fn send(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
-        if self
-            .own
-            .flags
-            .has(Flags::DISCONNECTED | Flags::CLOSE_REQUESTED)
-        {
-            return Ok(0);
-        }
-        match self.own.socket.send(buf) {
-            Ok(Sent::Bytes(n)) => Ok(n),
-            Ok(Sent::WouldBlock) => Ok(0),
-            Err(e) if e.is_disconnect() => {
-                self.own.flags.set(Flags::DISCONNECTED);
-                Ok(0)
-            }
-            Err(e) => Err(e),
-        }
+        send_on(&mut self.own, buf)
+    }
+
+    /// Borrows a buffer from the reactor's pool (see
+    /// [`BufferPool`](crate::BufferPool)): it is this channel's until
+    /// [`give_back`](Self::give_back), or until the channel closes. `None` when every
+    /// buffer is lent, or the reactor has no pool: work through a buffer of your own
+    /// then.
+    #[inline]
+    pub fn lease(&mut self) -> Option<Lease> {
+        self.registry.lease(self.token)
+    }
+
+    /// The size of the pool's buffers (0 without a pool).
+    pub fn lease_size(&self) -> usize {
+        self.registry.lease_size()
+    }
+
+    /// The bytes of `lease`, to fill or read between I/O calls; `None` if this
+    /// channel does not hold it.
+    pub fn leased(&mut self, lease: &Lease) -> Option<&mut [u8]> {
+        self.registry.leased(lease, self.token)
+    }
+
+    /// [`recv`](Self::recv) into `lease`'s bytes from `at` on.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv); `InvalidInput` if this channel does not hold `lease`
+    /// or `at` is past its end.
+    #[inline]
+    pub fn recv_leased(&mut self, lease: &Lease, at: usize) -> Result<Recv, SocketError> {
+        let buf = self
+            .registry
+            .leased(lease, self.token)
+            .and_then(|b| b.get_mut(at..))
+            .ok_or(SocketError::new(ErrorKind::InvalidInput, 0))?;
+        recv_on(&mut self.own, buf)
+    }
+
+    /// [`send`](Self::send) from `lease`'s bytes `range`.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); `InvalidInput` if this channel does not hold `lease`
+    /// or `range` is out of its bounds.
+    #[inline]
+    pub fn send_leased(
+        &mut self,
+        lease: &Lease,
+        range: core::ops::Range<usize>,
+    ) -> Result<usize, SocketError> {
+        let buf = self
+            .registry
+            .leased(lease, self.token)
+            .and_then(|b| b.get(range))
+            .ok_or(SocketError::new(ErrorKind::InvalidInput, 0))?;
+        send_on(&mut self.own, buf)
+    }
+
+    /// Gives `lease` back to the pool.
+    #[inline]
+    pub fn give_back(&mut self, lease: Lease) {
+        self.registry.give_back(lease, self.token);
     }
 
     /// Accepts one pending connection; `Ok(None)` when none is pending.
@@ -349,5 +375,49 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// How many channels the map holds, this one included.
     pub fn channel_count(&self) -> usize {
         self.others.len()
+    }
+}
+
+/// Reads on the channel of `own`: would-block is an outcome, EOF and disconnects are
+/// remembered for the reactor (see [`Ctx::recv`]).
+#[inline]
+fn recv_on<S: Socket>(own: &mut Fields<'_, S>, buf: &mut [u8]) -> Result<Recv, SocketError> {
+    if own.flags.has(Flags::EOF | Flags::DISCONNECTED) || *own.state == State::ReadClosed {
+        return Ok(Recv::Eof);
+    }
+    match own.socket.recv(buf) {
+        Ok(Recv::Eof) => {
+            own.flags.set(Flags::EOF);
+            Ok(Recv::Eof)
+        }
+        Ok(Recv::Data(n)) => {
+            if n > 0 {
+                own.flags.set(Flags::GOT_DATA);
+            }
+            Ok(Recv::Data(n))
+        }
+        Ok(r) => Ok(r),
+        Err(e) if e.is_disconnect() => {
+            own.flags.set(Flags::DISCONNECTED);
+            Ok(Recv::Eof)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes on the channel of `own` (see [`Ctx::send`]).
+#[inline]
+fn send_on<S: Socket>(own: &mut Fields<'_, S>, buf: &[u8]) -> Result<usize, SocketError> {
+    if own.flags.has(Flags::DISCONNECTED | Flags::CLOSE_REQUESTED) {
+        return Ok(0);
+    }
+    match own.socket.send(buf) {
+        Ok(Sent::Bytes(n)) => Ok(n),
+        Ok(Sent::WouldBlock) => Ok(0),
+        Err(e) if e.is_disconnect() => {
+            own.flags.set(Flags::DISCONNECTED);
+            Ok(0)
+        }
+        Err(e) => Err(e),
     }
 }

@@ -259,7 +259,7 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 mod tests {
     use super::*;
     use crate::mock::{MockIo, MockSelector, MockSocket, SendStep};
-    use crate::{AddErrorKind, Reactor, Readiness, SourceError, State};
+    use crate::{AddErrorKind, Lend, Reactor, Readiness, SourceError, State};
 
     type R = Reactor<MockIo, Echo<MockSocket, 16>, 4>;
 
@@ -430,5 +430,119 @@ mod tests {
             [1, 11],
             "the quiet connection timed out, the busy one stays"
         );
+    }
+
+    /// Feeds `len` bytes of a pattern through an echo connection in pieces, with the
+    /// socket taking short writes and would-blocks in turn, and returns what came
+    /// back. `POOL` buffers of 4 KiB are lent by the reactor (0: none).
+    fn stream<const POOL: usize>(len: usize) -> std::vec::Vec<u8> {
+        type Conn = Echo<MockSocket, 16>;
+        let mut r: Reactor<MockIo, Conn, 2, 4, crate::BufferPool<POOL, 4096>> =
+            Reactor::new(MockSelector::new());
+        let t = r
+            .add(MockSocket::connected(5), Echo::Conn(EchoConn::new()))
+            .unwrap();
+        let byte = |i: usize| (i * 7 + i / 251) as u8;
+        let (mut fed, mut back) = (0, std::vec::Vec::with_capacity(len));
+        let steps = [
+            SendStep::Accept(1),
+            SendStep::Accept(3),
+            SendStep::WouldBlock,
+            SendStep::Accept(1000),
+            SendStep::Accept(17),
+        ];
+        let mut round = 0usize;
+        while back.len() < len {
+            round += 1;
+            assert!(round < 10 * len + 1000, "stuck at {} of {len}", back.len());
+            let c = r.get_mut(t).unwrap();
+            let chunk: std::vec::Vec<u8> = (fed..len.min(fed + 512)).map(byte).collect();
+            fed += c.socket.feed(&chunk);
+            c.socket.set_recv_chunk(1 + round % 700);
+            c.socket.script_send(steps[round % steps.len()]);
+            r.selector_mut()
+                .set_ready(5, Readiness::READABLE | Readiness::WRITABLE);
+            r.poll_once(None).unwrap();
+            r.get_mut(t).unwrap().socket.drain_sent(&mut back);
+            assert!(r.pool().lent() <= POOL);
+        }
+        assert!(
+            back.iter().enumerate().all(|(i, &b)| b == byte(i)),
+            "{len} bytes"
+        );
+        back
+    }
+
+    #[test]
+    fn streams_of_every_size_come_back_byte_exact_with_and_without_a_pool() {
+        for len in [
+            1,
+            2,
+            15,
+            16,
+            17,
+            511,
+            512,
+            513,
+            4095,
+            4096,
+            4097,
+            65_536,
+            1 << 20,
+        ] {
+            assert_eq!(stream::<1>(len).len(), len);
+            assert_eq!(stream::<0>(len).len(), len);
+        }
+    }
+
+    #[test]
+    fn a_large_read_goes_into_a_lent_buffer_in_one_recv_and_the_lease_comes_back() {
+        type Conn = Echo<MockSocket, 16>;
+        let mut r: Reactor<MockIo, Conn, 2, 4, crate::BufferPool<1, 4096>> =
+            Reactor::new(MockSelector::new());
+        let t = r
+            .add(MockSocket::connected(5), Echo::Conn(EchoConn::new()))
+            .unwrap();
+        let c = r.get_mut(t).unwrap();
+        assert_eq!(c.socket.feed(&[7u8; 500]), 500);
+        r.selector_mut().set_once(5, Readiness::READABLE);
+        r.poll_once(None).unwrap();
+        let c = r.get(t).unwrap();
+        assert_eq!(
+            c.socket.sent(),
+            &[7u8; 500][..],
+            "one pass: all 500 bytes back"
+        );
+        assert_eq!(c.socket.recv_calls(), 1, "one read, not 500 / 16");
+        assert_eq!((r.pool().lent(), r.pool().peak()), (0, 1), "given back");
+        // A peer that stops reading: the lease stays with the connection while it
+        // holds unsent bytes, the echo buffer fills, then reading stops.
+        let c = r.get_mut(t).unwrap();
+        c.socket.feed(&[1u8; 300]);
+        c.socket.script_send(SendStep::Accept(10));
+        for _ in 0..15 {
+            c.socket.script_send(SendStep::WouldBlock);
+        }
+        r.selector_mut()
+            .set_ready(5, Readiness::READABLE | Readiness::WRITABLE);
+        r.poll_once(None).unwrap();
+        assert_eq!(r.pool().lent(), 1, "held while its bytes wait");
+        let c = r.get_mut(t).unwrap();
+        c.socket.feed(&[2u8; 100]);
+        for _ in 0..4 {
+            r.poll_once(None).unwrap();
+        }
+        let conn = r.get(t).unwrap().dispatcher.as_conn().unwrap();
+        assert_eq!(
+            conn.pending(),
+            290 + 16,
+            "the lease's rest and a full echo buffer"
+        );
+        assert!(!<Conn as Dispatcher<MockSocket>>::readable(
+            r.get(t).unwrap().dispatcher
+        ));
+        // Closing the connection gives its lease back.
+        r.close(t);
+        assert_eq!(r.pool().lent(), 0);
     }
 }

@@ -106,6 +106,7 @@ mod map;
 #[cfg(any(test, feature = "mock"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
+mod pool;
 mod reactor;
 mod readiness;
 mod registry;
@@ -130,6 +131,7 @@ pub use error::{
 pub use hooks::{ListenerHooks, Refusal};
 pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};
+pub use pool::{BufferPool, Lease, Lend, NoPool};
 pub use reactor::{Reactor, RunEnd};
 pub use readiness::Readiness;
 pub use ring::Ring;

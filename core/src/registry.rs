@@ -9,11 +9,12 @@ use core::time::Duration;
 
 use crate::fmt::debug_;
 use crate::map::{Channel, Flags, MapAccess};
+use crate::pool::{Lease, Lend};
 use crate::time::{AcceptBackoff, Deadlines, NEVER};
 use crate::trace::{Trace, Tracer};
 use crate::{AddError, AddErrorKind, Selector, Socket, SourceError, State, Token};
 
-pub(crate) struct Registry<Sel: Selector, const N: usize> {
+pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) selector: Sel,
     /// The source each slot was registered with: what `deregister` gets, even if a
     /// handler closed the socket (whose source may then read as invalid).
@@ -25,10 +26,12 @@ pub(crate) struct Registry<Sel: Selector, const N: usize> {
     pub(crate) exit: bool,
     /// The time of the current pass (`None`: the selector has no clock).
     pub(crate) now: Option<Duration>,
+    /// The buffers lent to channels.
+    pub(crate) pool: P,
 }
 
-impl<Sel: Selector, const N: usize> Registry<Sel, N> {
-    pub(crate) const fn new(selector: Sel) -> Self {
+impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
+    pub(crate) const fn new(selector: Sel, pool: P) -> Self {
         Registry {
             selector,
             sources: [None; N],
@@ -37,6 +40,7 @@ impl<Sel: Selector, const N: usize> Registry<Sel, N> {
             tracer: Tracer::NONE,
             exit: false,
             now: None,
+            pool,
         }
     }
 
@@ -139,9 +143,10 @@ impl<Sel: Selector, const N: usize> Registry<Sel, N> {
         true
     }
 
-    /// Deregisters the source `token`'s slot was registered with and reports
-    /// `Removed`: the channel has left the loop.
+    /// Deregisters the source `token`'s slot was registered with, takes back the
+    /// buffers it holds, and reports `Removed`: the channel has left the loop.
     fn forget(&mut self, token: Token) {
+        self.pool.release(token);
         if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
             self.selector.deregister(source);
         }
@@ -177,12 +182,17 @@ pub(crate) trait Registrar<S: Socket, D> {
     fn backoff(&mut self) -> &mut AcceptBackoff;
     fn exit(&mut self);
     fn exiting(&self) -> bool;
+    fn lease(&mut self, owner: Token) -> Option<Lease>;
+    fn leased(&mut self, lease: &Lease, owner: Token) -> Option<&mut [u8]>;
+    fn give_back(&mut self, lease: Lease, owner: Token);
+    fn lease_size(&self) -> usize;
 }
 
-impl<Sel, S, D, const N: usize> Registrar<S, D> for Registry<Sel, N>
+impl<Sel, S, D, const N: usize, P> Registrar<S, D> for Registry<Sel, N, P>
 where
     Sel: Selector,
     S: Socket<Source = Sel::Source>,
+    P: Lend,
 {
     fn add(
         &mut self,
@@ -206,5 +216,17 @@ where
     }
     fn exiting(&self) -> bool {
         self.exit
+    }
+    fn lease(&mut self, owner: Token) -> Option<Lease> {
+        self.pool.take(owner)
+    }
+    fn leased(&mut self, lease: &Lease, owner: Token) -> Option<&mut [u8]> {
+        self.pool.bytes(lease, owner)
+    }
+    fn give_back(&mut self, lease: Lease, owner: Token) {
+        self.pool.give_back(lease, owner);
+    }
+    fn lease_size(&self) -> usize {
+        P::SIZE
     }
 }

@@ -6,8 +6,10 @@ use core::fmt;
 /// A byte ring of capacity `N`.
 pub struct Ring<const N: usize> {
     buf: [u8; N],
-    head: usize,
-    len: usize,
+    // u32, not usize: a ring holds less than 4 GiB, and the slot of a small-buffer
+    // channel is 8 bytes smaller on 64-bit targets.
+    head: u32,
+    len: u32,
 }
 
 impl<const N: usize> Default for Ring<N> {
@@ -26,8 +28,11 @@ impl<const N: usize> fmt::Debug for Ring<N> {
 }
 
 impl<const N: usize> Ring<N> {
+    const CAPACITY_FITS: () = assert!(N <= u32::MAX as usize, "a ring holds less than 4 GiB");
+
     /// An empty ring.
     pub const fn new() -> Self {
+        let () = Self::CAPACITY_FITS;
         Ring {
             buf: [0; N],
             head: 0,
@@ -37,7 +42,7 @@ impl<const N: usize> Ring<N> {
 
     /// Bytes held.
     pub const fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether it holds nothing.
@@ -47,7 +52,7 @@ impl<const N: usize> Ring<N> {
 
     /// Whether it is full.
     pub const fn is_full(&self) -> bool {
-        self.len == N
+        self.len as usize == N
     }
 
     /// `N`.
@@ -57,7 +62,7 @@ impl<const N: usize> Ring<N> {
 
     /// Room left.
     pub const fn free(&self) -> usize {
-        N - self.len
+        N - self.len as usize
     }
 
     /// Forgets everything.
@@ -73,7 +78,7 @@ impl<const N: usize> Ring<N> {
         let first = n.min(a.len());
         a[..first].copy_from_slice(&data[..first]);
         b[..n - first].copy_from_slice(&data[first..n]);
-        self.len += n;
+        self.len += n as u32;
         n
     }
 
@@ -82,11 +87,12 @@ impl<const N: usize> Ring<N> {
         if N == 0 {
             return (&[], &[]);
         }
-        let end = self.head + self.len;
+        let head = self.head as usize;
+        let end = head + self.len as usize;
         if end <= N {
-            (&self.buf[self.head..end], &[])
+            (&self.buf[head..end], &[])
         } else {
-            (&self.buf[self.head..], &self.buf[..end - N])
+            (&self.buf[head..], &self.buf[..end - N])
         }
     }
 
@@ -96,8 +102,8 @@ impl<const N: usize> Ring<N> {
         if N == 0 {
             return (&mut [], &mut []);
         }
-        let tail = (self.head + self.len) % N;
-        let free = N - self.len;
+        let tail = (self.head as usize + self.len as usize) % N;
+        let free = self.free();
         if tail + free <= N {
             (&mut self.buf[tail..tail + free], &mut [])
         } else {
@@ -110,16 +116,16 @@ impl<const N: usize> Ring<N> {
     /// Marks `n` bytes written into [`spare_mut`](Self::spare_mut) as held (clamped to
     /// the free space).
     pub fn commit(&mut self, n: usize) {
-        self.len += n.min(self.free());
+        self.len += n.min(self.free()) as u32;
     }
 
     /// Drops the `n` oldest bytes (clamped to what is held).
     pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
+        let n = n.min(self.len as usize);
         if N != 0 {
-            self.head = (self.head + n) % N;
+            self.head = ((self.head as usize + n) % N) as u32;
         }
-        self.len -= n;
+        self.len -= n as u32;
         if self.len == 0 {
             self.head = 0;
         }
@@ -137,8 +143,8 @@ impl<const N: usize> Ring<N> {
 
     /// Byte `i` from the oldest, if held.
     pub fn get(&self, i: usize) -> Option<u8> {
-        if i < self.len {
-            Some(self.buf[(self.head + i) % N])
+        if i < self.len() {
+            Some(self.buf[(self.head as usize + i) % N])
         } else {
             None
         }
@@ -146,11 +152,13 @@ impl<const N: usize> Ring<N> {
 
     /// Moves the held bytes to the front so they form one slice, and returns it.
     pub fn make_contiguous(&mut self) -> &[u8] {
-        if self.head + self.len > N {
-            self.buf.rotate_left(self.head);
+        let (head, len) = (self.head as usize, self.len as usize);
+        if head + len > N {
+            self.buf.rotate_left(head);
             self.head = 0;
+            return &self.buf[..len];
         }
-        &self.buf[self.head..self.head + self.len]
+        &self.buf[head..head + len]
     }
 }
 

@@ -1,6 +1,6 @@
 //! `SendBuffer`: the original's `dispatcher_with_send`, on fixed memory.
 
-use crate::{Ctx, Recv, Ring, Socket, SocketError};
+use crate::{Ctx, Lease, Recv, Ring, Socket, SocketError};
 
 /// A full [`SendBuffer`] (or other fixed buffer) refused data. Its
 /// `embedded_io::Error::kind` is `WriteZero`, so `write_all` reports it instead of
@@ -84,22 +84,42 @@ impl From<BufferFull> for crate::Error {
 #[derive(Debug, Default)]
 pub struct SendBuffer<const N: usize> {
     ring: Ring<N>,
+    /// Data older than the ring's, in a buffer the reactor's pool lent to this
+    /// channel (see [`BufferPool`](crate::BufferPool)).
+    lent: Option<Lent>,
+}
+
+/// Bytes `start..end` of a lease are waiting to be sent.
+#[derive(Debug)]
+struct Lent {
+    lease: Lease,
+    start: u32,
+    end: u32,
+}
+
+impl Lent {
+    fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
 }
 
 impl<const N: usize> SendBuffer<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        SendBuffer { ring: Ring::new() }
+        SendBuffer {
+            ring: Ring::new(),
+            lent: None,
+        }
     }
 
     /// Bytes waiting to be sent.
     pub fn len(&self) -> usize {
-        self.ring.len()
+        self.ring.len() + self.lent.as_ref().map_or(0, Lent::len)
     }
 
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.len() == 0
     }
 
     /// Room left.
@@ -114,7 +134,7 @@ impl<const N: usize> SendBuffer<N> {
 
     /// What `writable()` should answer: true while data is held.
     pub fn wants_write(&self) -> bool {
-        !self.ring.is_empty()
+        !self.is_empty()
     }
 
     /// Queues as much of `data` as fits; returns how much that was.
@@ -122,14 +142,39 @@ impl<const N: usize> SendBuffer<N> {
         self.ring.push(data)
     }
 
-    /// Receives from the channel's socket straight into the free space (its first
-    /// contiguous part), with no copy through a stack buffer. Returns the outcome and
-    /// how many bytes were offered: `Data(n)` with `n` below that means the socket had
-    /// no more for now.
-    pub(crate) fn recv_from<S: Socket, D>(
+    /// Receives from the channel's socket into this buffer, for data that goes back
+    /// out as it came (an echo, a relay), with no copy through a stack buffer: into a
+    /// buffer lent by the reactor's pool when this buffer is empty and the pool has
+    /// one (a large message then arrives in one read, however small `N`), otherwise
+    /// straight into the free space (its first contiguous part). Returns the outcome
+    /// and how many bytes were offered: `Data(n)` with `n` below that means the
+    /// socket had no more for now. Nothing read is ever dropped: what the socket does
+    /// not take when flushed stays queued, the lent buffer with it.
+    ///
+    /// # Errors
+    /// As [`Ctx::recv`].
+    pub fn recv_from<S: Socket, D>(
         &mut self,
         ctx: &mut Ctx<'_, S, D>,
     ) -> Result<(Recv, usize), SocketError> {
+        if self.is_empty() {
+            self.give_back(ctx);
+            if let Some(lease) = ctx.lease() {
+                let room = ctx.lease_size();
+                let r = ctx.recv_leased(&lease, 0);
+                match r {
+                    Ok(Recv::Data(n)) if n > 0 => {
+                        self.lent = Some(Lent {
+                            lease,
+                            start: 0,
+                            end: n as u32,
+                        });
+                    }
+                    _ => ctx.give_back(lease),
+                }
+                return Ok((r?, room));
+            }
+        }
         let (spare, _) = self.ring.spare_mut();
         let room = spare.len();
         let r = ctx.recv(spare)?;
@@ -137,6 +182,15 @@ impl<const N: usize> SendBuffer<N> {
             self.ring.commit(n);
         }
         Ok((r, room))
+    }
+
+    /// Gives an emptied lease back to the pool.
+    fn give_back<S: Socket, D>(&mut self, ctx: &mut Ctx<'_, S, D>) {
+        if self.lent.as_ref().is_some_and(|l| l.len() == 0)
+            && let Some(lent) = self.lent.take()
+        {
+            ctx.give_back(lent.lease);
+        }
     }
 
     /// Queues all of `data`, or nothing.
@@ -151,9 +205,13 @@ impl<const N: usize> SendBuffer<N> {
         Ok(())
     }
 
-    /// Forgets what is queued.
+    /// Forgets what is queued (a lent buffer goes back to the pool at the next
+    /// flush, or when the channel closes).
     pub fn clear(&mut self) {
         self.ring.clear();
+        if let Some(lent) = &mut self.lent {
+            lent.start = lent.end;
+        }
     }
 
     /// Writes queued bytes until the buffer is empty or the socket would block.
@@ -164,6 +222,17 @@ impl<const N: usize> SendBuffer<N> {
     /// Socket errors other than would-block and disconnects.
     pub fn flush<S: Socket, D>(&mut self, ctx: &mut Ctx<'_, S, D>) -> Result<usize, SocketError> {
         let mut total = 0;
+        if let Some(lent) = &mut self.lent {
+            while lent.len() > 0 {
+                let n = ctx.send_leased(&lent.lease, lent.start as usize..lent.end as usize)?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                lent.start += n as u32;
+                total += n;
+            }
+            self.give_back(ctx);
+        }
         while !self.ring.is_empty() {
             let n = ctx.send(self.ring.as_slices().0)?;
             if n == 0 {
@@ -178,6 +247,11 @@ impl<const N: usize> SendBuffer<N> {
     /// The original's `send`: queues all of `data` (or nothing) and flushes at once.
     /// Returns how many bytes went out now.
     ///
+    ///
+    /// Data that does not fit goes, when nothing is queued, into a buffer lent by the
+    /// reactor's pool (if it has one free and big enough), so a large reply needs no
+    /// large buffer of the channel's own.
+    ///
     /// # Errors
     /// [`crate::Error::BufferFull`] when `data` does not fit (nothing is queued), or a
     /// socket error from the flush.
@@ -186,6 +260,20 @@ impl<const N: usize> SendBuffer<N> {
         ctx: &mut Ctx<'_, S, D>,
         data: &[u8],
     ) -> Result<usize, crate::Error> {
+        if data.len() > self.ring.free() && self.is_empty() && data.len() <= ctx.lease_size() {
+            self.give_back(ctx);
+            if let Some(lease) = ctx.lease() {
+                if let Some(bytes) = ctx.leased(&lease) {
+                    bytes[..data.len()].copy_from_slice(data);
+                }
+                self.lent = Some(Lent {
+                    lease,
+                    start: 0,
+                    end: data.len() as u32,
+                });
+                return Ok(self.flush(ctx)?);
+            }
+        }
         self.queue_all(data)?;
         Ok(self.flush(ctx)?)
     }

@@ -14,7 +14,7 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use asyncore::asyncore_std::Family;
-use asyncore::{Addr, AnySelector, Backend, Dispatcher, Reactor, StdReactor, StdSocket};
+use asyncore::{Addr, AnySelector, Backend, Dispatcher, Lend, Reactor, StdReactor, StdSocket};
 
 /// Both backends, in the order the matrix runs them.
 pub const BACKENDS: [Backend; 2] = [Backend::Select, Backend::Poll];
@@ -289,8 +289,8 @@ pub fn run_backend_case(scenario: &str, backend: Backend, exclusive: bool, f: fn
 /// The original's `loop_waiting_for_flag`: passes of at most 10 ms until `flag()`
 /// holds. Fails if the map empties first, or after [`MAX_PASSES`] passes, or (only
 /// against a hang) after [`PATIENCE`].
-pub fn loop_waiting_for_flag<D: Dispatcher<StdSocket>, const N: usize>(
-    reactor: &mut StdReactor<D, N>,
+pub fn loop_waiting_for_flag<D: Dispatcher<StdSocket>, const N: usize, P: Lend>(
+    reactor: &mut StdReactor<D, N, P>,
     mut flag: impl FnMut() -> bool,
 ) {
     let start = Instant::now();
@@ -313,10 +313,10 @@ pub fn loop_waiting_for_flag<D: Dispatcher<StdSocket>, const N: usize>(
 
 /// Runs passes until `done(reactor)` holds (checked before each pass). Fails after
 /// [`MAX_PASSES`] passes, or (only against a hang) after [`PATIENCE`].
-pub fn run_until<D: Dispatcher<StdSocket>, const N: usize>(
-    reactor: &mut StdReactor<D, N>,
+pub fn run_until<D: Dispatcher<StdSocket>, const N: usize, P: Lend>(
+    reactor: &mut StdReactor<D, N, P>,
     what: &str,
-    mut done: impl FnMut(&mut StdReactor<D, N>) -> bool,
+    mut done: impl FnMut(&mut StdReactor<D, N, P>) -> bool,
 ) {
     let start = Instant::now();
     for _ in 0..MAX_PASSES {

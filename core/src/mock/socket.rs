@@ -275,6 +275,13 @@ impl MockSocket {
         &self.outbound
     }
 
+    /// Takes what was sent so far into `out` (appended), making room for more: for
+    /// streams longer than the socket's outbound record.
+    pub fn drain_sent(&mut self, out: &mut impl Extend<u8>) {
+        out.extend(self.outbound.iter().copied());
+        self.outbound.clear();
+    }
+
     /// How many bytes are still waiting to be read.
     pub fn unread(&self) -> usize {
         self.inbound.len()

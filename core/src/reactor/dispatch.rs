@@ -10,10 +10,11 @@
 use super::Reactor;
 use crate::fmt::{debug_, trace_};
 use crate::map::{Flags, MapAccess};
+use crate::pool::Lend;
 use crate::trace::Callback;
 use crate::{AfterEof, Ctx, Dispatcher, Io, Readiness, Socket, SocketError, State, Token};
 
-impl<I: Io, D, const N: usize, const T: usize> Reactor<I, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize, P: Lend> Reactor<I, D, N, T, P>
 where
     D: Dispatcher<I::Socket>,
 {

@@ -21,6 +21,7 @@ use crate::registry::Registry;
 use crate::time::{TimerId, Timers};
 
 use crate::map::{ChannelMap, ChannelMut, ChannelRef, MapAccess};
+use crate::pool::{Lend, NoPool};
 use crate::trace::{Observer, Tracer};
 use crate::{
     AddError, Dispatcher, Interest, Io, PollError, Readiness, Registration, Selector, Socket,
@@ -78,9 +79,9 @@ pub enum RunEnd {
 /// assert_eq!(server.len(), 1);
 /// println!("{} bytes of static memory", core::mem::size_of::<Server>());
 /// ```
-pub struct Reactor<I: Io, D, const N: usize, const T: usize = 4> {
+pub struct Reactor<I: Io, D, const N: usize, const T: usize = 4, P: Lend = NoPool> {
     map: ChannelMap<I::Socket, D, N>,
-    registry: Registry<I::Selector, N>,
+    registry: Registry<I::Selector, N, P>,
     /// This pass's registrations and what the selector reported for each.
     registrations: Vec<Registration<<I::Socket as Socket>::Source>, N>,
     ready: [Readiness; N],
@@ -88,7 +89,7 @@ pub struct Reactor<I: Io, D, const N: usize, const T: usize = 4> {
     fired: Vec<TimerId, T>,
 }
 
-impl<I: Io, D, const N: usize, const T: usize> core::fmt::Debug for Reactor<I, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize, P: Lend> core::fmt::Debug for Reactor<I, D, N, T, P>
 where
     I::Selector: core::fmt::Debug,
 {
@@ -100,15 +101,22 @@ where
     }
 }
 
-impl<I: Io, D, const N: usize, const T: usize> Reactor<I, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize, P: Lend> Reactor<I, D, N, T, P>
 where
     D: Dispatcher<I::Socket>,
 {
-    /// An empty reactor over `selector`.
+    /// An empty reactor over `selector`, with an empty buffer pool `P` (see
+    /// [`with_pool`](Self::with_pool) for a pool that needs building).
     pub const fn new(selector: I::Selector) -> Self {
+        Self::with_pool(selector, P::EMPTY)
+    }
+
+    /// An empty reactor over `selector` that lends the buffers of `pool` to its
+    /// channels (see [`BufferPool`](crate::BufferPool)).
+    pub const fn with_pool(selector: I::Selector, pool: P) -> Self {
         Reactor {
             map: ChannelMap::new(),
-            registry: Registry::new(selector),
+            registry: Registry::new(selector, pool),
             registrations: Vec::new(),
             ready: [Readiness::EMPTY; N],
             timers: Timers::new(),
@@ -234,6 +242,11 @@ where
     /// Every channel, mutably, in slot order: socket and dispatcher, not membership.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, I::Socket, D>> {
         self.map.iter_mut()
+    }
+
+    /// The buffer pool lent to channels.
+    pub fn pool(&self) -> &P {
+        &self.registry.pool
     }
 
     /// The selector.

@@ -5,11 +5,12 @@ use core::time::Duration;
 
 use super::Reactor;
 use crate::map::{Flags, MapAccess};
+use crate::pool::Lend;
 use crate::time::{NEVER, TimerError, TimerId, to_nanos};
 use crate::trace::Callback;
 use crate::{Dispatcher, Io, Selector, Token};
 
-impl<I: Io, D, const N: usize, const T: usize> Reactor<I, D, N, T>
+impl<I: Io, D, const N: usize, const T: usize, P: Lend> Reactor<I, D, N, T, P>
 where
     D: Dispatcher<I::Socket>,
 {

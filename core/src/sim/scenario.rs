@@ -11,7 +11,7 @@ use heapless::Vec;
 
 use super::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, TraceHash};
 use crate::echo::{Echo, EchoListener};
-use crate::{Observer, Reactor, Recv, Sent, Socket};
+use crate::{BufferPool, Observer, Reactor, Recv, Sent, Socket};
 
 /// Most clients a run has.
 pub const MAX_CLIENTS: usize = 10;
@@ -90,6 +90,8 @@ pub struct EchoReport {
     pub fired: [u32; FAULTS],
     /// Virtual time the run took.
     pub elapsed: Duration,
+    /// The most buffers of the server's pool lent at once ([`POOL`]: it ran out).
+    pub pool_peak: usize,
 }
 
 /// Why a run failed.
@@ -164,10 +166,18 @@ enum Outcome {
     Refused,
 }
 
+/// Buffers the server's pool lends, and their size: fewer than the clients, so
+/// some connections echo through a lent buffer and the others through their own.
+pub const POOL: usize = 3;
+/// The size of a pool buffer.
+pub const POOL_BUFFER: usize = 1024;
+
 type Server<'n> = Reactor<
     SimIo<'n, NET_SOCKETS, NET_BUFFER>,
     Echo<SimSocket<'n, NET_SOCKETS, NET_BUFFER>, ECHO_BUFFER>,
     MAP,
+    4,
+    BufferPool<POOL, POOL_BUFFER>,
 >;
 
 /// Runs the echo scenario for `cfg` (network and faults) and `params` (workload),
@@ -272,6 +282,7 @@ pub fn run_echo(
         echoed: 0,
         fired: net.fired(),
         elapsed: net.now(),
+        pool_peak: server.pool().peak(),
     };
     for c in &clients {
         report.echoed += c.received as u64;

@@ -38,8 +38,8 @@ use heapless::Vec;
 use super::{CheckHooks, First, Input, Life, LifeFailure};
 use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Violation};
 use crate::{
-    AfterEof, Callback, Ctx, Dispatcher, Error, LogLevel, Reactor, Recv, SendBuffer, Sent, Socket,
-    Token,
+    AfterEof, BufferPool, Callback, Ctx, Dispatcher, Error, LogLevel, Reactor, Recv, SendBuffer,
+    Sent, Socket, Token,
 };
 
 /// Simulated clients outside the reactor.
@@ -65,7 +65,13 @@ const SEED: u64 = 0x0d15_ea5e;
 
 type Net = SimNet<NET_SOCKETS, NET_BUFFER>;
 type Sock<'n> = SimSocket<'n, NET_SOCKETS, NET_BUFFER>;
-type Server<'n> = Reactor<SimIo<'n, NET_SOCKETS, NET_BUFFER>, Channel<'n>, MAP>;
+/// Buffers of the reactor's pool, and their size: fewer than the channels, so the
+/// pool runs out and channels fall back to their own buffers.
+pub const POOL: usize = 2;
+/// The size of a pool buffer: above the echo buffer and the network's.
+pub const POOL_BUFFER: usize = 384;
+type Server<'n> =
+    Reactor<SimIo<'n, NET_SOCKETS, NET_BUFFER>, Channel<'n>, MAP, 4, BufferPool<POOL, POOL_BUFFER>>;
 
 /// The callbacks a [`Command`] can wait for (`None`: the first callback of any kind).
 pub const HOOKS: [Option<Callback>; 9] = [
@@ -489,6 +495,8 @@ pub struct Report {
     pub fired: [u32; FAULTS],
     /// The network's trace hash.
     pub trace_hash: u64,
+    /// The most buffers of the reactor's pool lent at once ([`POOL`]: it ran out).
+    pub pool_peak: usize,
 }
 
 /// State the handlers share with the interpreter.
@@ -744,6 +752,17 @@ impl<'n> Channel<'n> {
         let shared = self.shared;
         match &mut self.role {
             Role::Listener => Ok(()),
+            Role::Echo { out, .. } if ctx.token().index().is_multiple_of(2) => {
+                // Straight into the send buffer: through a buffer of the reactor's
+                // pool when one is free, else into its own ring.
+                while out.free() > 0 {
+                    match out.recv_from(ctx)?.0 {
+                        Recv::Data(_) => {}
+                        Recv::Eof | Recv::WouldBlock => break,
+                    }
+                }
+                self.flush(ctx)
+            }
             Role::Echo { out, .. } => {
                 let mut buf = [0u8; ECHO_BUFFER];
                 while out.free() > 0 {
@@ -1201,6 +1220,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         commands: shared.commands.get(),
         fired: net.fired(),
         trace_hash: net.trace_hash(),
+        pool_peak: r.pool().peak(),
     })
 }
 

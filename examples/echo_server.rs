@@ -21,7 +21,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use asyncore::{
-    AnySelector, Backend, Echo, EchoListener, ListenerHooks, StdReactor, StdSocket, Token,
+    AnySelector, Backend, BufferPool, Echo, EchoListener, ListenerHooks, StdReactor, StdSocket,
+    Token,
 };
 use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, say};
@@ -30,11 +31,17 @@ use common::log::{OUTSIDE_LOOP, STDOUT, say};
 const CAPACITY: usize = 2048;
 /// Echo buffer per connection.
 const BUFFER: usize = 2048;
+/// Large buffers the reactor lends to busy connections: a message up to
+/// `POOL_BUFFER` bytes is read in one `recv` and echoed in one `send`, whatever
+/// `BUFFER` is; idle connections hold none.
+const POOL: usize = 16;
+/// Size of each lent buffer: a read as large as a hand-written loop's.
+const POOL_BUFFER: usize = 64 * 1024;
 
 // The usage text names select's limit.
 const _: () = assert!(asyncore::FD_SETSIZE == 1024);
 
-type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY>;
+type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY, BufferPool<POOL, POOL_BUFFER>>;
 
 /// The whole server state in static memory; `Reactor::new` is `const`.
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
@@ -57,6 +64,21 @@ const USAGE: &str =
   --quiet        no line per accepted or refused connection (for load tests)
   --nodelay      TCP_NODELAY on accepted connections (an echo larger than the buffer
                  leaves in pieces; without it, Nagle holds the later ones back)";
+
+/// What `--help` adds after the usage: the memory the server holds, all of it
+/// static (nothing is allocated once it serves).
+fn memory() -> String {
+    let total = core::mem::size_of::<Mutex<Server>>();
+    let pool = POOL * POOL_BUFFER;
+    format!(
+        "Memory, all static and fixed at compile time: {total} bytes ({:.1} MiB):\n  \
+         {CAPACITY} channels of {} bytes each (a {BUFFER}-byte echo buffer, the socket\n  \
+         and the reactor's bookkeeping), and {POOL} buffers of {POOL_BUFFER} bytes\n  \
+         ({pool} bytes) lent to connections while they move a large message.",
+        total as f64 / (1024.0 * 1024.0),
+        (total - pool) / CAPACITY,
+    )
+}
 
 struct Args {
     common: ServerArgs,
@@ -82,7 +104,7 @@ fn main() -> ExitCode {
         Ok(Some(a)) => a,
         Ok(None) => {
             // Not serving yet: a plain write, its error ignored (`--help | head`).
-            let _ = writeln!(std::io::stdout(), "{USAGE}");
+            let _ = writeln!(std::io::stdout(), "{USAGE}\n\n{}", memory());
             return ExitCode::SUCCESS;
         }
         Err(e) => {

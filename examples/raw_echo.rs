@@ -12,9 +12,10 @@
 //! * one wait per pass over all connections, level-triggered; read interest asks for
 //!   priority data too (`POLLIN | POLLPRI`; select's read *and* except sets), as
 //!   asyncore's does;
-//! * a 2,048-byte buffer per connection (`echo_server`'s `BUFFER`): one `recv` per
-//!   readiness into it, then one `send` of what came; write interest only while
-//!   something is left over;
+//! * one 64 KiB read buffer shared by every connection, as a hand-written loop has
+//!   it: one `recv` per readiness into it, then one `send` of what came; what the
+//!   socket did not take goes to a per-connection backlog (a `Vec`), and write
+//!   interest is asked only while a backlog is left;
 //! * up to 16 accepts per listener readiness (`ACCEPT_BATCH`), `accept4` with
 //!   `SOCK_NONBLOCK | SOCK_CLOEXEC`, `TCP_NODELAY` (as `echo_server --nodelay`),
 //!   `MSG_NOSIGNAL` on sends, a 250 ms wait timeout.
@@ -34,15 +35,15 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
-const BUF: usize = 2048;
+/// The read buffer every connection shares.
+const BUF: usize = 64 * 1024;
 const ACCEPT_BATCH: usize = 16;
 
 struct Conn {
     fd: OwnedFd,
-    buf: Box<[u8; BUF]>,
-    /// Unsent bytes: `buf[start..end]`.
-    start: usize,
-    end: usize,
+    /// What `send` did not take: `backlog[sent..]`.
+    backlog: Vec<u8>,
+    sent: usize,
 }
 
 /// What to do with a connection after its readiness was handled.
@@ -58,46 +59,57 @@ fn errno() -> i32 {
 
 impl Conn {
     fn pending(&self) -> bool {
-        self.end > self.start
+        self.sent < self.backlog.len()
     }
 
-    /// Sends what is pending.
-    fn flush(&mut self) -> Next {
-        // SAFETY: sending from the initialised bytes buf[start..end].
+    /// Sends `data`; returns how much went out, or `Err(Next)` to stop at.
+    fn send(&self, data: &[u8]) -> Result<usize, Next> {
+        // SAFETY: sending from initialised bytes we hold a borrow of.
         let n = unsafe {
             libc::send(
                 self.fd.as_raw_fd(),
-                self.buf[self.start..].as_ptr().cast(),
-                self.end - self.start,
+                data.as_ptr().cast(),
+                data.len(),
                 libc::MSG_NOSIGNAL,
             )
         };
         if n < 0 {
             return match errno() {
-                libc::EAGAIN | libc::EINTR => Next::Write,
-                _ => Next::Close,
+                libc::EAGAIN | libc::EINTR => Ok(0),
+                _ => Err(Next::Close),
             };
         }
-        self.start += n as usize;
-        if self.pending() {
-            Next::Write
-        } else {
-            self.start = 0;
-            self.end = 0;
-            Next::Read
+        Ok(n as usize)
+    }
+
+    /// Sends what is pending in the backlog.
+    fn flush(&mut self) -> Next {
+        match self.send(&self.backlog[self.sent..]) {
+            Err(next) => next,
+            Ok(n) => {
+                self.sent += n;
+                if self.pending() {
+                    Next::Write
+                } else {
+                    self.backlog.clear();
+                    self.sent = 0;
+                    Next::Read
+                }
+            }
         }
     }
 
-    /// One readiness: flush if something is pending, else one recv and one send.
-    fn ready(&mut self, readable: bool, writable: bool) -> Next {
+    /// One readiness: flush the backlog if there is one, else one recv into the
+    /// shared buffer and one send of what came; the rest goes to the backlog.
+    fn ready(&mut self, buf: &mut [u8], readable: bool, writable: bool) -> Next {
         if self.pending() {
             return if writable { self.flush() } else { Next::Write };
         }
         if !readable {
             return Next::Read;
         }
-        // SAFETY: receiving into the whole buffer, which we own.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), BUF, 0) };
+        // SAFETY: receiving into the shared buffer, which the caller lends us.
+        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         match n {
             0 => Next::Close,
             n if n < 0 => match errno() {
@@ -105,9 +117,15 @@ impl Conn {
                 _ => Next::Close,
             },
             n => {
-                self.start = 0;
-                self.end = n as usize;
-                self.flush()
+                let n = n as usize;
+                match self.send(&buf[..n]) {
+                    Err(next) => next,
+                    Ok(sent) if sent == n => Next::Read,
+                    Ok(sent) => {
+                        self.backlog.extend_from_slice(&buf[sent..n]);
+                        Next::Write
+                    }
+                }
             }
         }
     }
@@ -156,9 +174,8 @@ fn accept(listener: RawFd, mut add: impl FnMut(OwnedFd)) {
 fn new_conn(fd: OwnedFd) -> Conn {
     Conn {
         fd,
-        buf: Box::new([0; BUF]),
-        start: 0,
-        end: 0,
+        backlog: Vec::new(),
+        sent: 0,
     }
 }
 
@@ -173,6 +190,7 @@ fn serve_poll(listener: OwnedFd) -> ! {
         revents: 0,
     }];
     let mut conns: Vec<Conn> = Vec::new();
+    let mut buf = vec![0u8; BUF];
     loop {
         // SAFETY: `fds` is a valid array of pollfds.
         let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 250) };
@@ -188,6 +206,7 @@ fn serve_poll(listener: OwnedFd) -> ! {
             }
             let bad = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
             let next = conns[i - 1].ready(
+                &mut buf,
                 re & (READ_EVENTS | bad) != 0,
                 re & (libc::POLLOUT | bad) != 0,
             );
@@ -219,6 +238,7 @@ fn serve_poll(listener: OwnedFd) -> ! {
 fn serve_select(listener: OwnedFd) -> ! {
     let lfd = listener.as_raw_fd();
     let mut conns: Vec<Conn> = Vec::new();
+    let mut buf = vec![0u8; BUF];
     loop {
         let mut read = FdSet::new();
         let mut write = FdSet::new();
@@ -244,7 +264,7 @@ fn serve_select(listener: OwnedFd) -> ! {
         while i < conns.len() {
             let fd = conns[i].fd.as_fd_borrowed();
             let (r, w) = (read.contains(fd) || except.contains(fd), write.contains(fd));
-            if (r || w) && matches!(conns[i].ready(r, w), Next::Close) {
+            if (r || w) && matches!(conns[i].ready(&mut buf, r, w), Next::Close) {
                 // The last connection (not yet handled this pass) moves here.
                 conns.swap_remove(i);
                 continue;

@@ -25,7 +25,7 @@ use log::{log, say};
 use std::os::fd::AsRawFd;
 
 use asyncore::{
-    Backend, Dispatcher, FD_SETSIZE, Io, PollError, Reactor, Refusal, Selector, SourceError,
+    Backend, Dispatcher, FD_SETSIZE, Io, Lend, PollError, Reactor, Refusal, Selector, SourceError,
     StdSocket, Token,
 };
 
@@ -221,8 +221,8 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, nix::errno::Errno> {
 ///
 /// # Errors
 /// A pass failed; every channel is closed before returning.
-pub fn serve<I: Io, D, const N: usize, const T: usize>(
-    reactor: &mut Reactor<I, D, N, T>,
+pub fn serve<I: Io, D, const N: usize, const T: usize, P: Lend>(
+    reactor: &mut Reactor<I, D, N, T, P>,
     stop: &AtomicBool,
     tick: Duration,
 ) -> Result<(), PollError<<I::Selector as Selector>::Error>>

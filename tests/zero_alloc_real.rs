@@ -74,7 +74,10 @@ fn round_trip(server: &mut Server, client: &mut StdSocket, n: usize) {
             }
         }
         if got == len {
-            assert!(back == msg, "round trip {n} ({len} bytes): the echo differs");
+            assert!(
+                back == msg,
+                "round trip {n} ({len} bytes): the echo differs"
+            );
             return;
         }
     }

@@ -164,6 +164,18 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
         Ok(())
     }
 
+    /// An event source (a channel in [`State::Source`](crate::State::Source): a
+    /// waker, signals, child exits) holds `event`. The default logs it as unhandled.
+    fn handle_event(
+        &mut self,
+        ctx: &mut Ctx<'_, S, M>,
+        event: crate::SourceEvent,
+    ) -> Result<(), Self::Error> {
+        let _ = event;
+        self.log_info(ctx.token(), LogLevel::Warning, "unhandled source event");
+        Ok(())
+    }
+
     /// The channel's deadline passed (see [`Ctx::set_deadline`]). The deadline is
     /// cleared first; set it again to repeat. The default does nothing.
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Self::Error> {

@@ -100,6 +100,12 @@ macro_rules! dispatcher_enum {
             fn handle_eof(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<$crate::AfterEof, $err> {
                 match self { $( Self::$variant(d) => d.handle_eof(ctx), )+ }
             }
+            fn handle_event(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>, e: $crate::SourceEvent) -> ::core::result::Result<(), $err> {
+                match self { $( Self::$variant(d) => d.handle_event(ctx, e), )+ }
+            }
+            fn handle_timeout(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<(), $err> {
+                match self { $( Self::$variant(d) => d.handle_timeout(ctx), )+ }
+            }
             fn handle_close(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<(), $err> {
                 match self { $( Self::$variant(d) => d.handle_close(ctx), )+ }
             }

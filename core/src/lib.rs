@@ -100,6 +100,7 @@ mod dispatcher;
 pub mod echo;
 mod enum_macro;
 mod error;
+mod event;
 mod hooks;
 mod interest;
 mod map;
@@ -128,6 +129,7 @@ pub use dispatcher::{AfterEof, Dispatcher, LogLevel};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,
 };
+pub use event::{ExitStatus, SourceEvent};
 pub use hooks::{ListenerHooks, Refusal};
 pub use interest::Interest;
 pub use map::{ChannelMap, ChannelMut, ChannelRef};

@@ -23,6 +23,9 @@ pub enum State {
     Connected,
     /// The peer finished sending (EOF) and the dispatcher chose to keep writing.
     ReadClosed,
+    /// An event source (a waker, signals, child exits): read readiness means its
+    /// events ([`Socket::next_event`]) go to `handle_event`; it is never written.
+    Source,
     /// Closed: no callback runs any more.
     Closed,
 }
@@ -119,6 +122,14 @@ pub trait Socket {
     /// `Unsupported` by default.
     fn shutdown_write(&mut self) -> Result<(), SocketError> {
         Err(SocketError::UNSUPPORTED)
+    }
+
+    /// For an event source (a socket whose [`initial_state`](Self::initial_state)
+    /// is [`State::Source`]): the next event it holds, `None` once it holds no more
+    /// for now. The reactor asks after each read readiness, until `None`. Streams
+    /// never have events: the default is `None`.
+    fn next_event(&mut self) -> Option<crate::SourceEvent> {
+        None
     }
 
     /// Closes the socket. Closing twice is harmless: the second call does nothing.

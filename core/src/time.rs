@@ -7,8 +7,9 @@
 //!   and cancel through its [`Ctx`](crate::Ctx); when it passes, `handle_timeout`
 //!   runs. Deadlines live in the channel's slot and in a min-heap of capacity `N`, so
 //!   they never run out and a pass costs nothing for channels without one;
-//! * **one-shot timers** not tied to a channel, `T` of them
-//!   ([`Reactor::add_timer`](crate::Reactor::add_timer)); a full store is
+//! * **timers** not tied to a channel, one-shot or at an interval, `T` of them
+//!   ([`Reactor::add_timer`](crate::Reactor::add_timer),
+//!   [`Reactor::add_interval`](crate::Reactor::add_interval)); a full store is
 //!   [`TimerError::Full`]. When one fires, [`Reactor::run`](crate::Reactor::run)
 //!   returns [`RunEnd::Timer`](crate::RunEnd::Timer) with its [`TimerId`].
 //!
@@ -30,8 +31,10 @@ use crate::Token;
 pub enum TimerError {
     /// The selector has no clock ([`Selector::now`](crate::Selector::now) is `None`).
     NoClock,
-    /// Every one-shot timer slot is taken.
+    /// Every timer slot is taken.
     Full,
+    /// An interval of zero.
+    ZeroPeriod,
 }
 
 impl core::fmt::Display for TimerError {
@@ -39,6 +42,7 @@ impl core::fmt::Display for TimerError {
         f.write_str(match self {
             TimerError::NoClock => "the selector has no clock",
             TimerError::Full => "the timer store is full",
+            TimerError::ZeroPeriod => "an interval must be longer than zero",
         })
     }
 }
@@ -156,7 +160,8 @@ impl AcceptBackoff {
 
 /// The one-shot timers: few, so a plain array scanned per pass.
 pub(crate) struct Timers<const T: usize> {
-    entries: heapless::Vec<(u64, TimerId), T>,
+    /// Due time, identity, period (0: one-shot).
+    entries: heapless::Vec<(u64, TimerId, u64), T>,
     next_id: u32,
 }
 
@@ -168,9 +173,12 @@ impl<const T: usize> Timers<T> {
         }
     }
 
-    pub(crate) fn add(&mut self, at: u64) -> Result<TimerId, TimerError> {
+    /// A timer due at `at`, then every `period` nanoseconds after (0: once).
+    pub(crate) fn add(&mut self, at: u64, period: u64) -> Result<TimerId, TimerError> {
         let id = TimerId(self.next_id);
-        self.entries.push((at, id)).map_err(|_| TimerError::Full)?;
+        self.entries
+            .push((at, id, period))
+            .map_err(|_| TimerError::Full)?;
         self.next_id = self.next_id.wrapping_add(1);
         Ok(id)
     }
@@ -185,11 +193,17 @@ impl<const T: usize> Timers<T> {
         }
     }
 
+    pub(crate) fn contains(&self, id: TimerId) -> bool {
+        self.entries.iter().any(|e| e.1 == id)
+    }
+
     pub(crate) fn next(&self) -> u64 {
         self.entries.iter().map(|e| e.0).min().unwrap_or(NEVER)
     }
 
-    /// Removes and returns the earliest timer due at `now`.
+    /// The earliest timer due at `now`: a one-shot one is removed, an interval is
+    /// due again one period after the time it was due (not after `now`: it does not
+    /// drift), skipping the periods already past.
     pub(crate) fn pop_due(&mut self, now: u64) -> Option<TimerId> {
         let (i, _) = self
             .entries
@@ -197,7 +211,19 @@ impl<const T: usize> Timers<T> {
             .enumerate()
             .filter(|(_, e)| e.0 <= now)
             .min_by_key(|(_, e)| (e.0, e.1.0))?;
-        Some(self.entries.swap_remove(i).1)
+        let (at, id, period) = self.entries[i];
+        match (now - at).checked_div(period) {
+            // A one-shot timer (period 0) is done.
+            None => {
+                self.entries.swap_remove(i);
+            }
+            Some(missed) => {
+                self.entries[i].0 = at
+                    .saturating_add(period.saturating_mul(missed.saturating_add(1)))
+                    .min(NEVER - 1);
+            }
+        }
+        Some(id)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -32,6 +32,8 @@ pub enum Callback {
     Close,
     /// `handle_timeout`.
     Timeout,
+    /// `handle_event`.
+    Event,
     /// `handle_error`.
     Error,
 }

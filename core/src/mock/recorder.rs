@@ -45,6 +45,7 @@ pub const CALLS: usize = 256;
 pub struct CallLog {
     calls: RefCell<Vec<(Token, Callback), CALLS>>,
     errors: RefCell<Vec<(Token, Error), 64>>,
+    events: RefCell<Vec<(Token, crate::SourceEvent), 64>>,
     connect_errors: RefCell<Vec<(Token, SocketError), 16>>,
     received: RefCell<Vec<(Token, u8), 2048>>,
     logs: RefCell<Vec<(Token, LogLevel, &'static str), 64>>,
@@ -57,6 +58,7 @@ impl CallLog {
         CallLog {
             calls: RefCell::new(Vec::new()),
             errors: RefCell::new(Vec::new()),
+            events: RefCell::new(Vec::new()),
             connect_errors: RefCell::new(Vec::new()),
             received: RefCell::new(Vec::new()),
             logs: RefCell::new(Vec::new()),
@@ -95,6 +97,16 @@ impl CallLog {
     /// The errors `handle_error` got on `token`, in order.
     pub fn errors_of(&self, token: Token) -> Vec<Error, 64> {
         self.errors
+            .borrow()
+            .iter()
+            .filter(|(t, _)| *t == token)
+            .map(|(_, e)| *e)
+            .collect()
+    }
+
+    /// The events `handle_event` got on `token`, in order.
+    pub fn events_of(&self, token: Token) -> Vec<crate::SourceEvent, 64> {
+        self.events
             .borrow()
             .iter()
             .filter(|(t, _)| *t == token)
@@ -365,6 +377,15 @@ impl<S: Socket> Dispatcher<S> for Recorder<'_> {
 
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         self.event(ctx, Callback::Close)
+    }
+
+    fn handle_event(
+        &mut self,
+        ctx: &mut Ctx<'_, S, Self>,
+        event: crate::SourceEvent,
+    ) -> Result<(), Error> {
+        let _ = self.log.events.borrow_mut().push((ctx.token(), event));
+        self.event(ctx, Callback::Event)
     }
 
     fn handle_error(&mut self, ctx: &mut Ctx<'_, S, Self>, error: Error) {

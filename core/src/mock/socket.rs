@@ -116,6 +116,8 @@ pub struct MockSocket {
     write_shut: bool,
     probe: Option<&'static SocketProbe>,
     accept_probe: Option<&'static SocketProbe>,
+    /// An event source's pending events, coalesced as the real sources do.
+    events: Deque<crate::SourceEvent, 16>,
 }
 
 impl MockSocket {
@@ -138,6 +140,7 @@ impl MockSocket {
             take_error_fails: None,
             close_result: None,
             closes: 0,
+            events: Deque::new(),
             write_shut: false,
             probe: None,
             accept_probe: None,
@@ -158,6 +161,28 @@ impl MockSocket {
     /// A listening socket; queue connections with [`push_pending`](Self::push_pending).
     pub fn listener(id: u32) -> Self {
         Self::with_state(id, State::Listening)
+    }
+
+    /// An event source (a waker, signals, child exits): raise its events with
+    /// [`raise`](Self::raise); the reactor hands them to `handle_event`.
+    pub fn source(id: u32) -> Self {
+        Self::with_state(id, State::Source)
+    }
+
+    /// Makes an event pending on a [`source`](Self::source), coalesced as the real
+    /// sources coalesce: a `Wake` or a `Signal(n)` already pending is not added
+    /// again; exits queue. Returns `false` when the queue (16 events) is full.
+    pub fn raise(&mut self, event: crate::SourceEvent) -> bool {
+        use crate::SourceEvent::{Signal, Wake};
+        if matches!(event, Wake | Signal(_)) && self.events.iter().any(|e| *e == event) {
+            return true;
+        }
+        self.events.push_back(event).is_ok()
+    }
+
+    /// Events raised and not yet taken.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
     }
 
     /// A socket that is already closed: a reactor refuses it.
@@ -429,6 +454,13 @@ impl Socket for MockSocket {
             }
         }
         Ok(Recv::Data(n))
+    }
+
+    fn next_event(&mut self) -> Option<crate::SourceEvent> {
+        if self.is_closed() {
+            return None;
+        }
+        self.events.pop_front()
     }
 
     fn shutdown_write(&mut self) -> Result<(), SocketError> {

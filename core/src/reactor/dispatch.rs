@@ -14,6 +14,9 @@ use crate::pool::Lend;
 use crate::trace::Callback;
 use crate::{AfterEof, Ctx, Dispatcher, Io, Readiness, Socket, SocketError, State, Token};
 
+/// The most events one source delivers in one pass.
+const EVENTS_PER_PASS: usize = 64;
+
 impl<I: Io, D, const N: usize, const T: usize, P: Lend> Reactor<I, D, N, T, P>
 where
     D: Dispatcher<I::Socket>,
@@ -33,6 +36,17 @@ where
 
         match state {
             State::Closed => return,
+            State::Source => {
+                if readiness.is_readable() {
+                    self.deliver_events(token);
+                }
+                if readiness.intersects(Readiness::ERROR.add(Readiness::HANGUP))
+                    && self.proceed(token)
+                {
+                    self.deliver_close(token);
+                }
+                return;
+            }
             State::Listening => {
                 if readiness.is_readable() {
                     self.call(token, Callback::Accept, |d, ctx| d.handle_accept(ctx));
@@ -97,6 +111,22 @@ where
             if (readiness.is_error() || (readiness.is_hangup() && drained)) && self.proceed(token) {
                 self.deliver_close(token);
             }
+        }
+    }
+
+    /// Hands the events a source holds to `handle_event`, one at a time, until it
+    /// holds no more (or the channel closes, or the loop is asked to exit). At most
+    /// [`EVENTS_PER_PASS`] per pass, so a source raised faster than it is served
+    /// cannot hold the loop.
+    fn deliver_events(&mut self, token: Token) {
+        for _ in 0..EVENTS_PER_PASS {
+            if !self.proceed(token) {
+                return;
+            }
+            let Some(Some(event)) = self.with_socket(token, Socket::next_event) else {
+                return;
+            };
+            self.call(token, Callback::Event, |d, ctx| d.handle_event(ctx, event));
         }
     }
 

@@ -298,6 +298,7 @@ where
             State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
             State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
             State::ReadClosed => Interest::from_flags(false, d.writable()),
+            State::Source => Interest::from_flags(d.readable(), false),
             State::Closed => Interest::NONE,
         }
     }
@@ -370,6 +371,49 @@ where
         self.map.end_pass();
         self.fire_timers();
         Ok(dispatched)
+    }
+
+    /// For a loop that embeds this one (a GUI's, a bigger daemon's): how long this
+    /// reactor may sleep before its next deadline or timer is due (`None`: as long
+    /// as the other loop likes; `Some(ZERO)`: something is due now). Wait on the
+    /// sources [`interests`](Self::interests) lists for at most that long, then run
+    /// a pass that does not block: `poll_once(Some(Duration::ZERO))`.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use asyncore_core::mock::{MockIo, MockSelector, MockSocket};
+    /// use asyncore_core::{Dispatcher, Error, Interest, Reactor, Readiness, Socket};
+    ///
+    /// struct Idle;
+    /// impl<S: Socket> Dispatcher<S> for Idle {
+    ///     type Error = Error;
+    /// }
+    ///
+    /// let mut reactor: Reactor<MockIo, Idle, 4> = Reactor::new(MockSelector::new());
+    /// reactor.add(MockSocket::connected(3), Idle).unwrap();
+    /// // What the other loop must watch, and for how long.
+    /// let mut watch = Vec::new();
+    /// reactor.interests(|fd, interest| watch.push((fd, interest)));
+    /// assert_eq!(watch, [(3, Interest::READABLE)]);
+    /// assert_eq!(reactor.timeout(), None, "nothing timed: no limit");
+    /// // ...the other loop waits, sees fd 3 readable, and lets this one run.
+    /// reactor.selector_mut().set_once(3, Readiness::READABLE);
+    /// assert_eq!(reactor.poll_once(Some(Duration::ZERO)).unwrap(), 1);
+    /// ```
+    pub fn timeout(&mut self) -> Option<Duration> {
+        self.wait_for(None)
+    }
+
+    /// For a loop that embeds this one: calls `f` with each source this reactor
+    /// would watch now and what for, in slot order (asking every dispatcher, as a
+    /// pass does). See [`timeout`](Self::timeout).
+    pub fn interests(&self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
+        self.map.for_each(|_, channel| {
+            let interest = Self::interest(channel);
+            if !interest.is_empty() {
+                f(channel.socket.source(), interest);
+            }
+        });
     }
 
     /// Runs passes until the map is empty, `count` passes ran (`None`: no limit), a

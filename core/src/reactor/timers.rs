@@ -101,8 +101,11 @@ where
             return;
         };
         while let Some(id) = self.timers.pop_due(now) {
-            // Cannot fail: at most T timers exist.
-            let _ = self.fired.push(id);
+            // An interval not yet reported since it last fired is reported once.
+            // Cannot fail: at most T distinct timers exist.
+            if !self.fired.contains(&id) {
+                let _ = self.fired.push(id);
+            }
         }
     }
 
@@ -136,19 +139,46 @@ where
     /// # Errors
     /// [`TimerError::Full`] when `T` timers are pending; [`TimerError::NoClock`].
     pub fn add_timer(&mut self, after: Duration) -> Result<TimerId, TimerError> {
-        let now = self.registry.selector.now().ok_or(TimerError::NoClock)?;
-        if self.timers.len() + self.fired.len() >= T {
-            return Err(TimerError::Full);
-        }
-        self.timers.add(to_nanos(now.saturating_add(after)))
+        self.add_timer_every(after, 0)
     }
 
-    /// Cancels a pending one-shot timer; `false` if it already fired or never was.
+    /// Adds a timer that fires every `period`, the first time `period` from now. It
+    /// does not drift: each firing is due one period after the previous one was due,
+    /// however late the loop got to it (periods the loop slept through entirely fire
+    /// once, not once each). It reports like a one-shot timer (see
+    /// [`add_timer`](Self::add_timer)), once per pass at most, until cancelled.
+    ///
+    /// # Errors
+    /// [`TimerError::ZeroPeriod`], [`TimerError::Full`], [`TimerError::NoClock`].
+    pub fn add_interval(&mut self, period: Duration) -> Result<TimerId, TimerError> {
+        if period.is_zero() {
+            return Err(TimerError::ZeroPeriod);
+        }
+        self.add_timer_every(period, to_nanos(period))
+    }
+
+    fn add_timer_every(&mut self, after: Duration, period: u64) -> Result<TimerId, TimerError> {
+        let now = self.registry.selector.now().ok_or(TimerError::NoClock)?;
+        // Timers fired and not yet reported still count: their identities are
+        // reported later.
+        let reported_later = self
+            .fired
+            .iter()
+            .filter(|id| !self.timers.contains(**id))
+            .count();
+        if self.timers.len() + reported_later >= T {
+            return Err(TimerError::Full);
+        }
+        self.timers.add(to_nanos(now.saturating_add(after)), period)
+    }
+
+    /// Cancels a pending timer (one-shot or interval); `false` if it already fired
+    /// (one-shot), was cancelled or never was.
     pub fn cancel_timer(&mut self, id: TimerId) -> bool {
         self.timers.cancel(id)
     }
 
-    /// A fired one-shot timer not yet reported, oldest first.
+    /// A fired timer not yet reported, oldest first.
     pub fn take_fired_timer(&mut self) -> Option<TimerId> {
         if self.fired.is_empty() {
             None

@@ -638,6 +638,23 @@ fn dispatch_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ]),
         ),
         (
+            // Wakes and signals raised now and later, coalesced, none lost.
+            "source-events",
+            enc(&[
+                Connect { client: 0 },
+                Raise { event: 0 },
+                Raise { event: 2 },
+                Raise { event: 2 },
+                RaiseLater { ms: 30, event: 15 },
+                run(4),
+                Send { client: 0, len: 7 },
+                RaiseLater { ms: 5, event: 0 },
+                Raise { event: 3 },
+                run(8),
+                Recv { client: 0 },
+            ]),
+        ),
+        (
             // Urgent bytes between the data: consumed, never spun on, not echoed.
             "urgent-data",
             enc(&[

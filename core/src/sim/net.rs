@@ -7,8 +7,8 @@ use heapless::Deque;
 
 use super::{FAULTS, Fault, Rng, SimConfig, TraceHash};
 use crate::{
-    Readiness, Recv, Registration, Ring, Selector, Sent, Socket, SocketError, SourceError, State,
-    errno,
+    Readiness, Recv, Registration, Ring, Selector, Sent, Socket, SocketError, SourceError,
+    SourceEvent, State, errno,
 };
 
 const NONE: u16 = u16::MAX;
@@ -48,8 +48,13 @@ enum Kind {
         backlog: Deque<u16, BACKLOG>,
     },
     Stream(Stream),
+    /// An event source: its pending events, coalesced as the real sources do.
+    Source(Deque<SourceEvent, EVENTS>),
     Closed,
 }
+
+/// Events a simulated source holds at most, and raises scheduled for later.
+const EVENTS: usize = 16;
 
 struct Sock<const B: usize> {
     kind: Kind,
@@ -105,6 +110,8 @@ struct NetState<const S: usize, const B: usize> {
     trace: TraceHash,
     ops: u64,
     stall: Option<Stall>,
+    /// Raises due later: when, which source, what.
+    scheduled: Deque<(Duration, u16, SourceEvent), EVENTS>,
 }
 
 /// A simulated network of up to `S` sockets (listeners and stream ends, never
@@ -259,8 +266,35 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         }
     }
 
-    /// Completes or fails the connects whose time has come.
+    /// Makes `event` pending on source `id`, coalesced (a `Wake` or a `Signal(n)`
+    /// already pending is not added again). `false` if `id` is not an open source
+    /// or its queue is full.
+    fn raise(&mut self, id: u16, event: SourceEvent) -> bool {
+        let Some(Kind::Source(events)) = self.socks.get_mut(id as usize).map(|s| &mut s.kind)
+        else {
+            return false;
+        };
+        let raised = if matches!(event, SourceEvent::Wake | SourceEvent::Signal(_))
+            && events.iter().any(|e| *e == event)
+        {
+            true
+        } else {
+            events.push_back(event).is_ok()
+        };
+        self.record(b'v', id, event_code(event));
+        raised
+    }
+
+    /// Completes or fails the connects whose time has come, and makes the raises
+    /// that came due pending.
     fn resolve(&mut self) {
+        while let Some(&(at, id, event)) = self.scheduled.front() {
+            if at > self.now {
+                break;
+            }
+            self.scheduled.pop_front();
+            self.raise(id, event);
+        }
         for id in 0..self.used {
             let (port, refuse) = match &self.socks[id].kind {
                 Kind::Stream(s) if s.phase == Phase::Connecting && s.resolve_at <= self.now => {
@@ -312,15 +346,20 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         }
     }
 
-    /// The earliest pending connect.
+    /// The earliest pending connect or scheduled raise.
     fn next_event(&self) -> Option<Duration> {
-        self.socks[..self.used]
+        let connect = self.socks[..self.used]
             .iter()
             .filter_map(|s| match &s.kind {
                 Kind::Stream(st) if st.phase == Phase::Connecting => Some(st.resolve_at),
                 _ => None,
             })
-            .min()
+            .min();
+        let raise = self.scheduled.iter().map(|s| s.0).min();
+        match (connect, raise) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Level readiness of `id`.
@@ -332,6 +371,13 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             Kind::Free | Kind::Closed => Readiness::INVALID,
             Kind::Listener { backlog, .. } => {
                 if backlog.is_empty() {
+                    Readiness::EMPTY
+                } else {
+                    Readiness::READABLE
+                }
+            }
+            Kind::Source(events) => {
+                if events.is_empty() {
                     Readiness::EMPTY
                 } else {
                     Readiness::READABLE
@@ -385,6 +431,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
                 trace: TraceHash::new(),
                 ops: 0,
                 stall: None,
+                scheduled: Deque::new(),
             }),
         }
     }
@@ -465,6 +512,47 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
         })?;
         st.record(b'l', id, port as u64);
         Ok(SimSocket { net: self, id })
+    }
+
+    /// An event source (a simulated waker, signal or child-exit source): its socket
+    /// is in [`State::Source`]; make events pending on it with
+    /// [`raise`](Self::raise) or [`raise_at`](Self::raise_at).
+    ///
+    /// # Errors
+    /// `EMFILE` when the network is full.
+    pub fn source(&self) -> Result<SimSocket<'_, S, B>, SocketError> {
+        let mut st = self.st.borrow_mut();
+        let id = st.alloc(Kind::Source(Deque::new()))?;
+        st.record(b'q', id, 0);
+        Ok(SimSocket { net: self, id })
+    }
+
+    /// Makes `event` pending on `source` now, coalesced as the real sources do (a
+    /// `Wake` or a `Signal(n)` already pending is not added again). `false` if it is
+    /// not an open source or its queue (16) is full.
+    pub fn raise(&self, source: &SimSocket<'_, S, B>, event: SourceEvent) -> bool {
+        self.st.borrow_mut().raise(source.id, event)
+    }
+
+    /// Makes `event` pending on `source` at virtual time `at` (a signal that arrives
+    /// while the loop waits or dispatches). `false` when 16 raises are scheduled
+    /// already.
+    pub fn raise_at(&self, source: &SimSocket<'_, S, B>, at: Duration, event: SourceEvent) -> bool {
+        let mut st = self.st.borrow_mut();
+        // Kept in time order, so the earliest is at the front.
+        let mut later: Deque<(Duration, u16, SourceEvent), EVENTS> = Deque::new();
+        while let Some(e) = st.scheduled.pop_back() {
+            if e.0 <= at {
+                let _ = st.scheduled.push_back(e);
+                break;
+            }
+            let _ = later.push_front(e);
+        }
+        let ok = st.scheduled.push_back((at, source.id, event)).is_ok();
+        while let Some(e) = later.pop_front() {
+            let _ = st.scheduled.push_back(e);
+        }
+        ok
     }
 
     /// Starts a non-blocking connect to `port`; it completes (or is refused) after the
@@ -573,6 +661,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
     fn initial_state(&mut self) -> State {
         match &self.net.st.borrow().socks[self.id as usize].kind {
             Kind::Listener { .. } => State::Listening,
+            Kind::Source(_) => State::Source,
             Kind::Stream(s) if s.phase == Phase::Established => State::Connected,
             Kind::Stream(_) => State::Connecting,
             Kind::Free | Kind::Closed => State::Open,
@@ -763,6 +852,21 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         Ok(())
     }
 
+    fn next_event(&mut self) -> Option<SourceEvent> {
+        let mut guard = self.net.st.borrow_mut();
+        let st = &mut *guard;
+        let id = self.id;
+        let event = match &mut st.socks[id as usize].kind {
+            Kind::Source(events) => events.pop_front(),
+            _ => None,
+        };
+        if event.is_some() {
+            st.progressed(id);
+        }
+        st.record(b'n', id, event.map_or(0, event_code));
+        event
+    }
+
     fn recv_priority(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
         let mut st = self.net.st.borrow_mut();
         let id = self.id;
@@ -813,6 +917,8 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
                     }
                 }
             }
+            // Pending events go with it.
+            Kind::Source(_) => {}
             Kind::Listener { mut backlog, .. } => {
                 // Pending connections are reset.
                 while let Some(c) = backlog.pop_front() {
@@ -825,6 +931,21 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         st.progressed(id);
         st.record(b'x', id, 0);
         Ok(())
+    }
+}
+
+/// An event, as a number for the trace.
+fn event_code(e: SourceEvent) -> u64 {
+    match e {
+        SourceEvent::Wake => 1,
+        SourceEvent::Signal(n) => 0x100 | n as u32 as u64,
+        SourceEvent::Exit { pid, status } => {
+            let s = match status {
+                crate::ExitStatus::Code(c) => c as u32 as u64,
+                crate::ExitStatus::Signal(n) => 0x1_0000_0000 | n as u32 as u64,
+            };
+            (2 << 60) | ((pid as u64) << 33) ^ s
+        }
     }
 }
 

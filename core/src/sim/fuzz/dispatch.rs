@@ -4,7 +4,8 @@
 //! The reactor holds a listener on port 7, the echo connections it accepts, and
 //! outbound clients its handlers may add ([`Action::AddClient`]). Up to [`CLIENTS`]
 //! simulated clients outside the reactor connect, send, receive, half-close, close
-//! and reset, and send TCP urgent bytes; virtual time and fault rates change under the input's control. Any
+//! and reset, and send TCP urgent bytes; wakes and signals are raised on an event
+//! source in the map, now or later; virtual time and fault rates change under the input's control. Any
 //! channel can be given a [`Command`]: an [`Action`] it performs from inside one of
 //! its callbacks (close itself, fail, exit, add a client, close another channel,
 //! poison another channel's socket, set deadlines, shut down writing).
@@ -17,6 +18,8 @@
 //! * every byte a client (inside or outside the reactor) receives is the next byte of
 //!   what it sent: the echo is a prefix of the stream, never more;
 //! * no simulated receive buffer holds more than [`NET_BUFFER`] bytes;
+//! * the reactor's event source delivers only events that were raised, and every
+//!   event raised on it (while it is open) is delivered by the end;
 //! * no socket is reported ready [`STALL_WAITS`](crate::sim::STALL_WAITS) waits in a
 //!   row with nothing done about it (urgent data left unread, a listener retrying a
 //!   failing accept every pass: a real loop would spin);
@@ -39,7 +42,7 @@ use super::{CheckHooks, First, Input, Life, LifeFailure};
 use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Violation};
 use crate::{
     AfterEof, BufferPool, Callback, Ctx, Dispatcher, Error, LogLevel, Reactor, Recv, SendBuffer,
-    Sent, Socket, Token,
+    Sent, Socket, SourceEvent, Token,
 };
 
 /// Simulated clients outside the reactor.
@@ -284,10 +287,24 @@ pub enum Op {
         /// Which client.
         client: u8,
     },
+    /// An event is raised on the reactor's event source now: `Wake` for 0,
+    /// `Signal(n)` for n in 1 to 8 (the value modulo 9).
+    Raise {
+        /// Which event.
+        event: u8,
+    },
+    /// The same, `ms` milliseconds of virtual time from now (while the loop waits
+    /// or dispatches).
+    RaiseLater {
+        /// When.
+        ms: u8,
+        /// Which event.
+        event: u8,
+    },
 }
 
 /// Operation kinds by weight, in the order of [`Op`]'s variants.
-const KINDS: [u8; 32] = super::weights(&[3, 1, 3, 4, 1, 1, 1, 1, 2, 4, 3, 3, 1, 1, 1, 1, 1]);
+const KINDS: [u8; 32] = super::weights(&[3, 1, 3, 3, 1, 1, 1, 1, 2, 4, 3, 2, 1, 1, 1, 1, 1, 1, 1]);
 
 impl Op {
     /// Reads one operation; `None` when the input runs out.
@@ -336,7 +353,12 @@ impl Op {
                     after_ms: (after != 255).then_some(after),
                 }
             }
-            _ => Op::Urgent { client: client(i)? },
+            16 => Op::Urgent { client: client(i)? },
+            17 => Op::Raise { event: i.byte()? },
+            _ => Op::RaiseLater {
+                ms: i.byte()?,
+                event: i.byte()?,
+            },
         })
     }
 
@@ -417,6 +439,15 @@ impl Op {
                 put(16);
                 put(client);
             }
+            Op::Raise { event } => {
+                put(17);
+                put(event);
+            }
+            Op::RaiseLater { ms, event } => {
+                put(18);
+                put(ms);
+                put(event);
+            }
         }
     }
 }
@@ -471,6 +502,13 @@ pub enum Failure {
         /// The deadline last set (`None`: none, or cancelled).
         deadline: Option<Duration>,
     },
+    /// The event source delivered an event nobody raised (or one raised once, twice).
+    SpuriousEvent(SourceEvent),
+    /// An event raised on the source, still open at the end, was never delivered.
+    LostEvent {
+        /// The raised and undelivered events: bit 0 `Wake`, bit n `Signal(n)`.
+        pending: u32,
+    },
     /// The selector kept reporting a socket ready while nothing serviced it: a
     /// handler left readiness unconsumed and a real loop would spin.
     Unserviced(crate::sim::Stall),
@@ -508,6 +546,12 @@ struct Shared<'n> {
     serial: Cell<u32>,
     commands: Cell<u32>,
     echoed: Cell<u64>,
+    /// Events raised on the source now and not yet delivered (bit 0: `Wake`, bit
+    /// n: `Signal(n)`).
+    pending: Cell<u32>,
+    /// Events ever scheduled for later on the source (they may be delivered any
+    /// time after).
+    scheduled: Cell<u32>,
 }
 
 impl Shared<'_> {
@@ -515,10 +559,36 @@ impl Shared<'_> {
         self.epoch.set(self.epoch.get() + 1);
     }
 
+    /// The source delivered `event`: it must have been raised.
+    fn delivered(&self, event: SourceEvent) {
+        let bit = event_bit(event);
+        if (self.pending.get() | self.scheduled.get()) & bit == 0 {
+            self.failure.set(Failure::SpuriousEvent(event));
+        }
+        self.pending.set(self.pending.get() & !bit);
+    }
+
     fn next_serial(&self) -> u32 {
         let s = self.serial.get();
         self.serial.set(s + 1);
         s
+    }
+}
+
+/// The event an operation's byte stands for.
+fn event_of(b: u8) -> SourceEvent {
+    match b % 9 {
+        0 => SourceEvent::Wake,
+        n => SourceEvent::Signal(n as i32),
+    }
+}
+
+/// An event's bit in [`Shared::pending`].
+fn event_bit(e: SourceEvent) -> u32 {
+    match e {
+        SourceEvent::Wake => 1,
+        SourceEvent::Signal(n) if (1..=8).contains(&n) => 1 << n,
+        _ => 1 << 31,
     }
 }
 
@@ -546,6 +616,8 @@ fn verify(serial: u32, received: usize, sent: usize, data: &[u8]) -> Result<(), 
 
 enum Role {
     Listener,
+    /// The reactor's event source.
+    Source,
     Echo {
         out: SendBuffer<ECHO_BUFFER>,
         peer_done: bool,
@@ -575,6 +647,7 @@ impl core::fmt::Debug for Channel<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let role = match self.role {
             Role::Listener => "listener",
+            Role::Source => "source",
             Role::Echo { .. } => "echo",
             Role::Out { .. } => "out",
         };
@@ -751,7 +824,7 @@ impl<'n> Channel<'n> {
     fn read(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
         let shared = self.shared;
         match &mut self.role {
-            Role::Listener => Ok(()),
+            Role::Listener | Role::Source => Ok(()),
             Role::Echo { out, .. } if ctx.token().index().is_multiple_of(2) => {
                 // Straight into the send buffer: through a buffer of the reactor's
                 // pool when one is free, else into its own ring.
@@ -826,7 +899,7 @@ impl<'n> Channel<'n> {
                     let _ = ctx.shutdown_write();
                 }
             }
-            Role::Listener => {}
+            Role::Listener | Role::Source => {}
         }
         Ok(())
     }
@@ -846,14 +919,14 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
 
     fn readable(&self) -> bool {
         match &self.role {
-            Role::Listener | Role::Out { .. } => true,
+            Role::Listener | Role::Source | Role::Out { .. } => true,
             Role::Echo { out, peer_done } => !*peer_done && out.free() > 0,
         }
     }
 
     fn writable(&self) -> bool {
         match &self.role {
-            Role::Listener => false,
+            Role::Listener | Role::Source => false,
             Role::Echo { out, .. } => out.wants_write(),
             Role::Out {
                 sent, write_shut, ..
@@ -906,6 +979,11 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
 
     fn handle_close(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
         self.callback(ctx, Callback::Close, |_, _| Ok(()))
+    }
+
+    fn handle_event(&mut self, ctx: &mut C<'_, 'n>, event: SourceEvent) -> Result<(), Error> {
+        self.shared.delivered(event);
+        self.callback(ctx, Callback::Event, |_, _| Ok(()))
     }
 
     fn handle_timeout(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
@@ -1041,6 +1119,8 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         serial: Cell::new(0),
         commands: Cell::new(0),
         echoed: Cell::new(0),
+        pending: Cell::new(0),
+        scheduled: Cell::new(0),
     };
     if let Some(h) = hooks {
         (h.reset)();
@@ -1048,6 +1128,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
     let mut r: Server<'_> = Reactor::new(SimSelector::new(&net));
     r.set_observer(hooks.map(|h| h.observer));
     let mut listener = add_listener(&mut r, &shared, None);
+    let source = add_source(&mut r, &shared);
     let mut clients: [Client<'_>; CLIENTS] = [const { Client::EMPTY }; CLIENTS];
     let mut passes = 0u32;
     let mut count = 0;
@@ -1149,6 +1230,25 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                     let _ = s.send_urgent(b'!');
                 }
             }
+            Op::Raise { event } => {
+                let event = event_of(event);
+                if let Some(src) = source.and_then(|t| r.get(t))
+                    && net.raise(src.socket, event)
+                {
+                    shared.pending.set(shared.pending.get() | event_bit(event));
+                }
+            }
+            Op::RaiseLater { ms, event } => {
+                let event = event_of(event);
+                let at = net.now() + Duration::from_millis(ms as u64);
+                if let Some(src) = source.and_then(|t| r.get(t))
+                    && net.raise_at(src.socket, at, event)
+                {
+                    shared
+                        .scheduled
+                        .set(shared.scheduled.get() | event_bit(event));
+                }
+            }
             Op::Deadline { channel, after_ms } => {
                 if let Some(t) = nth(&r, channel) {
                     let at = after_ms
@@ -1195,6 +1295,21 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             net.advance(Duration::from_millis(10));
         }
     }
+    // Every event raised on a source still open is delivered once time passes the
+    // last scheduled raise.
+    if source.is_some_and(|t| r.get(t).is_some()) {
+        for _ in 0..4 {
+            net.advance(Duration::from_millis(256));
+            r.poll_once(Some(Duration::ZERO))
+                .map_err(|_| Failure::Loop)?;
+            check(&shared)?;
+        }
+        if source.is_some_and(|t| r.get(t).is_some()) && shared.pending.get() != 0 {
+            return Err(Failure::LostEvent {
+                pending: shared.pending.get(),
+            });
+        }
+    }
     let mut complete = 0;
     for c in clients.iter() {
         if c.sock.is_none() || c.broken || c.epoch != shared.epoch.get() {
@@ -1231,6 +1346,13 @@ fn nth(r: &Server<'_>, n: u8) -> Option<Token> {
         return None;
     }
     Some(tokens[n as usize % tokens.len()])
+}
+
+/// Adds the reactor's event source; `None` if it could not be.
+fn add_source<'n>(r: &mut Server<'n>, shared: &'n Shared<'n>) -> Option<Token> {
+    let socket = shared.net.source().ok()?;
+    r.add(socket, Channel::new(Role::Source, shared, false))
+        .ok()
 }
 
 /// Listens on the port and adds the listener; returns its token (or `old` if that

@@ -64,7 +64,7 @@ pub trait Lend: Sized {
     fn lent(&self) -> usize;
 }
 
-/// `COUNT` buffers of `SIZE` bytes, lent to channels (see the [module](self) docs).
+/// `COUNT` buffers of `SIZE` bytes, lent to channels (see [`Ctx::lease`](crate::Ctx::lease)).
 /// `const`-constructible and all zeros when empty, so it can sit in a `static`
 /// (in `.bss`), inside its reactor.
 pub struct BufferPool<const COUNT: usize, const SIZE: usize> {

@@ -7,9 +7,11 @@
 //!
 //! N channels are registered, all readable; a mock selector reports K of them ready
 //! per pass (K spread evenly over the slots). Each iteration is one
-//! `Reactor::poll_once`: the interest query of all N channels (`readable()`,
-//! `writable()`), the registration list, the selector, the scan of the results, and K
-//! dispatches into `handle_read`. Derived figures (printed at the end):
+//! `Reactor::poll_once`: bringing interest up to date, the selector, and K
+//! dispatches into `handle_read`. With the channels asking every pass
+//! ([`InterestMode::EveryPass`], the default) the first step asks all N channels
+//! `readable()`/`writable()`; with [`InterestMode::OnChange`] it asks only the K that
+//! were dispatched. Derived figures (printed at the end, per mode):
 //!
 //! * **ns per channel per pass** (interest query) = t(N, K=0) / N;
 //! * **ns per dispatched event** = (t(N, K) − t(N, 0)) / K.
@@ -26,8 +28,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use asyncore::{
-    Ctx, Dispatcher, Error, Reactor, Readiness, Recv, Registration, Selector, Sent, Socket,
-    SocketError, State, With,
+    Ctx, Dispatcher, Error, Events, Interest, InterestMode, Reactor, Readiness, Recv, Selector,
+    Sent, Socket, SocketError, SourceError, State, Token, With,
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
 
@@ -55,9 +57,10 @@ impl Socket for NullSocket {
 }
 
 /// Counts its reads; always wants to read, never to write (an idle server connection).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counter {
     reads: u64,
+    mode: InterestMode,
 }
 
 impl Dispatcher<NullSocket> for Counter {
@@ -68,35 +71,56 @@ impl Dispatcher<NullSocket> for Counter {
     fn writable(&self) -> bool {
         false
     }
+    fn interest_mode(&self) -> InterestMode {
+        self.mode
+    }
     fn handle_read(&mut self, _ctx: &mut Ctx<'_, NullSocket, Self>) -> Result<(), Error> {
         self.reads += 1;
         Ok(())
     }
 }
 
-/// Reports every `stride`-th registration readable, `k` of them; no clock, no
+/// Reports every `stride`-th registered channel readable, `k` of them; no clock, no
 /// system call.
 #[derive(Debug)]
 struct StrideSelector {
     k: usize,
     stride: usize,
+    /// The registered tokens, by slot.
+    tokens: Vec<Option<Token>>,
 }
 
 impl Selector for StrideSelector {
     type Source = u32;
     type Error = ();
-    fn select(
+    fn register(&mut self, token: Token, _: u32, _: Interest) -> Result<(), SourceError> {
+        if self.tokens.len() <= token.index() {
+            self.tokens.resize(token.index() + 1, None);
+        }
+        self.tokens[token.index()] = Some(token);
+        Ok(())
+    }
+    fn reregister(
         &mut self,
-        registrations: &[Registration<u32>],
-        ready: &mut [Readiness],
-        _timeout: Option<Duration>,
-    ) -> Result<usize, ()> {
+        _: Token,
+        _: u32,
+        _: Interest,
+        _: Interest,
+    ) -> Result<(), SourceError> {
+        Ok(())
+    }
+    fn deregister(&mut self, token: Token, _: u32, _: Interest) {
+        self.tokens[token.index()] = None;
+    }
+    fn select(&mut self, events: &mut Events<'_>, _timeout: Option<Duration>) -> Result<usize, ()> {
         let mut n = 0;
         let mut i = 0;
-        while n < self.k && i < registrations.len() {
-            ready[i] = Readiness::READABLE;
+        while n < self.k && i < self.tokens.len() {
+            if let Some(token) = self.tokens[i] {
+                events.push(token, Readiness::READABLE);
+                n += 1;
+            }
             i += self.stride;
-            n += 1;
         }
         Ok(n)
     }
@@ -107,41 +131,56 @@ const SIZES: [usize; 5] = [16, 64, 256, 1024, 4096];
 
 type R = Reactor<With<StrideSelector, NullSocket>, Counter, MAX>;
 
-/// A reactor with `n` channels, `k` of them reported ready per pass.
-fn reactor(n: usize, k: usize) -> Box<R> {
+/// A reactor with `n` channels in `mode`, `k` of them reported ready per pass.
+fn reactor(n: usize, k: usize, mode: InterestMode) -> Box<R> {
     let mut r: Box<R> = Box::new(Reactor::new(StrideSelector {
         k,
         stride: (n / k.max(1)).max(1),
+        tokens: Vec::with_capacity(MAX),
     }));
     for i in 0..n {
-        r.add(NullSocket(i as u32), Counter::default())
+        r.add(NullSocket(i as u32), Counter { reads: 0, mode })
             .expect("room for every channel");
     }
     r
 }
+
+/// The two interest modes, with the name their results are filed under.
+const MODES: [(&str, InterestMode); 2] = [
+    ("dispatch", InterestMode::EveryPass),
+    ("dispatch-on-change", InterestMode::OnChange),
+];
 
 fn ks(n: usize) -> [usize; 3] {
     [0, (n / 16).max(1), n]
 }
 
 fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("dispatch");
-    for n in SIZES {
-        for k in ks(n) {
-            let mut r = reactor(n, k);
-            group.throughput(Throughput::Elements(n as u64));
-            group.bench_with_input(BenchmarkId::new(format!("n{n}"), k), &k, |b, _| {
-                b.iter(|| black_box(r.poll_once(Some(Duration::ZERO)).unwrap()));
-            });
+    for (name, mode) in MODES {
+        let mut group = c.benchmark_group(name);
+        for n in SIZES {
+            for k in ks(n) {
+                let mut r = reactor(n, k, mode);
+                group.throughput(Throughput::Elements(n as u64));
+                group.bench_with_input(BenchmarkId::new(format!("n{n}"), k), &k, |b, _| {
+                    b.iter(|| black_box(r.poll_once(Some(Duration::ZERO)).unwrap()));
+                });
+            }
         }
+        group.finish();
     }
-    group.finish();
 }
 
 /// The mean of one criterion result, in ns.
-fn mean_ns(dir: &std::path::Path, since: SystemTime, n: usize, k: usize) -> Option<f64> {
+fn mean_ns(
+    dir: &std::path::Path,
+    group: &str,
+    since: SystemTime,
+    n: usize,
+    k: usize,
+) -> Option<f64> {
     let path = dir
-        .join("dispatch")
+        .join(group)
         .join(format!("n{n}"))
         .join(k.to_string())
         .join("new")
@@ -158,36 +197,43 @@ fn mean_ns(dir: &std::path::Path, since: SystemTime, n: usize, k: usize) -> Opti
 }
 
 fn summary(dir: &std::path::Path, since: SystemTime) {
-    println!();
-    println!("| N | pass, none ready | ns/channel/pass | ns/event (K=N/16) | ns/event (K=N) |");
-    println!("|---:|---:|---:|---:|---:|");
-    for n in SIZES {
-        let [k0, k1, k2] = ks(n);
-        let (Some(t0), Some(t1), Some(t2)) = (
-            mean_ns(dir, since, n, k0),
-            mean_ns(dir, since, n, k1),
-            mean_ns(dir, since, n, k2),
-        ) else {
-            continue;
-        };
-        println!(
-            "| {n} | {t0:.0} ns | {:.2} | {:.2} | {:.2} |",
-            t0 / n as f64,
-            (t1 - t0) / k1 as f64,
-            (t2 - t0) / k2 as f64,
-        );
+    for (group, mode) in MODES {
+        println!();
+        println!("{mode:?}:");
+        println!("| N | pass, none ready | ns/channel/pass | ns/event (K=N/16) | ns/event (K=N) |");
+        println!("|---:|---:|---:|---:|---:|");
+        for n in SIZES {
+            let [k0, k1, k2] = ks(n);
+            let (Some(t0), Some(t1), Some(t2)) = (
+                mean_ns(dir, group, since, n, k0),
+                mean_ns(dir, group, since, n, k1),
+                mean_ns(dir, group, since, n, k2),
+            ) else {
+                continue;
+            };
+            println!(
+                "| {n} | {t0:.0} ns | {:.2} | {:.2} | {:.2} |",
+                t0 / n as f64,
+                (t1 - t0) / k1 as f64,
+                (t2 - t0) / k2 as f64,
+            );
+        }
     }
 }
 
 /// `DISPATCH_PASSES=N,K,PASSES`: run only that many passes, no criterion (for
 /// `valgrind --tool=callgrind`, whose instruction counts do not care about a busy
-/// machine).
+/// machine); `DISPATCH_MODE=on-change` for channels in [`InterestMode::OnChange`].
 fn passes_only(spec: &str) {
     let v: Vec<usize> = spec.split(',').filter_map(|x| x.parse().ok()).collect();
     let &[n, k, passes] = v.as_slice() else {
         panic!("DISPATCH_PASSES=N,K,PASSES");
     };
-    let mut r = reactor(n, k);
+    let mode = match std::env::var("DISPATCH_MODE").as_deref() {
+        Ok("on-change") => InterestMode::OnChange,
+        _ => InterestMode::EveryPass,
+    };
+    let mut r = reactor(n, k, mode);
     for _ in 0..passes {
         black_box(r.poll_once(Some(Duration::ZERO)).unwrap());
     }

@@ -26,8 +26,8 @@ use std::mem::size_of;
 use std::sync::Mutex;
 
 use asyncore::{
-    AnySelector, ChannelMap, Echo, PollIo, PollSelector, Reactor, Registration, SelectIo,
-    SelectSelector, StdReactor, StdSocket, Token,
+    AnySelector, ChannelMap, Echo, Event, PollIo, PollSelector, Reactor, SelectIo, SelectSelector,
+    StdReactor, StdSocket, Token,
 };
 use std::os::fd::RawFd;
 
@@ -112,9 +112,10 @@ fn main() {
     );
     println!();
     println!(
-        "Reactor per-channel arrays: `Registration<RawFd>` {} B, `Readiness` 1 B, a deadline \
-         heap entry {} B; `PollSelector` adds a `pollfd` of {} B per fd.",
-        size_of::<Registration<RawFd>>(),
+        "Reactor per-channel arrays: an `Event` {} B, a registered source {} B, a deadline \
+         heap entry {} B; `PollSelector` adds {} B per slot (its `pollfd`, generation and flag).",
+        size_of::<Event>(),
+        size_of::<Option<RawFd>>(),
         size_of::<(u64, Token)>(),
         (size_of::<PollSelector<2048>>() - size_of::<PollSelector<1024>>()) / 1024,
     );

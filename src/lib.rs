@@ -76,7 +76,12 @@ impl fmt::Display for UnknownBackend {
 impl std::error::Error for UnknownBackend {}
 
 /// A selector chosen at run time: `select(2)` or `poll(2)` with room for `N` fds.
+///
+/// It is as large as its largest variant (`select(2)`'s fd sets and per-fd tokens
+/// are about 8.5 KiB); it lives inside the reactor, in static memory, so no variant
+/// is boxed.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum AnySelector<const N: usize> {
     /// `select(2)`.
     Select(SelectSelector),
@@ -133,33 +138,46 @@ impl<const N: usize> Selector for AnySelector<N> {
         }
     }
 
-    fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
+    fn register(
+        &mut self,
+        token: Token,
+        source: RawFd,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
         match self {
-            AnySelector::Select(s) => s.register(source),
-            AnySelector::Poll(s) => s.register(source),
+            AnySelector::Select(s) => s.register(token, source, interest),
+            AnySelector::Poll(s) => s.register(token, source, interest),
         }
     }
 
-    fn deregister(&mut self, source: RawFd) {
+    fn reregister(
+        &mut self,
+        token: Token,
+        source: RawFd,
+        was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
         match self {
-            AnySelector::Select(s) => s.deregister(source),
-            AnySelector::Poll(s) => s.deregister(source),
+            AnySelector::Select(s) => s.reregister(token, source, was, interest),
+            AnySelector::Poll(s) => s.reregister(token, source, was, interest),
+        }
+    }
+
+    fn deregister(&mut self, token: Token, source: RawFd, was: Interest) {
+        match self {
+            AnySelector::Select(s) => s.deregister(token, source, was),
+            AnySelector::Poll(s) => s.deregister(token, source, was),
         }
     }
 
     fn select(
         &mut self,
-        registrations: &[Registration<RawFd>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, AnyWaitError> {
         match self {
-            AnySelector::Select(s) => s
-                .select(registrations, ready, timeout)
-                .map_err(AnyWaitError::Select),
-            AnySelector::Poll(s) => s
-                .select(registrations, ready, timeout)
-                .map_err(AnyWaitError::Poll),
+            AnySelector::Select(s) => s.select(events, timeout).map_err(AnyWaitError::Select),
+            AnySelector::Poll(s) => s.select(events, timeout).map_err(AnyWaitError::Poll),
         }
     }
 }

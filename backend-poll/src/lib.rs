@@ -9,23 +9,21 @@
 //! ```
 //! use std::{os::fd::AsRawFd, time::Duration};
 //!
-//! use asyncore_core::{Interest, Readiness, Registration, Selector, Token};
+//! use asyncore_core::{Event, Events, Interest, Readiness, Selector, Token};
 //! use asyncore_poll::PollSelector;
 //! use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, send, socketpair};
 //!
 //! let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_NONBLOCK)?;
 //! let mut selector = PollSelector::<8>::new();
-//! selector.register(a.as_raw_fd())?;
+//! let token = Token::new(0, 0);
+//! selector.register(token, a.as_raw_fd(), Interest::READABLE)?;
 //! send(b.as_raw_fd(), b"hi", MsgFlags::MSG_NOSIGNAL)?;
 //!
-//! let registrations = [Registration {
-//!     token: Token::new(0, 0),
-//!     source: a.as_raw_fd(),
-//!     interest: Interest::READABLE,
-//! }];
-//! let mut ready = [Readiness::EMPTY];
-//! let n = selector.select(&registrations, &mut ready, Some(Duration::from_secs(5)))?;
-//! assert_eq!((n, ready[0]), (1, Readiness::READABLE));
+//! let mut buf = [Event::EMPTY; 8];
+//! let mut events = Events::new(&mut buf);
+//! let n = selector.select(&mut events, Some(Duration::from_secs(5)))?;
+//! assert_eq!(n, 1);
+//! assert_eq!(events.as_slice(), [Event { token, readiness: Readiness::READABLE }]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -62,9 +60,6 @@
 //!
 //! Readable, priority and writable bits are then masked by the registration's
 //! interest; error, hang-up and invalid always pass (the [`Selector`] contract).
-//! A negative fd in a registration (which [`PollSelector::register`] refuses, so only
-//! a direct caller can pass one) is reported `INVALID` at once: `poll(2)` itself would
-//! silently skip it and the channel would never hear anything again.
 //!
 //! # Timeouts
 //!
@@ -84,11 +79,12 @@
 //!
 //! # Storage and allocation
 //!
-//! The `pollfd` array is a fixed-capacity `heapless::Vec` of `N` entries inside the
-//! selector. It is **updated in place**: each pass compares every registration
-//! (fd, events) with the entry at the same index and writes only what changed, then
-//! truncates or extends when the count changed. A pass with unchanged interest writes
-//! nothing ([`PollSelector::writes`] counts the writes). Nothing allocates.
+//! The `pollfd` array has one entry per channel slot (`N` of them, inside the
+//! selector), indexed by the slot of the channel's token. Registering, changing
+//! interest and deregistering each write one entry; a slot without a watched source
+//! holds fd `-1`, which `poll(2)` skips. A wait hands the kernel the entries up to the
+//! highest watched slot and reads back only as many as it reported. Nothing
+//! allocates ([`PollSelector::writes`] counts the entry writes).
 //!
 //! # Why `libc::pollfd` rather than nix's `PollFd`
 //!
@@ -96,7 +92,7 @@
 //! kept in the selector between passes: the fds belong to the channel map, and a
 //! `'static` borrow made with `BorrowedFd::borrow_raw` would be a lie (an fd may be
 //! closed behind the selector's back; reporting exactly that is `POLLNVAL`'s job).
-//! Rebuilding a `PollFd` array every pass is what the in-place design avoids. So the
+//! Rebuilding a `PollFd` array every pass is what the persistent design avoids. So the
 //! selector stores plain `libc::pollfd` values (`repr(C)`, `Copy`, just integers;
 //! `libc` through nix's re-export, no extra dependency) and calls `libc::poll` in one
 //! `unsafe` block. nix still provides `Errno`.
@@ -107,8 +103,7 @@
 use core::{fmt, time::Duration};
 use std::{os::fd::RawFd, time::Instant};
 
-use asyncore_core::{Interest, Readiness, Registration, Selector, SourceError};
-use heapless::Vec;
+use asyncore_core::{Events, Interest, Readiness, Selector, SourceError, Token};
 use nix::{errno::Errno, libc};
 
 /// `poll(2)` over [`StdSocket`](asyncore_std::StdSocket)s, as one
@@ -210,20 +205,6 @@ pub enum WaitError {
     /// `poll(2)` failed with this error (never `EINTR`, which is retried): `ENOMEM`,
     /// `EINVAL` (more fds than `RLIMIT_NOFILE`), `EFAULT`.
     Os(Errno),
-    /// More registrations were handed over than the selector's capacity `N`.
-    CapacityExceeded {
-        /// How many registrations were handed over.
-        registrations: usize,
-        /// The selector's capacity.
-        capacity: usize,
-    },
-    /// `ready` and `registrations` had different lengths.
-    LengthMismatch {
-        /// `registrations.len()`.
-        registrations: usize,
-        /// `ready.len()`.
-        ready: usize,
-    },
 }
 
 impl WaitError {
@@ -231,7 +212,6 @@ impl WaitError {
     pub const fn errno(&self) -> Option<Errno> {
         match self {
             WaitError::Os(e) => Some(*e),
-            _ => None,
         }
     }
 }
@@ -240,20 +220,6 @@ impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WaitError::Os(e) => write!(f, "poll(2) failed: {e}"),
-            WaitError::CapacityExceeded {
-                registrations,
-                capacity,
-            } => write!(
-                f,
-                "{registrations} registrations for a poll selector of capacity {capacity}"
-            ),
-            WaitError::LengthMismatch {
-                registrations,
-                ready,
-            } => write!(
-                f,
-                "{registrations} registrations but {ready} readiness entries"
-            ),
         }
     }
 }
@@ -264,29 +230,34 @@ impl From<WaitError> for std::io::Error {
     fn from(e: WaitError) -> Self {
         match e {
             WaitError::Os(errno) => errno.into(),
-            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other),
         }
     }
 }
 
-/// A [`Selector`] over `poll(2)` for raw fds, with room for `N` watched fds.
+/// A [`Selector`] over `poll(2)` for raw fds, for channels in slots `0..N`.
 ///
-/// Size `N` like the reactor's channel map (`Reactor<PollSelector<N>, S, D, N>`):
-/// [`register`](Selector::register) refuses more than `N` sources with
-/// [`SourceError::Full`], and a wait with more than `N` registrations fails with
-/// [`WaitError::CapacityExceeded`]. See the [crate docs](crate) for the flag mapping,
-/// timeout rounding and `EINTR` handling.
+/// Size `N` like the reactor's channel map (`Reactor<PollIo<N>, D, N>`):
+/// [`register`](Selector::register) refuses a token whose slot is `N` or more with
+/// [`SourceError::Full`]. See the [crate docs](crate) for the flag mapping, timeout
+/// rounding and `EINTR` handling.
 ///
 /// The statistics ([`writes`](Self::writes), [`waits`](Self::waits),
-/// [`interruptions`](Self::interruptions)) exist so tests can observe the in-place
-/// update and the `EINTR` retry; they are plain counters, cost nothing noticeable, and
-/// wrap only after 2⁶⁴ events.
+/// [`interruptions`](Self::interruptions)) exist so tests can observe the
+/// registrations and the `EINTR` retry; they are plain counters, cost nothing
+/// noticeable, and wrap only after 2⁶⁴ events.
 pub struct PollSelector<const N: usize> {
-    /// The `pollfd` array handed to the kernel, parallel to the last registrations.
-    fds: Vec<libc::pollfd, N>,
-    /// How many sources `register` accepted and `deregister` has not released.
+    /// The `pollfd` array handed to the kernel, one entry per slot (fd -1: nothing
+    /// watched there).
+    fds: [libc::pollfd; N],
+    /// The generation of the token registered in each slot.
+    generations: [u32; N],
+    /// Whether each slot has a registration.
+    known: [bool; N],
+    /// One past the highest slot with a watched fd: what a wait hands the kernel.
+    high: usize,
+    /// How many sources are registered.
     registered: usize,
-    /// `pollfd` entries written (changed or appended) since creation.
+    /// `pollfd` entries written since creation.
     writes: u64,
     /// `poll(2)` calls, `EINTR` retries included.
     waits: u64,
@@ -294,11 +265,21 @@ pub struct PollSelector<const N: usize> {
     interruptions: u64,
 }
 
+/// A slot with nothing watched.
+const UNWATCHED: libc::pollfd = libc::pollfd {
+    fd: -1,
+    events: 0,
+    revents: 0,
+};
+
 impl<const N: usize> PollSelector<N> {
     /// An empty selector. `const`, so it can live in a `static`.
     pub const fn new() -> Self {
         PollSelector {
-            fds: Vec::new(),
+            fds: [UNWATCHED; N],
+            generations: [0; N],
+            known: [false; N],
+            high: 0,
             registered: 0,
             writes: 0,
             waits: 0,
@@ -306,7 +287,7 @@ impl<const N: usize> PollSelector<N> {
         }
     }
 
-    /// How many fds one wait can watch: `N`.
+    /// How many channel slots it covers: `N`.
     #[inline]
     pub const fn capacity(&self) -> usize {
         N
@@ -319,10 +300,9 @@ impl<const N: usize> PollSelector<N> {
         self.registered
     }
 
-    /// How many `pollfd` entries have been written since creation: one per entry whose
-    /// fd or events changed from the previous pass, or that was appended. A pass with
-    /// the same registrations as the previous one adds nothing; dropping entries from
-    /// the end (fewer registrations) writes nothing either.
+    /// How many `pollfd` entries have been written since creation: one per
+    /// registration, interest change and deregistration. A pass whose interest did
+    /// not change writes nothing.
     #[inline]
     pub const fn writes(&self) -> u64 {
         self.writes
@@ -341,37 +321,37 @@ impl<const N: usize> PollSelector<N> {
         self.interruptions
     }
 
-    /// Brings the `pollfd` array in line with `registrations`, writing only entries
-    /// that differ. Returns whether any fd is negative. The caller has checked that
-    /// `registrations.len() <= N`.
-    fn update(&mut self, registrations: &[Registration<RawFd>]) -> bool {
-        let mut negative = false;
-        let keep = self.fds.len().min(registrations.len());
-        self.fds.truncate(registrations.len());
-        for (i, reg) in registrations.iter().enumerate() {
-            let fd = reg.source;
-            let events = interest_to_events(reg.interest);
-            negative |= fd < 0;
-            if i < keep {
-                let entry = &mut self.fds[i];
-                if entry.fd != fd || entry.events != events {
-                    entry.fd = fd;
-                    entry.events = events;
-                    self.writes = self.writes.wrapping_add(1);
-                }
-            } else {
-                let entry = libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                };
-                // Cannot fail: the caller checked `registrations.len() <= N`.
-                if self.fds.push(entry).is_ok() {
-                    self.writes = self.writes.wrapping_add(1);
-                }
+    /// Whether `token` is registered here.
+    fn holds(&self, token: Token) -> bool {
+        let index = token.index();
+        self.known.get(index) == Some(&true)
+            && self.generations.get(index) == Some(&token.generation())
+    }
+
+    /// Writes slot `index`'s entry: `fd` watched for `interest` (fd -1 when nothing
+    /// is watched), and keeps `high` in step.
+    fn put(&mut self, index: usize, fd: RawFd, interest: Interest) {
+        let Some(entry) = self.fds.get_mut(index) else {
+            return;
+        };
+        let watched = !interest.is_empty();
+        *entry = if watched {
+            libc::pollfd {
+                fd,
+                events: interest_to_events(interest),
+                revents: 0,
+            }
+        } else {
+            UNWATCHED
+        };
+        self.writes = self.writes.wrapping_add(1);
+        if watched {
+            self.high = self.high.max(index + 1);
+        } else {
+            while self.high > 0 && self.fds[self.high - 1].fd < 0 {
+                self.high -= 1;
             }
         }
-        negative
     }
 
     /// Calls `poll(2)` on the current array, retrying `EINTR` until `deadline`.
@@ -386,16 +366,16 @@ impl<const N: usize> PollSelector<N> {
         let mut millis = timeout_to_millis(timeout);
         loop {
             self.waits = self.waits.wrapping_add(1);
+            let fds = &mut self.fds[..self.high.min(N)];
             // `nfds_t` is an unsigned long on Linux; `len() <= N` fits.
-            let nfds = self.fds.len() as libc::nfds_t;
+            let nfds = fds.len() as libc::nfds_t;
             // SAFETY: `fds` points to `nfds` initialised, properly aligned
-            // `libc::pollfd` values owned exclusively by `self` (a `heapless::Vec`
-            // keeps its elements contiguous; with `nfds == 0` the kernel reads
-            // nothing). `poll` only writes the `revents` field of those entries and
-            // keeps no pointer after it returns. The fds themselves are plain
-            // integers to the kernel: a closed or foreign fd yields `POLLNVAL` or
-            // readiness, never memory unsafety.
-            let rc = unsafe { libc::poll(self.fds.as_mut_ptr(), nfds, millis) };
+            // `libc::pollfd` values owned exclusively by `self` (with `nfds == 0` the
+            // kernel reads nothing). `poll` only writes the `revents` field of those
+            // entries and keeps no pointer after it returns. The fds themselves are
+            // plain integers to the kernel: a closed or foreign fd yields `POLLNVAL`
+            // or readiness, a negative one is skipped, never memory unsafety.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), nfds, millis) };
             match Errno::result(rc) {
                 Ok(n) => return Ok(usize::try_from(n).unwrap_or(0)),
                 Err(Errno::EINTR) => {
@@ -423,7 +403,7 @@ impl<const N: usize> fmt::Debug for PollSelector<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PollSelector")
             .field("capacity", &N)
-            .field("entries", &self.fds.len())
+            .field("high", &self.high)
             .field("registered", &self.registered)
             .field("writes", &self.writes)
             .field("waits", &self.waits)
@@ -441,99 +421,99 @@ impl<const N: usize> Selector for PollSelector<N> {
         Some(asyncore_std::monotonic())
     }
 
-    /// Accepts any fd ≥ 0 (there is no `FD_SETSIZE` limit), up to `N` sources.
+    /// Registers any fd ≥ 0 (there is no `FD_SETSIZE` limit) in the slot of
+    /// `token`.
     ///
     /// # Errors
-    /// [`SourceError::Invalid`] for a negative fd; [`SourceError::Full`] when `N`
-    /// sources are already registered.
-    fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
-        if source < 0 {
+    /// [`SourceError::Invalid`] for a negative fd; [`SourceError::Full`] for a slot
+    /// `N` or beyond.
+    fn register(&mut self, token: Token, fd: RawFd, interest: Interest) -> Result<(), SourceError> {
+        if fd < 0 {
             return Err(SourceError::Invalid);
         }
-        if self.registered >= N {
+        let index = token.index();
+        let (Some(generation), Some(known)) =
+            (self.generations.get_mut(index), self.known.get_mut(index))
+        else {
             return Err(SourceError::Full);
+        };
+        if *known {
+            return Err(SourceError::Invalid);
         }
+        *generation = token.generation();
+        *known = true;
         self.registered += 1;
+        self.put(index, fd, interest);
         Ok(())
     }
 
-    /// Releases one registration. The `pollfd` array needs nothing: the next wait
-    /// follows the registrations it is handed.
-    ///
-    /// The count drops whatever `source` is now: every `deregister` pairs with a
-    /// successful [`register`](Selector::register), and a socket that a handler
-    /// closed itself reports `-1` by the time its channel is removed. Ignoring that
-    /// `-1` would leak one of the `N` registrations per such channel until every add
-    /// failed with [`SourceError::Full`].
-    fn deregister(&mut self, source: RawFd) {
-        let _ = source;
-        self.registered = self.registered.saturating_sub(1);
-    }
-
-    /// Updates the `pollfd` array in place from `registrations`, calls `poll(2)`
-    /// (retrying `EINTR` with the remaining time), and writes each entry's
-    /// [`Readiness`] into `ready`. With no registrations it sleeps for `timeout`
-    /// (`None`: forever).
+    /// Rewrites the slot's entry.
     ///
     /// # Errors
-    /// [`WaitError::Os`] if `poll(2)` fails; [`WaitError::CapacityExceeded`] for more
-    /// than `N` registrations; [`WaitError::LengthMismatch`] if `ready` is not as long
-    /// as `registrations`. `ready` is untouched on error.
+    /// [`SourceError::Invalid`] for a token this selector did not register.
+    fn reregister(
+        &mut self,
+        token: Token,
+        fd: RawFd,
+        _was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        if !self.holds(token) {
+            return Err(SourceError::Invalid);
+        }
+        self.put(token.index(), fd, interest);
+        Ok(())
+    }
+
+    /// Clears the slot's entry.
+    fn deregister(&mut self, token: Token, _fd: RawFd, _was: Interest) {
+        if self.holds(token) {
+            self.known[token.index()] = false;
+            self.registered -= 1;
+            self.put(token.index(), -1, Interest::NONE);
+        }
+    }
+
+    /// Calls `poll(2)` over the watched slots (retrying `EINTR` with the remaining
+    /// time) and reports each entry with `revents`, in slot order. With nothing
+    /// watched it sleeps for `timeout` (`None`: forever).
+    ///
+    /// # Errors
+    /// [`WaitError::Os`] if `poll(2)` fails.
     fn select(
         &mut self,
-        registrations: &[Registration<RawFd>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, WaitError> {
-        if ready.len() != registrations.len() {
-            return Err(WaitError::LengthMismatch {
-                registrations: registrations.len(),
-                ready: ready.len(),
-            });
-        }
-        if registrations.len() > N {
-            return Err(WaitError::CapacityExceeded {
-                registrations: registrations.len(),
-                capacity: N,
-            });
-        }
-        let negative = self.update(registrations);
-        // A negative fd is reported INVALID at once, so do not block.
-        let mut left = self.wait(if negative {
-            Some(Duration::ZERO)
-        } else {
-            timeout
-        })?;
-
+        let mut left = self.wait(timeout)?;
         let mut count = 0;
-        for (i, ((entry, reg), slot)) in self
-            .fds
-            .iter()
-            .zip(registrations)
-            .zip(ready.iter_mut())
-            .enumerate()
-        {
-            let readiness = if entry.fd < 0 {
-                Readiness::INVALID
-            } else if entry.revents == 0 {
-                Readiness::EMPTY
-            } else {
-                left = left.saturating_sub(1);
-                revents_to_readiness(entry.revents).masked_by(reg.interest)
-            };
-            *slot = readiness;
+        let high = self.high.min(N);
+        for (index, entry) in self.fds[..high].iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            if entry.revents == 0 {
+                continue;
+            }
+            left -= 1;
+            let token = Token::new(index as u32, self.generations[index]);
+            let interest = events_to_interest(entry.events);
+            let readiness = revents_to_readiness(entry.revents).masked_by(interest);
+            if !events.push(token, readiness) {
+                break;
+            }
             if !readiness.is_empty() {
                 count += 1;
-            }
-            // Every entry poll(2) counted is seen (and no negative fd needs INVALID):
-            // the rest have no events.
-            if left == 0 && !negative {
-                ready[i + 1..].fill(Readiness::EMPTY);
-                break;
             }
         }
         Ok(count)
     }
+}
+
+/// The interest an entry's `events` stand for.
+#[inline]
+const fn events_to_interest(events: libc::c_short) -> Interest {
+    Interest::from_flags(events & POLLIN != 0, events & POLLOUT != 0)
 }
 
 #[cfg(test)]
@@ -616,29 +596,54 @@ mod tests {
     #[test]
     fn register_bookkeeping() {
         let mut sel = PollSelector::<2>::new();
+        let (a, b, c) = (Token::new(0, 0), Token::new(1, 0), Token::new(2, 0));
+        let i = Interest::READABLE;
         assert_eq!(sel.capacity(), 2);
-        assert_eq!(sel.register(-1), Err(SourceError::Invalid));
-        assert_eq!(sel.register(5000), Ok(()));
-        assert_eq!(sel.register(3), Ok(()));
-        assert_eq!(sel.register(4), Err(SourceError::Full));
-        assert_eq!(sel.registered(), 2);
-        sel.deregister(3);
-        assert_eq!(sel.registered(), 1);
-        assert_eq!(sel.register(4), Ok(()));
-        sel.deregister(4);
-        sel.deregister(5000);
-        sel.deregister(5000);
-        assert_eq!(sel.registered(), 0);
+        assert_eq!(sel.register(a, -1, i), Err(SourceError::Invalid));
+        assert_eq!(sel.register(a, 5000, i), Ok(()));
+        assert_eq!(sel.register(b, 3, Interest::NONE), Ok(()));
+        assert_eq!(sel.register(c, 4, i), Err(SourceError::Full));
+        assert_eq!(
+            (sel.registered(), sel.high),
+            (2, 1),
+            "slot 1 is not watched"
+        );
+        sel.reregister(b, 3, Interest::NONE, i).unwrap();
+        assert_eq!(sel.high, 2);
+        sel.deregister(b, 3, i);
+        assert_eq!((sel.registered(), sel.high), (1, 1));
+        assert_eq!(
+            sel.reregister(b, 3, i, i),
+            Err(SourceError::Invalid),
+            "gone"
+        );
+        assert_eq!(
+            sel.register(a, 6, i),
+            Err(SourceError::Invalid),
+            "slot taken"
+        );
+        assert_eq!(
+            sel.reregister(Token::new(0, 1), 5000, i, Interest::NONE),
+            Err(SourceError::Invalid),
+            "another generation"
+        );
+        sel.deregister(a, 5000, i);
+        sel.deregister(a, 5000, i);
+        assert_eq!((sel.registered(), sel.high), (0, 0));
     }
 
     #[test]
     fn deregister_of_a_source_closed_since_releases_its_registration() {
         let mut sel = PollSelector::<1>::new();
-        assert_eq!(sel.register(7), Ok(()));
-        // The socket was closed by its handler: the reactor passes its source, -1.
-        sel.deregister(-1);
+        let t = Token::new(0, 0);
+        assert_eq!(sel.register(t, 7, Interest::READABLE), Ok(()));
+        // The socket was closed by its handler: its source may read -1 by now.
+        sel.deregister(t, -1, Interest::READABLE);
         assert_eq!(sel.registered(), 0);
-        assert_eq!(sel.register(8), Ok(()));
+        assert_eq!(
+            sel.register(Token::new(0, 1), 8, Interest::READABLE),
+            Ok(())
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use asyncore_core::{Interest, Readiness, Registration, Selector};
+use asyncore_core::{Interest, Readiness};
 use asyncore_poll::PollSelector;
 use common::*;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -47,17 +47,14 @@ fn more_than_1024_fds_in_one_wait() {
     let highest = fds.iter().copied().max().unwrap_or(0);
     assert!(highest >= 1024, "highest fd {highest}");
 
-    let mut sel: Box<PollSelector<FDS>> = Box::default();
-    for &fd in &fds {
-        sel.register(fd).expect("register");
-    }
-    assert_eq!(sel.registered(), FDS);
-
+    let mut sel = Waiter::new(PollSelector::<FDS>::new());
     let regs: Vec<Registration<RawFd>> = fds
         .iter()
         .enumerate()
         .map(|(i, &fd)| reg(i as u32, fd, Interest::READABLE))
         .collect();
+    sel.sync(&regs).expect("register");
+    assert_eq!(sel.registered(), FDS);
     let mut ready = vec![Readiness::EMPTY; FDS];
     assert_eq!(
         sel.select(&regs, &mut ready, Some(std::time::Duration::ZERO)),

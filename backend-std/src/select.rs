@@ -1,10 +1,11 @@
 //! [`SelectSelector`]: the [`Selector`] over `select(2)`.
 
+use core::fmt;
 use core::time::Duration;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use asyncore_core::{Readiness, Registration, Selector, SocketError, SourceError};
+use asyncore_core::{Events, Interest, Readiness, Selector, SocketError, SourceError, Token};
 use nix::errno::Errno;
 use nix::libc::{self, suseconds_t, time_t};
 use nix::sys::time::TimeVal;
@@ -24,40 +25,86 @@ const MAX_WAIT_SECS: u64 = i32::MAX as u64;
 ///   negative fd is refused with [`SourceError::Invalid`], an fd ≥ [`FD_SETSIZE`]
 ///   with [`SourceError::OutOfRange`]`{ limit: FD_SETSIZE }`: the reactor hands the
 ///   socket back instead of panicking later in the loop (the original raised from
-///   inside `select` and killed the loop for every channel). Use a `poll(2)`
-///   selector for programs with many fds.
-/// * **Sets**: read interest puts the fd in the read and the except sets (urgent data
-///   is tied to reading, as in the original); write interest puts it in the write
-///   set. `nfds` is the highest fd + 1. The three sets live on the stack: a wait
-///   allocates nothing.
+///   inside `select` and killed the loop for every channel), and so is an fd that is
+///   registered already. Use a `poll(2)` or `epoll` selector for programs with many
+///   fds.
+/// * **Sets**: the selector keeps the interest sets between waits and changes one bit
+///   when a channel's interest changes. Read interest puts the fd in the read and
+///   the except sets (urgent data is tied to reading, as in the original); write
+///   interest puts it in the write set. `nfds` is the highest watched fd + 1. Each
+///   wait copies the sets (384 bytes) and allocates nothing.
 /// * **Readiness**: read set → [`READABLE`](Readiness::READABLE), write set →
 ///   [`WRITABLE`](Readiness::WRITABLE), except set →
-///   [`PRIORITY`](Readiness::PRIORITY). `select(2)` never reports errors or hang-ups
-///   as such: a refused connect or a reset shows as readable and writable, and the
-///   socket operations then report the error.
+///   [`PRIORITY`](Readiness::PRIORITY), reported in fd order. `select(2)` never
+///   reports errors or hang-ups as such: a refused connect or a reset shows as
+///   readable and writable, and the socket operations then report the error.
 /// * **`EINTR`** is retried with the time that remains (tracked against a deadline
 ///   with [`Instant`]), so a signal never ends a wait early.
 /// * **`EBADF`** (an fd was closed behind the loop's back) does not fail the wait:
-///   each registered fd is probed with `fcntl(F_GETFD)`, the bad ones are reported
+///   each watched fd is probed with `fcntl(F_GETFD)`, the bad ones are reported
 ///   [`INVALID`](Readiness::INVALID) (the reactor then closes their channels), and
 ///   the wait is redone at once without them, so the other channels are served in
 ///   the same pass.
-/// * A registration whose fd is out of range (never registered) is reported
-///   `INVALID` rather than handed to `select`.
-/// * With no registrations, a wait just sleeps for the timeout; with no registrations
-///   and no timeout it sleeps until the process ends (the reactor never asks for that:
-///   it reports [`PollError::NothingToWaitFor`](asyncore_core::PollError)).
+/// * With nothing watched, a wait just sleeps for the timeout; with nothing watched
+///   and no timeout it sleeps until the process ends (the reactor never asks for
+///   that: it reports [`PollError::NothingToWaitFor`](asyncore_core::PollError)).
 ///
-/// The selector keeps no state: registration is a range check.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+/// Its state is three fd sets and the token of each fd: about 8.5 KiB, whatever the
+/// number of channels.
 pub struct SelectSelector {
-    _private: (),
+    /// Watched for reading (and urgent data).
+    read: Set,
+    /// Watched for writing.
+    write: Set,
+    /// Registered, whatever the interest.
+    known: Set,
+    /// The token each registered fd reports under.
+    tokens: [Token; FD_SETSIZE],
+    /// The highest watched fd + 1 (an upper bound; lowered when the top fd leaves).
+    nfds: RawFd,
+}
+
+impl fmt::Debug for SelectSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectSelector")
+            .field("nfds", &self.nfds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SelectSelector {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl SelectSelector {
-    /// A selector. `const`, so a reactor using it can be built in a `static`.
+    /// A selector watching nothing. `const`, so a reactor using it can be built in a
+    /// `static`.
     pub const fn new() -> SelectSelector {
-        SelectSelector { _private: () }
+        SelectSelector {
+            read: Set::EMPTY,
+            write: Set::EMPTY,
+            known: Set::EMPTY,
+            tokens: [Token::new(0, 0); FD_SETSIZE],
+            nfds: 0,
+        }
+    }
+
+    /// Puts `fd` in (or takes it out of) the interest sets for `interest`.
+    fn watch(&mut self, fd: RawFd, interest: Interest) {
+        self.read.set(fd, interest.is_readable());
+        self.write.set(fd, interest.is_writable());
+        if !interest.is_empty() {
+            self.nfds = self.nfds.max(fd + 1);
+        } else {
+            while self.nfds > 0
+                && !self.read.contains(self.nfds - 1)
+                && !self.write.contains(self.nfds - 1)
+            {
+                self.nfds -= 1;
+            }
+        }
     }
 }
 
@@ -76,13 +123,12 @@ fn check_fd(fd: RawFd) -> Result<(), SourceError> {
 /// fd may have been closed behind the loop's back (reporting exactly that is the
 /// `EBADF` path's job), so this set never pretends otherwise: it stores numbers that
 /// passed [`check_fd`] and hands the raw set to `select(2)`.
+#[derive(Copy, Clone)]
 struct Set(libc::fd_set);
 
 impl Set {
-    fn new() -> Self {
-        // SAFETY: `fd_set` is plain integers; all zeros is the empty set (FD_ZERO).
-        Set(unsafe { core::mem::zeroed() })
-    }
+    // SAFETY: `fd_set` is plain integers; all zeros is the empty set (FD_ZERO).
+    const EMPTY: Set = Set(unsafe { core::mem::zeroed() });
 
     /// Adds `fd`, which passed [`check_fd`] (0 ≤ fd < `FD_SETSIZE`).
     fn insert(&mut self, fd: RawFd) {
@@ -91,6 +137,24 @@ impl Set {
             // SAFETY: `fd` is within the set's range (checked just above) and the
             // pointer is to a live, exclusively borrowed set.
             unsafe { libc::FD_SET(fd, &mut self.0) }
+        }
+    }
+
+    /// Removes `fd` (nothing for an fd out of range).
+    fn remove(&mut self, fd: RawFd) {
+        if check_fd(fd).is_ok() {
+            // SAFETY: `fd` is within the set's range (checked just above) and the
+            // pointer is to a live, exclusively borrowed set.
+            unsafe { libc::FD_CLR(fd, &mut self.0) }
+        }
+    }
+
+    /// Adds or removes `fd`.
+    fn set(&mut self, fd: RawFd, member: bool) {
+        if member {
+            self.insert(fd);
+        } else {
+            self.remove(fd);
         }
     }
 
@@ -130,22 +194,6 @@ fn timeval(remaining: Duration) -> TimeVal {
     )
 }
 
-/// Probes each registration not yet marked invalid with `fcntl(F_GETFD)` and marks
-/// the closed ones [`Readiness::INVALID`]. Returns how many it marked.
-fn mark_bad_fds(registrations: &[Registration<RawFd>], ready: &mut [Readiness]) -> usize {
-    let mut found = 0;
-    for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
-        if out.is_invalid() {
-            continue;
-        }
-        if is_bad_fd(reg.source) {
-            *out = Readiness::INVALID;
-            found += 1;
-        }
-    }
-    found
-}
-
 impl Selector for SelectSelector {
     type Source = RawFd;
     type Error = SocketError;
@@ -155,66 +203,88 @@ impl Selector for SelectSelector {
         Some(crate::monotonic())
     }
 
-    /// Refuses what `select(2)` cannot watch.
+    /// Registers what `select(2)` can watch.
     ///
     /// # Errors
     /// [`SourceError::Invalid`] for a negative fd (a closed [`StdSocket`] reports
-    /// `-1`), [`SourceError::OutOfRange`]`{ limit: FD_SETSIZE }` for an fd ≥
-    /// [`FD_SETSIZE`].
+    /// `-1`) or one registered already, [`SourceError::OutOfRange`]`{ limit:
+    /// FD_SETSIZE }` for an fd ≥ [`FD_SETSIZE`].
     ///
     /// [`StdSocket`]: crate::StdSocket
-    fn register(&mut self, source: RawFd) -> Result<(), SourceError> {
-        check_fd(source)
+    fn register(&mut self, token: Token, fd: RawFd, interest: Interest) -> Result<(), SourceError> {
+        check_fd(fd)?;
+        if self.known.contains(fd) {
+            return Err(SourceError::Invalid);
+        }
+        self.known.insert(fd);
+        if let Some(t) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.tokens.get_mut(i))
+        {
+            *t = token;
+        }
+        self.watch(fd, interest);
+        Ok(())
+    }
+
+    /// Changes the bits of `fd` in the interest sets.
+    ///
+    /// # Errors
+    /// [`SourceError::Invalid`] for an fd that is not registered.
+    fn reregister(
+        &mut self,
+        _token: Token,
+        fd: RawFd,
+        _was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        if !self.known.contains(fd) {
+            return Err(SourceError::Invalid);
+        }
+        self.watch(fd, interest);
+        Ok(())
+    }
+
+    fn deregister(&mut self, _token: Token, fd: RawFd, _was: Interest) {
+        if self.known.contains(fd) {
+            self.known.remove(fd);
+            self.watch(fd, Interest::NONE);
+        }
     }
 
     /// One `select(2)` wait (repeated after `EINTR` and `EBADF`); see the type's
-    /// documentation. Entries of `ready` beyond `registrations.len()` (or the other
-    /// way round) are ignored.
+    /// documentation.
     ///
     /// # Errors
     /// What `select(2)` reports other than `EINTR` and `EBADF`: `EINVAL`
     /// (`InvalidInput`), `ENOMEM` (`OutOfMemory`).
     fn select(
         &mut self,
-        registrations: &[Registration<RawFd>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, SocketError> {
-        let n = registrations.len().min(ready.len());
-        let (registrations, ready) = (&registrations[..n], &mut ready[..n]);
-        let mut invalid = 0;
-        for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
-            *out = if check_fd(reg.source).is_ok() {
-                Readiness::EMPTY
-            } else {
-                invalid += 1;
-                Readiness::INVALID
-            };
-        }
         // An overflowing deadline is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // The first wait takes the timeout as it is (the deadline was just computed);
         // retries after EINTR or EBADF take what remains until the deadline.
         let mut first = true;
+        // Fds found closed behind the loop's back: reported, and left out of the
+        // retried wait.
+        let mut bad = Set::EMPTY;
+        let mut invalid = 0;
 
         loop {
-            let mut read = Set::new();
-            let mut write = Set::new();
-            let mut except = Set::new();
-            let mut nfds = 0;
-            for (reg, out) in registrations.iter().zip(ready.iter()) {
-                if out.is_invalid() {
-                    continue;
+            let mut read = self.read;
+            let mut write = self.write;
+            let mut except = self.read;
+            if invalid > 0 {
+                for fd in 0..self.nfds {
+                    if bad.contains(fd) {
+                        read.remove(fd);
+                        write.remove(fd);
+                        except.remove(fd);
+                    }
                 }
-                let fd = reg.source;
-                if reg.interest.is_readable() {
-                    read.insert(fd);
-                    except.insert(fd);
-                }
-                if reg.interest.is_writable() {
-                    write.insert(fd);
-                }
-                nfds = nfds.max(reg.source + 1);
             }
             let mut tv = if invalid > 0 {
                 // Something to report already: just look, do not wait.
@@ -230,39 +300,56 @@ impl Selector for SelectSelector {
                 AsMut::<libc::timeval>::as_mut(t) as *mut _
             });
             // SAFETY: the three sets and the timeval are live locals, exclusively
-            // borrowed for the call; `nfds` is the highest fd in them + 1 (≤
-            // FD_SETSIZE); a null timeval means no limit.
-            let r = unsafe { libc::select(nfds, &mut read.0, &mut write.0, &mut except.0, tv_ptr) };
+            // borrowed for the call; `nfds` is at least the highest fd in them + 1
+            // and at most FD_SETSIZE; a null timeval means no limit.
+            let r = unsafe {
+                libc::select(self.nfds, &mut read.0, &mut write.0, &mut except.0, tv_ptr)
+            };
             let result = if r < 0 { Err(Errno::last()) } else { Ok(r) };
             match result {
-                Ok(_) => {
+                Ok(mut left) => {
                     let mut count = invalid;
-                    for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
-                        if out.is_invalid() {
-                            continue;
+                    for fd in 0..self.nfds {
+                        if left <= 0 {
+                            break;
                         }
-                        let fd = reg.source;
                         let mut r = Readiness::EMPTY;
                         if read.contains(fd) {
                             r |= Readiness::READABLE;
+                            left -= 1;
                         }
                         if write.contains(fd) {
                             r |= Readiness::WRITABLE;
+                            left -= 1;
                         }
                         if except.contains(fd) {
                             r |= Readiness::PRIORITY;
+                            left -= 1;
                         }
-                        *out = r;
-                        if !r.is_empty() {
-                            count += 1;
+                        if r.is_empty() {
+                            continue;
                         }
+                        let token = self.tokens[fd as usize];
+                        if !events.push(token, r) {
+                            break;
+                        }
+                        count += 1;
                     }
                     return Ok(count);
                 }
                 // A signal: wait again for what remains (zero once the deadline passed).
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EBADF) => {
-                    let found = mark_bad_fds(registrations, ready);
+                    let mut found = 0;
+                    for fd in 0..self.nfds {
+                        let watched = self.read.contains(fd) || self.write.contains(fd);
+                        if watched && !bad.contains(fd) && is_bad_fd(fd) {
+                            bad.insert(fd);
+                            if events.push(self.tokens[fd as usize], Readiness::INVALID) {
+                                found += 1;
+                            }
+                        }
+                    }
                     if found == 0 {
                         // Nothing bad any more (the fd was reused meanwhile): report
                         // what is known; the next pass starts afresh.
@@ -283,17 +370,28 @@ mod tests {
     #[test]
     fn register_range() {
         let mut s = SelectSelector::new();
-        assert_eq!(s.register(0), Ok(()));
-        assert_eq!(s.register(FD_SETSIZE as RawFd - 1), Ok(()));
-        assert_eq!(s.register(-1), Err(SourceError::Invalid));
+        let (t, i) = (Token::new(0, 0), Interest::READABLE);
+        assert_eq!(s.register(t, 0, i), Ok(()));
+        assert_eq!(s.register(t, 0, i), Err(SourceError::Invalid), "twice");
+        assert_eq!(s.register(t, FD_SETSIZE as RawFd - 1, i), Ok(()));
+        assert_eq!(s.register(t, -1, i), Err(SourceError::Invalid));
         assert_eq!(
-            s.register(FD_SETSIZE as RawFd),
+            s.register(t, FD_SETSIZE as RawFd, i),
             Err(SourceError::OutOfRange { limit: FD_SETSIZE })
         );
         assert_eq!(
-            s.register(RawFd::MAX),
+            s.register(t, RawFd::MAX, i),
             Err(SourceError::OutOfRange { limit: FD_SETSIZE })
         );
+        assert_eq!(s.nfds, FD_SETSIZE as RawFd);
+        s.deregister(t, FD_SETSIZE as RawFd - 1, i);
+        assert_eq!(s.nfds, 1, "the top fd left: nfds comes down");
+        assert_eq!(
+            s.reregister(t, 5, i, Interest::NONE),
+            Err(SourceError::Invalid)
+        );
+        s.reregister(t, 0, i, Interest::NONE).unwrap();
+        assert_eq!(s.nfds, 0);
     }
 
     #[test]
@@ -312,7 +410,8 @@ mod tests {
 
     #[test]
     fn const_new() {
-        static SELECTOR: SelectSelector = SelectSelector::new();
-        assert_eq!(SELECTOR, SelectSelector::default());
+        static SELECTOR: std::sync::Mutex<SelectSelector> =
+            std::sync::Mutex::new(SelectSelector::new());
+        assert_eq!(SELECTOR.lock().map(|s| s.nfds).ok(), Some(0));
     }
 }

@@ -12,8 +12,12 @@ use std::time::Duration;
 
 use asyncore_core::Callback;
 use asyncore_core::mock::{Action, CallLog, Recorder};
-use asyncore_core::{Interest, Reactor, Readiness, Registration, Selector, Socket, Token, errno};
+use asyncore_core::{Interest, Reactor, Readiness, Socket, Token, errno};
 use asyncore_std::{SelectSelector, StdSocket};
+
+#[path = "../../tests/support/waiter.rs"]
+mod waiter;
+use waiter::{Registration, Waiter};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -48,7 +52,7 @@ fn select_reports_the_bad_fd_invalid_and_serves_the_others() {
     let bad = r2.into_raw_fd();
     nix::unistd::close(bad).unwrap();
 
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let regs = [
         Registration {
             token: Token::new(0, 0),

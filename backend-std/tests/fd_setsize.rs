@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use asyncore_core::Callback;
 use asyncore_core::mock::{Action, CallLog, Recorder};
-use asyncore_core::{AddErrorKind, Reactor, Selector, Socket, SourceError};
+use asyncore_core::{AddErrorKind, Interest, Reactor, Selector, Socket, SourceError};
 use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -63,7 +63,11 @@ fn high_fd_is_refused_at_add_and_the_loop_goes_on() {
     assert_eq!(high.as_raw_fd(), raw);
     assert_eq!(reactor.len(), 1);
     assert_eq!(
-        reactor.selector_mut().register(high.source()),
+        reactor.selector_mut().register(
+            asyncore_core::Token::new(9, 0),
+            high.source(),
+            Interest::READABLE
+        ),
         Err(SourceError::OutOfRange { limit: FD_SETSIZE })
     );
     high.close().unwrap();

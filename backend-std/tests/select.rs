@@ -5,22 +5,16 @@ mod common;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use asyncore_core::{Interest, Readiness, Registration, Selector, Sent, Socket, Token};
+use asyncore_core::{
+    Event, Events, Interest, Readiness, Selector, Sent, Socket, SourceError, Token,
+};
 use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
-use common::tcp_pair;
-
-fn reg(i: u32, fd: RawFd, interest: Interest) -> Registration<RawFd> {
-    Registration {
-        token: Token::new(i, 0),
-        source: fd,
-        interest,
-    }
-}
+use common::{Waiter, reg, tcp_pair};
 
 #[test]
 fn readable_and_writable() {
     let (mut a, b) = StdSocket::pair().unwrap();
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let regs = [
         reg(0, a.as_raw_fd(), Interest::BOTH),
         reg(1, b.as_raw_fd(), Interest::READABLE),
@@ -49,7 +43,7 @@ fn readable_and_writable() {
 #[test]
 fn timeout_is_honoured() {
     let (a, _b) = StdSocket::pair().unwrap();
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let regs = [reg(0, a.as_raw_fd(), Interest::READABLE)];
     let mut ready = [Readiness::EMPTY];
     let n = sel
@@ -67,7 +61,7 @@ fn timeout_is_honoured() {
 
 #[test]
 fn no_registrations_sleeps() {
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let n = sel
         .select(&[], &mut [], Some(Duration::from_millis(30)))
         .unwrap();
@@ -75,49 +69,53 @@ fn no_registrations_sleeps() {
 }
 
 #[test]
-fn unregistered_out_of_range_sources_are_invalid() {
+fn out_of_range_and_duplicate_sources_are_refused() {
     let (mut a, b) = StdSocket::pair().unwrap();
     a.send(b"x").unwrap();
     let mut sel = SelectSelector::new();
-    let regs = [
-        reg(0, -1, Interest::READABLE),
-        reg(1, b.as_raw_fd(), Interest::READABLE),
-        reg(2, FD_SETSIZE as RawFd, Interest::BOTH),
-    ];
-    let mut ready = [Readiness::EMPTY; 3];
-    let n = sel
-        .select(&regs, &mut ready, Some(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(n, 3);
+    let t = |i| Token::new(i, 0);
+    let i = Interest::READABLE;
+    assert_eq!(sel.register(t(0), -1, i), Err(SourceError::Invalid));
     assert_eq!(
-        ready,
-        [Readiness::INVALID, Readiness::READABLE, Readiness::INVALID]
+        sel.register(t(2), FD_SETSIZE as RawFd, Interest::BOTH),
+        Err(SourceError::OutOfRange { limit: FD_SETSIZE })
+    );
+    assert_eq!(sel.register(t(1), b.as_raw_fd(), i), Ok(()));
+    assert_eq!(
+        sel.register(t(3), b.as_raw_fd(), i),
+        Err(SourceError::Invalid),
+        "one fd, one registration"
+    );
+    let mut buf = [Event::EMPTY; 4];
+    let mut events = Events::new(&mut buf);
+    assert_eq!(sel.select(&mut events, Some(Duration::from_secs(5))), Ok(1));
+    assert_eq!(
+        events.as_slice(),
+        [Event {
+            token: t(1),
+            readiness: Readiness::READABLE
+        }]
     );
 }
 
 #[test]
-fn mismatched_lengths_do_not_panic() {
+fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
     let (a, _b) = StdSocket::pair().unwrap();
+    let (c, _d) = StdSocket::pair().unwrap();
     let mut sel = SelectSelector::new();
-    let regs = [
-        reg(0, a.as_raw_fd(), Interest::WRITABLE),
-        reg(1, a.as_raw_fd(), Interest::WRITABLE),
-    ];
-    let mut one = [Readiness::EMPTY];
-    assert_eq!(sel.select(&regs, &mut one, Some(Duration::ZERO)), Ok(1));
-    let mut three = [Readiness::READABLE; 3];
-    assert_eq!(sel.select(&regs, &mut three, Some(Duration::ZERO)), Ok(2));
-    assert_eq!(three[2], Readiness::READABLE, "beyond the registrations");
-}
-
-#[test]
-fn stale_ready_entries_are_cleared() {
-    let (a, _b) = StdSocket::pair().unwrap();
-    let mut sel = SelectSelector::new();
-    let regs = [reg(0, a.as_raw_fd(), Interest::READABLE)];
-    let mut ready = [Readiness::READABLE | Readiness::HANGUP];
-    assert_eq!(sel.select(&regs, &mut ready, Some(Duration::ZERO)), Ok(0));
-    assert_eq!(ready, [Readiness::EMPTY]);
+    let (lo, hi) = if a.as_raw_fd() < c.as_raw_fd() {
+        (&a, &c)
+    } else {
+        (&c, &a)
+    };
+    sel.register(Token::new(5, 0), lo.as_raw_fd(), Interest::WRITABLE)
+        .unwrap();
+    sel.register(Token::new(1, 0), hi.as_raw_fd(), Interest::WRITABLE)
+        .unwrap();
+    let mut buf = [Event::EMPTY; 1];
+    let mut events = Events::new(&mut buf);
+    assert_eq!(sel.select(&mut events, Some(Duration::ZERO)), Ok(1));
+    assert_eq!(events.as_slice()[0].token, Token::new(5, 0), "fd order");
 }
 
 #[test]
@@ -140,7 +138,7 @@ fn listener_readable_when_connection_pending() {
     let Some((listener, _c, _s)) = tcp_pair("127.0.0.1") else {
         return;
     };
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let regs = [reg(0, listener.as_raw_fd(), Interest::READABLE)];
     let mut ready = [Readiness::EMPTY];
     assert_eq!(sel.select(&regs, &mut ready, Some(Duration::ZERO)), Ok(0));

@@ -8,10 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use asyncore_core::{Interest, Readiness, Registration, Selector, Token};
+use asyncore_core::{Interest, Readiness};
 use asyncore_std::SelectSelector;
+
+#[path = "../../tests/support/waiter.rs"]
+mod waiter;
 use nix::sys::pthread::{pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use waiter::{Registration, Waiter, reg};
 
 static HITS: AtomicUsize = AtomicUsize::new(0);
 
@@ -46,11 +50,7 @@ fn pester_me(times: usize, every: Duration) -> thread::JoinHandle<()> {
 }
 
 fn one(fd: i32) -> [Registration<i32>; 1] {
-    [Registration {
-        token: Token::new(0, 0),
-        source: fd,
-        interest: Interest::READABLE,
-    }]
+    [reg(0, fd, Interest::READABLE)]
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn eintr_waits_out_the_remaining_time() {
     let (r, _w) = nix::unistd::pipe().unwrap();
     let regs = one(r.as_raw_fd());
     let mut ready = [Readiness::EMPTY];
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let hits = HITS.load(Ordering::SeqCst);
     let signals = pester_me(5, Duration::from_millis(50));
     let start = Instant::now();
@@ -82,7 +82,7 @@ fn eintr_then_readiness() {
     let (r, w) = nix::unistd::pipe().unwrap();
     let regs = one(r.as_raw_fd());
     let mut ready = [Readiness::EMPTY];
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let signals = pester_me(3, Duration::from_millis(20));
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(150));
@@ -105,7 +105,7 @@ fn eintr_without_timeout_keeps_waiting() {
     let (r, w) = nix::unistd::pipe().unwrap();
     let regs = one(r.as_raw_fd());
     let mut ready = [Readiness::EMPTY];
-    let mut sel = SelectSelector::new();
+    let mut sel = Waiter::new(SelectSelector::new());
     let signals = pester_me(3, Duration::from_millis(20));
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(120));

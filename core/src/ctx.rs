@@ -47,6 +47,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     ) -> Self
     where
         Sel: Selector<Source = S::Source>,
+        D: crate::Dispatcher<S>,
         P: Lend,
     {
         Ctx {
@@ -363,7 +364,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// Another channel of the map, by token. `None` for this channel itself, or a
     /// closed or stale token.
     pub fn channel(&mut self, token: Token) -> Option<ChannelMut<'_, S, D>> {
-        let c = self.others.channel_mut(token)?;
+        let c = self.others.channel_for_handler(token)?;
         Some(ChannelMut::from_channel(token, c))
     }
 

@@ -18,6 +18,25 @@ pub enum LogLevel {
     Error,
 }
 
+/// When the reactor asks a channel's [`readable`](Dispatcher::readable) and
+/// [`writable`](Dispatcher::writable) (see [`Dispatcher::interest_mode`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InterestMode {
+    /// Every pass, as the original does: the answers may depend on anything (the
+    /// time, other channels, globals). A pass then costs O(channels) in user space.
+    #[default]
+    EveryPass,
+    /// Only when they may have changed: after a callback on the channel, or after
+    /// anything borrowed its dispatcher mutably ([`Ctx::channel`], [`Ctx::others`],
+    /// [`Reactor::get_mut`](crate::Reactor::get_mut),
+    /// [`Reactor::iter_mut`](crate::Reactor::iter_mut)). Right for a dispatcher
+    /// whose answers depend only on its own fields (no `Cell`, no clock, no
+    /// globals): the reactor sees every change, and a pass with `epoll` costs
+    /// O(ready) instead of O(channels).
+    OnChange,
+}
+
 /// What [`Dispatcher::handle_eof`] decides once the peer finished sending.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -53,15 +72,24 @@ pub trait Dispatcher<S: Socket, M = Self>: Sized {
     /// What handlers return on failure.
     type Error: From<SocketError>;
 
-    /// Asked once per pass: does the channel want read readiness?
+    /// Does the channel want read readiness? Asked once per pass, or only when it
+    /// may have changed (see [`interest_mode`](Self::interest_mode)).
     fn readable(&self) -> bool {
         true
     }
 
-    /// Asked once per pass: does the channel want write readiness? Never asked for
-    /// listeners.
+    /// Does the channel want write readiness? Asked like
+    /// [`readable`](Self::readable); never for listeners.
     fn writable(&self) -> bool {
         false
+    }
+
+    /// When [`readable`](Self::readable) and [`writable`](Self::writable) are asked:
+    /// every pass (the default, the original's contract), or only when they may have
+    /// changed ([`InterestMode::OnChange`], for answers that depend on the
+    /// dispatcher's own fields alone). Asked once, when the channel is added.
+    fn interest_mode(&self) -> InterestMode {
+        InterestMode::EveryPass
     }
 
     /// A non-blocking connect finished (`SO_ERROR` was 0). The state is already

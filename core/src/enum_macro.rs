@@ -76,6 +76,9 @@ macro_rules! dispatcher_enum {
             fn writable(&self) -> bool {
                 match self { $( Self::$variant(d) => d.writable(), )+ }
             }
+            fn interest_mode(&self) -> $crate::InterestMode {
+                match self { $( Self::$variant(d) => d.interest_mode(), )+ }
+            }
             fn handle_connect(&mut self, ctx: &mut $crate::Ctx<'_, $sock, Self>) -> ::core::result::Result<(), $err> {
                 match self { $( Self::$variant(d) => d.handle_connect(ctx), )+ }
             }

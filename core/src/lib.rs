@@ -125,7 +125,7 @@ mod token;
 mod trace;
 
 pub use ctx::{ACCEPT_BATCH, Ctx};
-pub use dispatcher::{AfterEof, Dispatcher, LogLevel};
+pub use dispatcher::{AfterEof, Dispatcher, InterestMode, LogLevel};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,
 };
@@ -137,7 +137,7 @@ pub use pool::{BufferPool, Lease, Lend, NoPool};
 pub use reactor::{Reactor, RunEnd};
 pub use readiness::Readiness;
 pub use ring::Ring;
-pub use selector::{Io, Registration, Selector, With};
+pub use selector::{Event, Events, Io, Selector, With};
 pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
 pub use time::{TimerError, TimerId};

@@ -12,7 +12,10 @@ use crate::map::{Channel, Flags, MapAccess};
 use crate::pool::{Lease, Lend};
 use crate::time::{AcceptBackoff, Deadlines, NEVER};
 use crate::trace::{Trace, Tracer};
-use crate::{AddError, AddErrorKind, Selector, Socket, SourceError, State, Token};
+use crate::{
+    AddError, AddErrorKind, Dispatcher, Interest, InterestMode, Selector, Socket, SourceError,
+    State, Token,
+};
 
 pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) selector: Sel,
@@ -28,6 +31,34 @@ pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) now: Option<Duration>,
     /// The buffers lent to channels.
     pub(crate) pool: P,
+    /// How many channels ask for their interest every pass
+    /// ([`InterestMode::EveryPass`]): with none, a pass visits only the channels
+    /// that changed.
+    pub(crate) every_pass: u32,
+    /// How many channels the selector watches for something (registered with a
+    /// non-empty interest).
+    pub(crate) watched: u32,
+}
+
+/// What a channel wants to be watched for now, asking its dispatcher: the one
+/// interest rule. A listener is never asked `writable()` and has no read interest
+/// while the accept back-off pauses it; a connecting channel always has write
+/// interest (that is how the end of the connect shows); a `ReadClosed` channel has
+/// no read interest; a closed one none.
+#[inline]
+pub(crate) fn wanted<S: Socket, D: Dispatcher<S>>(channel: &Channel<S, D>) -> Interest {
+    let d = &channel.dispatcher;
+    match channel.state {
+        State::Listening => Interest::from_flags(
+            d.readable() && !channel.flags.has(Flags::READ_PAUSED),
+            false,
+        ),
+        State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
+        State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
+        State::ReadClosed => Interest::from_flags(false, d.writable()),
+        State::Source => Interest::from_flags(d.readable(), false),
+        State::Closed => Interest::NONE,
+    }
 }
 
 impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
@@ -41,13 +72,16 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
             exit: false,
             now: None,
             pool,
+            every_pass: 0,
+            watched: 0,
         }
     }
 
     /// Adds a channel: the one routine behind `Reactor::add` and `Ctx::add`. Checks
-    /// capacity, registers the source with the selector, refuses a closed socket,
-    /// inserts, remembers the registered source, reports `Added`. On any refusal the
-    /// selector is left as it was and the values come back.
+    /// capacity, refuses a closed socket, registers the source with the selector
+    /// (under the token the channel will have, with the interest it has now),
+    /// inserts, reports `Added`. On any refusal the selector is left as it was and
+    /// the values come back.
     pub(crate) fn add<S, D>(
         &mut self,
         map: &mut (impl MapAccess<S, D> + ?Sized),
@@ -56,38 +90,147 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     ) -> Result<Token, AddError<S, D>>
     where
         S: Socket<Source = Sel::Source>,
+        D: Dispatcher<S>,
     {
         let refuse = |kind, socket, dispatcher| AddError {
             kind,
             socket,
             dispatcher,
         };
-        if map.is_full() {
+        let Some(token) = map.vacant() else {
             return Err(refuse(AddErrorKind::Full, socket, dispatcher));
-        }
-        let source = socket.source();
-        if let Err(e) = self.selector.register(source) {
-            return Err(refuse(AddErrorKind::Rejected(e), socket, dispatcher));
-        }
+        };
         let state = socket.initial_state();
         if state == State::Closed {
-            self.selector.deregister(source);
             let kind = AddErrorKind::Rejected(SourceError::Invalid);
             return Err(refuse(kind, socket, dispatcher));
         }
-        match map.insert(Channel::new(socket, state, dispatcher)) {
+        let mut channel = Channel::new(socket, state, dispatcher);
+        let on_change = channel.dispatcher.interest_mode() == InterestMode::OnChange;
+        if on_change {
+            channel.flags.set(Flags::ON_CHANGE);
+        }
+        let interest = wanted(&channel);
+        let source = channel.socket.source();
+        if let Err(e) = self.selector.register(token, source, interest) {
+            let kind = AddErrorKind::Rejected(e);
+            return Err(refuse(kind, channel.socket, channel.dispatcher));
+        }
+        channel.registered = interest;
+        match map.insert(channel) {
             Ok(token) => {
                 if let Some(slot) = self.sources.get_mut(token.index()) {
                     *slot = Some(source);
+                }
+                if !on_change {
+                    self.every_pass += 1;
+                }
+                if !interest.is_empty() {
+                    self.watched += 1;
                 }
                 self.tracer.trace(token, Trace::Added);
                 Ok(token)
             }
             Err(c) => {
-                self.selector.deregister(source);
+                // Unreachable (the map had room a moment ago), but never panic.
+                self.selector.deregister(token, source, interest);
                 Err(refuse(AddErrorKind::Full, c.socket, c.dispatcher))
             }
         }
+    }
+
+    /// Brings the selector in line with the channel of `token`: asks what it wants
+    /// ([`wanted`]) and re-registers when that differs from what the selector has.
+    /// Returns whether the channel is broken (to be reported `INVALID`): the selector
+    /// refused the change, or an earlier check found its source gone. The per-pass
+    /// path: one interest query and one comparison when nothing changed.
+    #[inline]
+    pub(crate) fn sync<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>) -> bool
+    where
+        S: Socket<Source = Sel::Source>,
+        D: Dispatcher<S>,
+    {
+        if channel.flags.has(Flags::BROKEN) {
+            return true;
+        }
+        let want = wanted(channel);
+        if want == channel.registered {
+            return false;
+        }
+        self.change(token, channel, want)
+    }
+
+    /// Re-registers the channel of `token` for `want`; see [`sync`](Self::sync).
+    fn change<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>, want: Interest) -> bool
+    where
+        S: Socket<Source = Sel::Source>,
+    {
+        let Some(source) = self.sources.get(token.index()).copied().flatten() else {
+            // Not registered (a kept, closed channel): nothing to change.
+            return false;
+        };
+        let was = channel.registered;
+        match self.selector.reregister(token, source, was, want) {
+            Ok(()) => {
+                channel.registered = want;
+                match (was.is_empty(), want.is_empty()) {
+                    (true, false) => self.watched += 1,
+                    (false, true) => self.watched = self.watched.saturating_sub(1),
+                    _ => {}
+                }
+                false
+            }
+            Err(_) => {
+                debug_!("{}: the selector refused an interest change", token);
+                self.unwatch(token, channel);
+                true
+            }
+        }
+    }
+
+    /// Checks that the socket of the channel of `token` still has the source it was
+    /// registered with. If not (a handler closed it, or swapped it), the channel is
+    /// deregistered and marked broken. Returns whether it is broken. Run for every
+    /// channel something borrowed mutably.
+    #[inline]
+    pub(crate) fn check_source<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>) -> bool
+    where
+        S: Socket<Source = Sel::Source>,
+    {
+        if channel.flags.has(Flags::BROKEN) {
+            return true;
+        }
+        if channel.state == State::Closed {
+            return false;
+        }
+        let registered = self.sources.get(token.index()).copied().flatten();
+        if registered != Some(channel.socket.source()) {
+            self.unwatch(token, channel);
+            return true;
+        }
+        false
+    }
+
+    /// The source the channel of `token`'s slot is registered with.
+    #[inline]
+    pub(crate) fn source(&self, token: Token) -> Option<Sel::Source> {
+        self.sources.get(token.index()).copied().flatten()
+    }
+
+    /// Deregisters a channel that stays in the map but whose source is gone, and
+    /// marks it broken.
+    pub(crate) fn unwatch<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>)
+    where
+        S: Socket<Source = Sel::Source>,
+    {
+        let was = core::mem::replace(&mut channel.registered, Interest::NONE);
+        if !was.is_empty() {
+            self.watched = self.watched.saturating_sub(1);
+        }
+        if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
+            self.selector.deregister(token, source, was);
+        }
+        channel.flags.set(Flags::BROKEN);
     }
 
     /// Takes a channel out of the map: the one routine behind every removal and
@@ -101,19 +244,20 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     where
         S: Socket<Source = Sel::Source>,
     {
-        let channel = map.remove(token)?;
+        let mut channel = map.remove(token)?;
         if !channel.is_kept() {
-            self.forget(token);
+            self.forget(token, &mut channel);
         }
         Some(channel)
     }
 
     /// Closes the channel of `token`: the one close routine (a handler's close, the
     /// close after `handle_close` or a failed connect, `Reactor::close`,
-    /// `Ctx::close_channel`). Deregisters its source, closes its socket and reports
-    /// `Removed`; the dispatcher is dropped, or kept in the slot for
-    /// `Reactor::take_closed` if the channel asked for that. `false` for a stale
-    /// token or a channel closed already.
+    /// `Ctx::close_channel`). Deregisters its source, then closes its socket (in
+    /// that order: `epoll` must drop an fd before it closes, or a duplicate of it
+    /// would keep reporting) and reports `Removed`; the dispatcher is dropped, or kept
+    /// in the slot for `Reactor::take_closed` if the channel asked for that. `false`
+    /// for a stale token or a channel closed already.
     pub(crate) fn close<S, D>(
         &mut self,
         map: &mut (impl MapAccess<S, D> + ?Sized),
@@ -129,11 +273,11 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
             return false;
         }
         if c.flags.has(Flags::KEEP) {
+            self.forget(token, c);
             if c.socket.close().is_err() {
                 debug_!("{}: close reported an error", token);
             }
             map.keep_closed(token);
-            self.forget(token);
         } else if let Some(mut c) = self.remove(map, token) {
             c.state = State::Closed;
             if c.socket.close().is_err() {
@@ -145,10 +289,20 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
 
     /// Deregisters the source `token`'s slot was registered with, takes back the
     /// buffers it holds, and reports `Removed`: the channel has left the loop.
-    fn forget(&mut self, token: Token) {
+    fn forget<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>)
+    where
+        S: Socket<Source = Sel::Source>,
+    {
         self.pool.release(token);
+        let was = core::mem::replace(&mut channel.registered, Interest::NONE);
+        if !was.is_empty() {
+            self.watched = self.watched.saturating_sub(1);
+        }
+        if !channel.flags.has(Flags::ON_CHANGE) {
+            self.every_pass = self.every_pass.saturating_sub(1);
+        }
         if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
-            self.selector.deregister(source);
+            self.selector.deregister(token, source, was);
         }
         self.tracer.trace(token, Trace::Removed);
     }
@@ -192,6 +346,7 @@ impl<Sel, S, D, const N: usize, P> Registrar<S, D> for Registry<Sel, N, P>
 where
     Sel: Selector,
     S: Socket<Source = Sel::Source>,
+    D: Dispatcher<S>,
     P: Lend,
 {
     fn add(

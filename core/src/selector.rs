@@ -4,17 +4,86 @@ use core::{fmt, marker::PhantomData, time::Duration};
 
 use crate::{Interest, Readiness, Socket, SourceError, Token};
 
-/// One source handed to a selector for one wait, with the interest its channel has
-/// this pass.
+/// What one wait found for one channel: its token and what it is ready for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Registration<Src> {
-    /// The channel.
+pub struct Event {
+    /// The channel, as registered.
     pub token: Token,
-    /// What to watch.
-    pub source: Src,
-    /// What to watch it for; never empty.
-    pub interest: Interest,
+    /// What it is ready for.
+    pub readiness: Readiness,
+}
+
+impl Event {
+    /// No channel, no readiness: what an unused entry holds.
+    pub const EMPTY: Event = Event {
+        token: Token::new(0, 0),
+        readiness: Readiness::EMPTY,
+    };
+}
+
+/// Where a selector writes what one wait found: a buffer of fixed capacity that the
+/// caller lends (a reactor lends one entry per channel, so it never fills).
+#[derive(Debug)]
+pub struct Events<'a> {
+    buf: &'a mut [Event],
+    len: usize,
+}
+
+impl<'a> Events<'a> {
+    /// Empty, writing into `buf`.
+    pub fn new(buf: &'a mut [Event]) -> Self {
+        Events { buf, len: 0 }
+    }
+
+    /// Reports `readiness` for the channel `token`. Empty readiness is not recorded
+    /// (and counts as done). Returns `false`, recording nothing, when the buffer is
+    /// full: a selector then stops, and level-triggered readiness reports the rest on
+    /// the next wait.
+    #[inline]
+    pub fn push(&mut self, token: Token, readiness: Readiness) -> bool {
+        if readiness.is_empty() {
+            return true;
+        }
+        match self.buf.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Event { token, readiness };
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many events were recorded.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether none were.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether no more fit.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.len == self.buf.len()
+    }
+
+    /// How many fit in all.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The events recorded so far, in the order they were pushed.
+    #[inline]
+    pub fn as_slice(&self) -> &[Event] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Waits for readiness on a set of sources: `select(2)`, `poll(2)`, or a mock.
@@ -28,8 +97,15 @@ pub struct Registration<Src> {
 ///   would-block outcome, never an error, so a spurious event costs one syscall.
 /// * **EINTR** is retried inside the selector with the time that remains; a signal
 ///   never ends a wait early with an error.
-/// * **Interest.** Each [`Registration`] carries a non-empty [`Interest`]; channels
-///   with no interest are not handed over at all, and receive no event.
+/// * **Registrations persist.** A channel's source is registered once, when it is
+///   added ([`register`](Selector::register)), with the token that names it in
+///   events; its interest changes only through [`reregister`](Selector::reregister)
+///   (the reactor calls it when, and only when, the interest differs from what is
+///   registered); [`deregister`](Selector::deregister) forgets it when the channel
+///   leaves. A wait reports events for registered sources only, so its cost can be
+///   O(ready) (`epoll`) rather than O(registered) (`select`, `poll`).
+/// * **Interest.** A source registered with no interest ([`Interest::NONE`]) is not
+///   watched at all and receives no event, not even an error or hang-up.
 /// * **Readiness bits**, and what the reactor does with them, in this order per
 ///   channel (liveness is re-checked between steps):
 ///
@@ -68,14 +144,41 @@ pub trait Selector {
     /// Failure of a whole wait.
     type Error: fmt::Debug;
 
-    /// Checks, when a channel is added, that this selector can watch `source`.
+    /// Starts watching `source`, the source of the channel `token`, for `interest`
+    /// (which may be empty: registered, not watched). Called when a channel is added,
+    /// before it takes part in any wait; every later event for the source carries
+    /// `token`.
     ///
     /// # Errors
-    /// [`SourceError::OutOfRange`] for an fd ≥ `FD_SETSIZE` on `select(2)`, and so on.
-    fn register(&mut self, source: Self::Source) -> Result<(), SourceError> {
-        let _ = source;
-        Ok(())
-    }
+    /// The selector cannot watch `source`: [`SourceError::OutOfRange`] for an fd ≥
+    /// `FD_SETSIZE` on `select(2)`, [`SourceError::Full`] when its storage is full,
+    /// [`SourceError::Invalid`] for a source it refuses. Nothing stays registered.
+    fn register(
+        &mut self,
+        token: Token,
+        source: Self::Source,
+        interest: Interest,
+    ) -> Result<(), SourceError>;
+
+    /// Changes what the registered `source` of `token` is watched for, from `was` to
+    /// `interest` (the reactor calls it only when they differ).
+    ///
+    /// # Errors
+    /// The change could not be made (`epoll_ctl` refused it, e.g. the fd was closed
+    /// behind the loop's back): the reactor then treats the channel as
+    /// [`INVALID`](Readiness::INVALID), deregisters it and closes it.
+    fn reregister(
+        &mut self,
+        token: Token,
+        source: Self::Source,
+        was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError>;
+
+    /// Forgets the registered `source` of `token`, which was watched for `was`. Called
+    /// once per successful [`register`](Self::register), when the channel leaves the
+    /// map; the source may already be closed.
+    fn deregister(&mut self, token: Token, source: Self::Source, was: Interest);
 
     /// The current time of this selector's monotonic clock, or `None` when it has
     /// none (timers and deadlines then report [`TimerError::NoClock`](crate::TimerError)).
@@ -85,22 +188,17 @@ pub trait Selector {
         None
     }
 
-    /// Forgets `source` when its channel is removed.
-    fn deregister(&mut self, source: Self::Source) {
-        let _ = source;
-    }
-
-    /// Waits up to `timeout` (`None`: without limit) for readiness of the
-    /// `registrations`, and writes what each one is ready for into the same index of
-    /// `ready` (`ready.len() == registrations.len()`; entries start empty). Returns how
-    /// many entries are non-empty. With no registrations it just sleeps for `timeout`.
+    /// Waits up to `timeout` (`None`: without limit) until a registered source is
+    /// ready, and pushes one [`Event`] per ready source into `events` (readable,
+    /// priority and writable bits only within the source's interest; error, hang-up
+    /// and invalid always), until it is full. Returns how many it pushed. With
+    /// nothing watched it just sleeps for `timeout`.
     ///
     /// # Errors
     /// The wait itself failed (not EINTR, which is retried).
     fn select(
         &mut self,
-        registrations: &[Registration<Self::Source>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, Self::Error>;
 }

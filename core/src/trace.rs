@@ -48,6 +48,11 @@ pub enum Trace {
     Call(Callback),
     /// The channel left the map (closed or removed).
     Removed,
+    /// An [`InterestMode::OnChange`](crate::InterestMode::OnChange) channel's
+    /// `readable()`/`writable()` changed although nothing borrowed it mutably: it
+    /// depends on something besides its own fields and should ask every pass. Only
+    /// reported with [`Reactor::set_interest_audit`](crate::Reactor::set_interest_audit).
+    StaleInterest,
 }
 
 /// A function told of every [`Trace`], for tracing and invariant checks (the

@@ -1,15 +1,12 @@
 //! Deadlines and one-shot timers on the mock, in virtual time: exact firing times and
 //! order.
 
-use asyncore_core::With;
 use asyncore_core::mock::MockIo;
 use std::cell::RefCell;
 use std::time::Duration;
 
 use asyncore_core::mock::{MockSelector, MockSocket};
-use asyncore_core::{
-    Ctx, Dispatcher, Error, Reactor, Readiness, Recv, RunEnd, Selector, TimerError, Token,
-};
+use asyncore_core::{Ctx, Dispatcher, Error, Reactor, Readiness, Recv, RunEnd, TimerError, Token};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -250,27 +247,10 @@ fn one_shot_timers_end_run_with_their_identity() {
     );
 }
 
-/// A selector without a clock.
-struct NoClock(MockSelector);
-
-impl Selector for NoClock {
-    type Source = u32;
-    type Error = <MockSelector as Selector>::Error;
-    fn select(
-        &mut self,
-        r: &[asyncore_core::Registration<u32>],
-        ready: &mut [Readiness],
-        t: Option<Duration>,
-    ) -> Result<usize, Self::Error> {
-        self.0.select(r, ready, t)
-    }
-}
-
 #[test]
 fn without_a_clock_timers_are_refused() {
     let log = RefCell::new(Vec::new());
-    let mut r: Reactor<With<NoClock, MockSocket>, Timed<'_>, 4> =
-        Reactor::new(NoClock(MockSelector::new()));
+    let mut r: Reactor<MockIo, Timed<'_>, 4> = Reactor::new(MockSelector::without_clock());
     let t = r.add(MockSocket::connected(1), Timed::new(&log)).unwrap();
     assert_eq!(r.set_deadline(t, Some(MS)), Err(TimerError::NoClock));
     assert_eq!(r.add_timer(MS), Err(TimerError::NoClock));

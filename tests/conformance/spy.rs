@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use asyncore::{Interest, Readiness, Registration, Selector, SourceError, Token};
+use asyncore::{Events, Interest, Readiness, Selector, SourceError, Token};
 
 /// One registration of the last wait and what the wrapped selector reported for it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Spy<S: Selector> {
     passes: u32,
     timeouts: Vec<Option<Duration>>,
     last: Vec<Seen<S::Source>>,
+    /// What is registered now, in slot order.
+    regs: Vec<(Token, S::Source, Interest)>,
 }
 
 impl<S: Selector> Spy<S> {
@@ -31,6 +33,7 @@ impl<S: Selector> Spy<S> {
             passes: 0,
             timeouts: Vec::new(),
             last: Vec::new(),
+            regs: Vec::new(),
         }
     }
 
@@ -67,31 +70,63 @@ impl<S: Selector> Selector for Spy<S> {
     type Source = S::Source;
     type Error = S::Error;
 
-    fn register(&mut self, source: S::Source) -> Result<(), SourceError> {
-        self.inner.register(source)
+    fn now(&self) -> Option<Duration> {
+        self.inner.now()
     }
 
-    fn deregister(&mut self, source: S::Source) {
-        self.inner.deregister(source);
+    fn register(
+        &mut self,
+        token: Token,
+        source: S::Source,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        self.inner.register(token, source, interest)?;
+        self.regs.push((token, source, interest));
+        self.regs.sort_by_key(|r| r.0.index());
+        Ok(())
+    }
+
+    fn reregister(
+        &mut self,
+        token: Token,
+        source: S::Source,
+        was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        self.inner.reregister(token, source, was, interest)?;
+        if let Some(r) = self.regs.iter_mut().find(|r| r.0 == token) {
+            r.2 = interest;
+        }
+        Ok(())
+    }
+
+    fn deregister(&mut self, token: Token, source: S::Source, was: Interest) {
+        self.inner.deregister(token, source, was);
+        self.regs.retain(|r| r.0 != token);
     }
 
     fn select(
         &mut self,
-        registrations: &[Registration<S::Source>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, S::Error> {
         self.passes += 1;
         self.timeouts.push(timeout);
-        let n = self.inner.select(registrations, ready, timeout)?;
-        self.last = registrations
+        let before = events.len();
+        let n = self.inner.select(events, timeout)?;
+        let reported = &events.as_slice()[before..];
+        self.last = self
+            .regs
             .iter()
-            .zip(ready.iter())
-            .map(|(r, &ready)| Seen {
-                token: r.token,
-                source: r.source,
-                interest: r.interest,
-                ready,
+            .filter(|r| !r.2.is_empty())
+            .map(|&(token, source, interest)| Seen {
+                token,
+                source,
+                interest,
+                ready: reported
+                    .iter()
+                    .find(|e| e.token == token)
+                    .map_or(Readiness::EMPTY, |e| e.readiness),
             })
             .collect();
         Ok(n)

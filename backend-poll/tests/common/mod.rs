@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use asyncore_core::{Interest, Readiness, Registration, Selector, Token};
+use asyncore_core::{Event, Events, Interest, Readiness, Selector, Token};
 use asyncore_poll::PollSelector;
 use nix::{
     errno::Errno,
@@ -23,13 +23,10 @@ use nix::{
 /// Long enough never to be hit on a healthy machine; only bounds a broken test.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-pub fn reg(index: u32, fd: RawFd, interest: Interest) -> Registration<RawFd> {
-    Registration {
-        token: Token::new(index, 0),
-        source: fd,
-        interest,
-    }
-}
+#[path = "../../../tests/support/waiter.rs"]
+mod waiter;
+#[allow(unused_imports)]
+pub use waiter::{Registration, Waiter, reg};
 
 /// A non-blocking, close-on-exec Unix stream socketpair.
 pub fn pair() -> (OwnedFd, OwnedFd) {
@@ -57,18 +54,24 @@ pub fn recv_now(fd: RawFd) -> Vec<u8> {
     }
 }
 
-/// One wait on one fd.
+/// One wait on one fd (registered in slot 0 for the wait, then deregistered).
 pub fn select_one<const N: usize>(
     selector: &mut PollSelector<N>,
     fd: RawFd,
     interest: Interest,
     timeout: Option<Duration>,
 ) -> Readiness {
-    let regs = [reg(0, fd, interest)];
-    let mut ready = [Readiness::EMPTY];
-    let n = selector.select(&regs, &mut ready, timeout).expect("select");
-    assert_eq!(n, usize::from(!ready[0].is_empty()));
-    ready[0]
+    let token = Token::new(0, 0);
+    selector.register(token, fd, interest).expect("register");
+    let mut buf = [Event::EMPTY; 1];
+    let mut events = Events::new(&mut buf);
+    let n = selector.select(&mut events, timeout).expect("select");
+    selector.deregister(token, fd, interest);
+    assert_eq!(n, events.len());
+    events
+        .as_slice()
+        .first()
+        .map_or(Readiness::EMPTY, |e| e.readiness)
 }
 
 /// Waits (repeatedly, up to [`PATIENCE`]) until `fd` reports all of `want`, and

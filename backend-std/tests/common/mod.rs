@@ -7,8 +7,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use asyncore_core::{Interest, Readiness, Registration, Selector, Socket, Token};
+use asyncore_core::{Event, Events, Interest, Readiness, Selector, Socket, Token};
 use asyncore_std::{Addr, SelectSelector, StdSocket};
+
+#[path = "../../../tests/support/waiter.rs"]
+mod waiter;
+#[allow(unused_imports)]
+pub use waiter::{Registration, Waiter, reg};
 
 /// A fresh path for a Unix-domain socket, removed when dropped.
 pub struct TempPath(pub PathBuf);
@@ -37,16 +42,15 @@ impl Drop for TempPath {
 /// One `select` on one fd, up to `timeout`.
 pub fn wait_fd(fd: RawFd, interest: Interest, timeout: Duration) -> Readiness {
     let mut selector = SelectSelector::new();
-    let regs = [Registration {
-        token: Token::new(0, 0),
-        source: fd,
-        interest,
-    }];
-    let mut ready = [Readiness::EMPTY];
-    selector
-        .select(&regs, &mut ready, Some(timeout))
-        .expect("select");
-    ready[0]
+    let token = Token::new(0, 0);
+    selector.register(token, fd, interest).expect("register");
+    let mut buf = [Event::EMPTY; 1];
+    let mut events = Events::new(&mut buf);
+    selector.select(&mut events, Some(timeout)).expect("select");
+    events
+        .as_slice()
+        .first()
+        .map_or(Readiness::EMPTY, |e| e.readiness)
 }
 
 /// Waits (up to 5 s) until `socket` shows some of `interest`.

@@ -10,7 +10,8 @@ use core::time::Duration;
 
 use asyncore_core::echo::Echo;
 use asyncore_core::{
-    Reactor, Readiness, Recv, Registration, Selector, Sent, Socket, SocketError, State, With,
+    Events, Interest, Reactor, Readiness, Recv, Selector, Sent, Socket, SocketError, SourceError,
+    State, Token, With,
 };
 
 /// The peripheral: per socket, a readiness register, a data register, a length
@@ -75,24 +76,55 @@ impl Socket for HwSocket {
     }
 }
 
-/// Reads each source's readiness register; waits for an interrupt when none is ready.
-struct HwSelector;
+/// Reads each registered source's readiness register; spins until one is ready.
+struct HwSelector {
+    regs: [(Token, u8, Interest); 8],
+    len: usize,
+}
 
 impl Selector for HwSelector {
     type Source = u8;
     type Error = ();
-    fn select(
+    fn register(
         &mut self,
-        registrations: &[Registration<u8>],
-        ready: &mut [Readiness],
-        _timeout: Option<Duration>,
-    ) -> Result<usize, ()> {
+        token: Token,
+        source: u8,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        let slot = self.regs.get_mut(self.len).ok_or(SourceError::Full)?;
+        *slot = (token, source, interest);
+        self.len += 1;
+        Ok(())
+    }
+    fn reregister(
+        &mut self,
+        token: Token,
+        _: u8,
+        _: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        let r = self.regs[..self.len]
+            .iter_mut()
+            .find(|r| r.0 == token)
+            .ok_or(SourceError::Invalid)?;
+        r.2 = interest;
+        Ok(())
+    }
+    fn deregister(&mut self, token: Token, _: u8, _: Interest) {
+        if let Some(i) = self.regs[..self.len].iter().position(|r| r.0 == token) {
+            self.regs.swap(i, self.len - 1);
+            self.len -= 1;
+        }
+    }
+    fn select(&mut self, events: &mut Events<'_>, _timeout: Option<Duration>) -> Result<usize, ()> {
         loop {
             let mut n = 0;
-            for (r, out) in registrations.iter().zip(ready.iter_mut()) {
-                *out = Readiness::from_bits_truncate(reg8(READY + r.source as usize))
-                    .masked_by(r.interest);
-                n += usize::from(!out.is_empty());
+            for &(token, source, interest) in &self.regs[..self.len] {
+                let r = Readiness::from_bits_truncate(reg8(READY + source as usize))
+                    .masked_by(interest);
+                if !r.is_empty() && events.push(token, r) {
+                    n += 1;
+                }
             }
             if n > 0 {
                 return Ok(n);
@@ -105,7 +137,10 @@ impl Selector for HwSelector {
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() -> ! {
     let mut r: Reactor<With<HwSelector, HwSocket>, Echo<HwSocket, 256>, 8> =
-        Reactor::new(HwSelector);
+        Reactor::new(HwSelector {
+            regs: [(Token::new(0, 0), 0, Interest::NONE); 8],
+            len: 0,
+        });
     let _ = r.add(HwSocket(0), Echo::listener(7));
     loop {
         let _ = r.poll_once(None);

@@ -9,7 +9,7 @@ use std::vec::Vec as StdVec;
 
 use super::*;
 use crate::mock::{MockSelector, MockSocket, SendStep, SocketProbe};
-use crate::{Reactor, Readiness, Registration, Selector, SourceError};
+use crate::{Events, Interest, Reactor, Readiness, Selector, SourceError, Token};
 
 /// A small output ring: two of the longest messages fit, a third does not.
 const OUT: usize = 600;
@@ -23,19 +23,32 @@ struct NoClock(MockSelector);
 impl Selector for NoClock {
     type Source = u32;
     type Error = <MockSelector as Selector>::Error;
-    fn register(&mut self, source: u32) -> Result<(), SourceError> {
-        self.0.register(source)
+    fn register(
+        &mut self,
+        token: Token,
+        source: u32,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        self.0.register(token, source, interest)
     }
-    fn deregister(&mut self, source: u32) {
-        self.0.deregister(source);
+    fn reregister(
+        &mut self,
+        token: Token,
+        source: u32,
+        was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        self.0.reregister(token, source, was, interest)
+    }
+    fn deregister(&mut self, token: Token, source: u32, was: Interest) {
+        self.0.deregister(token, source, was);
     }
     fn select(
         &mut self,
-        registrations: &[Registration<u32>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<core::time::Duration>,
     ) -> Result<usize, Self::Error> {
-        self.0.select(registrations, ready, timeout)
+        self.0.select(events, timeout)
     }
 }
 

@@ -13,39 +13,46 @@ const NIL: u32 = u32::MAX;
 
 /// Per-channel flags the dispatch state machine keeps between callbacks.
 #[derive(Copy, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Flags(u8);
+pub(crate) struct Flags(u16);
 
 impl Flags {
     /// The dispatcher asked for the channel to be closed.
-    pub(crate) const CLOSE_REQUESTED: u8 = 1 << 0;
+    pub(crate) const CLOSE_REQUESTED: u16 = 1 << 0;
     /// A read saw EOF.
-    pub(crate) const EOF: u8 = 1 << 1;
+    pub(crate) const EOF: u16 = 1 << 1;
     /// An operation saw a disconnect error.
-    pub(crate) const DISCONNECTED: u8 = 1 << 2;
+    pub(crate) const DISCONNECTED: u16 = 1 << 2;
     /// `handle_close` was delivered.
-    pub(crate) const CLOSE_DELIVERED: u8 = 1 << 3;
+    pub(crate) const CLOSE_DELIVERED: u16 = 1 << 3;
     /// A read in the current dispatch returned data (so a hang-up may still have
     /// data behind it: the close waits for EOF).
-    pub(crate) const GOT_DATA: u8 = 1 << 4;
+    pub(crate) const GOT_DATA: u16 = 1 << 4;
     /// Read interest is withheld until the reactor's accept back-off ends (an
     /// accept failed for a reason that passes, e.g. `EMFILE`). Only listeners.
-    pub(crate) const READ_PAUSED: u8 = 1 << 5;
+    pub(crate) const READ_PAUSED: u16 = 1 << 5;
     /// When the channel closes, keep its dispatcher in the slot (state `Closed`) until
     /// `Reactor::take_closed` hands it back.
-    pub(crate) const KEEP: u8 = 1 << 6;
+    pub(crate) const KEEP: u16 = 1 << 6;
+    /// The dispatcher's interest is asked only when it may have changed
+    /// ([`InterestMode::OnChange`](crate::InterestMode::OnChange)): a mutable borrow
+    /// of the channel puts it on the map's list of channels to check.
+    pub(crate) const ON_CHANGE: u16 = 1 << 7;
+    /// The channel's source is gone from the selector (closed under the loop, or the
+    /// selector refused an interest change): the next pass reports it `INVALID`.
+    pub(crate) const BROKEN: u16 = 1 << 8;
     /// What a handler can leave behind for the reactor to act on once it returns.
-    pub(crate) const PENDING: u8 = Self::CLOSE_REQUESTED | Self::DISCONNECTED | Self::EOF;
+    pub(crate) const PENDING: u16 = Self::CLOSE_REQUESTED | Self::DISCONNECTED | Self::EOF;
 
     #[inline]
-    pub(crate) fn has(self, bits: u8) -> bool {
+    pub(crate) fn has(self, bits: u16) -> bool {
         self.0 & bits != 0
     }
     #[inline]
-    pub(crate) fn set(&mut self, bits: u8) {
+    pub(crate) fn set(&mut self, bits: u16) {
         self.0 |= bits;
     }
     #[inline]
-    pub(crate) fn clear(&mut self, bits: u8) {
+    pub(crate) fn clear(&mut self, bits: u16) {
         self.0 &= !bits;
     }
 }
@@ -66,6 +73,8 @@ pub(crate) struct Channel<S, D> {
     /// When `handle_timeout` is due, in nanoseconds of the selector's clock
     /// ([`NEVER`](crate::time::NEVER): no deadline).
     pub(crate) deadline: u64,
+    /// The interest the selector has for the channel's source now.
+    pub(crate) registered: crate::Interest,
     pub(crate) dispatcher: D,
 }
 
@@ -85,6 +94,7 @@ impl<S, D> Channel<S, D> {
             state,
             flags: Flags::default(),
             deadline: crate::time::NEVER,
+            registered: crate::Interest::NONE,
             dispatcher,
         }
     }
@@ -110,6 +120,7 @@ impl<S, D> Channel<S, D> {
             flags,
             deadline,
             dispatcher,
+            ..
         } = self;
         (
             dispatcher,
@@ -127,6 +138,9 @@ impl<S, D> Channel<S, D> {
 pub(crate) struct Slot<S, D> {
     generation: u32,
     next: u32,
+    /// The link of the list of channels whose interest may have changed: 0 when the
+    /// slot is not on it, 1 when it is the last, `i + 2` when slot `i` follows.
+    dirty: u32,
     channel: Option<Channel<S, D>>,
 }
 
@@ -134,8 +148,34 @@ impl<S, D> Slot<S, D> {
     const VACANT: Self = Slot {
         generation: 0,
         next: NIL,
+        dirty: 0,
         channel: None,
     };
+
+    /// Puts this slot (number `index`) on the list headed by `head` unless it is
+    /// listed already: something is about to borrow its channel mutably, which may
+    /// change its interest or close its socket.
+    #[inline]
+    fn touch(&mut self, head: &mut u32, index: usize) {
+        if self.dirty == 0 && self.channel.is_some() {
+            self.dirty = if *head == 0 { 1 } else { *head + 1 };
+            *head = index as u32 + 1;
+        }
+    }
+
+    /// As [`touch`](Self::touch), for a callback on the channel: only a channel
+    /// asking on change needs it (the reactor checks the source after every
+    /// callback, and asks the others every pass).
+    #[inline]
+    fn touch_for_callback(&mut self, head: &mut u32, index: usize) {
+        if self.dirty == 0
+            && let Some(c) = &self.channel
+            && c.flags.has(Flags::ON_CHANGE)
+        {
+            self.dirty = if *head == 0 { 1 } else { *head + 1 };
+            *head = index as u32 + 1;
+        }
+    }
 
     #[inline]
     fn get(&self, token: Token) -> Option<&Channel<S, D>> {
@@ -168,18 +208,26 @@ pub(crate) struct SlabBook {
     len: u32,
     capacity: u32,
     in_pass: bool,
+    /// Head of the list of slots whose channel's interest may have changed: 0 when
+    /// empty, `i + 1` for slot `i`.
+    dirty: u32,
 }
 
 /// Random access to slots: the whole array, or the slots around the channel being
 /// dispatched ([`Others`]).
 trait Slots<S, D> {
     fn slot(&mut self, index: usize) -> Option<&mut Slot<S, D>>;
+    fn slot_ref(&self, index: usize) -> Option<&Slot<S, D>>;
 }
 
 impl<S, D> Slots<S, D> for [Slot<S, D>] {
     #[inline]
     fn slot(&mut self, index: usize) -> Option<&mut Slot<S, D>> {
         self.get_mut(index)
+    }
+    #[inline]
+    fn slot_ref(&self, index: usize) -> Option<&Slot<S, D>> {
+        self.get(index)
     }
 }
 
@@ -192,7 +240,26 @@ impl SlabBook {
             len: 0,
             capacity: capacity as u32,
             in_pass: false,
+            dirty: 0,
         }
+    }
+
+    /// The slot the next [`insert`](Self::insert) takes.
+    fn next_index(&self) -> Option<u32> {
+        if self.free != NIL {
+            Some(self.free)
+        } else if self.used < self.capacity {
+            Some(self.used)
+        } else {
+            None
+        }
+    }
+
+    /// The token the next [`insert`](Self::insert) returns.
+    fn vacant<S, D>(&self, slots: &(impl Slots<S, D> + ?Sized)) -> Option<Token> {
+        let index = self.next_index()?;
+        let slot = slots.slot_ref(index as usize)?;
+        Some(Token::new(index, slot.generation))
     }
 
     /// Puts `channel` into a free slot, or hands it back.
@@ -201,11 +268,7 @@ impl SlabBook {
         slots: &mut (impl Slots<S, D> + ?Sized),
         channel: Channel<S, D>,
     ) -> Result<Token, Channel<S, D>> {
-        let index = if self.free != NIL {
-            self.free
-        } else if self.used < self.capacity {
-            self.used
-        } else {
+        let Some(index) = self.next_index() else {
             return Err(channel);
         };
         let Some(slot) = slots.slot(index as usize) else {
@@ -293,6 +356,16 @@ impl<S, D> Slots<S, D> for Around<'_, S, D> {
             None
         }
     }
+    #[inline]
+    fn slot_ref(&self, index: usize) -> Option<&Slot<S, D>> {
+        if index < self.current {
+            self.before.get(index)
+        } else if index > self.current {
+            self.after.get(index - self.current - 1)
+        } else {
+            None
+        }
+    }
 }
 
 /// The map minus the channel being dispatched: the slots around it and the slab's
@@ -308,6 +381,8 @@ pub(crate) struct Others<'a, S, D> {
 pub(crate) trait MapAccess<S, D> {
     /// The channel of `token`, unless it is gone or is the one being dispatched.
     fn channel_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>>;
+    /// The token the next [`insert`](Self::insert) will return (`None`: full).
+    fn vacant(&self) -> Option<Token>;
     /// Puts `channel` into a free slot, or hands it back.
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>>;
     /// Takes the channel of `token` out (see [`ChannelMap::remove`]).
@@ -317,14 +392,15 @@ pub(crate) trait MapAccess<S, D> {
     fn keep_closed(&mut self, token: Token) -> bool;
     /// How many channels the map holds.
     fn len(&self) -> usize;
-    /// Whether every slot is taken.
-    fn is_full(&self) -> bool;
 }
 
 impl<S, D> MapAccess<S, D> for Others<'_, S, D> {
     #[inline]
     fn channel_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
         self.around.slot(token.index())?.get_mut(token)
+    }
+    fn vacant(&self) -> Option<Token> {
+        self.book.vacant(&self.around)
     }
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>> {
         self.book.insert(&mut self.around, channel)
@@ -338,13 +414,21 @@ impl<S, D> MapAccess<S, D> for Others<'_, S, D> {
     fn len(&self) -> usize {
         self.book.len as usize
     }
-    fn is_full(&self) -> bool {
-        self.book.len >= self.book.capacity
-    }
 }
 
 impl<S, D> Others<'_, S, D> {
-    /// Every other open channel, in slot order.
+    /// The channel of `token` for a handler to change (so listed for a check before
+    /// the next wait), unless it is gone or is the one being dispatched.
+    pub(crate) fn channel_for_handler(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
+        let slot = self.around.slot(token.index())?;
+        if slot.generation == token.generation() {
+            slot.touch(&mut self.book.dirty, token.index());
+        }
+        slot.get_mut(token)
+    }
+
+    /// Every other open channel, in slot order (each listed for a check before the
+    /// next wait).
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
         let current = self.around.current;
         let before = self.around.before.iter_mut().enumerate();
@@ -354,10 +438,18 @@ impl<S, D> Others<'_, S, D> {
             .iter_mut()
             .enumerate()
             .map(move |(i, s)| (i + current + 1, s));
+        let head = &mut self.book.dirty;
         before
             .chain(after)
-            .filter_map(|(i, slot)| ChannelMut::of(i, slot))
-            .filter(|c| c.state != State::Closed)
+            .filter(|(_, slot)| {
+                slot.channel
+                    .as_ref()
+                    .is_some_and(|c| c.state != State::Closed)
+            })
+            .filter_map(move |(i, slot)| {
+                slot.touch(head, i);
+                ChannelMut::of(i, slot)
+            })
     }
 }
 
@@ -516,6 +608,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
 
     /// The channel of `token`, if it is still there.
     pub fn get_mut(&mut self, token: Token) -> Option<ChannelMut<'_, S, D>> {
+        self.touch(token);
         let c = self.channel_mut(token)?;
         Some(ChannelMut::from_channel(token, c))
     }
@@ -532,12 +625,20 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// Every open channel, in slot order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
         let used = self.book.used as usize;
+        let head = &mut self.book.dirty;
         self.slots
             .iter_mut()
             .take(used)
             .enumerate()
-            .filter_map(|(i, slot)| ChannelMut::of(i, slot))
-            .filter(|c| c.state != State::Closed)
+            .filter(|(_, slot)| {
+                slot.channel
+                    .as_ref()
+                    .is_some_and(|c| c.state != State::Closed)
+            })
+            .filter_map(move |(i, slot)| {
+                slot.touch(head, i);
+                ChannelMut::of(i, slot)
+            })
     }
 
     /// Every token, in slot order.
@@ -567,6 +668,18 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
     }
 
+    /// Calls `f` with every channel and its token, in slot order (not listing any as
+    /// changed).
+    #[inline]
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(Token, &mut Channel<S, D>)) {
+        let used = self.book.used as usize;
+        for (slot, i) in self.slots.iter_mut().take(used).zip(0u32..) {
+            if let Some(channel) = &mut slot.channel {
+                f(Token::new(i, slot.generation), channel);
+            }
+        }
+    }
+
     /// Every channel with its token, in slot order.
     #[inline]
     pub(crate) fn channels(&self) -> impl Iterator<Item = (Token, &Channel<S, D>)> {
@@ -579,13 +692,53 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             })
     }
 
-    /// Every channel, mutably, in slot order.
+    /// Every channel, mutably, in slot order (each put on the list of channels whose
+    /// interest may have changed).
     pub(crate) fn channels_mut(&mut self) -> impl Iterator<Item = &mut Channel<S, D>> {
         let used = self.book.used as usize;
+        let head = &mut self.book.dirty;
         self.slots
             .iter_mut()
             .take(used)
-            .filter_map(|slot| slot.channel.as_mut())
+            .enumerate()
+            .filter_map(move |(i, slot)| {
+                slot.touch(head, i);
+                slot.channel.as_mut()
+            })
+    }
+
+    /// Takes the next slot off the list of channels whose interest may have changed
+    /// (most recently listed first). Returns its channel's current token, or `None`
+    /// when the list is empty; a slot whose channel has gone since is skipped.
+    pub(crate) fn pop_dirty(&mut self) -> Option<Token> {
+        loop {
+            let head = self.book.dirty;
+            if head == 0 {
+                return None;
+            }
+            let index = (head - 1) as usize;
+            let Some(slot) = self.slots.get_mut(index) else {
+                // Unreachable: only slot numbers are listed. Drop the list.
+                self.book.dirty = 0;
+                return None;
+            };
+            let next = core::mem::take(&mut slot.dirty);
+            self.book.dirty = next.saturating_sub(1);
+            if slot.channel.is_some() {
+                return Some(Token::new(index as u32, slot.generation));
+            }
+        }
+    }
+
+    /// Puts the channel of `token` on the list of channels to check before the next
+    /// wait.
+    #[inline]
+    pub(crate) fn touch(&mut self, token: Token) {
+        if let Some(slot) = self.slots.get_mut(token.index())
+            && slot.generation == token.generation()
+        {
+            slot.touch(&mut self.book.dirty, token.index());
+        }
     }
 
     /// The token of the first channel (kept ones included) at slot `from` or later.
@@ -606,6 +759,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
 
     /// The channel of `token`, and the rest of the map beside it.
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub(crate) fn split(&mut self, token: Token) -> Option<(&mut Channel<S, D>, Others<'_, S, D>)> {
         let index = token.index();
         if index >= N {
@@ -613,6 +767,9 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
         let (before, rest) = self.slots.split_at_mut(index);
         let (current, after) = rest.split_first_mut()?;
+        if current.generation == token.generation() {
+            current.touch_for_callback(&mut self.book.dirty, index);
+        }
         let channel = current.get_mut(token)?;
         Some((
             channel,
@@ -652,6 +809,9 @@ impl<S, D, const N: usize> MapAccess<S, D> for ChannelMap<S, D, N> {
     fn channel_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
         self.slots.get_mut(token.index())?.get_mut(token)
     }
+    fn vacant(&self) -> Option<Token> {
+        self.book.vacant(&self.slots[..])
+    }
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>> {
         self.book.insert(&mut self.slots[..], channel)
     }
@@ -663,9 +823,6 @@ impl<S, D, const N: usize> MapAccess<S, D> for ChannelMap<S, D, N> {
     }
     fn len(&self) -> usize {
         self.book.len as usize
-    }
-    fn is_full(&self) -> bool {
-        self.book.len as usize >= N
     }
 }
 

@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::{Interest, Readiness, Registration, Selector, SourceError, Token};
+use crate::{Events, Interest, Readiness, Selector, SourceError, Token};
 
 /// The interest one source had in one pass, as recorded by [`MockSelector`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -20,17 +20,26 @@ pub struct PassRecord {
     pub interest: Interest,
 }
 
-/// How many sources a [`MockSelector`] can hold readiness for.
+/// One registered source.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Reg {
+    token: Token,
+    source: u32,
+    interest: Interest,
+}
+
+/// How many sources a [`MockSelector`] can register, and hold readiness for.
 pub const SOURCES: usize = 64;
 /// How many [`PassRecord`]s it keeps (the oldest are dropped).
 pub const HISTORY: usize = 256;
 
 /// A selector whose readiness the test sets, level-triggered, per source.
 ///
-/// Each wait reports, for every registration, the source's readiness masked by its
-/// interest (error, hang-up and invalid always pass). One-shot readiness set with
-/// [`set_once`](Self::set_once) is reported by one wait and then cleared. A wait that
-/// reports nothing advances the virtual clock by its timeout.
+/// Each wait reports, for every source registered with some interest, in slot order
+/// of its token, the source's readiness masked by that interest (error, hang-up and
+/// invalid always pass). One-shot readiness set with [`set_once`](Self::set_once) is
+/// reported by one wait and then cleared. A wait that reports nothing advances the
+/// virtual clock by its timeout.
 #[derive(Debug, Default)]
 pub struct MockSelector {
     level: Vec<(u32, Readiness), SOURCES>,
@@ -42,10 +51,10 @@ pub struct MockSelector {
     clock: Duration,
     last_timeout: Option<Option<Duration>>,
     limit: Option<u32>,
-    registered: u32,
-    sources: Vec<u32, SOURCES>,
+    regs: Vec<Reg, SOURCES>,
     unknown_deregisters: u32,
     fail_next: bool,
+    clockless: bool,
 }
 
 /// The error of a scripted failed wait.
@@ -66,11 +75,19 @@ impl MockSelector {
             clock: Duration::ZERO,
             last_timeout: None,
             limit: None,
-            registered: 0,
-            sources: Vec::new(),
+            regs: Vec::new(),
             unknown_deregisters: 0,
             fail_next: false,
+            clockless: false,
         }
+    }
+
+    /// Nothing ready, and no clock: [`Selector::now`] is `None`, so deadlines and
+    /// timers are refused, as on a selector without a clock.
+    pub const fn without_clock() -> Self {
+        let mut s = Self::new();
+        s.clockless = true;
+        s
     }
 
     fn put(list: &mut Vec<(u32, Readiness), SOURCES>, source: u32, readiness: Readiness) {
@@ -165,7 +182,15 @@ impl MockSelector {
 
     /// How many sources are registered.
     pub fn registered(&self) -> u32 {
-        self.registered
+        self.regs.len() as u32
+    }
+
+    /// The interest `source` is registered with now (`None`: not registered).
+    pub fn interest(&self, source: u32) -> Option<Interest> {
+        self.regs
+            .iter()
+            .find(|r| r.source == source)
+            .map(|r| r.interest)
     }
 }
 
@@ -174,10 +199,15 @@ impl Selector for MockSelector {
     type Error = MockWaitFailed;
 
     fn now(&self) -> Option<Duration> {
-        Some(self.clock)
+        (!self.clockless).then_some(self.clock)
     }
 
-    fn register(&mut self, source: u32) -> Result<(), SourceError> {
+    fn register(
+        &mut self,
+        token: Token,
+        source: u32,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
         if let Some(limit) = self.limit
             && source >= limit
         {
@@ -185,16 +215,51 @@ impl Selector for MockSelector {
                 limit: limit as usize,
             });
         }
-        self.registered += 1;
-        let _ = self.sources.push(source);
-        Ok(())
+        if self.regs.iter().any(|r| r.token == token) {
+            return Err(SourceError::Invalid);
+        }
+        // Kept in slot order, as a reactor hands its channels over.
+        let at = self
+            .regs
+            .iter()
+            .position(|r| r.token.index() > token.index())
+            .unwrap_or(self.regs.len());
+        let reg = Reg {
+            token,
+            source,
+            interest,
+        };
+        self.regs.insert(at, reg).map_err(|_| SourceError::Full)
     }
 
-    fn deregister(&mut self, source: u32) {
-        match self.sources.iter().position(|&s| s == source) {
+    fn reregister(
+        &mut self,
+        token: Token,
+        source: u32,
+        _was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        match self
+            .regs
+            .iter_mut()
+            .find(|r| r.token == token && r.source == source)
+        {
+            Some(r) => {
+                r.interest = interest;
+                Ok(())
+            }
+            None => Err(SourceError::Invalid),
+        }
+    }
+
+    fn deregister(&mut self, token: Token, source: u32, _was: Interest) {
+        match self
+            .regs
+            .iter()
+            .position(|r| r.token == token && r.source == source)
+        {
             Some(i) => {
-                self.sources.swap_remove(i);
-                self.registered = self.registered.saturating_sub(1);
+                self.regs.remove(i);
             }
             None => self.unknown_deregisters += 1,
         }
@@ -202,8 +267,7 @@ impl Selector for MockSelector {
 
     fn select(
         &mut self,
-        registrations: &[Registration<u32>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, MockWaitFailed> {
         if core::mem::take(&mut self.fail_next) {
@@ -213,7 +277,7 @@ impl Selector for MockSelector {
         self.last_timeout = Some(timeout);
         self.last.clear();
         let mut count = 0;
-        for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
+        for reg in self.regs.iter().filter(|r| !r.interest.is_empty()) {
             let record = PassRecord {
                 pass: self.passes,
                 token: reg.token,
@@ -235,19 +299,12 @@ impl Selector for MockSelector {
                 .iter()
                 .find(|(s, _)| *s == reg.source)
                 .map_or(Readiness::EMPTY, |e| e.1);
-            // A closed mock socket's source (`u32::MAX`) is reported invalid, as the
-            // poll backend reports a closed fd (-1).
-            let r = if reg.source == u32::MAX {
-                Readiness::INVALID
-            } else {
-                level.add(once).masked_by(reg.interest)
-            };
-            *out = r;
-            if !r.is_empty() {
+            let r = level.add(once).masked_by(reg.interest);
+            if !r.is_empty() && events.push(reg.token, r) {
                 count += 1;
             }
         }
-        for reg in registrations {
+        for reg in self.regs.iter().filter(|r| !r.interest.is_empty()) {
             Self::put(&mut self.once, reg.source, Readiness::EMPTY);
         }
         if count == 0 {

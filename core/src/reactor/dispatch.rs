@@ -22,11 +22,7 @@ where
     D: Dispatcher<I::Socket>,
 {
     /// The dispatch state machine for one ready channel.
-    pub(super) fn dispatch(&mut self, token: Token, mut readiness: Readiness) {
-        let state = match self.map.channel(token) {
-            Some(c) => c.state,
-            None => return, // stale: closed earlier in this pass
-        };
+    pub(super) fn dispatch(&mut self, token: Token, state: State, mut readiness: Readiness) {
         trace_!("dispatch {} {}", token, readiness.bits());
 
         if readiness.is_invalid() {
@@ -208,16 +204,38 @@ where
         callback: Callback,
         f: impl FnOnce(&mut D, &mut Ctx<'_, I::Socket, D>) -> Result<(), D::Error>,
     ) {
-        let flags = self.with_ctx(token, |d, ctx| {
+        let registered = self.registry.source(token);
+        let after = self.with_ctx(token, |d, ctx| {
             ctx.trace(callback);
             if let Err(e) = f(d, ctx) {
                 Self::route_error(d, ctx, e);
             }
-            *ctx.flags()
+            // A handler that closed its socket itself (rather than `ctx.close()`)
+            // took its source away from under the selector.
+            (*ctx.flags(), Some(ctx.socket().source()) != registered)
         });
+        let Some((flags, gone)) = after else {
+            return;
+        };
+        if gone {
+            self.source_gone(token);
+        }
         // Nothing left to act on (the common case): no second lookup.
-        if flags.is_some_and(|f| f.has(Flags::PENDING)) {
+        if flags.has(Flags::PENDING) {
             self.act_on_flags(token);
+        }
+    }
+
+    /// The channel's socket no longer has the source it was registered with: it
+    /// leaves the selector now, and the next pass reports it `INVALID`.
+    #[cold]
+    fn source_gone(&mut self, token: Token) {
+        if let Some(c) = self.map.channel_mut(token)
+            && c.state != State::Closed
+            && !c.flags.has(Flags::BROKEN)
+        {
+            self.registry.unwatch(token, c);
+            self.map.touch(token);
         }
     }
 

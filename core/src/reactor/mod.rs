@@ -17,14 +17,14 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::registry::Registry;
+use crate::registry::{Registry, wanted};
 use crate::time::{TimerId, Timers};
 
-use crate::map::{ChannelMap, ChannelMut, ChannelRef, MapAccess};
+use crate::map::{ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess};
 use crate::pool::{Lend, NoPool};
-use crate::trace::{Observer, Tracer};
+use crate::trace::{Observer, Trace, Tracer};
 use crate::{
-    AddError, Dispatcher, Interest, Io, PollError, Readiness, Registration, Selector, Socket,
+    AddError, Dispatcher, Event, Events, Interest, Io, PollError, Readiness, Selector, Socket,
     SocketError, State, Token,
 };
 
@@ -50,12 +50,14 @@ pub enum RunEnd {
 ///
 /// # Dispatch order
 ///
-/// Each pass asks every channel, in slot order, for its interest (`readable()` then
-/// `writable()`, once each), hands the non-empty ones to the selector, then
-/// dispatches the ready ones in slot order. Per channel: read → write → priority →
-/// close, with liveness re-checked after every callback, so a channel closed by one
-/// callback gets no further one. See [`Selector`] for the readiness table, and
-/// [`semantics`](crate::semantics) for every rule.
+/// Each pass brings the selector's registrations up to date (asking every channel
+/// that asks every pass, in slot order, `readable()` then `writable()` once each,
+/// and the on-change channels that were borrowed mutably since the last pass; see
+/// [`InterestMode`](crate::InterestMode)), waits, then dispatches the ready
+/// channels in the order the selector reports them. Per channel: read → write →
+/// priority → close, with liveness re-checked after every callback, so a channel
+/// closed by one callback gets no further one. See [`Selector`] for the readiness
+/// table, and [`semantics`](crate::semantics) for every rule.
 ///
 /// # In a `static`
 ///
@@ -82,11 +84,15 @@ pub enum RunEnd {
 pub struct Reactor<I: Io, D, const N: usize, const T: usize = 4, P: Lend = NoPool> {
     map: ChannelMap<I::Socket, D, N>,
     registry: Registry<I::Selector, N, P>,
-    /// This pass's registrations and what the selector reported for each.
-    registrations: Vec<Registration<<I::Socket as Socket>::Source>, N>,
-    ready: [Readiness; N],
+    /// What the last wait found (the first `events_len` entries), and the channels
+    /// reported `INVALID` by the reactor itself before them.
+    events: [Event; N],
+    events_len: usize,
     timers: Timers<T>,
     fired: Vec<TimerId, T>,
+    /// Ask every on-change channel each pass and report those whose answer changed
+    /// unannounced (see [`Reactor::set_interest_audit`]).
+    audit: bool,
 }
 
 impl<I: Io, D, const N: usize, const T: usize, P: Lend> core::fmt::Debug for Reactor<I, D, N, T, P>
@@ -117,10 +123,11 @@ where
         Reactor {
             map: ChannelMap::new(),
             registry: Registry::new(selector, pool),
-            registrations: Vec::new(),
-            ready: [Readiness::EMPTY; N],
+            events: [Event::EMPTY; N],
+            events_len: 0,
             timers: Timers::new(),
             fired: Vec::new(),
+            audit: false,
         }
     }
 
@@ -284,28 +291,61 @@ where
         self.registry.exit
     }
 
-    /// The interest of one channel this pass, asking its dispatcher.
-    #[inline]
-    fn interest(channel: &crate::map::Channel<I::Socket, D>) -> Interest {
-        let d = &channel.dispatcher;
-        match channel.state {
-            // A listener paused by the accept back-off gets no read interest (only
-            // listeners accept, so only they are ever paused).
-            State::Listening => Interest::from_flags(
-                d.readable() && !channel.flags.has(crate::map::Flags::READ_PAUSED),
-                false,
-            ),
-            State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
-            State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
-            State::ReadClosed => Interest::from_flags(false, d.writable()),
-            State::Source => Interest::from_flags(d.readable(), false),
-            State::Closed => Interest::NONE,
+    /// Brings the selector in line with what the channels want, before a wait: every
+    /// channel borrowed mutably since the last pass has its source checked (and, if
+    /// it asks on change, its interest); then every channel that asks each pass
+    /// ([`InterestMode::EveryPass`]) has its interest checked (every on-change one
+    /// too, with the audit on). Channels found broken are put first into the events
+    /// buffer, as `INVALID`; returns how many.
+    fn sync_interest(&mut self) -> usize {
+        let mut broken = 0;
+        let (map, registry, events) = (&mut self.map, &mut self.registry, &mut self.events);
+        let mut report = |token| {
+            if let Some(e) = events.get_mut(broken) {
+                *e = Event {
+                    token,
+                    readiness: Readiness::INVALID,
+                };
+                broken += 1;
+            }
+        };
+        while let Some(token) = map.pop_dirty() {
+            let Some(channel) = map.channel_mut(token) else {
+                continue;
+            };
+            let is_broken = registry.check_source(token, channel);
+            // A channel asking every pass is checked (and reported) below.
+            if channel.flags.has(Flags::ON_CHANGE) && (is_broken || registry.sync(token, channel)) {
+                report(token);
+            }
         }
+        if registry.every_pass > 0 || self.audit {
+            let audit = self.audit;
+            map.for_each_mut(|token, channel| {
+                if !channel.flags.has(Flags::ON_CHANGE) {
+                    if registry.sync(token, channel) {
+                        report(token);
+                    }
+                } else if audit
+                    && channel.state != State::Closed
+                    && !channel.flags.has(Flags::BROKEN)
+                    && wanted(channel) != channel.registered
+                {
+                    // Its answer changed without a mutable borrow: interior
+                    // mutability, a clock or a global. Report it, then fix it.
+                    registry.tracer.trace(token, Trace::StaleInterest);
+                    if registry.sync(token, channel) {
+                        report(token);
+                    }
+                }
+            });
+        }
+        broken
     }
 
-    /// One pass: compute interest, wait up to `timeout` (`None`: no limit), dispatch.
-    /// Returns how many channels had readiness. An empty map returns `Ok(0)` at once
-    /// without waiting.
+    /// One pass: bring interest up to date, wait up to `timeout` (`None`: no limit),
+    /// dispatch. Returns how many channels had readiness. An empty map returns
+    /// `Ok(0)` at once without waiting.
     ///
     /// # Errors
     /// The selector failed, or `timeout` is `None` while no channel has interest (the
@@ -315,35 +355,28 @@ where
         timeout: Option<Duration>,
     ) -> Result<usize, PollError<<I::Selector as Selector>::Error>> {
         self.registry.exit = false;
+        self.events_len = 0;
         if self.map.is_empty() {
             self.registry.now = self.registry.selector.now();
             self.fire_timers();
             return Ok(0);
         }
-        self.registrations.clear();
-        let registrations = &mut self.registrations;
-        self.map.for_each(|token, channel| {
-            let interest = Self::interest(channel);
-            if !interest.is_empty() {
-                // Cannot fail: at most one registration per slot.
-                let _ = registrations.push(Registration {
-                    token,
-                    source: channel.socket.source(),
-                    interest,
-                });
-            }
-        });
-        let wait = self.wait_for(timeout);
-        if self.registrations.is_empty() && wait.is_none() {
+        let broken = self.sync_interest();
+        let mut wait = self.wait_for(timeout);
+        if broken > 0 {
+            // Something to report already: look, do not wait.
+            wait = Some(Duration::ZERO);
+        } else if self.registry.watched == 0 && wait.is_none() {
             return Err(PollError::NothingToWaitFor);
         }
-        let count = self.registrations.len();
-        let ready = &mut self.ready[..count];
-        ready.fill(Readiness::EMPTY);
+        let (_, free) = self.events.split_at_mut(broken);
+        let mut events = Events::new(free);
         self.registry
             .selector
-            .select(&self.registrations, ready, wait)
+            .select(&mut events, wait)
             .map_err(PollError::Selector)?;
+        let count = broken + events.len();
+        self.events_len = count;
         // The time of this pass, as handlers see it: after the wait.
         self.registry.now = self.registry.selector.now();
         self.end_backoff();
@@ -351,16 +384,21 @@ where
         let mut dispatched = 0;
         self.map.begin_pass();
         for i in 0..count {
-            if self.ready[i].is_empty() {
-                continue;
-            }
-            let reg = self.registrations[i];
-            let readiness = self.ready[i].masked_by(reg.interest);
+            let Event { token, readiness } = self.events[i];
+            let Some(channel) = self.map.channel(token) else {
+                continue; // stale: closed earlier in this pass
+            };
+            let readiness = if i < broken {
+                readiness
+            } else {
+                readiness.masked_by(channel.registered)
+            };
             if readiness.is_empty() {
                 continue;
             }
             dispatched += 1;
-            self.dispatch(reg.token, readiness);
+            let state = channel.state;
+            self.dispatch(token, state, readiness);
             if self.registry.exit {
                 break;
             }
@@ -369,8 +407,28 @@ where
             dispatched += self.fire_deadlines();
         }
         self.map.end_pass();
+        // A broken channel not reached (the loop is exiting) is reported next pass.
+        for e in &self.events[..broken] {
+            self.map.touch(e.token);
+        }
         self.fire_timers();
         Ok(dispatched)
+    }
+
+    /// What the last pass's wait found, in the order it was dispatched: one
+    /// [`Event`] per ready channel (channels the reactor found broken first, as
+    /// `INVALID`).
+    pub fn events(&self) -> &[Event] {
+        self.events.get(..self.events_len).unwrap_or_default()
+    }
+
+    /// With `on`, every pass also asks each [`InterestMode::OnChange`](crate::InterestMode::OnChange) channel that
+    /// nothing borrowed mutably, and reports [`Trace::StaleInterest`] for any whose
+    /// answer changed anyway (its `readable()`/`writable()` depend on something other
+    /// than its own fields); the interest is then corrected. A check for tests and
+    /// simulations: it costs what [`InterestMode::EveryPass`](crate::InterestMode::EveryPass) costs.
+    pub fn set_interest_audit(&mut self, on: bool) {
+        self.audit = on;
     }
 
     /// For a loop that embeds this one (a GUI's, a bigger daemon's): how long this
@@ -405,13 +463,16 @@ where
     }
 
     /// For a loop that embeds this one: calls `f` with each source this reactor
-    /// would watch now and what for, in slot order (asking every dispatcher, as a
-    /// pass does). See [`timeout`](Self::timeout).
-    pub fn interests(&self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
+    /// watches and what for, in slot order, after bringing interest up to date as a
+    /// pass does. See [`timeout`](Self::timeout).
+    pub fn interests(&mut self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
+        let broken = self.sync_interest();
+        for e in &self.events[..broken] {
+            self.map.touch(e.token);
+        }
         self.map.for_each(|_, channel| {
-            let interest = Self::interest(channel);
-            if !interest.is_empty() {
-                f(channel.socket.source(), interest);
+            if !channel.registered.is_empty() {
+                f(channel.socket.source(), channel.registered);
             }
         });
     }

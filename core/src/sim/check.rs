@@ -20,6 +20,9 @@ pub enum Violation {
     SlotReusedWhileLive(Token),
     /// A slot index beyond what the checker tracks.
     Untracked(Token),
+    /// An on-change channel's interest changed unannounced (see
+    /// [`Trace::StaleInterest`]).
+    StaleInterest(Token),
 }
 
 #[derive(Copy, Clone, Default)]
@@ -101,6 +104,7 @@ impl TraceChecker {
                 }
                 slot.live = false;
             }
+            Trace::StaleInterest => self.fail(Violation::StaleInterest(token)),
             _ => {
                 if !slot.live {
                     self.fail(Violation::CallbackOnClosed(token, event));

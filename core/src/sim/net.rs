@@ -7,8 +7,8 @@ use heapless::Deque;
 
 use super::{FAULTS, Fault, Rng, SimConfig, TraceHash};
 use crate::{
-    Readiness, Recv, Registration, Ring, Selector, Sent, Socket, SocketError, SourceError,
-    SourceEvent, State, errno,
+    Events, Interest, Readiness, Recv, Ring, Selector, Sent, Socket, SocketError, SourceError,
+    SourceEvent, State, Token, errno,
 };
 
 const NONE: u16 = u16::MAX;
@@ -145,9 +145,11 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
     }
 }
 
-/// The selector of a [`SimNet`].
+/// The selector of a [`SimNet`]: its registrations, in slot order of their tokens,
+/// and the network it watches.
 pub struct SimSelector<'n, const S: usize, const B: usize> {
     net: &'n SimNet<S, B>,
+    regs: heapless::Vec<(Token, u32, Interest), S>,
 }
 
 impl<const S: usize, const B: usize> core::fmt::Debug for SimSelector<'_, S, B> {
@@ -959,7 +961,10 @@ fn outcome_code(r: &Result<u64, SocketError>) -> u64 {
 impl<'n, const S: usize, const B: usize> SimSelector<'n, S, B> {
     /// The selector of `net`.
     pub const fn new(net: &'n SimNet<S, B>) -> Self {
-        SimSelector { net }
+        SimSelector {
+            net,
+            regs: heapless::Vec::new(),
+        }
     }
 }
 
@@ -971,17 +976,50 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         Some(self.net.now())
     }
 
-    fn register(&mut self, source: u32) -> Result<(), SourceError> {
+    fn register(
+        &mut self,
+        token: Token,
+        source: u32,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
         if source as usize >= S {
             return Err(SourceError::OutOfRange { limit: S });
         }
-        Ok(())
+        let at = self
+            .regs
+            .iter()
+            .position(|r| r.0.index() > token.index())
+            .unwrap_or(self.regs.len());
+        self.regs
+            .insert(at, (token, source, interest))
+            .map_err(|_| SourceError::Full)
+    }
+
+    fn reregister(
+        &mut self,
+        token: Token,
+        source: u32,
+        _was: Interest,
+        interest: Interest,
+    ) -> Result<(), SourceError> {
+        match self.regs.iter_mut().find(|r| r.0 == token && r.1 == source) {
+            Some(r) => {
+                r.2 = interest;
+                Ok(())
+            }
+            None => Err(SourceError::Invalid),
+        }
+    }
+
+    fn deregister(&mut self, token: Token, source: u32, _was: Interest) {
+        if let Some(i) = self.regs.iter().position(|r| r.0 == token && r.1 == source) {
+            self.regs.remove(i);
+        }
     }
 
     fn select(
         &mut self,
-        registrations: &[Registration<u32>],
-        ready: &mut [Readiness],
+        events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, SimStalled> {
         let mut st = self.net.st.borrow_mut();
@@ -991,21 +1029,21 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         loop {
             st.resolve();
             let mut count = 0;
-            for (reg, out) in registrations.iter().zip(ready.iter_mut()) {
-                let real = st.readiness(reg.source as u16).masked_by(reg.interest);
+            for &(token, source, interest) in self.regs.iter().filter(|r| !r.2.is_empty()) {
+                let real = st.readiness(source as u16).masked_by(interest);
                 let mut r = real;
                 if st.fault(Fault::Spurious) {
-                    r |= if reg.interest.is_readable() {
+                    r |= if interest.is_readable() {
                         Readiness::READABLE
                     } else {
                         Readiness::WRITABLE
                     };
                 }
-                *out = r.masked_by(reg.interest);
-                if !out.is_empty() {
+                let r = r.masked_by(interest);
+                if !r.is_empty() && events.push(token, r) {
                     count += 1;
                 }
-                if let Some(sock) = st.socks.get_mut(reg.source as usize) {
+                if let Some(sock) = st.socks.get_mut(source as usize) {
                     sock.reported = !real.is_empty();
                     sock.last = real;
                 }

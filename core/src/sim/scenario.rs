@@ -195,6 +195,7 @@ pub fn run_echo(
     let mut trace = TraceHash::new();
     let mut server: Server<'_> = Reactor::new(SimSelector::new(&net));
     server.set_observer(observer);
+    server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| EchoFailure::Loop)?;
     let listener = server
         .add(

@@ -41,8 +41,8 @@ use heapless::Vec;
 use super::{CheckHooks, First, Input, Life, LifeFailure};
 use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Violation};
 use crate::{
-    AfterEof, BufferPool, Callback, Ctx, Dispatcher, Error, LogLevel, Reactor, Recv, SendBuffer,
-    Sent, Socket, SourceEvent, Token,
+    AfterEof, BufferPool, Callback, Ctx, Dispatcher, Error, InterestMode, LogLevel, Reactor, Recv,
+    SendBuffer, Sent, Socket, SourceEvent, Token,
 };
 
 /// Simulated clients outside the reactor.
@@ -552,6 +552,8 @@ struct Shared<'n> {
     /// Events ever scheduled for later on the source (they may be delivered any
     /// time after).
     scheduled: Cell<u32>,
+    /// Channels created.
+    created: Cell<u32>,
 }
 
 impl Shared<'_> {
@@ -641,6 +643,9 @@ struct Channel<'n> {
     close_on_error: bool,
     /// The deadline last set for it, by anyone.
     deadline: Option<Duration>,
+    /// When its interest is asked: channels alternate between the two modes, so
+    /// every script runs both (the reactor audits the on-change ones).
+    mode: InterestMode,
 }
 
 impl core::fmt::Debug for Channel<'_> {
@@ -670,6 +675,15 @@ impl<'n> Channel<'n> {
             closed_self: false,
             close_on_error: true,
             deadline: None,
+            mode: if shared
+                .created
+                .replace(shared.created.get() + 1)
+                .is_multiple_of(2)
+            {
+                InterestMode::OnChange
+            } else {
+                InterestMode::EveryPass
+            },
         }
     }
 
@@ -924,6 +938,10 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
         }
     }
 
+    fn interest_mode(&self) -> InterestMode {
+        self.mode
+    }
+
     fn writable(&self) -> bool {
         match &self.role {
             Role::Listener | Role::Source => false,
@@ -1121,12 +1139,14 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         echoed: Cell::new(0),
         pending: Cell::new(0),
         scheduled: Cell::new(0),
+        created: Cell::new(0),
     };
     if let Some(h) = hooks {
         (h.reset)();
     }
     let mut r: Server<'_> = Reactor::new(SimSelector::new(&net));
     r.set_observer(hooks.map(|h| h.observer));
+    r.set_interest_audit(true);
     let mut listener = add_listener(&mut r, &shared, None);
     let source = add_source(&mut r, &shared);
     let mut clients: [Client<'_>; CLIENTS] = [const { Client::EMPTY }; CLIENTS];

@@ -828,7 +828,9 @@ fn settle_room<S: Socket, const OUT: usize, const LINE: usize, const O: usize, c
 ) -> bool {
     let timed = ctx.now().filter(|_| !slow.is_zero());
     loop {
-        if !ctx.is_open() {
+        // `me` closing has nothing more to do here (a channel that is leaving calls
+        // this without `me`, from its closing context).
+        if me.is_some() && !ctx.is_open() {
             return false;
         }
         // The oldest waiter (None: `me`).
@@ -896,7 +898,7 @@ fn settle_room<S: Socket, const OUT: usize, const LINE: usize, const O: usize, c
             evict_marked(ctx, me.as_deref_mut());
             continue;
         }
-        if !ctx.is_open() {
+        if me.is_some() && !ctx.is_open() {
             return false;
         }
         match (head_token, due) {

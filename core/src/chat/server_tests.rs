@@ -1114,6 +1114,52 @@ mod flow {
     }
 
     #[test]
+    fn progress_restarts_the_slow_timeout_of_a_receiver_short_of_room() {
+        // Long lines and a reader that takes 16 bytes every 10 ms: room for the next
+        // line takes it far longer than the slow timeout to make, but it makes
+        // progress all along, so it stays.
+        let net = Net::new(SimConfig::quiet(19));
+        let slow = Duration::from_millis(50);
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(slow));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(
+                &net,
+                Reads::Paced {
+                    bytes: 16,
+                    every: Duration::from_millis(10),
+                },
+            ),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        peers[0].say(&burst(12, 250));
+        let mut short_since: Option<Duration> = None;
+        let mut longest = Duration::ZERO;
+        run_until(&mut r, &net, &mut peers, |r, p| {
+            let blocking = r
+                .map()
+                .iter()
+                .any(|c| c.dispatcher.user().is_some_and(ChatUser::is_blocking));
+            match (blocking, short_since) {
+                (true, None) => short_since = Some(net.now()),
+                (true, Some(t)) => longest = longest.max(net.now() - t),
+                (false, _) => short_since = None,
+            }
+            p[1].eof || p[1].heard_from("guest1").len() == 12
+        });
+        assert!(!peers[1].eof, "the reader was disconnected: {:?}", left());
+        assert!(
+            longest > 2 * slow,
+            "the reader was short of room for {longest:?} at a stretch"
+        );
+        assert!(left().is_empty(), "{:?}", left());
+        assert_eq!(
+            peers[1].heard_from("guest1"),
+            (0..12).collect::<StdVec<_>>()
+        );
+    }
+
+    #[test]
     fn a_reader_that_stops_is_disconnected_after_the_slow_timeout_and_the_room_goes_on() {
         let net = Net::new(SimConfig::quiet(12));
         let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
@@ -1167,6 +1213,33 @@ mod flow {
         }
         peers[3].reads = Reads::All;
         run_until(&mut r, &net, &mut peers, |_, p| p[3].eof);
+    }
+
+    #[test]
+    fn a_receiver_the_room_waits_for_that_hangs_up_lets_it_go_on_at_once() {
+        let net = Net::new(SimConfig::quiet(20));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::StopsAfter(0)),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        peers[0].say(&burst(40, 100));
+        run_until(&mut r, &net, &mut peers, |r, _| waiting(r) == 1);
+        let _ = peers[2].sock.close();
+        peers[2].eof = true;
+        let closed = net.now();
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            p[1].heard_from("guest1").len() == 40
+        });
+        assert!(
+            net.now() < closed + SLOW / 2,
+            "the room went on when it left, not at the slow timeout: {:?}",
+            net.now() - closed
+        );
+        assert_eq!(left(), [("guest3".to_string(), Leave::Closed)]);
+        assert!(peers[1].lines().iter().any(|l| l == "* guest3 left"));
     }
 
     #[test]

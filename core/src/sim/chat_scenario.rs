@@ -37,12 +37,14 @@ pub const CHAT_LINE: usize = 128;
 pub const CHAT_OUT: usize = 1024;
 const PORT: u16 = 6667;
 const MAP: usize = 12;
-/// The length of a pass: the most virtual time one wait may take.
-const TICK: Duration = Duration::from_millis(5);
+/// The period of a paced reader.
+const TICK: Duration = Duration::from_millis(20);
+/// The longest wait of one pass.
+const MAX_WAIT: Duration = Duration::from_millis(100);
 /// Slow timeouts a run may have, in milliseconds.
 const SLOW_MS: [u64; 4] = [50, 100, 250, 1000];
 /// Reading paces, in bytes per [`TICK`] (0: as fast as it can).
-const PACES: [usize; 6] = [0, 0, 512, 128, 32, 16];
+const PACES: [usize; 6] = [0, 0, 2048, 512, 128, 64];
 
 const _: () = assert!(CHAT_OUT >= min_out(CHAT_LINE));
 
@@ -217,6 +219,34 @@ struct Client<'n> {
     complete: bool,
 }
 
+impl Client<'_> {
+    /// When this client next has something to do of its own accord, if anything: a
+    /// paced read of data that waits, or its next burst.
+    fn next_event(
+        &self,
+        k: usize,
+        net: &SimNet<NET_SOCKETS, NET_BUFFER>,
+        world: &World,
+    ) -> Option<Duration> {
+        if self.phase != Phase::Open {
+            return None;
+        }
+        let sock = self.sock.as_ref()?;
+        let read =
+            (self.pace > 0 && self.stalled_at.is_none() && net.readiness(sock).is_readable())
+                .then_some(self.next_read);
+        let burst = (world.started
+            && self.nicked
+            && self.next_line < world.lines
+            && self.burst_left == 0
+            && self.out.is_empty())
+        .then_some(self.next_burst);
+        let stall = (world.staller == Some(k) && self.stalled_at.is_none() && world.started)
+            .then_some(world.start + world.stall_after);
+        [read, burst, stall].into_iter().flatten().min()
+    }
+}
+
 /// Line `j` of client `k`: `m<j>:` and a filler drawn from the seed.
 fn line_text(seed: u64, k: usize, j: usize, out: &mut Vec<u8, 160>) {
     let mut r = Rng::new(seed ^ ((k as u64) << 40) ^ ((j as u64) << 8) ^ 0x11);
@@ -353,8 +383,19 @@ pub fn run_chat(
         if passes >= MAX_CHAT_PASSES {
             return Err(ChatFailure::Stalled);
         }
+        // Wait at most until some client has something to do at a time of its own
+        // (its next paced read, its next burst); the rest wakes through the network.
+        let now = net.now();
+        let wait = clients
+            .iter()
+            .enumerate()
+            .filter_map(|(k, c)| c.next_event(k, &net, &world))
+            .map(|at| at.saturating_sub(now))
+            .min()
+            .unwrap_or(MAX_WAIT)
+            .min(MAX_WAIT);
         server
-            .poll_once(Some(TICK))
+            .poll_once(Some(wait))
             .map_err(|_| ChatFailure::Loop)?;
         passes += 1;
         if let Some(stall) = net.stall() {

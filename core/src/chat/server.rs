@@ -628,7 +628,7 @@ fn next_ticket<S: Socket, const OUT: usize, const LINE: usize>(
             ChatServer::Listener(_) => None,
         })
         .max();
-    last.unwrap_or(0) + 1
+    last.unwrap_or(0).saturating_add(1)
 }
 
 /// Whether nobody waits for room.

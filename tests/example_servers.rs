@@ -587,11 +587,39 @@ fn echo_server_bad_options() {
 fn chat_server_bad_options() {
     bad_options_exit_2(
         "chat_server",
-        &[("--idle-timeout", BAD_SECONDS), ("--max-conns", BAD_COUNTS)],
+        &[
+            ("--idle-timeout", BAD_SECONDS),
+            ("--slow-timeout", BAD_SECONDS),
+            ("--max-conns", BAD_COUNTS),
+            ("--max-line", BAD_COUNTS),
+        ],
     );
     let (status, stderr) = run_to_exit("chat_server", &["--max-conns", "1024"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("from 1 to 1023"), "{stderr}");
+    let (status, stderr) = run_to_exit("chat_server", &["--max-line", "4097"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("from 1 to 4096"), "{stderr}");
+}
+
+/// `--help` states what a connection costs and the whole static memory.
+#[test]
+fn chat_server_help_states_its_memory() {
+    let out = Command::new(example("chat_server"))
+        .arg("--help")
+        .output()
+        .expect("run chat_server --help");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--max-line N",
+        "--slow-timeout SECS",
+        "each connection takes",
+        "bytes (",
+        "of static memory for 1024 channels",
+    ] {
+        assert!(text.contains(want), "no {want:?} in: {text}");
+    }
 }
 
 #[test]
@@ -812,6 +840,103 @@ fn chat_server_idle_timeout_disconnects_a_silent_client() {
         assert!(
             stderr.contains(": guest1 left (idle timeout, disconnected)"),
             "{stderr}"
+        );
+    }
+}
+
+/// `--max-line N`: a line of exactly N bytes is relayed, one of N + 1 gets
+/// `* line too long` and reaches nobody; LF and CRLF line ends; also at the bound.
+#[test]
+fn chat_server_max_line_n_passes_and_n_plus_one_is_too_long() {
+    for (backend, max) in [("select", 100), ("poll", 100), ("poll", 4096)] {
+        let server = Server::start(
+            "chat_server",
+            &[
+                "127.0.0.1:0",
+                "--backend",
+                backend,
+                "--max-line",
+                &max.to_string(),
+            ],
+            Stderr::Closed,
+        );
+        let mut a = Client::connect(&server.addr).expect("connect");
+        assert!(read_line(&mut a).starts_with("* welcome"));
+        let mut b = Client::connect(&server.addr).expect("connect");
+        assert!(read_line(&mut b).starts_with("* welcome"));
+        for end in ["\n", "\r\n"] {
+            let fits = "f".repeat(max);
+            let over = "o".repeat(max + 1);
+            a.write_all(format!("{fits}{end}{over}{end}/ping{end}").as_bytes())
+                .unwrap();
+            assert_eq!(
+                next_said(&mut a),
+                "* line too long",
+                "{backend} {max} {end:?}"
+            );
+            assert_eq!(next_said(&mut a), "* pong");
+            assert_eq!(
+                next_said(&mut b),
+                format!("guest1: {fits}"),
+                "{backend} {max} {end:?}"
+            );
+        }
+        // Nothing of the over-long lines reached b: the next thing it hears is this.
+        a.write_all(b"after\n").unwrap();
+        assert_eq!(next_said(&mut b), "guest1: after", "{backend} {max}");
+    }
+}
+
+/// `--slow-timeout`: a client that never reads while another talks is disconnected
+/// as too slow, the others are told, and the server logs why. (Real time, short:
+/// nothing is asserted about when.)
+#[test]
+fn chat_server_slow_timeout_disconnects_a_client_that_never_reads() {
+    for backend in BACKENDS {
+        let mut server = Server::start(
+            "chat_server",
+            &["127.0.0.1:0", "--backend", backend, "--slow-timeout", "0.2"],
+            Stderr::Piped,
+        );
+        server.collect_stderr();
+        let mut mute = Client::connect(&server.addr).expect("connect");
+        mute.write_all(b"/nick mute\n").unwrap();
+        let mut talker = Client::connect(&server.addr).expect("connect");
+        assert!(read_line(&mut talker).starts_with("* welcome"));
+        loop {
+            if read_line(&mut talker).ends_with(" is now mute") {
+                break;
+            }
+        }
+        // The talker reads on its own thread while it talks, until told.
+        let Client::Tcp(stream) = &talker else {
+            panic!("TCP")
+        };
+        let mut reading = Client::Tcp(stream.try_clone().unwrap());
+        let heard = std::thread::spawn(move || {
+            loop {
+                let l = read_line(&mut reading);
+                if l.contains(" left") {
+                    return l;
+                }
+            }
+        });
+        let line = format!("{}\n", "t".repeat(999));
+        let mut sent = 0;
+        while !heard.is_finished() {
+            assert!(
+                sent < 100_000,
+                "{backend}: the mute one was never disconnected"
+            );
+            talker.write_all(line.repeat(100).as_bytes()).unwrap();
+            sent += 100;
+        }
+        assert_eq!(heard.join().unwrap(), "* mute left (too slow)", "{backend}");
+        assert_clean_exit(&mut server, Signal::SIGTERM);
+        let stderr = server.stderr_text();
+        assert!(
+            stderr.contains(": mute left (too slow, disconnected)"),
+            "{backend}: {stderr}"
         );
     }
 }

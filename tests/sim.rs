@@ -176,23 +176,41 @@ fn fail_chat(seed: u64, why: &str) -> ! {
     );
 }
 
+/// Bursty talkers, readers of varied steady paces, and in most runs one reader that
+/// stops: every line heard exactly and in order, no reader that keeps reading
+/// disconnected, the stalled one disconnected as too slow but not before the slow
+/// timeout (see `asyncore::sim::chat_scenario`).
 #[test]
 fn chat_over_simulated_network_many_seeds() {
     let seeds = seed_count();
     let (mut complete, mut cut, mut heard) = (0usize, 0usize, 0u64);
+    let (mut passes, mut waiting, mut evicted, mut stallers) = (0u64, 0u64, 0usize, 0usize);
+    let mut virtual_time = std::time::Duration::ZERO;
     for seed in 0..seeds {
         let r = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
         complete += r.complete;
         cut += r.cut;
         heard += r.heard;
+        passes += r.passes as u64;
+        waiting += r.waiting_passes as u64;
+        evicted += r.evicted;
+        virtual_time += r.elapsed;
+        stallers += ChatParams::from_seed(seed).staller.is_some() as usize;
     }
     println!(
-        "{seeds} chat seeds: {complete} clients complete, {cut} cut off, {heard} lines heard and verified"
+        "{seeds} chat seeds: {complete} clients complete, {cut} cut off, {heard} lines heard and verified; \
+         {passes} passes, {waiting} with a user waiting for room; {evicted} of {stallers} stalled readers \
+         disconnected as too slow (the others were cut by a fault or had nothing left to wait for); \
+         {virtual_time:?} of virtual time"
     );
     assert!(
         complete > 0 && cut > 0 && heard > 0,
         "every outcome occurred"
     );
+    // A scenario where the room never waited, or no stalled reader was ever
+    // disconnected, would pass the checks above without testing back-pressure.
+    assert!(waiting > 0, "the room never waited");
+    assert!(evicted > 0, "no stalled reader was disconnected");
 }
 
 #[test]

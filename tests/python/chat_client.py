@@ -65,8 +65,9 @@ class Client(asynchat.async_chat):
             if line != "* you are now pyclient":
                 return self.fail("expected the nick confirmed, got %r" % line)
             print("NICK OK", flush=True)
-            # Through push's own chunking: 300 bytes and a newline.
-            self.push(b"y" * 300 + b"\n")
+            # Through push's own chunking: 3,000 bytes (over the server's default
+            # limit of 2,048) and a newline.
+            self.push(b"y" * 3000 + b"\n")
             self.step = "too long"
         elif self.step == "too long":
             if line != "* line too long":

@@ -115,9 +115,25 @@ impl<H, P: Producer, const IN: usize, const OUT: usize, const Q: usize>
         self.record.discarding = false;
     }
 
-    /// Bytes waiting in the input ring (at most a partial terminator between reads).
+    /// Bytes waiting in the input ring (at most a partial terminator between reads,
+    /// unless input is paused).
     pub fn buffered_input(&self) -> usize {
         self.input.len()
+    }
+
+    /// Cuts the records already in the input ring (until input is paused again, see
+    /// [`ChatControl::pause_input`]), without reading: what a handler calls after
+    /// [`ChatControl::resume_input`], from one of the channel's own callbacks, so the
+    /// input that waited is handled at once rather than at the next read readiness
+    /// (which may never come if the peer has sent everything).
+    ///
+    /// # Errors
+    /// What the handler's callbacks return.
+    pub fn process_buffered<S: Socket, M>(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error>
+    where
+        H: ChatHandler<S, M, Producer = P>,
+    {
+        self.process_input(ctx)
     }
 
     /// Whether output is queued.
@@ -154,7 +170,7 @@ impl<H, P: Producer, const IN: usize, const OUT: usize, const Q: usize>
     where
         H: ChatHandler<S, M, Producer = P>,
     {
-        while !self.input.is_empty() && ctx.is_open() {
+        while !self.input.is_empty() && ctx.is_open() && !self.chat.input_paused() {
             match self.chat.terminator {
                 // A count of 0 is falsy in the original, like None: no framing.
                 Terminator::None | Terminator::Count(0) => {
@@ -271,7 +287,7 @@ where
     type Error = Error;
 
     fn readable(&self) -> bool {
-        !self.input.is_full()
+        !self.input.is_full() && !self.chat.input_paused()
     }
 
     fn writable(&self) -> bool {
@@ -287,7 +303,9 @@ where
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error> {
         for _ in 0..READS_PER_EVENT {
             let (spare, _) = self.input.spare_mut();
-            if spare.is_empty() {
+            // Paused: what the peer sends next stays in the socket (an EOF behind the
+            // buffered records is not seen before them).
+            if spare.is_empty() || self.chat.input_paused() {
                 break;
             }
             match ctx.recv(spare)? {

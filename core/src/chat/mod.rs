@@ -10,8 +10,10 @@
 //! Fixes of the original, by design:
 //! * bounded everything: input ring `IN`, output ring `OUT`, `Q` queue entries; a full
 //!   output is `Err(BufferFull)` or a partial count, never a drop;
-//! * back-pressure: no read interest while the input ring is full, write interest only
-//!   while output is queued;
+//! * back-pressure: no read interest while the input ring is full or the handler
+//!   paused input ([`ChatControl::pause_input`]: the records after the current one
+//!   wait in the ring, the rest in the socket), write interest only while output is
+//!   queued;
 //! * a record longer than the limit goes to [`ChatHandler::record_too_long`] instead
 //!   of growing without bound;
 //! * ring buffers: no quadratic copying;

@@ -28,6 +28,8 @@ pub struct ChatControl<P, const OUT: usize, const Q: usize> {
     stage: [u8; PRODUCER_STAGE],
     stage_start: usize,
     stage_end: usize,
+    input_paused: bool,
+    sent: u64,
 }
 
 impl<P, const OUT: usize, const Q: usize> core::fmt::Debug for ChatControl<P, OUT, Q> {
@@ -36,6 +38,7 @@ impl<P, const OUT: usize, const Q: usize> core::fmt::Debug for ChatControl<P, OU
             .field("terminator", &self.terminator)
             .field("queued_bytes", &self.out.len())
             .field("entries", &self.queue.len())
+            .field("input_paused", &self.input_paused)
             .finish_non_exhaustive()
     }
 }
@@ -56,6 +59,8 @@ impl<P: Producer, const OUT: usize, const Q: usize> ChatControl<P, OUT, Q> {
             stage: [0; PRODUCER_STAGE],
             stage_start: 0,
             stage_end: 0,
+            input_paused: false,
+            sent: 0,
         }
     }
 
@@ -146,6 +151,40 @@ impl<P: Producer, const OUT: usize, const Q: usize> ChatControl<P, OUT, Q> {
         self.out.free()
     }
 
+    /// Bytes queued in the output ring, not yet sent.
+    pub fn output_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Bytes sent so far (by every drain: write readiness, `initiate_send`,
+    /// [`flush_to`](Self::flush_to)): a receiver makes progress while it grows.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Stops cutting input into records: the record being handled is the last one
+    /// until [`resume_input`](Self::resume_input). The rest stays in the input ring,
+    /// the channel asks for no read readiness and reads no more, so the peer's further
+    /// input waits in the socket's buffers (back-pressure on a sender: nothing is
+    /// dropped). Records already buffered are cut again by
+    /// [`AsyncChat::process_buffered`](super::AsyncChat::process_buffered), which the
+    /// owner calls once it resumed input.
+    pub fn pause_input(&mut self) {
+        self.input_paused = true;
+    }
+
+    /// Ends a [`pause_input`](Self::pause_input): reading and cutting records go on
+    /// (buffered records wait for the next read or for
+    /// [`AsyncChat::process_buffered`](super::AsyncChat::process_buffered)).
+    pub fn resume_input(&mut self) {
+        self.input_paused = false;
+    }
+
+    /// Whether input is paused.
+    pub fn input_paused(&self) -> bool {
+        self.input_paused
+    }
+
     /// Whether anything is queued.
     pub fn has_output(&self) -> bool {
         !self.queue.is_empty()
@@ -227,6 +266,7 @@ impl<P: Producer, const OUT: usize, const Q: usize> ChatControl<P, OUT, Q> {
                 break;
             }
             total += n;
+            self.sent += n as u64;
         }
         Ok((total, false))
     }

@@ -10,7 +10,7 @@
 //!
 //! | the client sends | the client gets | every other client gets |
 //! |---|---|---|
-//! | (connects) | `* welcome guestN` | `* guestN joined` |
+//! | (connects) | `* welcome guestN` | `* guestN joined` (in turn, see below) |
 //! | `/nick NAME` | `* you are now NAME` | `* OLD is now NAME` |
 //! | `/nick` with a bad name | `* invalid nick` | |
 //! | `/nick` with a taken name | `* nick in use` | |
@@ -19,7 +19,7 @@
 //! | `/quit` | `* bye`, then the server closes | `* NAME left` |
 //! | any other `/word` | `* unknown command` | |
 //! | an empty line | nothing | |
-//! | a line of more than [`MAX_LINE`] bytes | `* line too long` | nothing |
+//! | a line longer than the limit ([`MAX_LINE`] bytes by default) | `* line too long` | nothing |
 //! | any other line | nothing | `NAME: line` (control characters replaced, see below) |
 //! | (hangs up, or half-closes) | | `* NAME left` |
 //! | (sends nothing for the idle timeout, if one is set) | `* idle timeout`, then the server closes | `* NAME left` |
@@ -47,53 +47,116 @@
 //! its socket takes at once is sent), and disconnected; the others get `* NAME left`
 //! as for a `/quit`, and [`ChatListener::with_left_hook`] reports [`Leave::Idle`]. Only what the
 //! client *sends* counts as activity, so a user who only reads must say something
-//! (`/ping` will do) within the timeout. A user who sent `/quit` and does not read
-//! its last lines is closed at the same deadline.
+//! (`/ping` will do) within the timeout. A user whose input waits for room (see
+//! below) is not idle. A user who sent `/quit` and does not read its last lines is
+//! closed at the same deadline.
 //!
-//! # Limits and the slow-client policy
+//! # Limits
 //!
-//! Everything is fixed memory: a line is at most [`MAX_LINE`] bytes (an over-long line
-//! is answered with an error line and skipped up to its end; the connection stays),
-//! each connection has a 512-byte input ring and an `OUT`-byte output ring, and the
-//! number of live connections is limited by the listener's `max_conns` (and the map).
+//! Everything is fixed memory. A line is at most the listener's limit
+//! ([`ChatListener::with_max_line`], [`MAX_LINE`] bytes by default, never more than the
+//! server's line capacity `LINE`); an over-long line is answered with
+//! `* line too long` (as soon as the limit is crossed when nobody waits for room,
+//! otherwise in turn when the line ends), skipped up to its end, and the connection
+//! stays. Each connection has a [`CONN_INPUT`]-byte input ring, an `OUT`-byte output
+//! ring (at least [`min_out`]`(LINE)`) and a `LINE`-byte line buffer; the number of
+//! live connections is limited by the listener's `max_conns` (and the map).
 //!
-//! Nothing is dropped silently. When a message cannot be queued for a client because
-//! its output ring is full and its socket takes nothing more right now (its kernel
-//! buffers are full too: it does not read as fast as the others write), **that client
-//! is disconnected as too slow** and nobody else is affected: its queued output
-//! is discarded, its socket's sending side is shut down (the peer sees the end of the
-//! stream after what the kernel already holds), it is read no more, and its channel
-//! closes on the next pass (through a deadline of "now" when the selector has a clock;
-//! otherwise at the write readiness the shut-down sending side brings). The others get
-//! `* NAME left (too slow)`, and the [`ChatListener::with_left_hook`] hook reports
-//! [`Leave::TooSlow`]. The line that overflowed may reach the slow client cut short,
-//! since part of it may already be in the kernel.
+//! # Back-pressure and slow clients
+//!
+//! Nothing a user says is dropped, and every user gets every other user's lines
+//! exactly, in the order each said them. A line goes to all receivers at once or
+//! waits: it is queued only when every other user has room for it in its output ring
+//! (what its socket takes at once is sent first to make room), with
+//! [`NOTICE_RESERVE`] bytes to spare. Otherwise **the room waits**:
+//!
+//! * The line is held by its sender, whose input is paused
+//!   ([`ChatControl::pause_input`]): no read interest, nothing more read or cut into
+//!   lines. What it sends meanwhile waits in its input ring and its socket's buffers
+//!   (the kernel's flow control then slows the client down). A user who then sends a
+//!   line waits too, behind it; so does a new user's `* guestN joined`.
+//! * Waiting users go in the order they started waiting (a ticket each), one line
+//!   per turn: a user whose turn came sends its held line and, if others wait, queues
+//!   its next line behind them. No talker starves another, and a short line cannot
+//!   overtake a long one that waits for room.
+//! * As soon as every receiver has room for the oldest waiter's line, it goes (woken
+//!   through a deadline of "now"), then the next.
+//! * A receiver that is short of room while lines wait for it is timed: its output
+//!   must make progress (any byte sent) within the **slow timeout**
+//!   ([`ChatListener::with_slow_timeout`], [`DEFAULT_SLOW_TIMEOUT`] by default). Each
+//!   progress restarts the timer; one that made none for that long is disconnected as
+//!   too slow ([`Ctx::close_channel`]: its queued output is discarded, its socket
+//!   closed, and what it had said but the room had not yet taken goes with it). The
+//!   others get `* NAME left (too slow)`, [`ChatListener::with_left_hook`] reports
+//!   [`Leave::TooSlow`], and the room goes on.
+//!
+//! The trade-off: **the room runs at the pace of its slowest reader**, as long as
+//! that reader keeps reading; a stalled reader holds everybody for at most the slow
+//! timeout. A reader is never disconnected while it makes progress, however slowly.
+//! With a slow timeout of zero, or a selector without a clock (nothing can time a
+//! wait), a receiver short of room is disconnected at once instead, and nobody
+//! waits.
+//!
+//! Notices of users leaving cannot wait (the user is gone): they are queued at once,
+//! into the reserve if need be, which holds sixteen of them. A receiver that has no
+//! room even for a notice (more than sixteen users left while it was not reading) is
+//! disconnected as too slow at once. `* NAME left` of a user whose join was never
+//! announced is not sent.
+//!
+//! The memory this costs: a ticket, a few flags and times per user; the reserve in
+//! each output ring; no queue of waiters (the oldest is found by a scan, as a
+//! broadcast scans every user anyway).
 
 use core::fmt::Write as _;
+use core::time::Duration;
 
-use heapless::{String, Vec};
+use heapless::String;
 
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
-use crate::{AfterEof, Ctx, Dispatcher, Error, ListenerHooks, Refusal, Socket, Token};
+use crate::{AfterEof, Ctx, Dispatcher, Error, ListenerHooks, Refusal, Socket, SocketError, Token};
 
-/// The longest line a client may send, in bytes (its `\r\n` or `\n` not counted).
-pub const MAX_LINE: usize = 256;
+/// The longest line a client may send by default, in bytes (its `\r\n` or `\n` not
+/// counted), and the default line capacity of [`ChatServer`].
+pub const MAX_LINE: usize = 2048;
 /// The longest nick, in bytes.
 pub const MAX_NICK: usize = 16;
-/// The longest line the server sends: `NAME: ` + a line + `\n`.
-pub const MAX_MESSAGE: usize = MAX_NICK + 2 + MAX_LINE + 1;
+/// The longest line the server sends for a client line of `line` bytes:
+/// `NAME: ` + the line + `\n`.
+pub const fn message_len(line: usize) -> usize {
+    MAX_NICK + 2 + line + 1
+}
+/// The longest line the server sends with the default line capacity.
+pub const MAX_MESSAGE: usize = message_len(MAX_LINE);
+/// The longest leave notice: `* NAME left (too slow)\n`.
+pub const MAX_LEAVE: usize = 2 + MAX_NICK + b" left (too slow)\n".len();
+/// Room every receiver keeps for notices of users leaving, which cannot wait (the
+/// user is gone): sixteen of the longest. A line is queued for a receiver only if
+/// this much room stays free after it.
+pub const NOTICE_RESERVE: usize = 16 * MAX_LEAVE;
+/// The longest notice a command broadcasts: `* OLD is now NEW\n` (a join notice is
+/// shorter).
+const MAX_NOTICE: usize = 2 + MAX_NICK + b" is now ".len() + MAX_NICK + 1;
+/// The longest reply to a command: `* you are now NAME\n`.
+const MAX_REPLY: usize = b"* you are now ".len() + MAX_NICK + 1;
+/// The smallest output ring for lines of up to `line` bytes: the longest message and
+/// the notice reserve.
+pub const fn min_out(line: usize) -> usize {
+    let m = message_len(line);
+    (if m > MAX_NOTICE { m } else { MAX_NOTICE }) + NOTICE_RESERVE
+}
 /// The default output ring of a connection.
 pub const DEFAULT_OUT: usize = 4096;
 /// The input ring of a connection (bytes per `recv`).
 pub const CONN_INPUT: usize = 512;
 /// Output queue entries of a connection (data runs coalesce: a few are enough).
 pub const CONN_QUEUE: usize = 4;
-
-/// A record may hold the line plus the `\r` of a `\r\n`.
-const RECORD: usize = MAX_LINE + 1;
+/// How long the room waits for a receiver whose output makes no progress, by
+/// default.
+pub const DEFAULT_SLOW_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A served connection: an [`AsyncChat`] around a [`ChatUser`].
-pub type ChatConn<const OUT: usize> = AsyncChat<ChatUser, NoProducer, CONN_INPUT, OUT, CONN_QUEUE>;
+pub type ChatConn<const OUT: usize, const LINE: usize = MAX_LINE> =
+    AsyncChat<ChatUser<LINE>, NoProducer, CONN_INPUT, OUT, CONN_QUEUE>;
 
 /// Why a user left (see [`ChatListener::with_left_hook`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -103,7 +166,9 @@ pub enum Leave {
     Quit,
     /// The peer hung up, reset, or finished sending.
     Closed,
-    /// Output to the user backed up: disconnected as too slow.
+    /// Lines waited for the user while its output made no progress for the slow
+    /// timeout (or more users left than its notice reserve holds): disconnected as
+    /// too slow.
     TooSlow,
     /// A socket or handler error ended the connection.
     Error,
@@ -116,7 +181,9 @@ pub enum Leave {
 #[derive(Debug)]
 pub struct ChatListener<S> {
     max_conns: usize,
-    idle: Option<core::time::Duration>,
+    idle: Option<Duration>,
+    slow: Duration,
+    max_line: usize,
     accepted: u64,
     refused: u64,
     hooks: ListenerHooks<S>,
@@ -124,11 +191,14 @@ pub struct ChatListener<S> {
 }
 
 impl<S> ChatListener<S> {
-    /// A listener serving at most `max_conns` connections at once.
+    /// A listener serving at most `max_conns` connections at once, lines of up to
+    /// [`MAX_LINE`] bytes, slow timeout [`DEFAULT_SLOW_TIMEOUT`], no idle timeout.
     pub fn new(max_conns: usize) -> Self {
         ChatListener {
             max_conns,
             idle: None,
+            slow: DEFAULT_SLOW_TIMEOUT,
+            max_line: MAX_LINE,
             accepted: 0,
             refused: 0,
             hooks: ListenerHooks::default(),
@@ -155,14 +225,43 @@ impl<S> ChatListener<S> {
     /// Disconnects a user who sends nothing for `idle` (see the module docs). Needs
     /// a selector with a clock. Applies to connections accepted from then on.
     #[must_use]
-    pub fn with_idle_timeout(mut self, idle: core::time::Duration) -> Self {
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
         self.idle = Some(idle);
         self
     }
 
+    /// How long lines may wait for a receiver whose output makes no progress before
+    /// it is disconnected as too slow (see the module docs; default
+    /// [`DEFAULT_SLOW_TIMEOUT`]). Zero, or a selector without a clock, disconnects
+    /// such a receiver at once. Applies to connections accepted from then on.
+    #[must_use]
+    pub fn with_slow_timeout(mut self, slow: Duration) -> Self {
+        self.slow = slow;
+        self
+    }
+
+    /// The longest line a client may send (default [`MAX_LINE`]); above the server's
+    /// line capacity (`LINE` of [`ChatServer`]) it is lowered to it. Applies to
+    /// connections accepted from then on.
+    #[must_use]
+    pub fn with_max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line;
+        self
+    }
+
     /// The idle timeout, if any.
-    pub fn idle_timeout(&self) -> Option<core::time::Duration> {
+    pub fn idle_timeout(&self) -> Option<Duration> {
         self.idle
+    }
+
+    /// The slow timeout.
+    pub fn slow_timeout(&self) -> Duration {
+        self.slow
+    }
+
+    /// The longest line, as set (connections get at most their line capacity).
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// The connection limit.
@@ -187,46 +286,110 @@ impl<S> ChatListener<S> {
     }
 }
 
-/// One user's protocol state: nick, the line being read, and how it is leaving.
+/// What a waiting user holds back until the room has room for it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Held {
+    /// Its own `* NAME joined` (a new user is announced in turn, like a line).
+    Join,
+    /// The complete line in its line buffer.
+    Line,
+    /// The `* line too long` reply to a line that just ended.
+    TooLong,
+}
+
+/// A user waiting for room: its place in the queue and what it needs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Wait {
+    /// Order among the waiters: the lowest goes first.
+    ticket: u64,
+    held: Held,
+    /// Room it needs in its own output ring (a reply).
+    own: usize,
+    /// Room it needs in every other receiver's ring (a broadcast).
+    others: usize,
+}
+
+/// A receiver short of room for the oldest waiter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Block {
+    /// Since when, without progress (the time of its last progress).
+    since: Duration,
+    /// Its bytes sent then: progress is any change.
+    sent: u64,
+    /// The room (reserve included) it must have for the waiter to go.
+    need: usize,
+}
+
+/// One user's protocol state: nick, the line being read, its place in the room's
+/// queue, and how it is leaving. `LINE` is the line capacity.
 #[derive(Debug)]
-pub struct ChatUser {
+pub struct ChatUser<const LINE: usize = MAX_LINE> {
     nick: String<MAX_NICK>,
-    line: Vec<u8, RECORD>,
+    line: heapless::Vec<u8, LINE>,
+    /// The byte after `LINE` bytes of a record (a record is at most one longer than
+    /// the longest line): the `\r` of a `\r\n`, or proof that the line is too long.
+    extra: Option<u8>,
+    max_line: usize,
     too_long: bool,
+    too_long_told: bool,
+    announced: bool,
     quitting: bool,
     evicted: bool,
-    close_scheduled: bool,
     errored: bool,
     idled: bool,
     gone: bool,
+    peer_gone: bool,
+    wait: Option<Wait>,
+    block: Option<Block>,
+    woken: bool,
+    room_due: Option<Duration>,
+    idle_at: Option<Duration>,
+    armed: Option<Duration>,
     said: u64,
     overlong: u64,
-    idle: Option<core::time::Duration>,
+    idle: Option<Duration>,
+    slow: Duration,
     left_hook: fn(Token, &str, Leave),
 }
 
-impl ChatUser {
-    fn new(left_hook: fn(Token, &str, Leave), idle: Option<core::time::Duration>) -> Self {
+impl<const LINE: usize> ChatUser<LINE> {
+    fn new<S>(l: &ChatListener<S>) -> Self {
         ChatUser {
             nick: String::new(),
-            line: Vec::new(),
+            line: heapless::Vec::new(),
+            extra: None,
+            max_line: l.max_line.min(LINE),
             too_long: false,
+            too_long_told: false,
+            announced: false,
             quitting: false,
             evicted: false,
-            close_scheduled: false,
             errored: false,
             idled: false,
             gone: false,
+            peer_gone: false,
+            wait: None,
+            block: None,
+            woken: false,
+            room_due: None,
+            idle_at: None,
+            armed: None,
             said: 0,
             overlong: 0,
-            idle,
-            left_hook,
+            idle: l.idle,
+            slow: l.slow,
+            left_hook: l.left,
         }
     }
 
     /// The nick.
     pub fn nick(&self) -> &str {
         &self.nick
+    }
+
+    /// The longest line this user may send.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// Lines this user said (broadcast to the others).
@@ -239,8 +402,7 @@ impl ChatUser {
         self.overlong
     }
 
-    /// Whether the user was disconnected as too slow (its channel closes on the next
-    /// pass).
+    /// Whether the user was disconnected as too slow.
     pub fn is_evicted(&self) -> bool {
         self.evicted
     }
@@ -256,9 +418,39 @@ impl ChatUser {
         self.gone
     }
 
+    /// Whether the others have been told this user joined.
+    pub fn is_announced(&self) -> bool {
+        self.announced
+    }
+
+    /// Whether the user waits for room: its next line (or its join notice) is held
+    /// back and its input is not read.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting().is_some()
+    }
+
+    /// Whether the room waits for this user's output to make room.
+    pub fn is_blocking(&self) -> bool {
+        self.block.is_some()
+    }
+
     /// Whether broadcasts are still queued for this user.
     fn receiving(&self) -> bool {
-        !(self.gone || self.quitting || self.evicted)
+        !(self.gone || self.quitting || self.evicted || self.peer_gone)
+    }
+
+    /// Its place in the queue, if it waits.
+    fn waiting(&self) -> Option<Wait> {
+        self.wait.filter(|_| !(self.gone || self.evicted))
+    }
+
+    /// When this channel's deadline should be: the soonest of the idle deadline, the
+    /// room's deadline (kept by the oldest waiter) and a wake-up now.
+    fn due(&self, now: Duration) -> Option<Duration> {
+        [self.idle_at, self.room_due, self.woken.then_some(now)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn reason(&self) -> Leave {
@@ -276,47 +468,67 @@ impl ChatUser {
     }
 }
 
-/// A message of at most [`MAX_MESSAGE`] bytes, built from parts.
-fn message(parts: &[&[u8]]) -> Vec<u8, MAX_MESSAGE> {
-    let mut m = Vec::new();
-    for p in parts {
-        // Callers stay within MAX_MESSAGE; a longer message would be cut, never
-        // overflow.
-        let room = MAX_MESSAGE - m.len();
-        let _ = m.extend_from_slice(&p[..p.len().min(room)]);
-    }
-    m
-}
-
 /// Whether `name` is a valid nick: 1 to [`MAX_NICK`] printable ASCII characters, no
 /// spaces.
 pub fn valid_nick(name: &[u8]) -> bool {
     (1..=MAX_NICK).contains(&name.len()) && name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
-/// `line` as it is relayed to the others: each control character but tab (C0, DEL,
-/// C1 in UTF-8) and each maximal run of bytes that is not valid UTF-8 becomes `?`;
-/// the rest, valid UTF-8, is kept. Never longer than `line`.
-pub fn clean_line<const N: usize>(line: &[u8]) -> Vec<u8, N> {
-    let mut out = Vec::new();
-    // The output is never longer than the input: each replaced piece is at least one
-    // byte. A line longer than N is cut (callers pass at most N bytes).
-    let mut push = |bytes: &[u8]| {
-        let room = N - out.len();
-        let _ = out.extend_from_slice(&bytes[..bytes.len().min(room)]);
-    };
-    for chunk in line.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() && c != '\t' {
-                push(b"?");
+/// Cleans `line` in place as [`clean_line`] does and returns its new length (never
+/// more than before).
+pub fn clean_in_place(line: &mut [u8]) -> usize {
+    let (mut r, mut w) = (0, 0);
+    while r < line.len() {
+        let (valid, bad) = match core::str::from_utf8(&line[r..]) {
+            Ok(s) => (s.len(), 0),
+            // An incomplete sequence at the end is one bad run.
+            Err(e) => (
+                e.valid_up_to(),
+                e.error_len().unwrap_or(line.len() - r - e.valid_up_to()),
+            ),
+        };
+        let end = r + valid;
+        while r < end {
+            let b = line[r];
+            let n = match b {
+                0x00..=0x7f => 1,
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                _ => 4,
+            };
+            // C0 but tab, DEL; C1 (U+0080 to U+009F) is 0xc2 0x80..=0x9f.
+            let control = match n {
+                1 => (b < 0x20 && b != b'\t') || b == 0x7f,
+                2 => b == 0xc2 && line[r + 1] < 0xa0,
+                _ => false,
+            };
+            if control {
+                line[w] = b'?';
+                w += 1;
             } else {
-                push(c.encode_utf8(&mut [0; 4]).as_bytes());
+                line.copy_within(r..r + n, w);
+                w += n;
             }
+            r += n;
         }
-        if !chunk.invalid().is_empty() {
-            push(b"?");
+        if bad > 0 {
+            line[w] = b'?';
+            w += 1;
+            r += bad;
         }
     }
+    w
+}
+
+/// `line` as it is relayed to the others: each control character but tab (C0, DEL,
+/// C1 in UTF-8) and each maximal run of bytes that is not valid UTF-8 becomes `?`;
+/// the rest, valid UTF-8, is kept. Never longer than `line`; cut to `N` bytes.
+pub fn clean_line<const N: usize>(line: &[u8]) -> heapless::Vec<u8, N> {
+    let mut out = heapless::Vec::new();
+    // Cut first: the cut may split a character, which then shows as one `?`.
+    let _ = out.extend_from_slice(&line[..line.len().min(N)]);
+    let n = clean_in_place(&mut out);
+    out.truncate(n);
     out
 }
 
@@ -325,131 +537,510 @@ fn reserved_nick(name: &[u8]) -> bool {
     name.len() > 5 && name.starts_with(b"guest") && name[5..].iter().all(u8::is_ascii_digit)
 }
 
-/// Queues `msg` for `chat`'s user. When its output ring is full, what its socket
-/// takes now is sent first; if that does not make room, the user is too slow and is
-/// disconnected.
-fn deliver<S: Socket, const OUT: usize>(chat: &mut ChatConn<OUT>, socket: &mut S, msg: &[u8]) {
-    if chat.push(msg).is_ok() {
+// ---------------------------------------------------------------------------------
+// The room: who waits, who is short of room, who goes next.
+
+/// The map's dispatcher type, seen from a chat server's callbacks.
+type Room<'c, S, const OUT: usize, const LINE: usize> = Ctx<'c, S, ChatServer<S, OUT, LINE>>;
+
+/// The connection a routine runs for (its own channel is not among
+/// [`Ctx::others`]): its user and its output.
+struct Me<'a, const O: usize, const Q: usize, const L: usize> {
+    user: &'a mut ChatUser<L>,
+    out: &'a mut ChatControl<NoProducer, O, Q>,
+}
+
+/// The type of "no connection" for the listener's calls.
+type NoMe<'a, const OUT: usize, const LINE: usize> = Me<'a, OUT, CONN_QUEUE, LINE>;
+
+/// What a receiver's room says about the oldest waiter.
+enum Fit {
+    /// Room enough (or no need).
+    Fits,
+    /// Short of room, progress possible until this time.
+    Short(Duration),
+    /// Short of room for the slow timeout without progress (or at once, without a
+    /// timed policy): to be disconnected.
+    Expired,
+}
+
+/// Checks that `out` has `need` bytes (plus the notice reserve) free, sending what
+/// its socket takes first (`flush`) if not. Keeps `user`'s block mark: set when it
+/// is first found short, renewed when it made progress.
+fn check_room<const O: usize, const Q: usize, const L: usize>(
+    user: &mut ChatUser<L>,
+    out: &mut ChatControl<NoProducer, O, Q>,
+    need: usize,
+    timed: Option<Duration>,
+    flush: impl FnOnce(&mut ChatControl<NoProducer, O, Q>) -> Result<(), SocketError>,
+) -> Fit {
+    if need == 0 {
+        return Fit::Fits;
+    }
+    let want = need + NOTICE_RESERVE;
+    if out.output_free() < want
+        && let Err(e) = flush(out)
+        && e.is_disconnect()
+    {
+        // Nobody is there to deliver to: its channel closes at its next event,
+        // with the others told.
+        user.peer_gone = true;
+        user.block = None;
+        return Fit::Fits;
+    }
+    if out.output_free() >= want {
+        user.block = None;
+        return Fit::Fits;
+    }
+    let Some(now) = timed else {
+        return Fit::Expired;
+    };
+    let sent = out.bytes_sent();
+    match &mut user.block {
+        Some(b) if b.sent == sent => {
+            b.need = want;
+            let due = b.since.saturating_add(user.slow);
+            if due <= now {
+                Fit::Expired
+            } else {
+                Fit::Short(due)
+            }
+        }
+        b => {
+            *b = Some(Block {
+                since: now,
+                sent,
+                need: want,
+            });
+            Fit::Short(now.saturating_add(user.slow))
+        }
+    }
+}
+
+/// The next ticket: after every waiter's.
+fn next_ticket<S: Socket, const OUT: usize, const LINE: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
+) -> u64 {
+    let last = ctx
+        .others()
+        .filter_map(|c| match c.dispatcher {
+            ChatServer::Conn(chat) => chat.handler.waiting().map(|w| w.ticket),
+            ChatServer::Listener(_) => None,
+        })
+        .max();
+    last.unwrap_or(0).saturating_add(1)
+}
+
+/// Whether nobody waits for room.
+fn nobody_waits<S: Socket, const OUT: usize, const LINE: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
+) -> bool {
+    !ctx.others()
+        .any(|c| matches!(c.dispatcher, ChatServer::Conn(chat) if chat.handler.waiting().is_some()))
+}
+
+/// Sets another channel's deadline from its user's state after `f` changed it.
+fn arm_other<S: Socket, const OUT: usize, const LINE: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
+    token: Token,
+    f: impl FnOnce(&mut ChatUser<LINE>),
+) {
+    let now = ctx.now();
+    let after = match ctx.channel(token) {
+        Some(c) => match c.dispatcher {
+            ChatServer::Conn(chat) => {
+                let u = &mut chat.handler;
+                f(u);
+                match now.and_then(|now| u.due(now).map(|at| (now, at))) {
+                    Some((now, at)) if u.armed != Some(at) => {
+                        u.armed = Some(at);
+                        Some(at.saturating_sub(now))
+                    }
+                    _ => None,
+                }
+            }
+            ChatServer::Listener(_) => None,
+        },
+        None => None,
+    };
+    if let Some(after) = after {
+        let _ = ctx.set_timeout_for(token, after);
+    }
+}
+
+/// Sets this channel's deadline from its user's state.
+fn arm_self<S: Socket, M, const LINE: usize>(user: &mut ChatUser<LINE>, ctx: &mut Ctx<'_, S, M>) {
+    let Some(now) = ctx.now() else {
+        return;
+    };
+    let want = user.due(now);
+    if want == user.armed {
         return;
     }
-    match chat.control().flush_to(socket) {
-        Ok(_) if chat.push(msg).is_ok() => {}
-        // The peer is gone: its channel closes at its next event, with the others
-        // told; nobody is there to deliver to.
-        Err(e) if e.is_disconnect() => {}
-        _ => evict(chat, socket),
+    match want {
+        Some(at) => {
+            let _ = ctx.set_deadline(at);
+        }
+        None => ctx.cancel_deadline(),
     }
+    user.armed = want;
 }
 
-/// The slow-client policy: drop the user's output, stop reading it, shut its sending
-/// side down (which also makes it writable), and close it at its next callback: the
-/// deadline [`schedule_evictions`] sets, or that write readiness.
-fn evict<S: Socket, const OUT: usize>(chat: &mut ChatConn<OUT>, socket: &mut S) {
-    chat.handler.evicted = true;
-    chat.control().discard_output();
-    // Cannot fail: the queue was just emptied.
-    let _ = chat.close_when_done();
-    let _ = socket.shutdown_write();
+/// Queues the message made of `parts` (`len` bytes in all) for `out`, sending what
+/// the socket takes first if it does not fit. All or nothing: `false` when it does
+/// not fit.
+fn push_parts<const O: usize, const Q: usize>(
+    out: &mut ChatControl<NoProducer, O, Q>,
+    parts: &[&[u8]],
+    len: usize,
+    flush: impl FnOnce(&mut ChatControl<NoProducer, O, Q>) -> Result<(), SocketError>,
+) -> Result<bool, SocketError> {
+    if out.output_free() < len {
+        flush(out)?;
+        if out.output_free() < len {
+            return Ok(false);
+        }
+    }
+    for p in parts {
+        // Cannot fail: the room was checked, and a receiver's queue holds data runs
+        // only, which coalesce.
+        if out.push(p).is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-/// Queues `msg` for every other user still receiving, except `except`. Users it
-/// evicts get a deadline of now, so they close on the next pass.
-fn broadcast<S: Socket, const OUT: usize>(
-    ctx: &mut Ctx<'_, S, ChatServer<S, OUT>>,
+/// Queues the message made of `parts` for every receiving user but `except`, and
+/// for `me` if it receives. A receiver without room even after a flush is marked
+/// evicted (only notices of users leaving can meet one: lines wait for room);
+/// returns whether any other was. `me` evicted is closed at once.
+fn push_all<S: Socket, const OUT: usize, const LINE: usize, const O: usize, const Q: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
     except: Option<Token>,
-    msg: &[u8],
-) {
-    let mut evicted = false;
+    me: Option<&mut Me<'_, O, Q, LINE>>,
+    parts: &[&[u8]],
+) -> bool {
+    let len = parts.iter().map(|p| p.len()).sum();
+    let mut flagged = false;
     for c in ctx.others() {
         if Some(c.token) == except {
             continue;
         }
-        if let ChatServer::Conn(chat) = c.dispatcher
-            && chat.handler.receiving()
-        {
-            deliver(chat, c.socket, msg);
-            evicted |= chat.handler.evicted;
+        let ChatServer::Conn(chat) = c.dispatcher else {
+            continue;
+        };
+        if !chat.handler.receiving() {
+            continue;
+        }
+        let socket = c.socket;
+        match push_parts(&mut chat.chat, parts, len, |o| {
+            o.flush_to(socket).map(|_| ())
+        }) {
+            Ok(true) => {}
+            Err(e) if e.is_disconnect() => chat.handler.peer_gone = true,
+            _ => {
+                chat.handler.evicted = true;
+                chat.chat.discard_output();
+                flagged = true;
+            }
         }
     }
-    if evicted {
-        schedule_evictions(ctx);
+    if let Some(me) = me
+        && me.user.receiving()
+    {
+        let ok = push_parts(me.out, parts, len, |o| o.initiate_send(ctx));
+        if !matches!(ok, Ok(true)) && ctx.is_open() {
+            me.user.evicted = true;
+            me.out.discard_output();
+            ctx.close();
+        }
     }
+    flagged
 }
 
-/// Gives every evicted user a deadline of now: its channel then closes on the next
-/// pass even if its socket never turns writable. Without a clock, the write
-/// readiness that the shut-down sending side brings does it.
-fn schedule_evictions<S: Socket, const OUT: usize>(ctx: &mut Ctx<'_, S, ChatServer<S, OUT>>) {
-    if ctx.now().is_none() {
-        return;
-    }
+/// Disconnects every other user marked evicted, at once ([`Ctx::close_channel`]: no
+/// callback of theirs runs again), telling the others and the hook. A notice that
+/// finds a receiver without room marks it in turn; it goes in the same loop.
+fn evict_marked<S: Socket, const OUT: usize, const LINE: usize, const O: usize, const Q: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
+    mut me: Option<&mut Me<'_, O, Q, LINE>>,
+) {
     loop {
-        let next = ctx.others().find_map(|c| match c.dispatcher {
-            ChatServer::Conn(chat) if chat.handler.evicted && !chat.handler.close_scheduled => {
-                chat.handler.close_scheduled = true;
-                Some(c.token)
+        let found = ctx.others().find_map(|c| match c.dispatcher {
+            ChatServer::Conn(chat) if chat.handler.evicted && !chat.handler.gone => {
+                let u = &mut chat.handler;
+                u.gone = true;
+                Some((c.token, u.nick.clone(), u.announced, u.left_hook))
             }
             _ => None,
         });
-        let Some(token) = next else { break };
-        let _ = ctx.set_timeout_for(token, core::time::Duration::ZERO);
+        let Some((token, nick, announced, hook)) = found else {
+            return;
+        };
+        ctx.close_channel(token);
+        if announced {
+            let parts: [&[u8]; 3] = [b"* ", nick.as_bytes(), b" left (too slow)\n"];
+            push_all(ctx, None, me.as_deref_mut(), &parts);
+        }
+        hook(token, &nick, Leave::TooSlow);
     }
 }
 
-/// After a callback of `chat`: if its channel is closing (or `closing`), tell the
-/// others the user left, once.
-fn settle_leave<S: Socket, const OUT: usize>(
-    chat: &mut ChatConn<OUT>,
-    ctx: &mut Ctx<'_, S, ChatServer<S, OUT>>,
-    closing: bool,
+/// Announces the waiting new user of `token` for it (a join needs nothing of the
+/// joiner's own context).
+fn announce<S: Socket, const OUT: usize, const LINE: usize, const O: usize, const Q: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
+    token: Token,
+    me: Option<&mut Me<'_, O, Q, LINE>>,
 ) {
-    let user = &mut chat.handler;
-    if user.gone || (ctx.is_open() && !closing) {
-        return;
-    }
-    user.gone = true;
-    let reason = user.reason();
-    let nick = user.nick.clone();
-    let tail: &[u8] = if reason == Leave::TooSlow {
-        b" left (too slow)\n"
-    } else {
-        b" left\n"
+    let nick = match ctx.channel(token) {
+        Some(c) => match c.dispatcher {
+            ChatServer::Conn(chat) => {
+                chat.handler.wait = None;
+                chat.handler.announced = true;
+                chat.chat.resume_input();
+                chat.handler.nick.clone()
+            }
+            ChatServer::Listener(_) => return,
+        },
+        None => return,
     };
-    broadcast(ctx, None, &message(&[b"* ", nick.as_bytes(), tail]));
-    (user.left_hook)(ctx.token(), &nick, reason);
+    let parts: [&[u8]; 3] = [b"* ", nick.as_bytes(), b" joined\n"];
+    if push_all(ctx, Some(token), me, &parts) {
+        // Not expected: the room was checked.
+        evict_marked::<S, OUT, LINE, O, Q>(ctx, None);
+    }
 }
 
-impl ChatUser {
-    /// Queues a reply for this user. If its own output is full and its socket takes
-    /// nothing more now, it is too slow: it is closed at once.
-    fn reply<S: Socket, M, const OUT: usize, const Q: usize>(
+/// The heart of the back-pressure: finds the oldest waiter and checks every receiver
+/// it needs room in. If all have room, it goes: `true` when that is `me` (the caller
+/// acts on what it holds), otherwise it is woken (a deadline of now: it acts in its
+/// own callback) or, for a join, announced right here. If some are short, each
+/// is marked with the time it became short (renewed on progress) and the waiter's
+/// deadline is set to the first moment one of them has been short for the slow
+/// timeout; a receiver past it, or any short receiver without a timed policy, is
+/// disconnected as too slow, and the room is looked at again.
+fn settle_room<S: Socket, const OUT: usize, const LINE: usize, const O: usize, const Q: usize>(
+    ctx: &mut Room<'_, S, OUT, LINE>,
+    mut me: Option<&mut Me<'_, O, Q, LINE>>,
+    slow: Duration,
+) -> bool {
+    let timed = ctx.now().filter(|_| !slow.is_zero());
+    loop {
+        // `me` closing has nothing more to do here (a channel that is leaving calls
+        // this without `me`, from its closing context).
+        if me.is_some() && !ctx.is_open() {
+            return false;
+        }
+        // The oldest waiter (None: `me`).
+        let mut head: Option<(Option<Token>, Wait)> = me
+            .as_deref()
+            .and_then(|m| m.user.waiting())
+            .map(|w| (None, w));
+        for c in ctx.others() {
+            if let ChatServer::Conn(chat) = c.dispatcher
+                && let Some(w) = chat.handler.waiting()
+                && head.is_none_or(|(_, h)| w.ticket < h.ticket)
+            {
+                head = Some((Some(c.token), w));
+            }
+        }
+        let Some((head_token, w)) = head else {
+            return false;
+        };
+        // Room for it in every receiver.
+        let mut due: Option<Duration> = None;
+        let mut expired = false;
+        for c in ctx.others() {
+            let ChatServer::Conn(chat) = c.dispatcher else {
+                continue;
+            };
+            let need = if Some(c.token) == head_token {
+                w.own
+            } else if chat.handler.receiving() {
+                w.others
+            } else {
+                0
+            };
+            let socket = c.socket;
+            match check_room(&mut chat.handler, &mut chat.chat, need, timed, |o| {
+                o.flush_to(socket).map(|_| ())
+            }) {
+                Fit::Fits => {}
+                Fit::Short(at) => due = Some(due.map_or(at, |d| d.min(at))),
+                Fit::Expired => {
+                    chat.handler.evicted = true;
+                    chat.chat.discard_output();
+                    expired = true;
+                }
+            }
+        }
+        if let Some(m) = me.as_deref_mut() {
+            let need = if head_token.is_none() {
+                w.own
+            } else if m.user.receiving() {
+                w.others
+            } else {
+                0
+            };
+            match check_room(m.user, m.out, need, timed, |o| o.initiate_send(ctx)) {
+                Fit::Fits => {}
+                Fit::Short(at) => due = Some(due.map_or(at, |d| d.min(at))),
+                Fit::Expired => {
+                    m.user.evicted = true;
+                    m.out.discard_output();
+                    ctx.close();
+                }
+            }
+        }
+        if expired {
+            evict_marked(ctx, me.as_deref_mut());
+            continue;
+        }
+        if me.is_some() && !ctx.is_open() {
+            return false;
+        }
+        match (head_token, due) {
+            (None, Some(at)) => {
+                if let Some(m) = me.as_deref_mut() {
+                    m.user.room_due = Some(at);
+                }
+                return false;
+            }
+            (Some(t), Some(at)) => {
+                arm_other(ctx, t, |u| u.room_due = Some(at));
+                return false;
+            }
+            (None, None) => return true,
+            (Some(t), None) if w.held == Held::Join => announce(ctx, t, me.as_deref_mut()),
+            (Some(t), None) => {
+                arm_other(ctx, t, |u| {
+                    u.woken = true;
+                    u.room_due = None;
+                });
+                return false;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// One user's lines.
+
+impl<const LINE: usize> ChatUser<LINE> {
+    /// Queues a reply for this user: the room was checked, so it fits; should it not,
+    /// the user is disconnected as too slow rather than the reply dropped.
+    fn reply<S: Socket, M, const O: usize, const Q: usize>(
         &mut self,
-        chat: &mut ChatControl<NoProducer, OUT, Q>,
+        chat: &mut ChatControl<NoProducer, O, Q>,
         ctx: &mut Ctx<'_, S, M>,
         msg: &[u8],
     ) {
         if chat.push(msg).is_ok() {
             return;
         }
-        // Full: send what the socket takes now, then try again.
         if chat.initiate_send(ctx).is_err() {
             self.errored = true;
             chat.discard_output();
             ctx.close();
-        } else if !ctx.is_open() {
-            // The peer is gone: the loop ends the channel, the others are told.
-        } else if chat.push(msg).is_err() {
+        } else if ctx.is_open() && chat.push(msg).is_err() {
             self.evicted = true;
             chat.discard_output();
             ctx.close();
         }
     }
 
-    fn command<S: Socket, const SOUT: usize, const OUT: usize, const Q: usize>(
+    /// What the held item needs: room in its own ring, room in every other's.
+    fn needs(&self, held: Held) -> (usize, usize) {
+        match held {
+            Held::Join => (0, MAX_NOTICE),
+            Held::TooLong => (b"* line too long\n".len(), 0),
+            Held::Line if self.line.first() == Some(&b'/') => (MAX_REPLY, MAX_NOTICE),
+            Held::Line => (0, self.nick.len() + 2 + self.line.len() + 1),
+        }
+    }
+
+    /// Queues `held` (behind every waiter) and asks the room; `true` when it may act
+    /// now, otherwise it waits with its input paused.
+    fn queue<S: Socket, const SOUT: usize, const O: usize, const Q: usize>(
+        &mut self,
+        held: Held,
+        chat: &mut ChatControl<NoProducer, O, Q>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
+    ) -> bool {
+        let (own, others) = self.needs(held);
+        self.wait = Some(Wait {
+            ticket: next_ticket(ctx),
+            held,
+            own,
+            others,
+        });
+        let slow = self.slow;
+        let mut me = Me {
+            user: self,
+            out: chat,
+        };
+        if settle_room(ctx, Some(&mut me), slow) {
+            self.wait = None;
+            self.room_due = None;
+            true
+        } else {
+            if ctx.is_open() {
+                chat.pause_input();
+            }
+            false
+        }
+    }
+
+    /// Acts on what it held, now that the room has room for it.
+    fn act<S: Socket, const SOUT: usize, const O: usize, const Q: usize>(
+        &mut self,
+        held: Held,
+        chat: &mut ChatControl<NoProducer, O, Q>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
+    ) {
+        match held {
+            Held::Join => {
+                self.announced = true;
+                let nick = self.nick.clone();
+                self.broadcast(chat, ctx, &[b"* ", nick.as_bytes(), b" joined\n"]);
+            }
+            Held::TooLong => self.reply(chat, ctx, b"* line too long\n"),
+            Held::Line => {
+                let line = core::mem::take(&mut self.line);
+                if line.first() == Some(&b'/') {
+                    self.command(&line, chat, ctx);
+                } else {
+                    self.said += 1;
+                    let nick = self.nick.clone();
+                    self.broadcast(chat, ctx, &[nick.as_bytes(), b": ", &line, b"\n"]);
+                }
+            }
+        }
+    }
+
+    /// Sends a message to every other receiving user (the room was checked).
+    fn broadcast<S: Socket, const SOUT: usize, const O: usize, const Q: usize>(
+        &mut self,
+        chat: &mut ChatControl<NoProducer, O, Q>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
+        parts: &[&[u8]],
+    ) {
+        if push_all::<S, SOUT, LINE, O, Q>(ctx, None, None, parts) {
+            let mut me = Me {
+                user: self,
+                out: chat,
+            };
+            evict_marked(ctx, Some(&mut me));
+        }
+    }
+
+    fn command<S: Socket, const SOUT: usize, const O: usize, const Q: usize>(
         &mut self,
         line: &[u8],
-        chat: &mut ChatControl<NoProducer, OUT, Q>,
-        ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>,
+        chat: &mut ChatControl<NoProducer, O, Q>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
     ) {
         let (cmd, arg) = match line.iter().position(|&b| b == b' ') {
             Some(i) => (&line[..i], line[i + 1..].trim_ascii()),
@@ -472,17 +1063,19 @@ impl ChatUser {
         }
     }
 
-    fn set_nick<S: Socket, const SOUT: usize, const OUT: usize, const Q: usize>(
+    fn set_nick<S: Socket, const SOUT: usize, const O: usize, const Q: usize>(
         &mut self,
         name: &[u8],
-        chat: &mut ChatControl<NoProducer, OUT, Q>,
-        ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>,
+        chat: &mut ChatControl<NoProducer, O, Q>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
     ) {
         if !valid_nick(name) {
             return self.reply(chat, ctx, b"* invalid nick\n");
         }
         if name == self.nick.as_bytes() {
-            return self.reply(chat, ctx, &message(&[b"* you are now ", name, b"\n"]));
+            let mut msg: String<MAX_REPLY> = String::new();
+            let _ = writeln!(msg, "* you are now {}", self.nick);
+            return self.reply(chat, ctx, msg.as_bytes());
         }
         if reserved_nick(name) {
             return self.reply(chat, ctx, b"* nick reserved\n");
@@ -499,50 +1092,76 @@ impl ChatUser {
             // Cannot fail: validated above (ASCII, at most MAX_NICK bytes).
             let _ = self.nick.push(b as char);
         }
-        self.reply(chat, ctx, &message(&[b"* you are now ", name, b"\n"]));
-        let notice = message(&[b"* ", old.as_bytes(), b" is now ", name, b"\n"]);
-        broadcast(ctx, None, &notice);
+        let mut msg: String<MAX_REPLY> = String::new();
+        let _ = writeln!(msg, "* you are now {}", self.nick);
+        self.reply(chat, ctx, msg.as_bytes());
+        let new = self.nick.clone();
+        self.broadcast(
+            chat,
+            ctx,
+            &[b"* ", old.as_bytes(), b" is now ", new.as_bytes(), b"\n"],
+        );
     }
 }
 
-impl<S: Socket, const SOUT: usize> ChatHandler<S, ChatServer<S, SOUT>> for ChatUser {
+impl<S: Socket, const SOUT: usize, const LINE: usize> ChatHandler<S, ChatServer<S, SOUT, LINE>>
+    for ChatUser<LINE>
+{
     type Producer = NoProducer;
 
     fn collect_incoming_data(&mut self, data: &[u8]) -> Result<(), Error> {
-        // The record limit keeps a line within RECORD bytes.
-        self.line
-            .extend_from_slice(data)
-            .map_err(|_| Error::BufferFull)
+        // The record limit (the longest line and one byte) keeps a record within the
+        // buffer and `extra`.
+        let room = LINE - self.line.len();
+        let (fits, rest) = data.split_at(data.len().min(room));
+        let _ = self.line.extend_from_slice(fits);
+        match rest {
+            [] => {}
+            [b] if self.extra.is_none() => self.extra = Some(*b),
+            _ => self.too_long = true,
+        }
+        Ok(())
     }
 
     fn found_terminator<const OUT: usize, const Q: usize>(
         &mut self,
         chat: &mut ChatControl<NoProducer, OUT, Q>,
-        ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
     ) -> Result<(), Error> {
         let too_long = core::mem::take(&mut self.too_long);
-        let mut line = core::mem::take(&mut self.line);
-        if too_long || self.quitting || self.evicted {
+        let told = core::mem::take(&mut self.too_long_told);
+        let extra = self.extra.take();
+        if self.quitting || self.evicted || self.gone {
+            self.line.clear();
             return Ok(());
         }
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        let mut over = too_long || extra.is_some_and(|b| b != b'\r');
+        if extra.is_none() && self.line.last() == Some(&b'\r') {
+            self.line.pop();
         }
-        if line.len() > MAX_LINE {
-            self.overlong += 1;
-            self.reply(chat, ctx, b"* line too long\n");
+        over |= self.line.len() > self.max_line;
+        if over {
+            self.line.clear();
+            if told {
+                return Ok(());
+            }
+            if !too_long {
+                self.overlong += 1;
+            }
+            if self.queue(Held::TooLong, chat, ctx) {
+                self.act(Held::TooLong, chat, ctx);
+            }
             return Ok(());
         }
-        if line.is_empty() {
+        if self.line.is_empty() {
             return Ok(());
         }
-        if line[0] == b'/' {
-            self.command(&line, chat, ctx);
-        } else {
-            self.said += 1;
-            let clean: Vec<u8, RECORD> = clean_line(&line);
-            let msg = message(&[self.nick.as_bytes(), b": ", &clean, b"\n"]);
-            broadcast(ctx, None, &msg);
+        if self.line[0] != b'/' {
+            let n = clean_in_place(&mut self.line);
+            self.line.truncate(n);
+        }
+        if self.queue(Held::Line, chat, ctx) {
+            self.act(Held::Line, chat, ctx);
         }
         Ok(())
     }
@@ -550,13 +1169,21 @@ impl<S: Socket, const SOUT: usize> ChatHandler<S, ChatServer<S, SOUT>> for ChatU
     fn handle_timeout<const OUT: usize, const Q: usize>(
         &mut self,
         chat: &mut ChatControl<NoProducer, OUT, Q>,
-        ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
     ) -> Result<(), Error> {
-        // Evictions have their own deadline, handled before this is called; the
-        // only other deadline is the idle timeout.
-        if self.idle.is_none() || self.gone {
+        // Only the idle deadline is acted on here; the room's are the server's.
+        let (Some(idle), Some(now)) = (self.idle, ctx.now()) else {
+            return Ok(());
+        };
+        if self.gone || self.idle_at.is_none_or(|at| at > now) {
             return Ok(());
         }
+        if self.waiting().is_some() || chat.input_paused() {
+            // Its input waits for the room: not idle.
+            self.idle_at = Some(now.saturating_add(idle));
+            return Ok(());
+        }
+        self.idle_at = None;
         if !self.quitting {
             // Idle: a last line if it fits and the socket takes it now, then close.
             self.idled = true;
@@ -573,42 +1200,151 @@ impl<S: Socket, const SOUT: usize> ChatHandler<S, ChatServer<S, SOUT>> for ChatU
     fn record_too_long<const OUT: usize, const Q: usize>(
         &mut self,
         chat: &mut ChatControl<NoProducer, OUT, Q>,
-        ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>,
+        ctx: &mut Room<'_, S, SOUT, LINE>,
     ) -> Result<Overflow, Error> {
         self.line.clear();
+        self.extra = None;
         if !self.too_long && !self.quitting && !self.evicted {
             self.too_long = true;
             self.overlong += 1;
-            self.reply(chat, ctx, b"* line too long\n");
+            // Told at once if the room is free; otherwise in turn when the line ends.
+            let reply = b"* line too long\n";
+            if chat.output_free() >= reply.len() + NOTICE_RESERVE && nobody_waits(ctx) {
+                self.too_long_told = true;
+                self.reply(chat, ctx, reply);
+            }
         }
         Ok(Overflow::Discard)
     }
 
-    fn handle_error(&mut self, ctx: &mut Ctx<'_, S, ChatServer<S, SOUT>>, error: Error) {
+    fn handle_error(&mut self, ctx: &mut Room<'_, S, SOUT, LINE>, error: Error) {
         let _ = error;
         self.errored = true;
         ctx.close();
     }
 }
 
+/// After a callback of `chat`: if its channel is closing (or `closing`), tell the
+/// others the user left, once, and let the room go on without it. Returns whether
+/// the user is gone.
+fn settle_leave<S: Socket, const OUT: usize, const LINE: usize>(
+    chat: &mut ChatConn<OUT, LINE>,
+    ctx: &mut Room<'_, S, OUT, LINE>,
+    closing: bool,
+) -> bool {
+    let user = &mut chat.handler;
+    if user.gone {
+        return true;
+    }
+    if ctx.is_open() && !closing {
+        return false;
+    }
+    user.gone = true;
+    user.wait = None;
+    user.block = None;
+    user.woken = false;
+    user.room_due = None;
+    let reason = user.reason();
+    let nick = user.nick.clone();
+    let slow = user.slow;
+    if user.announced {
+        let tail: &[u8] = if reason == Leave::TooSlow {
+            b" left (too slow)\n"
+        } else {
+            b" left\n"
+        };
+        let parts: [&[u8]; 3] = [b"* ", nick.as_bytes(), tail];
+        if push_all::<S, OUT, LINE, OUT, CONN_QUEUE>(ctx, None, None, &parts) {
+            evict_marked::<S, OUT, LINE, OUT, CONN_QUEUE>(ctx, None);
+        }
+    }
+    (user.left_hook)(ctx.token(), &nick, reason);
+    // It may have been what the room waited for, or the one waiting.
+    settle_room::<S, OUT, LINE, OUT, CONN_QUEUE>(ctx, None, slow);
+    true
+}
+
+/// Lets `chat`'s user act on what it holds for as long as it is the oldest waiter
+/// and the room has room; then wakes the next waiter if it can go.
+fn run_turns<S: Socket, const OUT: usize, const LINE: usize>(
+    chat: &mut ChatConn<OUT, LINE>,
+    ctx: &mut Room<'_, S, OUT, LINE>,
+) -> Result<(), Error> {
+    let slow = chat.handler.slow;
+    while ctx.is_open() && !chat.handler.gone {
+        let go = {
+            let mut me = Me {
+                user: &mut chat.handler,
+                out: &mut chat.chat,
+            };
+            settle_room(ctx, Some(&mut me), slow)
+        };
+        if !go {
+            return Ok(());
+        }
+        let Some(w) = chat.handler.wait.take() else {
+            return Ok(());
+        };
+        chat.handler.woken = false;
+        chat.handler.room_due = None;
+        chat.handler.act(w.held, &mut chat.chat, ctx);
+        if ctx.is_open() {
+            chat.chat.resume_input();
+            chat.process_buffered(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// After any callback of a connection: a user leaving is settled; a receiver the
+/// room waited for that made room lets the room go on; the deadline is set.
+fn after<S: Socket, const OUT: usize, const LINE: usize>(
+    chat: &mut ChatConn<OUT, LINE>,
+    ctx: &mut Room<'_, S, OUT, LINE>,
+    closing: bool,
+) -> Result<(), Error> {
+    let mut result = Ok(());
+    if !closing && ctx.is_open() && !chat.handler.gone {
+        let sent = chat.chat.bytes_sent();
+        let free = chat.chat.output_free();
+        if let Some(b) = &mut chat.handler.block
+            && b.sent != sent
+        {
+            if free >= b.need {
+                chat.handler.block = None;
+                result = run_turns(chat, ctx);
+            } else if let Some(now) = ctx.now() {
+                // Progress: the slow timeout starts again.
+                b.since = now;
+                b.sent = sent;
+            }
+        }
+    }
+    if !settle_leave(chat, ctx, closing) {
+        arm_self(&mut chat.handler, ctx);
+    }
+    result
+}
+
 /// A channel of a chat server: the listener or a user's connection. `OUT` is each
-/// connection's output ring (at least [`MAX_MESSAGE`]).
+/// connection's output ring (at least [`min_out`]`(LINE)`), `LINE` the line
+/// capacity (the longest line a listener may allow).
 ///
 /// The variants differ in size by design: map slots are fixed-size and nothing is
 /// boxed, so every slot is as large as a connection anyway.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum ChatServer<S, const OUT: usize = DEFAULT_OUT> {
+pub enum ChatServer<S, const OUT: usize = DEFAULT_OUT, const LINE: usize = MAX_LINE> {
     /// The listening socket.
     Listener(ChatListener<S>),
     /// A user's connection.
-    Conn(ChatConn<OUT>),
+    Conn(ChatConn<OUT, LINE>),
 }
 
-impl<S, const OUT: usize> ChatServer<S, OUT> {
-    const OUT_FITS_A_MESSAGE: () = assert!(
-        OUT >= MAX_MESSAGE,
-        "the output ring must hold the longest message"
+impl<S, const OUT: usize, const LINE: usize> ChatServer<S, OUT, LINE> {
+    const OUT_FITS: () = assert!(
+        OUT >= min_out(LINE),
+        "the output ring must hold the longest message and the notice reserve"
     );
 
     /// A listener serving at most `max_conns` connections.
@@ -621,11 +1357,20 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
         ChatServer::Listener(ChatListener::new(max_conns).with_hooks(hooks))
     }
 
-    fn conn(l: &ChatListener<S>) -> ChatConn<OUT> {
-        let () = Self::OUT_FITS_A_MESSAGE;
-        let user = ChatUser::new(l.left, l.idle);
+    /// A new connection, paused until its join is announced.
+    fn conn(l: &ChatListener<S>, ticket: u64) -> ChatConn<OUT, LINE> {
+        let () = Self::OUT_FITS;
+        let mut user = ChatUser::new(l);
+        let max_line = user.max_line;
+        user.wait = Some(Wait {
+            ticket,
+            held: Held::Join,
+            own: 0,
+            others: MAX_NOTICE,
+        });
         let mut chat = AsyncChat::new(user).with_terminator(Terminator::LF);
-        chat.set_max_record(RECORD);
+        chat.set_max_record(max_line + 1);
+        chat.control().pause_input();
         chat
     }
 
@@ -646,7 +1391,7 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
     }
 
     /// The connection, if this is one.
-    pub fn as_conn(&self) -> Option<&ChatConn<OUT>> {
+    pub fn as_conn(&self) -> Option<&ChatConn<OUT, LINE>> {
         match self {
             ChatServer::Conn(c) => Some(c),
             ChatServer::Listener(_) => None,
@@ -654,7 +1399,7 @@ impl<S, const OUT: usize> ChatServer<S, OUT> {
     }
 
     /// The user of a connection.
-    pub fn user(&self) -> Option<&ChatUser> {
+    pub fn user(&self) -> Option<&ChatUser<LINE>> {
         self.as_conn().map(|c| &c.handler)
     }
 }
@@ -676,7 +1421,7 @@ fn refuse<S: Socket>(mut socket: S, hook: fn(&S, Refusal), why: Refusal) {
     let _ = socket.close();
 }
 
-impl<S: Socket, const OUT: usize> ChatServer<S, OUT> {
+impl<S: Socket, const OUT: usize, const LINE: usize> ChatServer<S, OUT, LINE> {
     fn accept_one(
         l: &mut ChatListener<S>,
         ctx: &mut Ctx<'_, S, Self>,
@@ -691,7 +1436,8 @@ impl<S: Socket, const OUT: usize> ChatServer<S, OUT> {
             refuse(socket, l.hooks.refused, Refusal::Full);
             return Ok(());
         }
-        let token = match ctx.add(socket, ChatServer::Conn(Self::conn(l))) {
+        let ticket = next_ticket(ctx);
+        let token = match ctx.add(socket, ChatServer::Conn(Self::conn(l, ticket))) {
             Ok(token) => token,
             Err(e) => {
                 let why = Refusal::from(e.kind);
@@ -702,40 +1448,38 @@ impl<S: Socket, const OUT: usize> ChatServer<S, OUT> {
             }
         };
         l.accepted += 1;
-        if let Some(idle) = l.idle {
-            let _ = ctx.set_timeout_for(token, idle);
-        }
+        let now = ctx.now();
         let mut nick: String<MAX_NICK> = String::new();
         // Cannot fail: "guest" and at most 10 digits.
         let _ = write!(nick, "guest{}", token.index());
         if let Some(c) = ctx.channel(token) {
             (l.hooks.accepted)(token, c.socket);
             if let ChatServer::Conn(chat) = c.dispatcher {
-                chat.handler.nick = nick.clone();
-                deliver(
-                    chat,
-                    c.socket,
-                    &message(&[b"* welcome ", nick.as_bytes(), b"\n"]),
-                );
+                // Its ring is empty: the welcome fits.
+                let _ = chat.push(b"* welcome ");
+                let _ = chat.push(nick.as_bytes());
+                let _ = chat.push(b"\n");
+                chat.handler.nick = nick;
+                if let (Some(idle), Some(now)) = (l.idle, now) {
+                    chat.handler.idle_at = Some(now.saturating_add(idle));
+                }
             }
         }
-        broadcast(
-            ctx,
-            Some(token),
-            &message(&[b"* ", nick.as_bytes(), b" joined\n"]),
-        );
+        // Announced now if nobody waits and every receiver has room; else in turn.
+        settle_room::<S, OUT, LINE, OUT, CONN_QUEUE>(ctx, None::<&mut NoMe<'_, OUT, LINE>>, l.slow);
+        arm_other(ctx, token, |_| {});
         Ok(())
     }
 }
 
-impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
+impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServer<S, OUT, LINE> {
     type Error = Error;
 
     fn readable(&self) -> bool {
         match self {
             ChatServer::Listener(_) => true,
             ChatServer::Conn(c) => {
-                !c.handler.evicted && <ChatConn<OUT> as Dispatcher<S, Self>>::readable(c)
+                !c.handler.evicted && <ChatConn<OUT, LINE> as Dispatcher<S, Self>>::readable(c)
             }
         }
     }
@@ -743,7 +1487,7 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
     fn writable(&self) -> bool {
         match self {
             ChatServer::Listener(_) => false,
-            ChatServer::Conn(c) => <ChatConn<OUT> as Dispatcher<S, Self>>::writable(c),
+            ChatServer::Conn(c) => <ChatConn<OUT, LINE> as Dispatcher<S, Self>>::writable(c),
         }
     }
 
@@ -762,8 +1506,7 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
             ChatServer::Listener(_) => Ok(()),
             ChatServer::Conn(c) => {
                 let r = c.handle_connect(ctx);
-                settle_leave(c, ctx, false);
-                r
+                after(c, ctx, false).and(r)
             }
         }
     }
@@ -772,16 +1515,14 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
         match self {
             ChatServer::Listener(_) => Ok(()),
             ChatServer::Conn(c) => {
-                if let Some(idle) = c.handler.idle
+                if let (Some(idle), Some(now)) = (c.handler.idle, ctx.now())
                     && c.handler.receiving()
                 {
-                    // Activity: push the idle deadline back (not for a user already
-                    // leaving: an eviction's deadline of now must stand).
-                    let _ = ctx.set_timeout(idle);
+                    // Activity: the idle deadline moves.
+                    c.handler.idle_at = Some(now.saturating_add(idle));
                 }
                 let r = c.handle_read(ctx);
-                settle_leave(c, ctx, false);
-                r
+                after(c, ctx, false).and(r)
             }
         }
     }
@@ -791,8 +1532,7 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
             ChatServer::Listener(_) => Ok(()),
             ChatServer::Conn(c) => {
                 let r = c.handle_write(ctx);
-                settle_leave(c, ctx, false);
-                r
+                after(c, ctx, false).and(r)
             }
         }
     }
@@ -807,15 +1547,21 @@ impl<S: Socket, const OUT: usize> Dispatcher<S> for ChatServer<S, OUT> {
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         match self {
             ChatServer::Listener(_) => Ok(()),
-            ChatServer::Conn(c) if c.handler.evicted => {
-                ctx.close();
-                settle_leave(c, ctx, true);
-                Ok(())
-            }
             ChatServer::Conn(c) => {
-                let r = c.handle_timeout(ctx);
-                settle_leave(c, ctx, false);
-                r
+                // The deadline fired: nothing is set any more.
+                c.handler.armed = None;
+                c.handler.woken = false;
+                if let Some(now) = ctx.now()
+                    && c.handler.room_due.is_some_and(|at| at <= now)
+                {
+                    c.handler.room_due = None;
+                }
+                let mut r = c.handle_timeout(ctx);
+                if r.is_ok() && ctx.is_open() {
+                    // Its turn, or the room's deadline: look at the room.
+                    r = run_turns(c, ctx);
+                }
+                after(c, ctx, false).and(r)
             }
         }
     }

@@ -11,9 +11,11 @@ use super::*;
 use crate::mock::{MockSelector, MockSocket, SendStep, SocketProbe};
 use crate::{Events, Interest, Reactor, Readiness, Selector, SourceError, Token};
 
-/// A small output ring: two of the longest messages fit, a third does not.
-const OUT: usize = 600;
-type Srv = ChatServer<MockSocket, OUT>;
+/// Lines of up to 256 bytes, and the smallest output ring that allows them with
+/// room to spare for a few.
+const LINE: usize = 256;
+const OUT: usize = 1024;
+type Srv = ChatServer<MockSocket, OUT, LINE>;
 type R<Sel = MockSelector> = Reactor<With<Sel, MockSocket>, Srv, 8>;
 
 /// The mock selector without its clock: no deadlines, as on a selector without one.
@@ -166,7 +168,7 @@ impl<Sel: Mock> Chat<Sel> {
         self.settle();
     }
 
-    fn user(&self, t: Token) -> &ChatUser {
+    fn user(&self, t: Token) -> &ChatUser<LINE> {
         self.r.get(t).unwrap().dispatcher.user().unwrap()
     }
 
@@ -309,24 +311,24 @@ fn over_long_line_gets_an_error_and_nothing_else_happens() {
         "no part of the long line"
     );
 
-    // Exactly MAX_LINE bytes is fine, with or without \r; one more is too long.
-    let mut max = std::vec![b'y'; MAX_LINE];
+    // Exactly LINE bytes is fine, with or without \r; one more is too long.
+    let mut max = std::vec![b'y'; LINE];
     max.push(b'\n');
     c.say(a, &max);
-    let mut max_crlf = std::vec![b'z'; MAX_LINE];
+    let mut max_crlf = std::vec![b'z'; LINE];
     max_crlf.extend_from_slice(b"\r\n");
     c.say(a, &max_crlf);
-    let mut over = std::vec![b'w'; MAX_LINE + 1];
+    let mut over = std::vec![b'w'; LINE + 1];
     over.push(b'\n');
     c.say(a, &over);
-    let mut over_crlf = std::vec![b'v'; MAX_LINE + 1];
+    let mut over_crlf = std::vec![b'v'; LINE + 1];
     over_crlf.extend_from_slice(b"\r\n");
     c.say(a, &over_crlf);
     c.r.run(None, Some(40)).unwrap();
     let lb = c.lines(b);
     assert_eq!(lb.len(), nb + 3);
-    assert_eq!(lb[nb + 1], std::format!("guest1: {}", "y".repeat(MAX_LINE)));
-    assert_eq!(lb[nb + 2], std::format!("guest1: {}", "z".repeat(MAX_LINE)));
+    assert_eq!(lb[nb + 1], std::format!("guest1: {}", "y".repeat(LINE)));
+    assert_eq!(lb[nb + 2], std::format!("guest1: {}", "z".repeat(LINE)));
     assert_eq!(
         c.lines(a)[2..],
         ["* line too long", "* line too long", "* line too long"]
@@ -467,9 +469,9 @@ fn extra_connections_get_an_error_line_and_are_closed_while_others_are_served() 
     assert!(c.connect(14).is_some());
 }
 
-/// Three 200-byte lines from `alice` while `slowpoke` reads nothing: the third does not
-/// fit in its ring. Returns the tokens (alice, slowpoke, another), the lines, and how
-/// many lines the other had before.
+/// Four 200-byte lines from `alice` while `slowpoke` reads nothing: the third does
+/// not fit its ring with the notice reserve. Returns the tokens (alice, slowpoke,
+/// another), the lines, and how many lines the other had before.
 fn slow_client_setup<Sel: Mock>(
     c: &mut Chat<Sel>,
 ) -> (Token, Token, Token, StdVec<StdString>, usize) {
@@ -481,7 +483,7 @@ fn slow_client_setup<Sel: Mock>(
     // The slow client stops reading: its socket is never writable again (and it has
     // nothing to say, so it is never readable either), and takes nothing more.
     c.sel().clear(11);
-    for _ in 0..16 {
+    for _ in 0..64 {
         c.r.get_mut(slow)
             .unwrap()
             .socket
@@ -489,30 +491,32 @@ fn slow_client_setup<Sel: Mock>(
     }
     let nd = c.lines(d).len();
     let mut lines = StdVec::new();
-    for i in 0..3u8 {
+    for i in 0..4u8 {
         let mut l = std::vec![b'm'; 200];
         l[0] = b'0' + i;
         lines.push(StdString::from_utf8(l.clone()).unwrap());
         l.push(b'\n');
         c.r.get_mut(a).unwrap().socket.feed(&l);
-        // One pass: alice's line is read and broadcast.
+        // One pass: alice's line is read and broadcast (or held).
         c.r.poll_once(None).unwrap();
     }
     (a, slow, d, lines, nd)
 }
 
+/// The slow client is gone; the others got `before` lines, the notice, the rest.
 fn slow_client_is_gone<Sel: Mock>(
     c: &mut Chat<Sel>,
     (a, slow, d, lines, nd): (Token, Token, Token, StdVec<StdString>, usize),
+    before: usize,
 ) {
     c.settle();
     assert!(c.r.get(slow).is_none());
-    // Everybody else got every line, then the notice.
     let mut want: StdVec<StdString> = lines.iter().map(|l| std::format!("alice: {l}")).collect();
-    want.push("* slowpoke left (too slow)".to_string());
-    assert_eq!(c.lines(d)[nd..], want[..]);
+    want.insert(before, "* slowpoke left (too slow)".to_string());
+    assert_eq!(c.lines(d)[nd..], want[..], "every line, in order");
     assert_eq!(c.lines(a).last().unwrap(), "* slowpoke left (too slow)");
     assert_eq!(left(), [("slowpoke".to_string(), Leave::TooSlow)]);
+    assert!(!c.user(a).is_waiting() && !c.user(d).is_blocking());
     // The writer and the others go on.
     c.say(a, b"still on\n");
     assert_eq!(c.lines(d).last().unwrap(), "alice: still on");
@@ -520,42 +524,63 @@ fn slow_client_is_gone<Sel: Mock>(
 }
 
 #[test]
-fn a_slow_client_is_disconnected_and_nobody_else_is_affected() {
-    let mut c = Chat::new(4);
+fn without_a_clock_a_receiver_without_room_is_disconnected_at_once() {
+    let mut c: Chat<NoClock> = Chat::with_selector(4);
     let setup = slow_client_setup(&mut c);
-    // With a clock, a deadline of "now" closes it at once, though its socket never
-    // turned writable.
-    assert!(c.r.get(setup.1).is_none(), "closed in the evicting pass");
-    slow_client_is_gone(&mut c, setup);
+    assert!(
+        c.r.get(setup.1).is_none(),
+        "closed in the pass that found it short: nothing can time it"
+    );
+    slow_client_is_gone(&mut c, setup, 2);
 }
 
 #[test]
-fn without_a_clock_the_slow_client_closes_when_its_shut_socket_turns_writable() {
-    let mut c: Chat<NoClock> = Chat::with_selector(4);
+fn a_zero_slow_timeout_disconnects_a_receiver_without_room_at_once() {
+    let mut c: Chat =
+        Chat::with_listener(ChatListener::new(4).with_slow_timeout(core::time::Duration::ZERO));
+    assert_eq!(c.listener().slow_timeout(), core::time::Duration::ZERO);
     let setup = slow_client_setup(&mut c);
-    let slow = setup.1;
-    c.settle();
-    // Two lines fit in its 600-byte ring; the third does not: evicted, not dropped.
-    let s =
-        c.r.get(slow)
-            .expect("no deadline: it waits for write readiness");
-    assert!(s.dispatcher.user().unwrap().is_evicted());
-    assert!(s.socket.is_write_shut(), "its sending side is shut down");
+    assert!(c.r.get(setup.1).is_none());
+    slow_client_is_gone(&mut c, setup, 2);
+}
+
+#[test]
+fn a_receiver_without_room_holds_the_room_for_the_slow_timeout_then_goes() {
+    let mut c = Chat::new(4);
+    assert_eq!(c.listener().slow_timeout(), DEFAULT_SLOW_TIMEOUT);
+    let setup = slow_client_setup(&mut c);
+    let (a, slow, d, ref lines, nd) = setup;
+    // The third line waits for slowpoke; alice is not read meanwhile.
+    assert!(c.r.get(slow).is_some(), "not disconnected yet");
+    assert!(c.user(slow).is_blocking());
+    assert!(c.user(a).is_waiting());
+    let srv = c.r.get(a).unwrap().dispatcher;
     assert!(
-        !StdString::from_utf8_lossy(s.socket.sent()).contains("alice: "),
-        "it got none of the three lines"
+        !<Srv as Dispatcher<MockSocket>>::readable(srv),
+        "alice is not read"
     );
-    assert!(
-        !<Srv as Dispatcher<MockSocket>>::readable(s.dispatcher),
-        "read no more"
+    assert_eq!(
+        c.r.get(a).unwrap().socket.unread(),
+        201,
+        "the fourth line waits in its socket"
     );
-    assert!(
-        <Srv as Dispatcher<MockSocket>>::writable(s.dispatcher),
-        "waits to close"
+    assert_eq!(
+        c.lines(d)[nd..],
+        [
+            std::format!("alice: {}", lines[0]),
+            std::format!("alice: {}", lines[1])
+        ]
     );
-    // A socket whose sending side is shut down reports writable.
-    c.sel().set_ready(11, Readiness::WRITABLE);
-    slow_client_is_gone(&mut c, setup);
+    assert!(left().is_empty());
+    // Nothing changes however often the loop runs before the timeout...
+    c.sel()
+        .advance(DEFAULT_SLOW_TIMEOUT - core::time::Duration::from_millis(1));
+    c.r.poll_once(Some(core::time::Duration::ZERO)).unwrap();
+    assert!(c.r.get(slow).is_some() && c.user(a).is_waiting());
+    // ... and at the timeout it is gone, and the room goes on.
+    c.sel().advance(core::time::Duration::from_millis(1));
+    c.r.poll_once(Some(core::time::Duration::ZERO)).unwrap();
+    slow_client_is_gone(&mut c, setup, 2);
 }
 
 #[test]
@@ -564,45 +589,22 @@ fn a_full_ring_is_not_slow_while_the_socket_takes_data() {
     let a = c.connect(10).unwrap();
     let b = c.connect(11).unwrap();
     // No write readiness for b: its ring fills, but its socket still takes data, so a
-    // full ring is flushed straight to the socket instead of evicting b.
+    // full ring is flushed straight to the socket instead of holding the room.
     c.sel().clear(11);
     let before = c.lines(b).len();
-    for i in 0..6u8 {
+    for i in 0..4u8 {
         let mut l = std::vec![b'0' + i; 200];
         l.push(b'\n');
         c.say(a, &l);
     }
-    assert!(!c.user(b).is_evicted());
+    assert!(!c.user(b).is_blocking() && !c.user(a).is_waiting());
     let got = c.lines(b);
-    assert_eq!(got.len(), before + 6, "every line, none dropped");
+    assert_eq!(got.len(), before + 4, "every line, none dropped");
     let sent = StdString::from_utf8(c.r.get(b).unwrap().socket.sent().to_vec()).unwrap();
     assert!(
         sent.contains(&std::format!("guest1: {}\n", "0".repeat(200))),
         "the first lines went out without a write readiness"
     );
-}
-
-#[test]
-fn a_client_that_never_reads_its_own_replies_is_closed_as_too_slow() {
-    let mut c = Chat::new(4);
-    let a = c.connect(10).unwrap();
-    let b = c.connect(11).unwrap();
-    // Readable only: replies go out only from the read handler, until the mock
-    // socket's 1 KiB send side is full; then they pile up in the output ring.
-    c.sel().set_ready(10, Readiness::READABLE);
-    let pings = b"/ping\n".repeat(80);
-    for _ in 0..3 {
-        if c.r.get(a).is_none() {
-            break;
-        }
-        c.say(a, &pings);
-    }
-    assert!(
-        c.r.get(a).is_none(),
-        "closed once its replies no longer fit"
-    );
-    assert_eq!(c.lines(b).last().unwrap(), "* guest1 left (too slow)");
-    assert_eq!(left(), [("guest1".to_string(), Leave::TooSlow)]);
 }
 
 #[test]
@@ -653,7 +655,7 @@ fn nick_rules() {
 #[test]
 fn clean_line_replaces_controls_and_bad_utf8_and_keeps_the_rest() {
     fn clean(line: &[u8]) -> StdVec<u8> {
-        clean_line::<RECORD>(line).to_vec()
+        clean_line::<300>(line).to_vec()
     }
     assert_eq!(clean(b"plain text"), b"plain text");
     assert_eq!(clean(b"tab\tkept"), b"tab\tkept");
@@ -667,9 +669,9 @@ fn clean_line_replaces_controls_and_bad_utf8_and_keeps_the_rest() {
     assert_eq!(clean(b"a\xffb\xfe\xfec"), b"a?b??c");
     assert_eq!(clean(b"cut \xe2\x9c"), b"cut ?");
     assert_eq!(clean(b"\x9b"), b"?");
-    // Never longer than the input, so a line of RECORD bytes fits.
-    let worst = [0xffu8; RECORD];
-    assert_eq!(clean(&worst).len(), RECORD);
+    // Never longer than the input, so a line of 300 bytes fits.
+    let worst = [0xffu8; 300];
+    assert_eq!(clean(&worst).len(), 300);
 }
 
 #[test]
@@ -715,7 +717,7 @@ mod idle {
     const BUF: usize = 2048;
     type Net = SimNet<SOCKETS, BUF>;
     type Sock<'n> = SimSocket<'n, SOCKETS, BUF>;
-    type Server<'n> = Reactor<SimIo<'n, SOCKETS, BUF>, ChatServer<Sock<'n>, OUT>, 8>;
+    type Server<'n> = Reactor<SimIo<'n, SOCKETS, BUF>, ChatServer<Sock<'n>, OUT, LINE>, 8>;
 
     const PORT: u16 = 7;
     const IDLE: Duration = Duration::from_secs(10);
@@ -890,4 +892,605 @@ fn a_quitting_client_that_does_not_read_is_closed_at_the_idle_deadline() {
     assert!(c.r.get(b).is_none(), "closed at the deadline");
     assert_eq!(left(), [("guest2".to_string(), Leave::Quit)]);
     assert_eq!(c.lines(a).last().unwrap(), "* guest2 left");
+}
+
+/// Back-pressure on a quiet simulated network, in virtual time: talkers that burst,
+/// readers that read at a steady pace, a reader that stops.
+mod flow {
+    use super::*;
+    use crate::sim::{SimConfig, SimNet, SimSelector, SimSocket};
+    use crate::{Recv, Sent, Socket};
+    use core::time::Duration;
+    use std::collections::VecDeque;
+
+    const SOCKETS: usize = 32;
+    const BUF: usize = 512;
+    type Net = SimNet<SOCKETS, BUF>;
+    type Sock<'n> = SimSocket<'n, SOCKETS, BUF>;
+    type Server<'n> = Reactor<SimIo<'n, SOCKETS, BUF>, ChatServer<Sock<'n>, OUT, LINE>, 24>;
+
+    const PORT: u16 = 7;
+    const SLOW: Duration = Duration::from_millis(1000);
+
+    /// How a peer reads.
+    #[derive(Copy, Clone, Debug, PartialEq)]
+    enum Reads {
+        /// Everything, every pass.
+        All,
+        /// `bytes` every `every` of virtual time.
+        Paced { bytes: usize, every: Duration },
+        /// Nothing after the first `n` bytes.
+        StopsAfter(usize),
+    }
+
+    struct Peer<'n> {
+        sock: Sock<'n>,
+        reads: Reads,
+        next_read: Duration,
+        got: StdVec<u8>,
+        eof: bool,
+        out: VecDeque<u8>,
+    }
+
+    impl<'n> Peer<'n> {
+        fn new(net: &'n Net, reads: Reads) -> Self {
+            Peer {
+                sock: net.connect(PORT).unwrap(),
+                reads,
+                next_read: Duration::ZERO,
+                got: StdVec::new(),
+                eof: false,
+                out: VecDeque::new(),
+            }
+        }
+
+        fn say(&mut self, data: &[u8]) {
+            self.out.extend(data);
+        }
+
+        fn pump(&mut self, net: &Net) {
+            while !self.out.is_empty() && !self.eof {
+                let (a, _) = self.out.as_slices();
+                match self.sock.send(a) {
+                    Ok(Sent::Bytes(n)) if n > 0 => drop(self.out.drain(..n)),
+                    _ => break,
+                }
+            }
+            let mut budget = match self.reads {
+                Reads::All => usize::MAX,
+                Reads::StopsAfter(n) => n.saturating_sub(self.got.len()),
+                Reads::Paced { bytes, every } => {
+                    if net.now() < self.next_read {
+                        0
+                    } else {
+                        self.next_read = net.now() + every;
+                        bytes
+                    }
+                }
+            };
+            let mut buf = [0u8; 256];
+            while budget > 0 && !self.eof {
+                let want = budget.min(buf.len());
+                match self.sock.recv(&mut buf[..want]) {
+                    Ok(Recv::Data(n)) => {
+                        self.got.extend_from_slice(&buf[..n]);
+                        budget -= n;
+                    }
+                    Ok(Recv::Eof) | Err(_) => self.eof = true,
+                    Ok(Recv::WouldBlock) => break,
+                }
+            }
+        }
+
+        fn lines(&self) -> StdVec<StdString> {
+            StdString::from_utf8_lossy(&self.got)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+
+        /// The line numbers said by `nick` (lines `NICK: <n> ...`), in arrival order.
+        fn heard_from(&self, nick: &str) -> StdVec<usize> {
+            let prefix = std::format!("{nick}: ");
+            self.lines()
+                .iter()
+                .filter_map(|l| l.strip_prefix(&prefix)?.split(' ').next()?.parse().ok())
+                .collect()
+        }
+    }
+
+    fn server<'n>(net: &'n Net, listener: ChatListener<Sock<'n>>) -> Server<'n> {
+        let mut r: Server<'_> = Reactor::new(SimSelector::new(net));
+        let listener = listener.with_left_hook(record_left);
+        r.add(net.listen(PORT).unwrap(), ChatServer::Listener(listener))
+            .unwrap();
+        r
+    }
+
+    /// Passes (at most 5 ms of virtual time each) until `done`; fails after a bound.
+    fn run_until<'n>(
+        r: &mut Server<'n>,
+        net: &'n Net,
+        peers: &mut [Peer<'n>],
+        mut done: impl FnMut(&Server<'n>, &[Peer<'n>]) -> bool,
+    ) {
+        for _ in 0..200_000 {
+            if done(r, peers) {
+                return;
+            }
+            r.poll_once(Some(Duration::from_millis(5))).unwrap();
+            assert_eq!(net.stall(), None, "a socket was left ready and unserviced");
+            for p in peers.iter_mut() {
+                p.pump(net);
+            }
+        }
+        panic!("not done after 200,000 passes");
+    }
+
+    /// Everybody accepted and announced.
+    fn join_all<'n>(r: &mut Server<'n>, net: &'n Net, peers: &mut [Peer<'n>]) {
+        let n = peers.len();
+        run_until(r, net, peers, |r, _| {
+            r.map()
+                .iter()
+                .filter(|c| c.dispatcher.user().is_some_and(ChatUser::is_announced))
+                .count()
+                == n
+        });
+    }
+
+    /// `n` numbered lines of about `len` bytes: `<i> xxxx...`.
+    fn burst(n: usize, len: usize) -> StdVec<u8> {
+        let mut out = StdVec::new();
+        for i in 0..n {
+            let mut l = std::format!("{i} ").into_bytes();
+            l.resize(len, b'x');
+            l.push(b'\n');
+            out.extend_from_slice(&l);
+        }
+        out
+    }
+
+    fn waiting(r: &Server<'_>) -> usize {
+        r.map()
+            .iter()
+            .filter(|c| c.dispatcher.user().is_some_and(ChatUser::is_waiting))
+            .count()
+    }
+
+    /// The longest run of consecutive lines from one sender in what `p` heard.
+    fn longest_run(p: &Peer<'_>) -> usize {
+        let mut best = 0;
+        let mut run = 0;
+        let mut last = StdString::new();
+        for l in p.lines() {
+            let Some((who, _)) = l.split_once(": ") else {
+                continue;
+            };
+            if l.starts_with("* ") {
+                continue;
+            }
+            if who == last {
+                run += 1;
+            } else {
+                run = 1;
+                last = who.to_string();
+            }
+            best = best.max(run);
+        }
+        best
+    }
+
+    #[test]
+    fn a_reader_slower_than_the_talkers_slows_the_room_and_is_never_disconnected() {
+        let net = Net::new(SimConfig::quiet(11));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            // About 6 KB/s: the 80 lines below take longer than the slow timeout.
+            Peer::new(
+                &net,
+                Reads::Paced {
+                    bytes: 64,
+                    every: Duration::from_millis(10),
+                },
+            ),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        let start = net.now();
+        peers[0].say(&burst(40, 100));
+        peers[1].say(&burst(40, 100));
+        let mut most_waiting = 0;
+        run_until(&mut r, &net, &mut peers, |r, p| {
+            most_waiting = most_waiting.max(waiting(r));
+            p[2].heard_from("guest1").len() == 40 && p[2].heard_from("guest2").len() == 40
+        });
+        let took = net.now() - start;
+        assert!(most_waiting >= 1, "the room waited for the reader");
+        assert!(
+            took > SLOW,
+            "the reader was slower than the slow timeout in all: {took:?}"
+        );
+        assert!(left().is_empty(), "nobody was disconnected: {:?}", left());
+        let all: StdVec<usize> = (0..40).collect();
+        assert_eq!(peers[2].heard_from("guest1"), all, "every line, in order");
+        assert_eq!(peers[2].heard_from("guest2"), all);
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            p[0].heard_from("guest2").len() == 40 && p[1].heard_from("guest1").len() == 40
+        });
+        assert_eq!(peers[0].heard_from("guest2"), all);
+        assert_eq!(peers[1].heard_from("guest1"), all);
+        assert!(peers[0].heard_from("guest1").is_empty(), "never its own");
+        assert!(peers.iter().all(|p| !p.eof));
+        assert_eq!(waiting(&r), 0);
+    }
+
+    #[test]
+    fn progress_restarts_the_slow_timeout_of_a_receiver_short_of_room() {
+        // Long lines and a reader that takes 16 bytes every 10 ms: room for the next
+        // line takes it far longer than the slow timeout to make, but it makes
+        // progress all along, so it stays.
+        let net = Net::new(SimConfig::quiet(19));
+        let slow = Duration::from_millis(50);
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(slow));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(
+                &net,
+                Reads::Paced {
+                    bytes: 16,
+                    every: Duration::from_millis(10),
+                },
+            ),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        peers[0].say(&burst(12, 250));
+        let mut short_since: Option<Duration> = None;
+        let mut longest = Duration::ZERO;
+        run_until(&mut r, &net, &mut peers, |r, p| {
+            let blocking = r
+                .map()
+                .iter()
+                .any(|c| c.dispatcher.user().is_some_and(ChatUser::is_blocking));
+            match (blocking, short_since) {
+                (true, None) => short_since = Some(net.now()),
+                (true, Some(t)) => longest = longest.max(net.now() - t),
+                (false, _) => short_since = None,
+            }
+            p[1].eof || p[1].heard_from("guest1").len() == 12
+        });
+        assert!(!peers[1].eof, "the reader was disconnected: {:?}", left());
+        assert!(
+            longest > 2 * slow,
+            "the reader was short of room for {longest:?} at a stretch"
+        );
+        assert!(left().is_empty(), "{:?}", left());
+        assert_eq!(
+            peers[1].heard_from("guest1"),
+            (0..12).collect::<StdVec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_reader_that_stops_is_disconnected_after_the_slow_timeout_and_the_room_goes_on() {
+        let net = Net::new(SimConfig::quiet(12));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            Peer::new(
+                &net,
+                Reads::Paced {
+                    bytes: 128,
+                    every: Duration::from_millis(10),
+                },
+            ),
+            Peer::new(&net, Reads::StopsAfter(600)),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        let start = net.now();
+        peers[0].say(&burst(60, 100));
+        peers[1].say(&burst(60, 100));
+        let mut gone_at = None;
+        let mut most_waiting = 0;
+        run_until(&mut r, &net, &mut peers, |r, p| {
+            most_waiting = most_waiting.max(waiting(r));
+            if gone_at.is_none() && r.len() == 4 {
+                gone_at = Some(net.now());
+            }
+            p[2].heard_from("guest1").len() == 60 && p[2].heard_from("guest2").len() == 60
+        });
+        let gone_at = gone_at.expect("the stalled reader was disconnected");
+        assert!(
+            gone_at >= start + SLOW,
+            "not before the slow timeout: {:?} after the burst",
+            gone_at - start
+        );
+        assert!(most_waiting >= 1);
+        assert_eq!(left(), [("guest4".to_string(), Leave::TooSlow)]);
+        let all: StdVec<usize> = (0..60).collect();
+        for (k, p) in peers[..3].iter().enumerate() {
+            assert!(!p.eof, "peer {k} stays");
+            assert!(
+                p.lines().iter().any(|l| l == "* guest4 left (too slow)"),
+                "peer {k} was told why"
+            );
+        }
+        assert_eq!(peers[2].heard_from("guest1"), all);
+        assert_eq!(peers[2].heard_from("guest2"), all);
+        // The stalled reader got a prefix of the same stream, then the end.
+        for nick in ["guest1", "guest2"] {
+            let got = peers[3].heard_from(nick);
+            assert_eq!(got, (0..got.len()).collect::<StdVec<_>>());
+        }
+        peers[3].reads = Reads::All;
+        run_until(&mut r, &net, &mut peers, |_, p| p[3].eof);
+    }
+
+    #[test]
+    fn a_receiver_the_room_waits_for_that_hangs_up_lets_it_go_on_at_once() {
+        let net = Net::new(SimConfig::quiet(20));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::StopsAfter(0)),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        peers[0].say(&burst(40, 100));
+        run_until(&mut r, &net, &mut peers, |r, _| waiting(r) == 1);
+        let _ = peers[2].sock.close();
+        peers[2].eof = true;
+        let closed = net.now();
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            p[1].heard_from("guest1").len() == 40
+        });
+        assert!(
+            net.now() < closed + SLOW / 2,
+            "the room went on when it left, not at the slow timeout: {:?}",
+            net.now() - closed
+        );
+        assert_eq!(left(), [("guest3".to_string(), Leave::Closed)]);
+        assert!(peers[1].lines().iter().any(|l| l == "* guest3 left"));
+    }
+
+    #[test]
+    fn under_back_pressure_talkers_take_turns() {
+        let net = Net::new(SimConfig::quiet(13));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            Peer::new(
+                &net,
+                Reads::Paced {
+                    bytes: 100,
+                    every: Duration::from_millis(10),
+                },
+            ),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        for p in &mut peers[..3] {
+            p.say(&burst(50, 100));
+        }
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            ["guest1", "guest2", "guest3"]
+                .iter()
+                .all(|n| p[3].heard_from(n).len() == 50)
+        });
+        // Each burst is about 5 KB, far more than the reader's ring: a sender that
+        // got the room whenever it had room would send most of its burst in one run.
+        // Taken in turns, a run is at most what the rings held when the room first
+        // filled.
+        let run = longest_run(&peers[3]);
+        std::println!("longest run {run}");
+        assert!(run <= 8, "a talker kept the room for {run} lines in a row");
+        assert!(left().is_empty());
+    }
+
+    #[test]
+    fn a_user_joining_while_the_room_waits_is_announced_in_turn() {
+        let net = Net::new(SimConfig::quiet(14));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = std::vec![
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::StopsAfter(0)),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        peers[0].say(&burst(30, 100));
+        run_until(&mut r, &net, &mut peers, |r, _| waiting(r) == 1);
+        let heard = peers[1].heard_from("guest1").len();
+        assert!(heard < 30, "the room waits for the stalled reader");
+        // A newcomer is welcomed at once, but the others hear of it only in turn,
+        // after the line that waited before it.
+        peers.push(Peer::new(&net, Reads::All));
+        run_until(&mut r, &net, &mut peers, |_, p| !p[3].got.is_empty());
+        assert_eq!(peers[3].lines(), ["* welcome guest4"]);
+        assert!(!peers[1].lines().iter().any(|l| l == "* guest4 joined"));
+        peers[3].say(b"hello from the newcomer\n");
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            p[1].heard_from("guest1").len() == 30
+                && p[1].lines().iter().any(|l| l.starts_with("guest4: "))
+        });
+        let lines = peers[1].lines();
+        let pos = |want: &str| lines.iter().position(|l| l == want).unwrap();
+        let first = std::format!("guest1: {heard} ");
+        let held = lines.iter().position(|l| l.starts_with(&first)).unwrap();
+        assert!(
+            pos("* guest3 left (too slow)") < held,
+            "the room went on once it left"
+        );
+        assert!(
+            held < pos("* guest4 joined"),
+            "the newcomer's turn came after"
+        );
+        assert!(pos("* guest4 joined") < pos("guest4: hello from the newcomer"));
+        assert_eq!(peers[0].heard_from("guest4").len(), 0);
+        assert!(
+            peers[0]
+                .lines()
+                .iter()
+                .any(|l| l == "guest4: hello from the newcomer")
+        );
+    }
+
+    #[test]
+    fn a_client_that_never_reads_its_own_replies_waits_and_is_disconnected_as_too_slow() {
+        let net = Net::new(SimConfig::quiet(15));
+        let mut r = server(&net, ChatListener::new(8).with_slow_timeout(SLOW));
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::StopsAfter(0)),
+        ];
+        run_until(&mut r, &net, &mut peers, |r, _| r.len() == 3);
+        let start = net.now();
+        peers[1].say(&b"/ping\n".repeat(400));
+        let mut waited = false;
+        let mut gone_at = None;
+        run_until(&mut r, &net, &mut peers, |r, p| {
+            waited |= waiting(r) == 1;
+            if gone_at.is_none() && r.len() == 2 {
+                gone_at = Some(net.now());
+            }
+            p[0].lines().iter().any(|l| l.ends_with(" left (too slow)"))
+        });
+        assert!(
+            waited,
+            "its input was paused while its replies could not be queued"
+        );
+        assert!(gone_at.unwrap() >= start + SLOW);
+        assert_eq!(peers[0].lines().last().unwrap(), "* guest2 left (too slow)");
+        assert_eq!(left(), [("guest2".to_string(), Leave::TooSlow)]);
+    }
+
+    #[test]
+    fn a_waiting_talker_is_not_idle() {
+        let net = Net::new(SimConfig::quiet(16));
+        let idle = Duration::from_millis(300);
+        let listener = ChatListener::new(8)
+            .with_slow_timeout(SLOW)
+            .with_idle_timeout(idle);
+        let mut r = server(&net, listener);
+        let mut peers = [
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::StopsAfter(0)),
+        ];
+        join_all(&mut r, &net, &mut peers);
+        // Once the talker waits for the stalled reader, the stalled reader says
+        // something too: its line waits behind the talker's, so it is not idle
+        // either (what it sends is activity, even unread).
+        peers[0].say(&burst(30, 100));
+        run_until(&mut r, &net, &mut peers, |r, _| waiting(r) == 1);
+        peers[1].say(b"me too\n");
+        run_until(&mut r, &net, &mut peers, |r, _| waiting(r) == 2);
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            p[0].lines().iter().any(|l| l.ends_with(" left (too slow)"))
+        });
+        assert_eq!(left(), [("guest2".to_string(), Leave::TooSlow)], "not idle");
+        assert!(!peers[0].eof);
+    }
+
+    #[test]
+    fn leave_notices_use_the_reserve_of_a_receiver_the_room_waits_for() {
+        let net = Net::new(SimConfig::quiet(17));
+        let mut r = server(&net, ChatListener::new(16).with_slow_timeout(SLOW));
+        let mut peers = std::vec![
+            Peer::new(&net, Reads::All),
+            Peer::new(&net, Reads::StopsAfter(0)),
+        ];
+        for _ in 0..6 {
+            peers.push(Peer::new(&net, Reads::All));
+        }
+        join_all(&mut r, &net, &mut peers);
+        peers[0].say(&burst(40, 100));
+        run_until(&mut r, &net, &mut peers, |r, _| waiting(r) == 1);
+        // Six users hang up while the room waits for guest2: their notices cannot
+        // wait, and go into guest2's reserve.
+        for p in &mut peers[2..] {
+            let _ = p.sock.close();
+            p.eof = true;
+        }
+        run_until(&mut r, &net, &mut peers, |r, _| r.len() == 3);
+        // guest2 reads again: it gets everything, in order, the notices among it.
+        peers[1].reads = Reads::All;
+        run_until(&mut r, &net, &mut peers, |_, p| {
+            p[1].heard_from("guest1").len() == 40
+        });
+        assert_eq!(
+            peers[1].heard_from("guest1"),
+            (0..40).collect::<StdVec<_>>()
+        );
+        for k in 3..=8 {
+            assert!(
+                peers[1]
+                    .lines()
+                    .iter()
+                    .any(|l| *l == std::format!("* guest{k} left")),
+                "guest2 was told guest{k} left"
+            );
+        }
+        assert!(
+            left().iter().all(|(_, why)| *why == Leave::Closed),
+            "{:?}",
+            left()
+        );
+    }
+
+    #[test]
+    fn max_line_exactly_passes_and_one_more_is_too_long_lf_and_crlf() {
+        for (max, ends) in [(100, "\n"), (100, "\r\n"), (LINE, "\n"), (LINE, "\r\n")] {
+            let net = Net::new(SimConfig::quiet(18));
+            let listener = ChatListener::new(8).with_max_line(max);
+            assert_eq!(listener.max_line(), max);
+            let mut r = server(&net, listener);
+            let mut peers = [Peer::new(&net, Reads::All), Peer::new(&net, Reads::All)];
+            join_all(&mut r, &net, &mut peers);
+            let fits = "f".repeat(max);
+            let over = "o".repeat(max + 1);
+            let cr_inside = std::format!("{}\rx", "c".repeat(max - 1));
+            for l in [&fits, &over, &cr_inside, &"after".to_string()] {
+                peers[0].say(std::format!("{l}{ends}").as_bytes());
+            }
+            run_until(&mut r, &net, &mut peers, |_, p| {
+                p[1].lines().iter().any(|l| l == "guest1: after")
+            });
+            let said: StdVec<StdString> = peers[1]
+                .lines()
+                .into_iter()
+                .filter(|l| l.starts_with("guest1: "))
+                .collect();
+            assert_eq!(
+                said,
+                [std::format!("guest1: {fits}"), "guest1: after".to_string()],
+                "max {max}, {ends:?}"
+            );
+            let replies: StdVec<StdString> = peers[0]
+                .lines()
+                .into_iter()
+                .filter(|l| l == "* line too long")
+                .collect();
+            assert_eq!(
+                replies.len(),
+                2,
+                "max {max}, {ends:?}: {:?}",
+                peers[0].lines()
+            );
+            let u = r
+                .map()
+                .iter()
+                .find_map(|c| c.dispatcher.user().filter(|u| u.nick() == "guest1"))
+                .unwrap();
+            assert_eq!((u.max_line(), u.overlong(), u.said()), (max, 2, 2));
+        }
+        // Above the line capacity, the capacity is the limit.
+        let net = Net::new(SimConfig::quiet(19));
+        let mut r = server(&net, ChatListener::new(8).with_max_line(LINE * 10));
+        let mut peers = [Peer::new(&net, Reads::All)];
+        join_all(&mut r, &net, &mut peers);
+        let u = r.map().iter().find_map(|c| c.dispatcher.user()).unwrap();
+        assert_eq!(u.max_line(), LINE);
+    }
 }

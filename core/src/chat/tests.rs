@@ -680,3 +680,153 @@ fn handle_timeout_reaches_the_chat_handler() {
         "queued in handle_timeout and sent at once"
     );
 }
+
+/// A handler that pauses input after every record, and a dispatcher around its chat
+/// that resumes (and cuts what is buffered) at each deadline.
+mod pause {
+    use super::*;
+    use crate::AfterEof;
+
+    #[derive(Debug, Default)]
+    pub(super) struct Pauser {
+        pub(super) line: Vec<u8, 16>,
+        pub(super) lines: Vec<Vec<u8, 16>, 8>,
+        pub(super) eofs: usize,
+    }
+
+    impl<S: Socket, M> ChatHandler<S, M> for Pauser {
+        type Producer = NoProducer;
+        fn collect_incoming_data(&mut self, data: &[u8]) -> Result<(), Error> {
+            self.line
+                .extend_from_slice(data)
+                .map_err(|_| Error::BufferFull)
+        }
+        fn found_terminator<const OUT: usize, const Q: usize>(
+            &mut self,
+            chat: &mut ChatControl<NoProducer, OUT, Q>,
+            _ctx: &mut Ctx<'_, S, M>,
+        ) -> Result<(), Error> {
+            let line = core::mem::take(&mut self.line);
+            self.lines.push(line).map_err(|_| Error::BufferFull)?;
+            chat.pause_input();
+            Ok(())
+        }
+        fn handle_eof<const OUT: usize, const Q: usize>(
+            &mut self,
+            _chat: &mut ChatControl<NoProducer, OUT, Q>,
+            _ctx: &mut Ctx<'_, S, M>,
+        ) -> AfterEof {
+            self.eofs += 1;
+            AfterEof::Close
+        }
+    }
+
+    pub(super) type PChat = AsyncChat<Pauser, NoProducer, 64, 64, 4>;
+
+    #[derive(Debug)]
+    pub(super) struct Resumer(pub(super) PChat);
+
+    impl<S: Socket> Dispatcher<S> for Resumer {
+        type Error = Error;
+        fn readable(&self) -> bool {
+            <PChat as Dispatcher<S, Self>>::readable(&self.0)
+        }
+        fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+            self.0.handle_read(ctx)
+        }
+        fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<AfterEof, Error> {
+            self.0.handle_eof(ctx)
+        }
+        fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
+            self.0.control().resume_input();
+            self.0.process_buffered(ctx)
+        }
+    }
+}
+
+#[test]
+fn paused_input_stays_buffered_unread_and_resumes_in_order() {
+    use core::time::Duration;
+    use pause::{PChat, Resumer};
+    let mut r: Reactor<MockIo, Resumer, 2> = Reactor::new(MockSelector::new());
+    let mut s = MockSocket::connected(1);
+    s.feed(b"one\ntwo\nthree\n");
+    s.set_recv_chunk(9);
+    s.feed_eof();
+    let t = r
+        .add(
+            s,
+            Resumer(AsyncChat::new(Default::default()).with_terminator(Terminator::LF)),
+        )
+        .unwrap();
+    r.selector_mut().set_ready(1, Readiness::READABLE);
+    r.poll_once(None).unwrap();
+    let lines = |r: &Reactor<MockIo, Resumer, 2>| -> std::vec::Vec<std::vec::Vec<u8>> {
+        r.get(t).map_or_else(std::vec::Vec::new, |c| {
+            c.dispatcher
+                .0
+                .handler
+                .lines
+                .iter()
+                .map(|l| l.to_vec())
+                .collect()
+        })
+    };
+    let c = r.get(t).unwrap();
+    assert_eq!(
+        lines(&r),
+        [b"one".to_vec()],
+        "paused after the first record"
+    );
+    assert_eq!(
+        c.dispatcher.0.buffered_input(),
+        5,
+        "`two\\nt` waits in the ring"
+    );
+    assert!(c.dispatcher.0.chat.input_paused());
+    assert!(!<PChat as Dispatcher<MockSocket, Resumer>>::readable(
+        &c.dispatcher.0
+    ));
+    assert_eq!(c.socket.unread(), 5, "`hree\\n` waits in the socket");
+    // Paused: no read interest, so nothing more is read however often it polls.
+    r.run(Some(Duration::ZERO), Some(3)).unwrap();
+    assert_eq!(lines(&r), [b"one".to_vec()]);
+    // Resumed from a callback: the buffered record is cut at once, without a read.
+    r.set_deadline(t, Some(Duration::ZERO)).unwrap();
+    r.poll_once(Some(Duration::ZERO)).unwrap();
+    assert_eq!(lines(&r), [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(r.get(t).unwrap().socket.unread(), 5, "still not read");
+    // Resumed again: the ring is empty, so the next read fetches `three`; the EOF
+    // behind it is seen only after it.
+    r.set_deadline(t, Some(Duration::ZERO)).unwrap();
+    r.poll_once(Some(Duration::ZERO)).unwrap();
+    r.poll_once(None).unwrap();
+    assert_eq!(
+        lines(&r),
+        [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
+    assert_eq!(
+        r.get(t).unwrap().dispatcher.0.handler.eofs,
+        0,
+        "no EOF before `three`"
+    );
+    r.set_deadline(t, Some(Duration::ZERO)).unwrap();
+    r.poll_once(Some(Duration::ZERO)).unwrap();
+    r.poll_once(None).unwrap();
+    assert!(r.get(t).is_none(), "then the EOF, and the channel closes");
+}
+
+#[test]
+fn bytes_sent_counts_every_drain() {
+    let mut chat: Chat = AsyncChat::new(Client::default());
+    chat.push(b"abcdef").unwrap();
+    let mut s = MockSocket::connected(1);
+    s.script_send(SendStep::Accept(2));
+    s.script_send(SendStep::WouldBlock);
+    assert_eq!(chat.control().flush_to(&mut s), Ok(2));
+    assert_eq!(chat.control().bytes_sent(), 2);
+    assert_eq!(chat.control().output_len(), 4);
+    assert_eq!(chat.control().flush_to(&mut s), Ok(4));
+    assert_eq!(chat.control().bytes_sent(), 6);
+    assert_eq!(chat.control().output_len(), 0);
+}

@@ -6,7 +6,10 @@ use super::{
     ChatControl, ChatHandler, InvalidTerminator, Overflow, Producer, QueueFull, Terminator,
     find_prefix_at_end,
 };
-use crate::{AfterEof, BufferFull, Ctx, Dispatcher, Error, Recv, Ring, Socket, SocketError, Token};
+use crate::{
+    AfterEof, BufferFull, Ctx, Dispatcher, Error, InterestMode, Recv, Ring, Socket, SocketError,
+    Token,
+};
 
 /// A chat channel: your [`ChatHandler`] `H` with an input ring of `IN` bytes, an
 /// output ring of `OUT` bytes and room for `Q` queued entries (data runs, producers,
@@ -292,6 +295,12 @@ where
 
     fn writable(&self) -> bool {
         self.chat.has_output()
+    }
+
+    /// Both answers come from the channel's own input ring and output queue: the
+    /// reactor asks them only after something changed the channel.
+    fn interest_mode(&self) -> InterestMode {
+        InterestMode::OnChange
     }
 
     fn handle_connect(&mut self, ctx: &mut Ctx<'_, S, M>) -> Result<(), Error> {

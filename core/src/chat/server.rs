@@ -113,7 +113,10 @@ use core::time::Duration;
 use heapless::String;
 
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
-use crate::{AfterEof, Ctx, Dispatcher, Error, ListenerHooks, Refusal, Socket, SocketError, Token};
+use crate::{
+    AfterEof, Ctx, Dispatcher, Error, InterestMode, ListenerHooks, Refusal, Socket, SocketError,
+    Token,
+};
 
 /// The longest line a client may send by default, in bytes (its `\r\n` or `\n` not
 /// counted), and the default line capacity of [`ChatServer`].
@@ -1489,6 +1492,12 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
             ChatServer::Listener(_) => false,
             ChatServer::Conn(c) => <ChatConn<OUT, LINE> as Dispatcher<S, Self>>::writable(c),
         }
+    }
+
+    /// Every answer depends on the channel's own fields (a broadcast reaches the
+    /// other channels through `ctx.others()`, which the reactor sees).
+    fn interest_mode(&self) -> InterestMode {
+        InterestMode::OnChange
     }
 
     fn handle_accepted(&mut self, ctx: &mut Ctx<'_, S, Self>, mut socket: S) -> Result<(), Error> {

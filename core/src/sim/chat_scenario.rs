@@ -319,6 +319,7 @@ pub fn run_chat(
     let net: SimNet<NET_SOCKETS, NET_BUFFER> = SimNet::new(cfg);
     let mut server: Server<'_> = Reactor::new(SimSelector::new(&net));
     server.set_observer(observer);
+    server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| ChatFailure::Loop)?;
     let chat = ChatListener::new(params.max_conns).with_slow_timeout(params.slow);
     server

@@ -416,7 +416,7 @@ fn chat_server_undrained_stderr() {
 // ------------------------------------------------------------------ fd limits
 
 /// The hard `RLIMIT_NOFILE`: how far a server may raise its soft limit.
-fn hard_fd_limit() -> u64 {
+fn hard_fd_limit() -> nix::sys::resource::rlim_t {
     use nix::sys::resource::{Resource, getrlimit};
     getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(_, hard)| hard)
 }

@@ -6,14 +6,17 @@
 //! (`target/<profile>/examples/`); a missing one fails the test with a message. No
 //! assertion is about time: the timeouts below only turn a hang into a failure.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::peers::command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -169,7 +172,7 @@ impl Server {
         stderr: Stderr,
         hold: std::ops::Range<i32>,
     ) -> Server {
-        let mut cmd = Command::new(example(name));
+        let mut cmd = command(&example(name));
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -517,7 +520,7 @@ fn max_conns_beyond_select_is_lowered_at_startup() {
 
 /// Runs example `name` with `args` to completion (it must exit by itself).
 fn run_to_exit(name: &str, args: &[&str]) -> (ExitStatus, String) {
-    let out = Command::new(example(name))
+    let out = command(&example(name))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -611,7 +614,7 @@ fn help_into_a_closed_pipe_does_not_panic() {
         // A pipe whose reader is gone before the program starts: writing gets EPIPE.
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);
-        let out = Command::new(example(name))
+        let out = command(&example(name))
             .arg("--help")
             .stdout(writer)
             .stderr(Stdio::piped())

@@ -21,7 +21,7 @@ use asyncore::{
 };
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
 use nix::sys::select::{FD_SETSIZE, FdSet};
 
 /// Events (read callbacks) so far.
@@ -190,16 +190,19 @@ fn list(arg: Option<&String>, default: &[usize]) -> Vec<usize> {
     )
 }
 
-fn raise_nofile() -> u64 {
+/// Raises `RLIMIT_NOFILE` as far as it goes; returns the soft limit in force as a
+/// number of fds (`RLIM_INFINITY` and anything past `usize` count as `usize::MAX`).
+fn raise_nofile() -> usize {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
-    let want = 65_536.max(hard);
-    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
-        return want;
-    }
-    if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return hard;
-    }
-    soft
+    let want: rlim_t = 65_536.max(hard);
+    let limit = if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        want
+    } else if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 fn main() {
@@ -223,11 +226,11 @@ fn main() {
     println!("|---:|---:|---|---:|---:|---:|---:|");
     for &asked in &sizes {
         // Both ends of every pair, the write ends above FD_SETSIZE, and some room.
-        let fits = |n: usize| ((2 * n).max(FD_SETSIZE + n) + 64) as u64 <= limit;
+        let fits = |n: usize| (2 * n).max(FD_SETSIZE + n) + 64 <= limit;
         let n = if fits(asked) {
             asked
         } else {
-            let most = (limit as usize).saturating_sub(64) / 2;
+            let most = limit.saturating_sub(64) / 2;
             if most < 2 || !fits(most) {
                 println!("| {asked} | – | – | skipped: RLIMIT_NOFILE {limit} | | | |");
                 continue;

@@ -44,7 +44,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use nix::libc;
 use nix::sched::{CpuSet, sched_setaffinity};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -549,7 +549,7 @@ fn pin_to(pid: Pid, cpu: usize) -> nix::Result<()> {
     sched_setaffinity(pid, &set)
 }
 
-fn raise_nofile() -> u64 {
+fn raise_nofile() -> rlim_t {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
     if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
         return hard;

@@ -19,7 +19,7 @@ use asyncore::{
 };
 use common::{Case, PATIENCE, Peer, pattern, run_until};
 use nix::fcntl::{FcntlArg, fcntl};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
 
 /// The echo buffer per connection: small, so long messages go through back-pressure.
 const BUF: usize = 1024;
@@ -282,7 +282,7 @@ const HIGH: RawFd = 1500;
 /// Makes room for fd `HIGH`; `false` (with a note) when the hard limit does not allow
 /// it.
 fn raise_nofile() -> bool {
-    let want = HIGH as u64 + 100;
+    let want = rlim_t::try_from(HIGH + 100).expect("positive, fits rlim_t");
     let ok = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, _)) if soft >= want => true,
         Ok((_, hard)) if hard >= want => setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok(),

@@ -6,14 +6,17 @@
 //! (`target/<profile>/examples/`); a missing one fails the test with a message. No
 //! assertion is about time: the timeouts below only turn a hang into a failure.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::peers::command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -169,7 +172,7 @@ impl Server {
         stderr: Stderr,
         hold: std::ops::Range<i32>,
     ) -> Server {
-        let mut cmd = Command::new(example(name));
+        let mut cmd = command(&example(name));
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -416,7 +419,7 @@ fn chat_server_undrained_stderr() {
 // ------------------------------------------------------------------ fd limits
 
 /// The hard `RLIMIT_NOFILE`: how far a server may raise its soft limit.
-fn hard_fd_limit() -> u64 {
+fn hard_fd_limit() -> nix::sys::resource::rlim_t {
     use nix::sys::resource::{Resource, getrlimit};
     getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(_, hard)| hard)
 }
@@ -517,7 +520,7 @@ fn max_conns_beyond_select_is_lowered_at_startup() {
 
 /// Runs example `name` with `args` to completion (it must exit by itself).
 fn run_to_exit(name: &str, args: &[&str]) -> (ExitStatus, String) {
-    let out = Command::new(example(name))
+    let out = command(&example(name))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -605,7 +608,7 @@ fn chat_server_bad_options() {
 /// `--help` states what a connection costs and the whole static memory.
 #[test]
 fn chat_server_help_states_its_memory() {
-    let out = Command::new(example("chat_server"))
+    let out = command(&example("chat_server"))
         .arg("--help")
         .output()
         .expect("run chat_server --help");
@@ -639,7 +642,7 @@ fn help_into_a_closed_pipe_does_not_panic() {
         // A pipe whose reader is gone before the program starts: writing gets EPIPE.
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader);
-        let out = Command::new(example(name))
+        let out = command(&example(name))
             .arg("--help")
             .stdout(writer)
             .stderr(Stdio::piped())

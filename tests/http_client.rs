@@ -29,7 +29,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use common::PATIENCE;
-use common::peers::{Output, example, python, run};
+use common::peers::{Output, command, example, python, run};
 
 /// The fixture's N-byte bodies: byte i is (i * 31 + 7) % 256.
 fn fixture_pattern(n: usize) -> Vec<u8> {
@@ -126,7 +126,7 @@ fn fetch_on(host: &str, mode: &str, backend: &str, path: &str, args: &[&str]) ->
     let bin = example("http_client")?;
     let mut fixture = Fixture::start(python, mode, host);
     let url = fixture.url(path);
-    let out = run(Command::new(&bin)
+    let out = run(command(&bin)
         .arg(&url)
         .args(["--backend", backend])
         .args(args));
@@ -403,7 +403,7 @@ fn control_characters_refused_unsent(backend: &str) {
         "/a\x7f",
     ] {
         let url = format!("http://127.0.0.1:{port}{path}");
-        let out = run(Command::new(&bin).arg(&url).args(["--backend", backend]));
+        let out = run(command(&bin).arg(&url).args(["--backend", backend]));
         let context = format!("{url:?}: exit {}, stderr {}", out.status, out.stderr);
         assert_eq!(out.status.code(), Some(2), "{context}");
         assert!(out.stdout.is_empty(), "{context}");

@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use asyncore::{AnySelector, Backend, Echo, Reactor, StdReactor, StdSocket};
-use common::peers::{SUBPROCESS_PATIENCE, example, python, run};
+use common::peers::{SUBPROCESS_PATIENCE, command, example, python, run};
 use common::{PATIENCE, TestDir, pattern};
 
 // ------------------------------------------------------------------ CPython's asyncore
@@ -199,7 +199,7 @@ fn http_fetch(backend: &str) {
     std::fs::write(dir.path().join("payload.bin"), &body).unwrap();
     let server = HttpServer::start(python, dir.path());
 
-    let out = run(Command::new(&bin)
+    let out = run(command(&bin)
         .arg(server.url("payload.bin"))
         .args(["--backend", backend]));
     assert!(
@@ -211,7 +211,7 @@ fn http_fetch(backend: &str) {
     assert_eq!(out.stdout.len(), body.len(), "{}", out.stderr);
     assert!(out.stdout == body, "the body differs from the file");
 
-    let out = run(Command::new(&bin)
+    let out = run(command(&bin)
         .arg(server.url("missing.bin"))
         .args(["--backend", backend]));
     assert!(!out.status.success(), "a 404 is a failure");
@@ -224,7 +224,7 @@ fn http_refused(backend: &str) {
     let Some(bin) = example("http_client") else {
         return;
     };
-    let out = run(Command::new(&bin)
+    let out = run(command(&bin)
         .arg(format!("http://127.0.0.1:{}/", free_port()))
         .args(["--backend", backend]));
     assert!(!out.status.success(), "a refused connection is a failure");

@@ -19,7 +19,7 @@ use asyncore::{
     AddErrorKind, AnySelector, Backend, Echo, EchoConn, FD_SETSIZE, Recv, Sent, Socket,
     SourceError, StdReactor, StdSocket, Token,
 };
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
 
 const CLIENTS: usize = 2000;
 /// Map capacity: the listener and 2,000 connections fit, with room to spare.
@@ -27,7 +27,7 @@ const CAP: usize = 2048;
 /// Echo buffer per connection; most messages are longer, so back-pressure is used.
 const BUF: usize = 512;
 /// Two fds per connection (client and server side), plus slack.
-const FDS_NEEDED: u64 = 4200;
+const FDS_NEEDED: rlim_t = 4200;
 /// Safety bound for a whole phase: turns a hang into a failure, measures nothing.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
 const PASS: Duration = Duration::from_millis(5);
@@ -47,7 +47,7 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
 
 /// Raises the soft fd limit to at least `need`; `false` (with a note) if the hard
 /// limit does not allow it.
-fn raise_fd_limit(need: u64) -> bool {
+fn raise_fd_limit(need: rlim_t) -> bool {
     let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(e) => {

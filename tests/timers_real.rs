@@ -150,7 +150,7 @@ fn http_client_timeout_gives_up() {
     // Accepts (the kernel completes the handshake) but never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let out = std::process::Command::new(bin)
+    let out = common::peers::command(&bin)
         .args([
             format!("http://127.0.0.1:{port}/"),
             "--timeout".into(),

@@ -26,6 +26,16 @@ use nix::sys::{
 
 static HANDLED: AtomicU32 = AtomicU32::new(0);
 
+/// A thread id handed to another thread for `pthread_kill`. `pthread_t` is an integer
+/// on glibc but a pointer on musl, where that makes it `!Send`.
+#[derive(Copy, Clone)]
+struct Target(Pthread);
+
+// SAFETY: a `pthread_t` is an opaque id that POSIX lets any thread of the process pass
+// to `pthread_kill`; it is never dereferenced here, only passed to that call while the
+// test thread it names waits for the signaller to be joined.
+unsafe impl Send for Target {}
+
 extern "C" fn on_sigusr1(_: nix::libc::c_int) {
     // Async-signal-safe: one atomic increment.
     HANDLED.fetch_add(1, Ordering::Relaxed);
@@ -55,11 +65,13 @@ fn signaller(
     trigger: u32,
     after: impl FnOnce() + Send + 'static,
 ) -> thread::JoinHandle<u32> {
+    let target = Target(target);
     thread::spawn(move || {
+        let target = target; // the whole wrapper, not just its non-`Send` field
         let mut sent = 0;
         let mut after = Some(after);
         while !done.load(Ordering::Acquire) {
-            pthread_kill(target, Signal::SIGUSR1).expect("pthread_kill");
+            pthread_kill(target.0, Signal::SIGUSR1).expect("pthread_kill");
             sent += 1;
             if sent == trigger
                 && let Some(f) = after.take()

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use asyncore_core::{Events, Interest, Readiness, Selector, SocketError, SourceError, Token};
 use nix::errno::Errno;
-use nix::libc::{self, suseconds_t, time_t};
-use nix::sys::time::TimeVal;
+use nix::libc;
+use nix::sys::time::{TimeVal, TimeValLike};
 
 use crate::error::from_errno;
 
@@ -16,8 +16,9 @@ use crate::error::from_errno;
 /// cannot be watched by [`SelectSelector`].
 pub const FD_SETSIZE: usize = nix::sys::select::FD_SETSIZE;
 
-/// The longest single `select(2)` wait; longer timeouts wait again for the rest.
-const MAX_WAIT_SECS: u64 = i32::MAX as u64;
+/// The longest single `select(2)` wait; longer timeouts wait again for the rest. It
+/// fits a 32-bit `time_t` (32-bit glibc and musl targets).
+const MAX_WAIT_SECS: i32 = i32::MAX;
 
 /// The [`Selector`] over `select(2)`, the original's default loop.
 ///
@@ -183,15 +184,19 @@ fn timeval(remaining: Duration) -> TimeVal {
         secs = secs.saturating_add(1);
         micros = 0;
     }
-    if secs >= MAX_WAIT_SECS {
-        secs = MAX_WAIT_SECS;
-        micros = 0;
-    }
-    TimeVal::new(
-        time_t::try_from(secs).unwrap_or(time_t::MAX),
-        // < 1_000_000: fits every platform's suseconds_t.
-        micros as suseconds_t,
-    )
+    let secs = match i32::try_from(secs) {
+        Ok(s) if s < MAX_WAIT_SECS => s,
+        _ => {
+            micros = 0;
+            MAX_WAIT_SECS
+        }
+    };
+    // `time_t` and `suseconds_t` are 32 or 64 bits depending on the target, and libc
+    // deprecates naming them on musl (its 64-bit `time_t` switch is pending), so nix
+    // picks the field types: it takes microseconds as `i64` and accepts any whole
+    // number of seconds up to `i32::MAX` on every target (it panics beyond what the
+    // target's `time_t` holds; `secs` is at most `MAX_WAIT_SECS` here).
+    TimeVal::microseconds(i64::from(secs) * 1_000_000 + i64::from(micros))
 }
 
 impl Selector for SelectSelector {
@@ -405,7 +410,13 @@ mod tests {
         let tv = timeval(Duration::ZERO);
         assert_eq!((tv.tv_sec(), tv.tv_usec()), (0, 0));
         let tv = timeval(Duration::MAX);
-        assert_eq!(tv.tv_sec(), MAX_WAIT_SECS as time_t);
+        let cap = i64::from(MAX_WAIT_SECS) * 1_000_000;
+        assert_eq!(tv.num_microseconds(), cap);
+        // Rounded up into the cap, and just below it.
+        let just_below = Duration::from_secs(MAX_WAIT_SECS as u64) - Duration::from_nanos(999);
+        assert_eq!(timeval(just_below).num_microseconds(), cap);
+        let below = Duration::from_secs(MAX_WAIT_SECS as u64) - Duration::from_nanos(1000);
+        assert_eq!(timeval(below).num_microseconds(), cap - 1);
     }
 
     #[test]

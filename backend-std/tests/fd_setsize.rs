@@ -11,7 +11,7 @@ use asyncore_core::mock::{Action, CallLog, Recorder};
 use asyncore_core::{AddErrorKind, Interest, Reactor, Selector, Socket, SourceError};
 use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
 use nix::fcntl::{FcntlArg, fcntl};
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
 
 const HIGH: RawFd = 1500;
 
@@ -20,7 +20,7 @@ fn raise_nofile() -> bool {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return false;
     };
-    let want = HIGH as u64 + 100;
+    let want = rlim_t::try_from(HIGH + 100).expect("positive, fits rlim_t");
     if soft >= want {
         return true;
     }

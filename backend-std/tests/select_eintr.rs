@@ -13,11 +13,21 @@ use asyncore_std::SelectSelector;
 
 #[path = "../../tests/support/waiter.rs"]
 mod waiter;
-use nix::sys::pthread::{pthread_kill, pthread_self};
+use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use waiter::{Registration, Waiter, reg};
 
 static HITS: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread id handed to another thread for `pthread_kill`. `pthread_t` is an integer
+/// on glibc but a pointer on musl, where that makes it `!Send`.
+#[derive(Copy, Clone)]
+struct Target(Pthread);
+
+// SAFETY: a `pthread_t` is an opaque id that POSIX lets any thread of the process pass
+// to `pthread_kill`; it is never dereferenced here, only passed to that call while the
+// test thread it names waits for the signaller to be joined.
+unsafe impl Send for Target {}
 
 extern "C" fn count_signal(_: nix::libc::c_int) {
     HITS.fetch_add(1, Ordering::SeqCst);
@@ -40,11 +50,12 @@ fn install_handler() {
 /// Sends SIGUSR1 to the calling thread `times` times, `every` apart, from a helper
 /// thread.
 fn pester_me(times: usize, every: Duration) -> thread::JoinHandle<()> {
-    let me = pthread_self();
+    let me = Target(pthread_self());
     thread::spawn(move || {
+        let me = me; // the whole wrapper, not just its non-`Send` field
         for _ in 0..times {
             thread::sleep(every);
-            pthread_kill(me, Signal::SIGUSR1).unwrap();
+            pthread_kill(me.0, Signal::SIGUSR1).unwrap();
         }
     })
 }

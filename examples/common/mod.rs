@@ -118,7 +118,7 @@ pub fn fd_budget(
     listener: &StdSocket,
     wanted: usize,
 ) -> Result<FdBudget, String> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit, rlim_t, setrlimit};
     // dup(2) returns the lowest free fd: the first a connection would get.
     let first_free = listener
         .fd()
@@ -127,7 +127,11 @@ pub fn fd_budget(
     let first_free = usize::try_from(first_free).unwrap_or(0);
     let (mut soft, hard) =
         getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
-    let needed = first_free.saturating_add(wanted).saturating_add(1) as u64;
+    // `rlim_t` is 32 bits on 32-bit glibc, 64 elsewhere: never narrower than `usize`
+    // on Linux, but say what happens if it were (asking for "unlimited" is then
+    // capped at the hard limit below).
+    let needed = rlim_t::try_from(first_free.saturating_add(wanted).saturating_add(1))
+        .unwrap_or(RLIM_INFINITY);
     if soft < needed {
         let raised = needed.min(hard);
         if raised > soft && setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {

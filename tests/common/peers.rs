@@ -1,5 +1,6 @@
 //! Peers outside this test binary: `python3` (with the modules a test needs), the
-//! example binaries, and subprocesses run to completion under a guard.
+//! example binaries (started through the target's runner, see [`command`]), and
+//! subprocesses run to completion under a guard.
 //!
 //! A missing peer FAILS the test with a message saying what is missing and how to
 //! get it, so a test can never pass without having checked anything. Setting
@@ -94,6 +95,52 @@ pub fn example(name: &str) -> Option<PathBuf> {
         }
     }
     Some(bin)
+}
+
+/// The variable that names a command to start the example binaries with, e.g.
+/// `qemu-arm -L /usr/arm-linux-gnueabihf`; empty: none. It overrides cargo's
+/// `CARGO_TARGET_<TRIPLE>_RUNNER`.
+pub const RUNNER_VAR: &str = "ASYNCORE_RUNNER";
+
+/// The command prefix that runs binaries built for the target these tests were built
+/// for: [`RUNNER_VAR`] if it is set, else cargo's `CARGO_TARGET_<TRIPLE>_RUNNER` for
+/// that triple (the runner cargo started this test with when it comes from the
+/// environment), else none. Split at whitespace, as cargo splits it. A runner set
+/// only in a `.cargo/config.toml` is not seen: set the variable.
+///
+/// Python peers are host programs and never go through it.
+pub fn runner() -> Vec<String> {
+    if let Some(ours) = std::env::var_os(RUNNER_VAR) {
+        return ours
+            .to_string_lossy()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+    }
+    let target = env!("ASYNCORE_BUILD_TARGET");
+    let var = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        target.to_ascii_uppercase().replace(['-', '.'], "_")
+    );
+    std::env::var(var)
+        .map(|r| r.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// A [`Command`] that starts the binary `bin` built for the tests' target (an example
+/// from [`example`]), through [`runner`] when there is one. Every test that starts an
+/// example binary goes through this, so the suite runs under emulation (`qemu-arm`)
+/// as it runs natively.
+pub fn command(bin: &Path) -> Command {
+    let mut prefix = runner().into_iter();
+    match prefix.next() {
+        None => Command::new(bin),
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(prefix).arg(bin);
+            cmd
+        }
+    }
 }
 
 /// What a finished subprocess left.

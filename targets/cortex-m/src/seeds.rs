@@ -1,0 +1,153 @@
+//! What both builds run and print: the simulator's echo scenario ([`run_echo`]) and,
+//! with the `chat` feature, its chat scenario ([`run_chat`]), for seeds
+//! [`FIRST_SEED`]`..`[`FIRST_SEED`]` + `[`SEEDS`]. Each run is checked by the scenario
+//! itself and by an [`TraceChecker`] (no callback after close, one close per channel,
+//! no stale token, only the listener left at the end), as `tests/sim.rs` checks it,
+//! and prints one line: the seed, the trace hash and the report, or why it failed.
+//! The firmware and the host print these lines alike, so a `diff` of the two outputs
+//! shows any difference between the Cortex-M3 and the host.
+
+use core::cell::RefCell;
+use core::fmt::{self, Debug, Write};
+
+use asyncore_core::Observer;
+#[cfg(feature = "chat")]
+use asyncore_core::sim::chat_scenario::{ChatParams, run_chat};
+use asyncore_core::sim::scenario::{EchoParams, run_echo};
+use asyncore_core::sim::{SimConfig, TraceChecker};
+use critical_section::Mutex;
+
+/// The first seed run.
+pub const FIRST_SEED: u64 = 0;
+/// How many seeds each scenario runs.
+pub const SEEDS: u64 = 500;
+
+static CHECK: Mutex<RefCell<TraceChecker>> = Mutex::new(RefCell::new(TraceChecker::new()));
+
+/// Hands every reactor trace to [`CHECK`]. A closure coerced to the core's observer
+/// type, so the trace type is never named here.
+const OBSERVE: Observer = |token, trace| {
+    critical_section::with(|cs| CHECK.borrow_ref_mut(cs).on_trace(token, trace));
+};
+
+/// Passed and failed runs.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Tally {
+    /// Runs that passed every check.
+    pub passed: u64,
+    /// Runs that failed one, or whose line could not be printed.
+    pub failed: u64,
+}
+
+impl Tally {
+    fn count(&mut self, passed: Result<bool, fmt::Error>) {
+        match passed {
+            Ok(true) => self.passed += 1,
+            _ => self.failed += 1,
+        }
+    }
+}
+
+/// Runs `scenario` with a fresh trace checker and prints `name seed=N `, then either
+/// `report(..)`'s text or `FAILED` and why. Returns whether the run passed.
+fn checked<R, E: Debug>(
+    out: &mut impl Write,
+    name: &str,
+    seed: u64,
+    scenario: impl FnOnce() -> Result<R, E>,
+    report: impl FnOnce(&mut dyn Write, &R) -> fmt::Result,
+) -> Result<bool, fmt::Error> {
+    critical_section::with(|cs| *CHECK.borrow_ref_mut(cs) = TraceChecker::new());
+    let result = scenario();
+    let (violation, live) = critical_section::with(|cs| {
+        let check = CHECK.borrow_ref(cs);
+        (check.violation(), check.live())
+    });
+    write!(out, "{name} seed={seed} ")?;
+    let passed = match (result, violation) {
+        (Err(failure), _) => {
+            write!(out, "FAILED {failure:?}")?;
+            false
+        }
+        (Ok(_), Some(v)) => {
+            write!(out, "FAILED trace checker: {v:?}")?;
+            false
+        }
+        (Ok(_), None) if live != 1 => {
+            write!(out, "FAILED {live} channels live at the end, expected 1")?;
+            false
+        }
+        (Ok(r), None) => {
+            report(out, &r)?;
+            true
+        }
+    };
+    writeln!(out)?;
+    Ok(passed)
+}
+
+/// Every echo seed, a line each. Never inlined, like [`chat`]: the two scenarios'
+/// frames must not add up in the caller's.
+#[inline(never)]
+pub fn echo(out: &mut impl Write, tally: &mut Tally) {
+    for seed in FIRST_SEED..FIRST_SEED + SEEDS {
+        tally.count(checked(
+            out,
+            "echo",
+            seed,
+            || {
+                run_echo(
+                    SimConfig::from_seed(seed),
+                    EchoParams::from_seed(seed),
+                    Some(OBSERVE),
+                )
+            },
+            |out, r| {
+                write!(
+                    out,
+                    "hash={:016x} passes={} complete={} reset={} refused={} echoed={} \
+                     virtual_us={}",
+                    r.trace_hash,
+                    r.passes,
+                    r.complete,
+                    r.reset,
+                    r.refused,
+                    r.echoed,
+                    r.elapsed.as_micros()
+                )
+            },
+        ));
+    }
+}
+
+/// Every chat seed, a line each.
+#[cfg(feature = "chat")]
+#[inline(never)]
+pub fn chat(out: &mut impl Write, tally: &mut Tally) {
+    for seed in FIRST_SEED..FIRST_SEED + SEEDS {
+        tally.count(checked(
+            out,
+            "chat",
+            seed,
+            || {
+                run_chat(
+                    SimConfig::from_seed(seed),
+                    ChatParams::from_seed(seed),
+                    Some(OBSERVE),
+                )
+            },
+            |out, r| {
+                write!(
+                    out,
+                    "hash={:016x} passes={} complete={} cut={} heard={}",
+                    r.trace_hash, r.passes, r.complete, r.cut, r.heard
+                )
+            },
+        ));
+    }
+}
+
+/// The closing line, `N passed, N failed`. Returns whether every run passed.
+pub fn close(out: &mut impl Write, tally: Tally) -> bool {
+    writeln!(out, "{} passed, {} failed", tally.passed, tally.failed).is_ok() && tally.failed == 0
+}

@@ -55,7 +55,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
             own,
             others,
             tracer: registry.tracer,
-            now: registry.now,
+            now: registry.now.map(Duration::from_nanos),
             registry,
         }
     }

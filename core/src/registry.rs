@@ -5,11 +5,11 @@
 //! selector type and the capacity) for the length of one callback. Adding a channel,
 //! removing one and setting a deadline each have their one routine here.
 
-use core::time::Duration;
-
 use crate::fmt::debug_;
 use crate::map::{Channel, Flags, MapAccess};
 use crate::pool::{Lease, Lend};
+#[cfg(doc)]
+use crate::time::to_nanos;
 use crate::time::{AcceptBackoff, Deadlines, NEVER};
 use crate::trace::{Trace, Tracer};
 use crate::{
@@ -27,8 +27,10 @@ pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) tracer: Tracer,
     /// A handler called `Ctx::exit` during this pass.
     pub(crate) exit: bool,
-    /// The time of the current pass (`None`: the selector has no clock).
-    pub(crate) now: Option<Duration>,
+    /// The time of the current pass, as stored times are ([`to_nanos`]; `None`: the
+    /// selector has no clock). Not a `Duration`: `Option<Duration>`'s `None` is not
+    /// zero bytes, this is, so an empty reactor is all zeros.
+    pub(crate) now: Option<u64>,
     /// The buffers lent to channels.
     pub(crate) pool: P,
     /// How many channels ask for their interest every pass

@@ -125,10 +125,12 @@ impl<const N: usize> Deadlines<N> {
 /// shortages are process-wide, so one resume time serves every paused channel.
 #[derive(Debug)]
 pub(crate) struct AcceptBackoff {
-    /// When paused channels get their read interest back ([`NEVER`]: none paused).
-    pub(crate) resume_at: u64,
-    /// The next pause, in nanoseconds.
-    delay: u64,
+    /// When paused channels get their read interest back; 0: none paused (a resume
+    /// time is at least one delay after the clock's start, never 0). Zero when
+    /// empty, like everything in a reactor, so a `static` one sits in `.bss`.
+    resume: u64,
+    /// How many times the delay doubled since the last success.
+    doublings: u32,
 }
 
 impl AcceptBackoff {
@@ -139,22 +141,43 @@ impl AcceptBackoff {
 
     pub(crate) const fn new() -> Self {
         AcceptBackoff {
-            resume_at: NEVER,
-            delay: Self::BACKOFF_MIN,
+            resume: 0,
+            doublings: 0,
         }
+    }
+
+    /// When paused channels get their read interest back ([`NEVER`]: none paused).
+    #[inline]
+    pub(crate) fn resume_at(&self) -> u64 {
+        if self.resume == 0 { NEVER } else { self.resume }
+    }
+
+    /// The pause is over.
+    #[inline]
+    pub(crate) fn resumed(&mut self) {
+        self.resume = 0;
+    }
+
+    /// The next pause, in nanoseconds.
+    fn delay(&self) -> u64 {
+        Self::BACKOFF_MIN
+            .checked_shl(self.doublings)
+            .map_or(Self::BACKOFF_MAX, |d| d.min(Self::BACKOFF_MAX))
     }
 
     /// A failure at `now`: the pause ends after the current delay, which doubles.
     pub(crate) fn fail(&mut self, now: u64) {
-        let at = now.saturating_add(self.delay).min(NEVER - 1);
-        self.resume_at = self.resume_at.min(at);
-        self.delay = (self.delay * 2).min(Self::BACKOFF_MAX);
+        let at = now.saturating_add(self.delay()).min(NEVER - 1);
+        self.resume = self.resume_at().min(at);
+        if self.delay() < Self::BACKOFF_MAX {
+            self.doublings += 1;
+        }
     }
 
     /// An accept succeeded: the next failure pauses for the shortest time again.
     #[inline]
     pub(crate) fn succeed(&mut self) {
-        self.delay = Self::BACKOFF_MIN;
+        self.doublings = 0;
     }
 }
 

@@ -8,8 +8,21 @@
 
 use crate::{State, Token};
 
-/// "No slot" in the free lists.
-const NIL: u32 = u32::MAX;
+/// "No slot": the end of a free list (a link holds a slot number + 1, so an empty
+/// map is all zero bytes and a `static` of it lands in `.bss`).
+const NIL: u32 = 0;
+
+/// The link to slot `index`.
+#[inline]
+const fn link(index: u32) -> u32 {
+    index + 1
+}
+
+/// The slot a link (not [`NIL`]) leads to.
+#[inline]
+const fn linked(link: u32) -> u32 {
+    link - 1
+}
 
 /// Per-channel flags the dispatch state machine keeps between callbacks.
 #[derive(Copy, Clone, Default, PartialEq, Eq)]
@@ -137,27 +150,64 @@ impl<S, D> Channel<S, D> {
 /// One slot of the slab.
 pub(crate) struct Slot<S, D> {
     generation: u32,
-    next: u32,
     /// The link of the list of channels whose interest may have changed: 0 when the
     /// slot is not on it, 1 when it is the last, `i + 2` when slot `i` follows.
     dirty: u32,
-    channel: Option<Channel<S, D>>,
+    entry: Entry<S, D>,
+}
+
+/// What a slot holds. `Vacant` is variant 0 with an explicit tag, rather than the
+/// `None` of an `Option<Channel>` (which Rust encodes in some niche of the
+/// channel's fields, a non-zero byte pattern), so a vacant slot is all zero bytes.
+#[repr(u8)]
+enum Entry<S, D> {
+    /// No channel; `next` links the free list or the quarantine ([`NIL`] at the
+    /// end).
+    Vacant { next: u32 } = 0,
+    /// A channel.
+    Occupied(Channel<S, D>) = 1,
 }
 
 impl<S, D> Slot<S, D> {
     const VACANT: Self = Slot {
         generation: 0,
-        next: NIL,
         dirty: 0,
-        channel: None,
+        entry: Entry::Vacant { next: NIL },
     };
+
+    /// The channel, if the slot holds one.
+    #[inline]
+    fn channel(&self) -> Option<&Channel<S, D>> {
+        match &self.entry {
+            Entry::Occupied(c) => Some(c),
+            Entry::Vacant { .. } => None,
+        }
+    }
+
+    /// The channel, if the slot holds one.
+    #[inline]
+    fn channel_mut(&mut self) -> Option<&mut Channel<S, D>> {
+        match &mut self.entry {
+            Entry::Occupied(c) => Some(c),
+            Entry::Vacant { .. } => None,
+        }
+    }
+
+    /// The free-list link of a vacant slot (`NIL` for an occupied one).
+    #[inline]
+    fn next(&self) -> u32 {
+        match self.entry {
+            Entry::Vacant { next } => next,
+            Entry::Occupied(_) => NIL,
+        }
+    }
 
     /// Puts this slot (number `index`) on the list headed by `head` unless it is
     /// listed already: something is about to borrow its channel mutably, which may
     /// change its interest or close its socket.
     #[inline]
     fn touch(&mut self, head: &mut u32, index: usize) {
-        if self.dirty == 0 && self.channel.is_some() {
+        if self.dirty == 0 && self.channel().is_some() {
             self.dirty = if *head == 0 { 1 } else { *head + 1 };
             *head = index as u32 + 1;
         }
@@ -169,7 +219,7 @@ impl<S, D> Slot<S, D> {
     #[inline]
     fn touch_for_callback(&mut self, head: &mut u32, index: usize) {
         if self.dirty == 0
-            && let Some(c) = &self.channel
+            && let Some(c) = self.channel()
             && c.flags.has(Flags::ON_CHANGE)
         {
             self.dirty = if *head == 0 { 1 } else { *head + 1 };
@@ -180,7 +230,7 @@ impl<S, D> Slot<S, D> {
     #[inline]
     fn get(&self, token: Token) -> Option<&Channel<S, D>> {
         if self.generation == token.generation() {
-            self.channel.as_ref()
+            self.channel()
         } else {
             None
         }
@@ -189,7 +239,7 @@ impl<S, D> Slot<S, D> {
     #[inline]
     fn get_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
         if self.generation == token.generation() {
-            self.channel.as_mut()
+            self.channel_mut()
         } else {
             None
         }
@@ -206,7 +256,6 @@ pub(crate) struct SlabBook {
     /// Slots `used..N` were never occupied.
     used: u32,
     len: u32,
-    capacity: u32,
     in_pass: bool,
     /// Head of the list of slots whose channel's interest may have changed: 0 when
     /// empty, `i + 1` for slot `i`.
@@ -218,9 +267,15 @@ pub(crate) struct SlabBook {
 trait Slots<S, D> {
     fn slot(&mut self, index: usize) -> Option<&mut Slot<S, D>>;
     fn slot_ref(&self, index: usize) -> Option<&Slot<S, D>>;
+    /// How many slots the map has (`N`).
+    fn capacity(&self) -> usize;
 }
 
 impl<S, D> Slots<S, D> for [Slot<S, D>] {
+    #[inline]
+    fn capacity(&self) -> usize {
+        self.len()
+    }
     #[inline]
     fn slot(&mut self, index: usize) -> Option<&mut Slot<S, D>> {
         self.get_mut(index)
@@ -232,23 +287,22 @@ impl<S, D> Slots<S, D> for [Slot<S, D>] {
 }
 
 impl SlabBook {
-    const fn new(capacity: usize) -> Self {
+    const fn new() -> Self {
         SlabBook {
             free: NIL,
             quarantine: NIL,
             used: 0,
             len: 0,
-            capacity: capacity as u32,
             in_pass: false,
             dirty: 0,
         }
     }
 
-    /// The slot the next [`insert`](Self::insert) takes.
-    fn next_index(&self) -> Option<u32> {
+    /// The slot the next [`insert`](Self::insert) takes, in a map of `capacity`.
+    fn next_index(&self, capacity: usize) -> Option<u32> {
         if self.free != NIL {
-            Some(self.free)
-        } else if self.used < self.capacity {
+            Some(linked(self.free))
+        } else if (self.used as usize) < capacity {
             Some(self.used)
         } else {
             None
@@ -257,7 +311,7 @@ impl SlabBook {
 
     /// The token the next [`insert`](Self::insert) returns.
     fn vacant<S, D>(&self, slots: &(impl Slots<S, D> + ?Sized)) -> Option<Token> {
-        let index = self.next_index()?;
+        let index = self.next_index(slots.capacity())?;
         let slot = slots.slot_ref(index as usize)?;
         Some(Token::new(index, slot.generation))
     }
@@ -268,21 +322,21 @@ impl SlabBook {
         slots: &mut (impl Slots<S, D> + ?Sized),
         channel: Channel<S, D>,
     ) -> Result<Token, Channel<S, D>> {
-        let Some(index) = self.next_index() else {
+        let Some(index) = self.next_index(slots.capacity()) else {
             return Err(channel);
         };
+        let from_free = self.free != NIL;
         let Some(slot) = slots.slot(index as usize) else {
             // Unreachable by construction (the free list never holds the current
             // slot), but never panic: refuse instead.
             return Err(channel);
         };
-        if index == self.free {
-            self.free = slot.next;
+        if from_free {
+            self.free = slot.next();
         } else {
             self.used += 1;
         }
-        slot.next = NIL;
-        slot.channel = Some(channel);
+        slot.entry = Entry::Occupied(channel);
         self.len += 1;
         Ok(Token::new(index, slot.generation))
     }
@@ -296,26 +350,30 @@ impl SlabBook {
         token: Token,
     ) -> Option<Channel<S, D>> {
         let slot = slots.slot(token.index())?;
-        if slot.generation != token.generation() {
+        if slot.generation != token.generation() || slot.channel().is_none() {
             return None;
         }
-        let channel = slot.channel.take()?;
+        let index = token.index() as u32;
+        let retire = slot.generation == u32::MAX;
+        let next = if retire {
+            // Retire the slot (on no list): reusing it would let a very old token
+            // alias.
+            NIL
+        } else if self.in_pass {
+            core::mem::replace(&mut self.quarantine, link(index))
+        } else {
+            core::mem::replace(&mut self.free, link(index))
+        };
+        let Entry::Occupied(channel) = core::mem::replace(&mut slot.entry, Entry::Vacant { next })
+        else {
+            return None; // checked above
+        };
+        if !retire {
+            slot.generation += 1;
+        }
         if !channel.is_kept() {
             // A kept channel left the count when it closed.
             self.len -= 1;
-        }
-        if slot.generation == u32::MAX {
-            // Retire the slot: reusing it would let a very old token alias.
-            return Some(channel);
-        }
-        slot.generation += 1;
-        let index = token.index() as u32;
-        if self.in_pass {
-            slot.next = self.quarantine;
-            self.quarantine = index;
-        } else {
-            slot.next = self.free;
-            self.free = index;
         }
         Some(channel)
     }
@@ -346,6 +404,10 @@ struct Around<'a, S, D> {
 }
 
 impl<S, D> Slots<S, D> for Around<'_, S, D> {
+    #[inline]
+    fn capacity(&self) -> usize {
+        self.before.len() + 1 + self.after.len()
+    }
     #[inline]
     fn slot(&mut self, index: usize) -> Option<&mut Slot<S, D>> {
         if index < self.current {
@@ -441,11 +503,7 @@ impl<S, D> Others<'_, S, D> {
         let head = &mut self.book.dirty;
         before
             .chain(after)
-            .filter(|(_, slot)| {
-                slot.channel
-                    .as_ref()
-                    .is_some_and(|c| c.state != State::Closed)
-            })
+            .filter(|(_, slot)| slot.channel().is_some_and(|c| c.state != State::Closed))
             .filter_map(move |(i, slot)| {
                 slot.touch(head, i);
                 ChannelMut::of(i, slot)
@@ -501,7 +559,7 @@ pub struct ChannelRef<'a, S, D> {
 impl<'a, S, D> ChannelRef<'a, S, D> {
     #[inline]
     fn of(index: usize, slot: &'a Slot<S, D>) -> Option<Self> {
-        let c = slot.channel.as_ref()?;
+        let c = slot.channel()?;
         Some(ChannelRef {
             token: Token::new(index as u32, slot.generation),
             socket: &c.socket,
@@ -528,7 +586,7 @@ impl<'a, S, D> ChannelMut<'a, S, D> {
     #[inline]
     fn of(index: usize, slot: &'a mut Slot<S, D>) -> Option<Self> {
         let generation = slot.generation;
-        let c = slot.channel.as_mut()?;
+        let c = slot.channel_mut()?;
         Some(Self::from_channel(Token::new(index as u32, generation), c))
     }
 
@@ -551,7 +609,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         let () = Self::CAPACITY_FITS;
         ChannelMap {
             slots: [const { Slot::VACANT }; N],
-            book: SlabBook::new(N),
+            book: SlabBook::new(),
         }
     }
 
@@ -630,11 +688,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             .iter_mut()
             .take(used)
             .enumerate()
-            .filter(|(_, slot)| {
-                slot.channel
-                    .as_ref()
-                    .is_some_and(|c| c.state != State::Closed)
-            })
+            .filter(|(_, slot)| slot.channel().is_some_and(|c| c.state != State::Closed))
             .filter_map(move |(i, slot)| {
                 slot.touch(head, i);
                 ChannelMut::of(i, slot)
@@ -662,7 +716,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     #[inline]
     pub(crate) fn for_each(&self, mut f: impl FnMut(Token, &Channel<S, D>)) {
         for (slot, i) in self.occupied_slots().iter().zip(0u32..) {
-            if let Some(channel) = &slot.channel {
+            if let Some(channel) = slot.channel() {
                 f(Token::new(i, slot.generation), channel);
             }
         }
@@ -674,8 +728,9 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(Token, &mut Channel<S, D>)) {
         let used = self.book.used as usize;
         for (slot, i) in self.slots.iter_mut().take(used).zip(0u32..) {
-            if let Some(channel) = &mut slot.channel {
-                f(Token::new(i, slot.generation), channel);
+            let generation = slot.generation;
+            if let Some(channel) = slot.channel_mut() {
+                f(Token::new(i, generation), channel);
             }
         }
     }
@@ -687,7 +742,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             .iter()
             .enumerate()
             .filter_map(|(i, slot)| {
-                let c = slot.channel.as_ref()?;
+                let c = slot.channel()?;
                 Some((Token::new(i as u32, slot.generation), c))
             })
     }
@@ -703,7 +758,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             .enumerate()
             .filter_map(move |(i, slot)| {
                 slot.touch(head, i);
-                slot.channel.as_mut()
+                slot.channel_mut()
             })
     }
 
@@ -724,7 +779,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             };
             let next = core::mem::take(&mut slot.dirty);
             self.book.dirty = next.saturating_sub(1);
-            if slot.channel.is_some() {
+            if slot.channel().is_some() {
                 return Some(Token::new(index as u32, slot.generation));
             }
         }
@@ -745,8 +800,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     pub(crate) fn next_token(&self, from: usize) -> Option<Token> {
         let slots = self.occupied_slots().get(from..)?;
         slots.iter().enumerate().find_map(|(i, slot)| {
-            slot.channel
-                .as_ref()
+            slot.channel()
                 .map(|_| Token::new((from + i) as u32, slot.generation))
         })
     }
@@ -793,13 +847,15 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     pub(crate) fn end_pass(&mut self) {
         self.book.in_pass = false;
         while self.book.quarantine != NIL {
-            let index = self.book.quarantine;
-            let Some(slot) = self.slots.get_mut(index as usize) else {
+            let head = self.book.quarantine;
+            let Some(slot) = self.slots.get_mut(linked(head) as usize) else {
                 break;
             };
-            self.book.quarantine = slot.next;
-            slot.next = self.book.free;
-            self.book.free = index;
+            let Entry::Vacant { next } = &mut slot.entry else {
+                break; // unreachable: only vacant slots are quarantined
+            };
+            self.book.quarantine = core::mem::replace(next, self.book.free);
+            self.book.free = head;
         }
     }
 }

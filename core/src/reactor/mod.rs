@@ -18,7 +18,7 @@ use core::time::Duration;
 use heapless::Vec;
 
 use crate::registry::{Registry, wanted};
-use crate::time::{TimerId, Timers};
+use crate::time::{TimerId, Timers, to_nanos};
 
 use crate::map::{ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess};
 use crate::pool::{Lend, NoPool};
@@ -357,7 +357,7 @@ where
         self.registry.exit = false;
         self.events_len = 0;
         if self.map.is_empty() {
-            self.registry.now = self.registry.selector.now();
+            self.registry.now = self.registry.selector.now().map(to_nanos);
             self.fire_timers();
             return Ok(0);
         }
@@ -378,7 +378,7 @@ where
         let count = broken + events.len();
         self.events_len = count;
         // The time of this pass, as handlers see it: after the wait.
-        self.registry.now = self.registry.selector.now();
+        self.registry.now = self.registry.selector.now().map(to_nanos);
         self.end_backoff();
 
         let mut dispatched = 0;

@@ -21,7 +21,7 @@ where
         let next = self
             .next_deadline()
             .min(self.timers.next())
-            .min(self.registry.backoff.resume_at);
+            .min(self.registry.backoff.resume_at());
         match next {
             NEVER => timeout,
             at => match self.registry.selector.now() {
@@ -37,11 +37,11 @@ where
     /// Gives paused listeners their read interest back once the accept back-off is
     /// over (they take part from the next pass on).
     pub(super) fn end_backoff(&mut self) {
-        let resume = self.registry.backoff.resume_at;
-        if resume == NEVER || self.registry.now.is_some_and(|now| to_nanos(now) < resume) {
+        let resume = self.registry.backoff.resume_at();
+        if resume == NEVER || self.registry.now.is_some_and(|now| now < resume) {
             return;
         }
-        self.registry.backoff.resume_at = NEVER;
+        self.registry.backoff.resumed();
         for c in self.map.channels_mut() {
             c.flags.clear(Flags::READ_PAUSED);
         }
@@ -70,7 +70,7 @@ where
     /// Runs `handle_timeout` for every channel whose deadline has passed. Returns how
     /// many ran.
     pub(super) fn fire_deadlines(&mut self) -> usize {
-        let Some(now) = self.registry.now.map(to_nanos) else {
+        let Some(now) = self.registry.now else {
             return 0;
         };
         let mut fired = 0;

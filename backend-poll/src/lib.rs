@@ -23,7 +23,7 @@
 //! let mut events = Events::new(&mut buf);
 //! let n = selector.select(&mut events, Some(Duration::from_secs(5)))?;
 //! assert_eq!(n, 1);
-//! assert_eq!(events.as_slice(), [Event { token, readiness: Readiness::READABLE }]);
+//! assert_eq!(events.as_slice(), [Event { slot: token.index() as u32, readiness: Readiness::READABLE }]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -241,6 +241,9 @@ impl From<WaitError> for std::io::Error {
 /// [`SourceError::Full`]. See the [crate docs](crate) for the flag mapping, timeout
 /// rounding and `EINTR` handling.
 ///
+/// It keeps one `pollfd` (8 bytes) per slot and nothing else per channel: events
+/// are reported by slot.
+///
 /// The statistics ([`writes`](Self::writes), [`waits`](Self::waits),
 /// [`interruptions`](Self::interruptions)) exist so tests can observe the
 /// registrations and the `EINTR` retry; they are plain counters, cost nothing
@@ -249,8 +252,6 @@ pub struct PollSelector<const N: usize> {
     /// The `pollfd` array handed to the kernel, one entry per slot (fd -1: nothing
     /// watched there).
     fds: [libc::pollfd; N],
-    /// The generation of the token registered in each slot.
-    generations: [u32; N],
     /// One past the highest slot with a watched fd: what a wait hands the kernel.
     high: usize,
     /// How many sources are registered.
@@ -284,7 +285,6 @@ impl<const N: usize> PollSelector<N> {
             // All zero bytes, so a `static` selector (and a reactor holding one) sits
             // in `.bss`; entries are set to `UNWATCHED` as `high` grows over them.
             fds: [ZEROED; N],
-            generations: [0; N],
             high: 0,
             registered: 0,
             writes: 0,
@@ -325,12 +325,6 @@ impl<const N: usize> PollSelector<N> {
     #[inline]
     pub const fn interruptions(&self) -> u64 {
         self.interruptions
-    }
-
-    /// Whether `token` is the one registered in its slot (the reactor registers
-    /// each slot's channel once and deregisters it when the channel leaves).
-    fn holds(&self, token: Token) -> bool {
-        self.generations.get(token.index()) == Some(&token.generation())
     }
 
     /// Writes slot `index`'s entry: `fd` watched for `interest` (fd -1 when nothing
@@ -443,10 +437,9 @@ impl<const N: usize> Selector for PollSelector<N> {
             return Err(SourceError::Invalid);
         }
         let index = token.index();
-        let Some(generation) = self.generations.get_mut(index) else {
+        if index >= N {
             return Err(SourceError::Full);
-        };
-        *generation = token.generation();
+        }
         self.registered += 1;
         self.put(index, fd, interest);
         Ok(())
@@ -455,7 +448,9 @@ impl<const N: usize> Selector for PollSelector<N> {
     /// Rewrites the slot's entry.
     ///
     /// # Errors
-    /// [`SourceError::Invalid`] for a token this selector did not register.
+    /// [`SourceError::Invalid`] for a slot beyond `N`, or a negative fd (a socket
+    /// closed since). The selector keeps no record of which token holds a slot: the
+    /// reactor registers each slot's channel once and deregisters it when it leaves.
     fn reregister(
         &mut self,
         token: Token,
@@ -463,7 +458,7 @@ impl<const N: usize> Selector for PollSelector<N> {
         _was: Interest,
         interest: Interest,
     ) -> Result<(), SourceError> {
-        if !self.holds(token) {
+        if fd < 0 || token.index() >= N {
             return Err(SourceError::Invalid);
         }
         self.put(token.index(), fd, interest);
@@ -472,7 +467,7 @@ impl<const N: usize> Selector for PollSelector<N> {
 
     /// Clears the slot's entry.
     fn deregister(&mut self, token: Token, _fd: RawFd, _was: Interest) {
-        if self.holds(token) {
+        if token.index() < N {
             self.registered = self.registered.saturating_sub(1);
             self.put(token.index(), -1, Interest::NONE);
         }
@@ -500,10 +495,9 @@ impl<const N: usize> Selector for PollSelector<N> {
                 continue;
             }
             left -= 1;
-            let token = Token::new(index as u32, self.generations[index]);
             let interest = events_to_interest(entry.events);
             let readiness = revents_to_readiness(entry.revents).masked_by(interest);
-            if !events.push(token, readiness) {
+            if !events.push_slot(index as u32, readiness) {
                 break;
             }
             if !readiness.is_empty() {
@@ -617,9 +611,14 @@ mod tests {
         sel.deregister(b, 3, i);
         assert_eq!((sel.registered(), sel.high), (1, 1));
         assert_eq!(
-            sel.reregister(Token::new(0, 1), 5000, i, Interest::NONE),
+            sel.reregister(a, -1, i, Interest::BOTH),
             Err(SourceError::Invalid),
-            "another generation"
+            "a socket closed since"
+        );
+        assert_eq!(
+            sel.reregister(c, 4, i, Interest::BOTH),
+            Err(SourceError::Invalid),
+            "beyond the slots"
         );
         sel.deregister(a, 5000, i);
         assert_eq!((sel.registered(), sel.high), (0, 0));

@@ -290,7 +290,7 @@ fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
     let mut buf = [Event::EMPTY; 2];
     let mut events = Events::new(&mut buf);
     assert_eq!(sel.select(&mut events, ZERO), Ok(2));
-    let got: Vec<usize> = events.as_slice().iter().map(|e| e.token.index()).collect();
+    let got: Vec<u32> = events.as_slice().iter().map(|e| e.slot).collect();
     assert_eq!(got, [0, 1], "slot order, up to the buffer's capacity");
 }
 

@@ -250,11 +250,21 @@ impl Selector for SelectSelector {
         Ok(())
     }
 
-    fn deregister(&mut self, _token: Token, fd: RawFd, _was: Interest) {
-        if self.known.contains(fd) {
-            self.known.remove(fd);
-            self.watch(fd, Interest::NONE);
-        }
+    /// Takes `fd` out of the sets. An fd that reads as invalid (its socket was
+    /// closed from outside the reactor) is found by its token instead.
+    fn deregister(&mut self, token: Token, fd: RawFd, _was: Interest) {
+        let fd = if self.known.contains(fd) && self.tokens.get(fd as usize) == Some(&token) {
+            fd
+        } else {
+            match (0..self.nfds.max(0))
+                .find(|&f| self.known.contains(f) && self.tokens[f as usize] == token)
+            {
+                Some(f) => f,
+                None => return,
+            }
+        };
+        self.known.remove(fd);
+        self.watch(fd, Interest::NONE);
     }
 
     /// One `select(2)` wait (repeated after `EINTR` and `EBADF`); see the type's

@@ -19,9 +19,6 @@ use crate::{
 
 pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) selector: Sel,
-    /// The source each slot was registered with: what `deregister` gets, even if a
-    /// handler closed the socket (whose source may then read as invalid).
-    sources: [Option<Sel::Source>; N],
     pub(crate) deadlines: Deadlines<N>,
     pub(crate) backoff: AcceptBackoff,
     pub(crate) tracer: Tracer,
@@ -67,7 +64,6 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     pub(crate) const fn new(selector: Sel, pool: P) -> Self {
         Registry {
             selector,
-            sources: [None; N],
             deadlines: Deadlines::new(),
             backoff: AcceptBackoff::new(),
             tracer: Tracer::NONE,
@@ -121,9 +117,6 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         channel.registered = interest;
         match map.insert(channel) {
             Ok(token) => {
-                if let Some(slot) = self.sources.get_mut(token.index()) {
-                    *slot = Some(source);
-                }
                 if !on_change {
                     self.every_pass += 1;
                 }
@@ -153,7 +146,8 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         D: Dispatcher<S>,
     {
         if channel.flags.has(Flags::BROKEN) {
-            return true;
+            // Reported until it closes (a kept, closed channel is not reported).
+            return channel.state != State::Closed;
         }
         let want = wanted(channel);
         if want == channel.registered {
@@ -167,10 +161,11 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     where
         S: Socket<Source = Sel::Source>,
     {
-        let Some(source) = self.sources.get(token.index()).copied().flatten() else {
-            // Not registered (a kept, closed channel): nothing to change.
-            return false;
-        };
+        // The socket's source is the registered one: a handler that closed its
+        // socket was caught after its callback (and the channel is broken, never
+        // here). A socket closed from outside, through `Reactor::get_mut`, reads as
+        // invalid and the selector refuses it, which breaks the channel.
+        let source = channel.socket.source();
         let was = channel.registered;
         match self.selector.reregister(token, source, was, want) {
             Ok(()) => {
@@ -184,54 +179,30 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
             }
             Err(_) => {
                 debug_!("{}: the selector refused an interest change", token);
-                self.unwatch(token, channel);
+                self.unwatch(token, channel, source);
                 true
             }
         }
     }
 
-    /// Checks that the socket of the channel of `token` still has the source it was
-    /// registered with. If not (a handler closed it, or swapped it), the channel is
-    /// deregistered and marked broken. Returns whether it is broken. Run for every
-    /// channel something borrowed mutably.
-    #[inline]
-    pub(crate) fn check_source<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>) -> bool
-    where
+    /// Deregisters a channel that stays in the map but whose source (registered as
+    /// `source`) is gone, and marks it broken: the next pass reports it `INVALID`.
+    pub(crate) fn unwatch<S, D>(
+        &mut self,
+        token: Token,
+        channel: &mut Channel<S, D>,
+        source: Sel::Source,
+    ) where
         S: Socket<Source = Sel::Source>,
     {
         if channel.flags.has(Flags::BROKEN) {
-            return true;
+            return;
         }
-        if channel.state == State::Closed {
-            return false;
-        }
-        let registered = self.sources.get(token.index()).copied().flatten();
-        if registered != Some(channel.socket.source()) {
-            self.unwatch(token, channel);
-            return true;
-        }
-        false
-    }
-
-    /// The source the channel of `token`'s slot is registered with.
-    #[inline]
-    pub(crate) fn source(&self, token: Token) -> Option<Sel::Source> {
-        self.sources.get(token.index()).copied().flatten()
-    }
-
-    /// Deregisters a channel that stays in the map but whose source is gone, and
-    /// marks it broken.
-    pub(crate) fn unwatch<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>)
-    where
-        S: Socket<Source = Sel::Source>,
-    {
         let was = core::mem::replace(&mut channel.registered, Interest::NONE);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
         }
-        if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
-            self.selector.deregister(token, source, was);
-        }
+        self.selector.deregister(token, source, was);
         channel.flags.set(Flags::BROKEN);
     }
 
@@ -303,9 +274,13 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         if !channel.flags.has(Flags::ON_CHANGE) {
             self.every_pass = self.every_pass.saturating_sub(1);
         }
-        if let Some(source) = self.sources.get_mut(token.index()).and_then(Option::take) {
-            self.selector.deregister(token, source, was);
+        // A broken channel left the selector already. Otherwise its socket is still
+        // open (the reactor closes it after this), with the registered source.
+        if !channel.flags.has(Flags::BROKEN) {
+            self.selector
+                .deregister(token, channel.socket.source(), was);
         }
+        channel.flags.set(Flags::BROKEN);
         self.tracer.trace(token, Trace::Removed);
     }
 
@@ -317,7 +292,7 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         match at {
             Some(at) => {
                 *deadline = at;
-                self.deadlines.push(at, token);
+                self.deadlines.push(at, token.index() as u32);
             }
             None => *deadline = NEVER,
         }

@@ -4,20 +4,24 @@ use core::{fmt, marker::PhantomData, time::Duration};
 
 use crate::{Interest, Readiness, Socket, SourceError, Token};
 
-/// What one wait found for one channel: its token and what it is ready for.
+/// What one wait found for one channel: the slot of its token
+/// ([`Token::index`]) and what it is ready for. Eight bytes: a reactor keeps one
+/// per channel, and resolves the slot to the channel there now (a slot's
+/// registration always belongs to its current channel: a channel is deregistered
+/// when it leaves, and its slot is not reused within the pass).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Event {
-    /// The channel, as registered.
-    pub token: Token,
+    /// The slot of the channel's token.
+    pub slot: u32,
     /// What it is ready for.
     pub readiness: Readiness,
 }
 
 impl Event {
-    /// No channel, no readiness: what an unused entry holds.
+    /// No readiness: what an unused entry holds.
     pub const EMPTY: Event = Event {
-        token: Token::new(0, 0),
+        slot: 0,
         readiness: Readiness::EMPTY,
     };
 }
@@ -42,12 +46,19 @@ impl<'a> Events<'a> {
     /// the next wait.
     #[inline]
     pub fn push(&mut self, token: Token, readiness: Readiness) -> bool {
+        self.push_slot(token.index() as u32, readiness)
+    }
+
+    /// As [`push`](Self::push), for a selector that knows the slot of the token
+    /// (its [`Token::index`]) rather than the token.
+    #[inline]
+    pub fn push_slot(&mut self, slot: u32, readiness: Readiness) -> bool {
         if readiness.is_empty() {
             return true;
         }
         match self.buf.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Event { token, readiness };
+            Some(entry) => {
+                *entry = Event { slot, readiness };
                 self.len += 1;
                 true
             }

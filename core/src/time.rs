@@ -22,8 +22,6 @@ use core::time::Duration;
 
 use heapless::binary_heap::{BinaryHeap, Min};
 
-use crate::Token;
-
 /// Why a timer could not be set.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -76,15 +74,39 @@ pub(crate) fn to_nanos(t: Duration) -> u64 {
 /// is full it is rebuilt from the slots (the truth), so setting a deadline never
 /// fails and the heap never holds more than `N` entries.
 pub(crate) struct Deadlines<const N: usize> {
-    heap: BinaryHeap<(u64, u64), Min, N>,
+    heap: BinaryHeap<Entry, Min, N>,
     /// A push found the heap full: rebuild from the slots before the next use.
     pub(crate) stale: bool,
 }
 
+/// One heap entry: a deadline and the slot of its channel, in 12 bytes (three
+/// `u32`s rather than a `u64` and a `u32`, which would pad to 16). It is valid while
+/// the channel in that slot has this deadline. Ordered by time, then slot.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    hi: u32,
+    lo: u32,
+    slot: u32,
+}
+
+impl Entry {
+    fn new(at: u64, slot: u32) -> Self {
+        Entry {
+            hi: (at >> 32) as u32,
+            lo: at as u32,
+            slot,
+        }
+    }
+
+    fn at(self) -> u64 {
+        (u64::from(self.hi) << 32) | u64::from(self.lo)
+    }
+}
+
 impl<const N: usize> Deadlines<N> {
     /// Adds an entry; a full heap is marked for a rebuild from the slots instead.
-    pub(crate) fn push(&mut self, at: u64, token: Token) {
-        if self.heap.push((at, token.to_bits())).is_err() {
+    pub(crate) fn push(&mut self, at: u64, slot: u32) {
+        if self.heap.push(Entry::new(at, slot)).is_err() {
             self.stale = true;
         }
     }
@@ -96,21 +118,21 @@ impl<const N: usize> Deadlines<N> {
         }
     }
 
-    /// The earliest entry (possibly stale).
-    pub(crate) fn peek(&self) -> Option<(u64, Token)> {
-        self.heap.peek().map(|&(at, t)| (at, Token::from_bits(t)))
+    /// The earliest entry (possibly stale): its time and slot.
+    pub(crate) fn peek(&self) -> Option<(u64, u32)> {
+        self.heap.peek().map(|e| (e.at(), e.slot))
     }
 
     pub(crate) fn pop(&mut self) {
         self.heap.pop();
     }
 
-    /// Rebuilds from `(deadline, token)` pairs.
-    pub(crate) fn rebuild(&mut self, live: impl Iterator<Item = (u64, Token)>) {
+    /// Rebuilds from `(deadline, slot)` pairs.
+    pub(crate) fn rebuild(&mut self, live: impl Iterator<Item = (u64, u32)>) {
         self.heap.clear();
-        for (at, token) in live {
+        for (at, slot) in live {
             // At most one per channel, so at most N: cannot fail.
-            let _ = self.heap.push((at, token.to_bits()));
+            let _ = self.heap.push(Entry::new(at, slot));
         }
         self.stale = false;
     }

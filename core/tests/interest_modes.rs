@@ -230,7 +230,7 @@ fn a_socket_closed_by_its_handler_is_invalid_next_pass_in_both_modes() {
         assert_eq!(
             r.events(),
             [Event {
-                token: t,
+                slot: t.index() as u32,
                 readiness: NVAL
             }]
         );

@@ -125,7 +125,7 @@ impl<S: Selector> Selector for Spy<S> {
                 interest,
                 ready: reported
                     .iter()
-                    .find(|e| e.token == token)
+                    .find(|e| e.slot as usize == token.index())
                     .map_or(Readiness::EMPTY, |e| e.readiness),
             })
             .collect();

@@ -98,7 +98,7 @@ impl<S: Selector> Waiter<S> {
             *out = events
                 .as_slice()
                 .iter()
-                .find(|e| e.token == l.token)
+                .find(|e| e.slot as usize == l.token.index())
                 .map_or(Readiness::EMPTY, |e| e.readiness);
             if !out.is_empty() {
                 count += 1;

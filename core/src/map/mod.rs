@@ -785,6 +785,22 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
     }
 
+    /// The channel in slot `slot` and its token, if there is one.
+    #[inline]
+    pub(crate) fn occupant(&self, slot: u32) -> Option<(Token, &Channel<S, D>)> {
+        let s = self.slots.get(slot as usize)?;
+        Some((Token::new(slot, s.generation), s.channel()?))
+    }
+
+    /// Puts the channel in slot `slot` (if any) on the list of channels to check
+    /// before the next wait.
+    #[inline]
+    pub(crate) fn touch_slot(&mut self, slot: u32) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.touch(&mut self.book.dirty, slot as usize);
+        }
+    }
+
     /// Puts the channel of `token` on the list of channels to check before the next
     /// wait.
     #[inline]

@@ -204,21 +204,22 @@ where
         callback: Callback,
         f: impl FnOnce(&mut D, &mut Ctx<'_, I::Socket, D>) -> Result<(), D::Error>,
     ) {
-        let registered = self.registry.source(token);
         let after = self.with_ctx(token, |d, ctx| {
             ctx.trace(callback);
+            let before = ctx.socket().source();
             if let Err(e) = f(d, ctx) {
                 Self::route_error(d, ctx, e);
             }
             // A handler that closed its socket itself (rather than `ctx.close()`)
             // took its source away from under the selector.
-            (*ctx.flags(), Some(ctx.socket().source()) != registered)
+            let gone = (ctx.socket().source() != before).then_some(before);
+            (*ctx.flags(), gone)
         });
         let Some((flags, gone)) = after else {
             return;
         };
-        if gone {
-            self.source_gone(token);
+        if let Some(source) = gone {
+            self.source_gone(token, source);
         }
         // Nothing left to act on (the common case): no second lookup.
         if flags.has(Flags::PENDING) {
@@ -229,12 +230,11 @@ where
     /// The channel's socket no longer has the source it was registered with: it
     /// leaves the selector now, and the next pass reports it `INVALID`.
     #[cold]
-    fn source_gone(&mut self, token: Token) {
+    fn source_gone(&mut self, token: Token, source: <I::Socket as Socket>::Source) {
         if let Some(c) = self.map.channel_mut(token)
             && c.state != State::Closed
-            && !c.flags.has(Flags::BROKEN)
         {
-            self.registry.unwatch(token, c);
+            self.registry.unwatch(token, c, source);
             self.map.touch(token);
         }
     }

@@ -300,10 +300,10 @@ where
     fn sync_interest(&mut self) -> usize {
         let mut broken = 0;
         let (map, registry, events) = (&mut self.map, &mut self.registry, &mut self.events);
-        let mut report = |token| {
+        let mut report = |token: Token| {
             if let Some(e) = events.get_mut(broken) {
                 *e = Event {
-                    token,
+                    slot: token.index() as u32,
                     readiness: Readiness::INVALID,
                 };
                 broken += 1;
@@ -313,9 +313,8 @@ where
             let Some(channel) = map.channel_mut(token) else {
                 continue;
             };
-            let is_broken = registry.check_source(token, channel);
             // A channel asking every pass is checked (and reported) below.
-            if channel.flags.has(Flags::ON_CHANGE) && (is_broken || registry.sync(token, channel)) {
+            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, channel) {
                 report(token);
             }
         }
@@ -384,9 +383,9 @@ where
         let mut dispatched = 0;
         self.map.begin_pass();
         for i in 0..count {
-            let Event { token, readiness } = self.events[i];
-            let Some(channel) = self.map.channel(token) else {
-                continue; // stale: closed earlier in this pass
+            let Event { slot, readiness } = self.events[i];
+            let Some((token, channel)) = self.map.occupant(slot) else {
+                continue; // closed earlier in this pass
             };
             let readiness = if i < broken {
                 readiness
@@ -409,15 +408,15 @@ where
         self.map.end_pass();
         // A broken channel not reached (the loop is exiting) is reported next pass.
         for e in &self.events[..broken] {
-            self.map.touch(e.token);
+            self.map.touch_slot(e.slot);
         }
         self.fire_timers();
         Ok(dispatched)
     }
 
     /// What the last pass's wait found, in the order it was dispatched: one
-    /// [`Event`] per ready channel (channels the reactor found broken first, as
-    /// `INVALID`).
+    /// [`Event`] per ready channel, by slot (channels the reactor found broken first,
+    /// as `INVALID`).
     pub fn events(&self) -> &[Event] {
         self.events.get(..self.events_len).unwrap_or_default()
     }
@@ -468,7 +467,7 @@ where
     pub fn interests(&mut self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
         let broken = self.sync_interest();
         for e in &self.events[..broken] {
-            self.map.touch(e.token);
+            self.map.touch_slot(e.slot);
         }
         self.map.for_each(|_, channel| {
             if !channel.registered.is_empty() {

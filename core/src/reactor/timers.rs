@@ -55,11 +55,15 @@ where
                 self.map
                     .channels()
                     .filter(|(_, c)| c.deadline != NEVER)
-                    .map(|(token, c)| (c.deadline, token)),
+                    .map(|(token, c)| (c.deadline, token.index() as u32)),
             );
         }
-        while let Some((at, token)) = deadlines.peek() {
-            if self.map.channel(token).is_some_and(|c| c.deadline == at) {
+        while let Some((at, slot)) = deadlines.peek() {
+            if self
+                .map
+                .occupant(slot)
+                .is_some_and(|(_, c)| c.deadline == at)
+            {
                 return at;
             }
             deadlines.pop();
@@ -79,7 +83,12 @@ where
             if at == NEVER || at > now || self.registry.exit {
                 return fired;
             }
-            let Some((_, token)) = self.registry.deadlines.peek() else {
+            let Some((token, _)) = self
+                .registry
+                .deadlines
+                .peek()
+                .and_then(|(_, slot)| self.map.occupant(slot))
+            else {
                 return fired;
             };
             self.registry.deadlines.pop();

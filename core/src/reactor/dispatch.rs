@@ -43,6 +43,10 @@ where
                 }
                 return;
             }
+            State::Datagram => {
+                self.dispatch_datagram(token, readiness);
+                return;
+            }
             State::Listening => {
                 if readiness.is_readable() {
                     self.call(token, Callback::Accept, |d, ctx| d.handle_accept(ctx));
@@ -123,6 +127,77 @@ where
                 return;
             };
             self.call(token, Callback::Event, |d, ctx| d.handle_event(ctx, event));
+        }
+    }
+
+    /// The state machine of a datagram channel: read → write → priority → pending
+    /// error → hang-up. No socket error closes it (the socket is still good after
+    /// one); only an invalid fd (above) or a hang-up (both directions shut down)
+    /// does.
+    ///
+    /// A pending error (`ECONNREFUSED` after an ICMP port unreachable on a connected
+    /// socket) is returned by the socket's next operation. `poll(2)` reports it as
+    /// `ERROR`, `select(2)` as readable and writable; the reactor delivers `ERROR` the
+    /// way select reports it, to the handlers the dispatcher wants (`readable()`,
+    /// `writable()`), so both backends give the same callbacks and the handler's own
+    /// `recv_from`/`send_to` returns the error, typed. If no operation took it, the
+    /// reactor takes it (`take_error`) and hands it to `handle_error`, so it is not
+    /// reported on every pass.
+    fn dispatch_datagram(&mut self, token: Token, mut readiness: Readiness) {
+        let pending_error = readiness.is_error();
+        if pending_error && let Some(c) = self.map.channel(token) {
+            if c.dispatcher.readable() {
+                readiness = readiness.add(Readiness::READABLE);
+            }
+            if c.dispatcher.writable() {
+                readiness = readiness.add(Readiness::WRITABLE);
+            }
+        }
+        if readiness.is_readable() && self.proceed(token) {
+            if let Some(c) = self.map.channel_mut(token) {
+                c.flags.clear(Flags::GOT_DATA);
+            }
+            self.call(token, Callback::Read, |d, ctx| d.handle_read(ctx));
+        }
+        if readiness.is_writable() && self.proceed(token) {
+            self.call(token, Callback::Write, |d, ctx| d.handle_write(ctx));
+        }
+        let error_check = |r: &mut Self| r.with_socket(token, |s| s.take_error());
+        if readiness.is_priority() && self.proceed(token) {
+            match error_check(self) {
+                Some(Ok(None)) => self.call(token, Callback::Expt, |d, ctx| d.handle_expt(ctx)),
+                Some(Ok(Some(e))) => self.deliver_error(token, e),
+                Some(Err(_)) => self.deliver_close(token),
+                None => {}
+            }
+        }
+        if pending_error && self.proceed(token) {
+            match error_check(self) {
+                Some(Ok(Some(e))) => self.deliver_error(token, e),
+                // The socket cannot even be asked: it is not good any more.
+                Some(Err(_)) => self.deliver_close(token),
+                _ => {}
+            }
+        }
+        if readiness.is_hangup() && self.proceed(token) {
+            let drained = !(readiness.is_readable()
+                && self.flags(token).is_some_and(|f| f.has(Flags::GOT_DATA)));
+            if drained {
+                self.deliver_close(token);
+            }
+        }
+    }
+
+    /// Hands a socket error the reactor found (not one a handler returned) to
+    /// `handle_error`, then acts on what it left.
+    fn deliver_error(&mut self, token: Token, error: SocketError) {
+        let flags = self.with_ctx(token, |d, ctx| {
+            ctx.trace(Callback::Error);
+            d.handle_error(ctx, error.into());
+            *ctx.flags()
+        });
+        if flags.is_some_and(|f| f.has(Flags::PENDING)) {
+            self.act_on_flags(token);
         }
     }
 

@@ -158,20 +158,25 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
 
     /// Reads into `buf`. EOF and disconnects return `Ok(Recv::Eof)` and make the
     /// reactor deliver the end of the connection after this handler returns
-    /// (`handle_eof` for EOF, `handle_close` for a reset).
+    /// (`handle_eof` for EOF, `handle_close` for a reset). On a datagram channel it
+    /// reads one datagram, and no error is a disconnect (see
+    /// [`recv_from`](Self::recv_from)).
     ///
     /// # Errors
-    /// OS errors other than would-block and disconnects.
+    /// OS errors other than would-block and disconnects; on a datagram channel every
+    /// error.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
         recv_on(&mut self.own, buf)
     }
 
     /// Writes from `buf` and returns how many bytes went out: 0 when the socket would
     /// block, or when the connection is gone (the reactor then delivers
-    /// `handle_close` after this handler returns).
+    /// `handle_close` after this handler returns). On a (connected) datagram channel
+    /// it sends `buf` as one datagram, and no error is a disconnect.
     ///
     /// # Errors
-    /// OS errors other than would-block and disconnects.
+    /// OS errors other than would-block and disconnects; on a datagram channel every
+    /// error.
     pub fn send(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
         send_on(&mut self.own, buf)
     }
@@ -398,7 +403,7 @@ fn recv_on<S: Socket>(own: &mut Fields<'_, S>, buf: &mut [u8]) -> Result<Recv, S
             Ok(Recv::Data(n))
         }
         Ok(r) => Ok(r),
-        Err(e) if e.is_disconnect() => {
+        Err(e) if e.is_disconnect() && *own.state != State::Datagram => {
             own.flags.set(Flags::DISCONNECTED);
             Ok(Recv::Eof)
         }
@@ -415,7 +420,7 @@ fn send_on<S: Socket>(own: &mut Fields<'_, S>, buf: &[u8]) -> Result<usize, Sock
     match own.socket.send(buf) {
         Ok(Sent::Bytes(n)) => Ok(n),
         Ok(Sent::WouldBlock) => Ok(0),
-        Err(e) if e.is_disconnect() => {
+        Err(e) if e.is_disconnect() && *own.state != State::Datagram => {
             own.flags.set(Flags::DISCONNECTED);
             Ok(0)
         }

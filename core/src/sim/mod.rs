@@ -19,7 +19,8 @@
 //!   [`Datagram`](crate::Datagram) with [`SimAddr`] ports): datagrams in flight with
 //!   a latency, seeded loss, duplication and reordering ([`DgramConfig`]), a full
 //!   receive buffer dropping, and `ECONNREFUSED` for a connected socket whose peer's
-//!   port is closed.
+//!   port is closed. The [`dgram_scenario`] runs a request/response protocol with
+//!   retries over it.
 //!
 //! Readiness follows Linux: a refused connect is readable, writable, error and
 //! hang-up; a reset connection the same; a FIN makes a socket readable; a connection
@@ -72,6 +73,7 @@
 pub mod chat_scenario;
 mod check;
 mod dgram;
+pub mod dgram_scenario;
 #[cfg(any(test, feature = "fuzz"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "fuzz")))]
 pub mod fuzz;

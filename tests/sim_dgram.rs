@@ -180,9 +180,8 @@ fn replay() {
 }
 
 // ---------------------------------------------------------------------------------
-// The stall check covers datagram sockets: a handler that leaves a datagram unread
-// makes a real loop spin, and the simulator says so; a pending error nobody reads
-// is taken by the reactor (handle_error), so it does not spin.
+// The stall check covers datagram sockets: a handler that leaves a datagram (or a
+// pending error) unread makes a real loop spin, and the simulator says so.
 
 mod stalls {
     use std::time::Duration;
@@ -249,9 +248,22 @@ mod stalls {
     }
 
     #[test]
-    fn an_unread_refusal_goes_to_handle_error_once_and_does_not_spin() {
+    fn an_unread_refusal_is_a_stall_like_an_unread_datagram() {
         let (net, errors) = run(false, true);
+        let stall = net
+            .stall()
+            .expect("a pending error left unread spins the loop");
+        assert_eq!(stall.readiness, Readiness::ERROR);
+        assert_eq!(errors, 0, "left to the handler, which never receives");
+    }
+
+    #[test]
+    fn a_received_refusal_is_not_a_stall() {
+        let (net, errors) = run(true, true);
         assert_eq!(net.stall(), None);
-        assert_eq!(errors, 1);
+        assert_eq!(
+            errors, 1,
+            "the receive returned it; handle_read propagated it"
+        );
     }
 }

@@ -28,6 +28,9 @@ struct Dg {
     send: Option<&'static [u8]>,
     /// Receive buffer size.
     buf: usize,
+    /// `readable()` answers yes once (the interest pass), then no.
+    read_once: bool,
+    asked: std::cell::Cell<bool>,
 }
 
 impl Dg {
@@ -41,6 +44,8 @@ impl Dg {
             close_on_error: false,
             send: None,
             buf: 64,
+            read_once: false,
+            asked: std::cell::Cell::new(false),
         }
     }
 
@@ -53,6 +58,9 @@ impl Dispatcher<MockSocket> for Dg {
     type Error = Error;
 
     fn readable(&self) -> bool {
+        if self.read_once {
+            return !self.asked.replace(true);
+        }
         self.read
     }
 
@@ -173,37 +181,41 @@ fn a_refused_datagram_is_a_typed_error_never_a_close() {
 }
 
 #[test]
-fn an_error_no_operation_took_goes_to_handle_error_once() {
-    // A handler that does not read when readable: the reactor takes the pending error.
+fn an_error_is_left_to_the_handlers_called_for_it() {
+    // A handler that does not receive when readable: the error stays pending (the
+    // reactor does not take it from under the handler), as an unread datagram
+    // would stay, and is reported again.
     let (mut r, t, log) = setup(|d| Dg {
         receive: false,
         ..d
     });
     sock(&mut r, t).set_so_error(Some(refused()));
-    r.selector_mut().set_once(1, ERR);
+    r.selector_mut().set_ready(1, ERR);
     r.poll_once(ZERO).unwrap();
-    assert_eq!(
-        taken(&log),
-        ["read", "error socket error ConnectionRefused (errno 111)"]
-    );
+    assert_eq!(taken(&log), ["read"]);
+    assert_eq!(sock(&mut r, t).pending_error(), Some(refused()));
+    r.get_mut(t).unwrap().dispatcher.receive = true;
+    r.poll_once(ZERO).unwrap();
+    assert_eq!(taken(&log), ["read", "recv error 111"]);
     assert!(r.get(t).is_some());
-    // Taken: nothing left to report.
-    r.poll_once(ZERO).unwrap();
-    assert_eq!(taken(&log), Vec::<String>::new());
+}
 
-    // Neither readable nor writable wanted at dispatch time (e.g. changed since the
-    // interest pass): handle_error only. The default handle_error closes.
+#[test]
+fn an_error_nobody_is_called_for_goes_to_handle_error_once() {
+    // The dispatcher wanted to read at the interest pass but no longer at dispatch:
+    // no handler runs for the error, so the reactor takes it and hands it to
+    // handle_error, once. Its handle_error closes here (the default does too).
     let (mut r, t, log) = setup(|d| Dg {
         close_on_error: true,
         ..d
     });
-    r.get_mut(t).unwrap().dispatcher.receive = false;
+    r.get_mut(t).unwrap().dispatcher.read_once = true;
     sock(&mut r, t).set_so_error(Some(refused()));
     r.selector_mut().set_once(1, ERR);
     r.poll_once(ZERO).unwrap();
     assert_eq!(
         taken(&log),
-        ["read", "error socket error ConnectionRefused (errno 111)"]
+        ["error socket error ConnectionRefused (errno 111)"]
     );
     assert!(
         r.get(t).is_none(),

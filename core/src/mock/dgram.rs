@@ -86,6 +86,11 @@ impl MockSocket {
         self.dgram.inbound.len()
     }
 
+    /// The pending error (`SO_ERROR`) the next operation will return, if any.
+    pub fn pending_error(&self) -> Option<SocketError> {
+        self.so_error
+    }
+
     /// Sends of datagrams longer than `max` bytes fail with `EMSGSIZE` (as a UDP
     /// socket refuses one above 65,507 bytes).
     pub fn set_max_datagram(&mut self, max: usize) {

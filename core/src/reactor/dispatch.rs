@@ -140,9 +140,9 @@ where
     /// `ERROR`, `select(2)` as readable and writable; the reactor delivers `ERROR` the
     /// way select reports it, to the handlers the dispatcher wants (`readable()`,
     /// `writable()`), so both backends give the same callbacks and the handler's own
-    /// `recv_from`/`send_to` returns the error, typed. If no operation took it, the
-    /// reactor takes it (`take_error`) and hands it to `handle_error`, so it is not
-    /// reported on every pass.
+    /// `recv_from`/`send_to` returns the error, typed. Only when the dispatcher
+    /// wants neither (it changed its mind since the interest pass) does the reactor
+    /// take the error itself (`take_error`) and hand it to `handle_error`.
     fn dispatch_datagram(&mut self, token: Token, mut readiness: Readiness) {
         let pending_error = readiness.is_error();
         if pending_error && let Some(c) = self.map.channel(token) {
@@ -153,6 +153,7 @@ where
                 readiness = readiness.add(Readiness::WRITABLE);
             }
         }
+        let handled = readiness.intersects(Readiness::READABLE.add(Readiness::WRITABLE));
         if readiness.is_readable() && self.proceed(token) {
             if let Some(c) = self.map.channel_mut(token) {
                 c.flags.clear(Flags::GOT_DATA);
@@ -171,7 +172,7 @@ where
                 None => {}
             }
         }
-        if pending_error && self.proceed(token) {
+        if pending_error && !handled && self.proceed(token) {
             match error_check(self) {
                 Some(Ok(Some(e))) => self.deliver_error(token, e),
                 // The socket cannot even be asked: it is not good any more.

@@ -91,6 +91,16 @@ impl MockSocket {
         self.so_error
     }
 
+    /// The largest datagram the next send can take before the outbound record is
+    /// full (0: full, a send would block; what a kernel reports as not writable).
+    pub fn send_room(&self) -> usize {
+        if self.dgram.outbound.is_full() {
+            0
+        } else {
+            super::socket::OUTBOUND - self.outbound.len()
+        }
+    }
+
     /// Sends of datagrams longer than `max` bytes fail with `EMSGSIZE` (as a UDP
     /// socket refuses one above 65,507 bytes).
     pub fn set_max_datagram(&mut self, max: usize) {

@@ -64,7 +64,7 @@ impl MockSocket {
 
     /// Makes one datagram from `from` readable. Returns `false` (and queues
     /// nothing) when it does not fit: [`INBOUND_DATAGRAMS`] are waiting, or its bytes
-    /// do not fit the inbound buffer ([`INBOUND`](super::socket::INBOUND) bytes for all).
+    /// do not fit the inbound buffer (512 bytes for all waiting datagrams).
     pub fn feed_datagram(&mut self, from: u32, data: &[u8]) -> bool {
         let room = super::socket::INBOUND - self.inbound.len();
         let Ok(len) = u16::try_from(data.len()) else {

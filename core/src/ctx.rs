@@ -202,6 +202,15 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         self.registry.leased(lease, self.token)
     }
 
+    /// This channel's socket and the bytes of `lease` at once, for I/O straight
+    /// into or out of a lent buffer (the datagram operations use it); `None` if
+    /// this channel does not hold `lease`.
+    #[inline]
+    pub(crate) fn socket_and_leased(&mut self, lease: &Lease) -> Option<(&mut S, &mut [u8])> {
+        let bytes = self.registry.leased(lease, self.token)?;
+        Some((&mut *self.own.socket, bytes))
+    }
+
     /// [`recv`](Self::recv) into `lease`'s bytes from `at` on.
     ///
     /// # Errors

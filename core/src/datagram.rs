@@ -1,7 +1,8 @@
 //! Datagram channels: the [`Datagram`] trait a datagram socket implements besides
 //! [`Socket`], what a receive reports ([`Received`]), the context methods a handler
-//! uses ([`Ctx::recv_from`], [`Ctx::send_to`], [`Ctx::send_datagram`]), and a send
-//! queue in fixed memory that keeps datagram boundaries and addresses
+//! uses ([`Ctx::recv_from`], [`Ctx::send_to`], [`Ctx::send_datagram`], and with a
+//! buffer the reactor lends, [`Ctx::recv_from_leased`], [`Ctx::send_to_leased`]),
+//! and a send queue in fixed memory that keeps datagram boundaries and addresses
 //! ([`DatagramQueue`]).
 //!
 //! A datagram channel is a channel whose socket starts in
@@ -13,9 +14,10 @@
 //! typed, or handed to `handle_error`. See the semantics page, "Datagram channels".
 
 use core::fmt;
+use core::ops::Range;
 
 use crate::map::Flags;
-use crate::{BufferFull, Ctx, Sent, Socket, SocketError};
+use crate::{BufferFull, Ctx, Lease, Sent, Socket, SocketError};
 
 /// One datagram a receive took: its true length, how much of it the buffer holds,
 /// and who sent it.
@@ -159,7 +161,45 @@ impl<S: Datagram, D> Ctx<'_, S, D> {
     pub fn send_datagram(&mut self, buf: &[u8]) -> Result<Sent, SocketError> {
         self.socket().send_datagram(buf)
     }
+
+    /// [`recv_from`](Self::recv_from) into the bytes of `lease` (a buffer the
+    /// reactor's pool lent this channel, see [`Ctx::lease`]) from `at` on: a 64 KiB
+    /// datagram without 64 KiB in every dispatcher.
+    ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from); `InvalidInput` if this channel does not
+    /// hold `lease` or `at` is past its end.
+    pub fn recv_from_leased(
+        &mut self,
+        lease: &Lease,
+        at: usize,
+    ) -> Result<Option<Received<S::Addr>>, SocketError> {
+        let (socket, bytes) = self.socket_and_leased(lease).ok_or(INVALID)?;
+        let got = socket.recv_from(bytes.get_mut(at..).ok_or(INVALID)?)?;
+        if got.is_some() {
+            self.flags().set(Flags::GOT_DATA);
+        }
+        Ok(got)
+    }
+
+    /// [`send_to`](Self::send_to) of the bytes `range` of `lease`.
+    ///
+    /// # Errors
+    /// As [`send_to`](Self::send_to); `InvalidInput` if this channel does not hold
+    /// `lease` or `range` is out of its bounds.
+    pub fn send_to_leased(
+        &mut self,
+        lease: &Lease,
+        range: Range<usize>,
+        to: &S::Addr,
+    ) -> Result<Sent, SocketError> {
+        let (socket, bytes) = self.socket_and_leased(lease).ok_or(INVALID)?;
+        socket.send_to(bytes.get(range).ok_or(INVALID)?, to)
+    }
 }
+
+/// A lease this channel does not hold, or a range outside it.
+const INVALID: SocketError = SocketError::new(crate::ErrorKind::InvalidInput, 0);
 
 /// One queued datagram: its length and its destination (`None`: the connected peer).
 #[derive(Copy, Clone, Debug)]

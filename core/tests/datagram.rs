@@ -458,3 +458,64 @@ fn queue_send_to_goes_at_once_or_waits_in_order() {
         [(Some(1), &b"a"[..]), (Some(2), b"bb"), (Some(3), b"ccc")]
     );
 }
+
+/// A datagram received into, and echoed from, a buffer the reactor lends: the
+/// dispatcher itself holds no datagram-sized buffer.
+#[test]
+fn leased_receive_and_send() {
+    use asyncore_core::mock::MockIo;
+    use asyncore_core::{BufferPool, Lease};
+
+    struct Echo {
+        lease: Option<Lease>,
+        got: Vec<(usize, bool)>,
+    }
+    impl Dispatcher<MockSocket> for Echo {
+        type Error = Error;
+        fn handle_read(&mut self, ctx: &mut Ctx<'_, MockSocket, Self>) -> Result<(), Error> {
+            let lease = match self.lease.take().or_else(|| ctx.lease()) {
+                Some(l) => l,
+                None => return Err(Error::BufferFull),
+            };
+            while let Some(d) = ctx.recv_from_leased(&lease, 0)? {
+                self.got.push((d.len, d.truncated()));
+                ctx.send_to_leased(&lease, 0..d.copied, &d.from)?;
+            }
+            // Out of bounds: refused, typed.
+            assert_eq!(
+                ctx.recv_from_leased(&lease, 9999).unwrap_err().kind(),
+                asyncore_core::ErrorKind::InvalidInput
+            );
+            assert!(ctx.send_to_leased(&lease, 0..9999, &1).is_err());
+            self.lease = Some(lease);
+            Ok(())
+        }
+    }
+    let mut r: Reactor<MockIo, Echo, 2, 4, BufferPool<1, 32>> = Reactor::new(MockSelector::new());
+    let mut s = MockSocket::datagram(1);
+    s.feed_datagram(7, b"lent");
+    s.feed_datagram(8, &[5u8; 40]);
+    let t = add_any(
+        &mut r,
+        s,
+        Echo {
+            lease: None,
+            got: Vec::new(),
+        },
+    );
+    r.selector_mut().set_once(1, READ);
+    r.poll_once(ZERO).unwrap();
+    let c = r.get(t).unwrap();
+    assert_eq!(c.dispatcher.got, [(4, false), (40, true)]);
+    assert_eq!(c.socket.sent_datagram(0), Some((Some(7), &b"lent"[..])));
+    assert_eq!(c.socket.sent_datagram(1), Some((Some(8), &[5u8; 32][..])));
+    assert_eq!(r.pool().peak(), 1);
+}
+
+fn add_any<D: Dispatcher<MockSocket>, const N: usize, P: asyncore_core::Lend>(
+    r: &mut Reactor<asyncore_core::mock::MockIo, D, N, 4, P>,
+    s: MockSocket,
+    d: D,
+) -> Token {
+    r.add(s, d).map_err(|e| e.kind).expect("room")
+}

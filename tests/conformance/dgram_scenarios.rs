@@ -85,7 +85,7 @@ fn boundaries_and_sources<H: DHarness>(fam: Fam) {
     let from = h.peer_addr(&peer);
     let got = |d: &[u8]| Got {
         data: d.to_vec(),
-        from: from.clone(),
+        from,
         len: d.len(),
         truncated: false,
     };

@@ -126,7 +126,7 @@ where
             match ctx.recv_from(&mut buf) {
                 Ok(Some(d)) => self.log.0.borrow_mut().got.push(Got {
                     data: d.data(&buf).to_vec(),
-                    from: d.from.clone(),
+                    from: d.from,
                     len: d.len,
                     truncated: d.truncated(),
                 }),

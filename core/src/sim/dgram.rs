@@ -421,7 +421,13 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         if data.len() > MAX_DATAGRAM {
             return Err(err(errno::EMSGSIZE));
         }
-        if self.wire.free_slot().is_none() || self.fault(Fault::WouldBlock) {
+        if self.wire.free_slot().is_none() {
+            return Ok(Sent::WouldBlock);
+        }
+        if self.fault(Fault::WouldBlock) {
+            // Would-block although writable: the handler did its part, so it counts
+            // as progress, not a stall (as for streams).
+            self.progressed(id);
             return Ok(Sent::WouldBlock);
         }
         let cfg = self.wire.cfg;

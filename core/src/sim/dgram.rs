@@ -6,17 +6,20 @@
 //! `ECONNREFUSED` (as on Linux: an unconnected socket is not told). Nothing is ever
 //! corrupted: a datagram arrives whole, with its source, or not at all.
 //!
-//! * A send copies the datagram onto the wire (`EMSGSIZE` above [`MAX_DATAGRAM`];
-//!   would-block while every slot is taken, which is also when the socket is not
-//!   writable): lost at once, or due after the latency (plus a random extra delay
-//!   for a reordered one), and maybe duplicated with a delay of its own.
+//! * A send copies the datagram onto the wire (`EMSGSIZE` above [`MAX_DATAGRAM`]):
+//!   lost at once, or due after the latency (plus a random extra delay for a
+//!   reordered one), and maybe duplicated with a delay of its own. A socket has
+//!   [`SEND_BUFFER`] datagrams on the wire at most (its send buffer): beyond that a
+//!   send would block and the socket is not writable, whatever the others do. A
+//!   datagram that finds the whole wire taken is dropped on the way
+//!   ([`DgramFault::Congestion`]), as a router's full queue drops.
 //! * When it is due (virtual time jumps there, as for connects), it is delivered
 //!   into the bound socket's receive buffer, framed with its source and length; a
 //!   full buffer drops it (counted as [`DgramFault::Overflow`]); a connected socket
 //!   drops datagrams from other ports. No socket there: a port unreachable travels
 //!   back to the sender with the same latency.
 //! * Readiness: readable while a datagram is buffered, error while an error is
-//!   pending, writable while the wire has a free slot.
+//!   pending, writable while the socket has room in its send buffer.
 //!
 //! Every send, receive, delivery, drop and error is folded into the network's trace
 //! hash, every receive and send counts as progress for the stall check, and every
@@ -32,9 +35,11 @@ use crate::{Datagram, Readiness, Received, Recv, Sent, SocketError, errno};
 
 /// The largest datagram the simulated network carries: a larger send is `EMSGSIZE`.
 pub const MAX_DATAGRAM: usize = 512;
-/// Datagrams in flight at most (network-wide): a send while every slot is taken
-/// would block.
+/// Datagrams in flight at most (network-wide): one sent while every slot is taken
+/// is dropped (congestion).
 pub const WIRE: usize = 32;
+/// Datagrams one socket may have in flight (its send buffer): one more would block.
+pub const SEND_BUFFER: usize = 8;
 /// The first port handed out to sockets that do not choose one.
 const EPHEMERAL: u16 = 49_152;
 /// Frame header in a receive buffer: the source port and the length, little-endian.
@@ -66,10 +71,12 @@ pub enum DgramFault {
     /// A datagram arrived at a full receive buffer (or one too small for it) and was
     /// dropped, as a kernel does.
     Overflow,
+    /// A datagram found every slot of the wire taken and was dropped on the way.
+    Congestion,
 }
 
 /// How many [`DgramFault`] kinds there are.
-pub const DGRAM_FAULTS: usize = 5;
+pub const DGRAM_FAULTS: usize = 6;
 
 impl DgramFault {
     /// Every kind.
@@ -79,6 +86,7 @@ impl DgramFault {
         DgramFault::Reorder,
         DgramFault::Refused,
         DgramFault::Overflow,
+        DgramFault::Congestion,
     ];
 
     /// Its index in [`DgramFault::ALL`].
@@ -94,6 +102,7 @@ impl DgramFault {
             DgramFault::Reorder => "reorder",
             DgramFault::Refused => "refused",
             DgramFault::Overflow => "overflow",
+            DgramFault::Congestion => "congestion",
         }
     }
 }
@@ -219,6 +228,15 @@ impl Wire {
         self.flights.iter().flatten().count()
     }
 
+    /// Datagrams port `port` has on the wire (its send buffer's use).
+    fn sent_from(&self, port: u16) -> usize {
+        self.flights
+            .iter()
+            .flatten()
+            .filter(|f| f.from == port && !f.unreachable)
+            .count()
+    }
+
     /// The slot of the datagram due first (ties: sent first).
     fn due(&self, now: Duration) -> Option<usize> {
         let mut best: Option<(Duration, u32, usize)> = None;
@@ -275,17 +293,19 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         if d.so_error.is_some() {
             r |= Readiness::ERROR;
         }
-        if self.wire.free_slot().is_some() {
+        if self.wire.sent_from(d.port) < SEND_BUFFER {
             r |= Readiness::WRITABLE;
         }
         r
     }
 
     /// Puts a datagram (or a port unreachable) on the wire, due after the latency
-    /// (and a jitter when reordered). `false` when the wire is full.
-    fn launch(&mut self, from: u16, to: u16, data: &[u8], unreachable: bool) -> bool {
+    /// (and a jitter when reordered); on a full wire it is dropped (congestion).
+    fn launch(&mut self, from: u16, to: u16, data: &[u8], unreachable: bool) {
         let Some(slot) = self.wire.free_slot() else {
-            return false;
+            self.wire.count(DgramFault::Congestion);
+            self.record(b'Z', from, code(DgramFault::Congestion));
+            return;
         };
         let cfg = self.wire.cfg;
         let mut at = self.now + cfg.latency;
@@ -305,7 +325,6 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             len: data.len() as u16,
             bytes,
         });
-        true
     }
 
     /// Delivers every datagram (and port unreachable) that is due, oldest first.
@@ -421,7 +440,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         if data.len() > MAX_DATAGRAM {
             return Err(err(errno::EMSGSIZE));
         }
-        if self.wire.free_slot().is_none() {
+        if self.wire.sent_from(port) >= SEND_BUFFER {
             return Ok(Sent::WouldBlock);
         }
         if self.fault(Fault::WouldBlock) {
@@ -437,7 +456,6 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         }
         self.launch(port, to, data, false);
         if self.dgram_chance(cfg.duplicate, DgramFault::Duplicate) {
-            // A duplicate needs a slot of its own; without one it is simply not made.
             self.launch(port, to, data, false);
         }
         Ok(Sent::Bytes(data.len()))
@@ -697,20 +715,35 @@ mod tests {
     }
 
     #[test]
-    fn a_full_wire_pushes_back_and_a_full_buffer_drops() {
+    fn a_full_send_buffer_pushes_back_a_full_wire_and_a_full_buffer_drop() {
         let net = Net::new(SimConfig::quiet(3));
         let _server = net.bind_dgram(7).unwrap();
         let mut c = net.dgram().unwrap();
-        for _ in 0..WIRE {
+        for _ in 0..SEND_BUFFER {
             assert_eq!(c.send_to(&[1; 100], &SimAddr(7)), Ok(Sent::Bytes(100)));
         }
+        // Its own send buffer is full: not writable, a send would block.
         assert!(!net.readiness(&c).is_writable());
         assert_eq!(c.send_to(b"x", &SimAddr(7)), Ok(Sent::WouldBlock));
+        // Others still send; once the wire is full, what they send is dropped.
+        let mut others: std::vec::Vec<_> = (0..4).map(|_| net.dgram().unwrap()).collect();
+        for o in others.iter_mut() {
+            assert!(net.readiness(o).is_writable());
+            for _ in 0..SEND_BUFFER {
+                assert_eq!(o.send_to(&[2; 10], &SimAddr(7)), Ok(Sent::Bytes(10)));
+            }
+        }
+        assert_eq!(net.in_flight(), WIRE);
+        assert_eq!(
+            net.dgram_fired()[DgramFault::Congestion.index()],
+            (4 * SEND_BUFFER + SEND_BUFFER - WIRE) as u32
+        );
         net.advance(Duration::from_millis(1));
-        // 256-byte buffer: two 104-byte frames fit, the rest overflowed.
+        // 256-byte buffer: two 104-byte frames fit, then three 14-byte ones; the
+        // rest overflowed.
         assert_eq!(
             net.dgram_fired()[DgramFault::Overflow.index()],
-            WIRE as u32 - 2
+            WIRE as u32 - 5
         );
         assert!(net.readiness(&c).is_writable());
         assert!(net.max_buffered() <= 256);

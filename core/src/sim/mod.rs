@@ -82,7 +82,7 @@ mod rng;
 pub mod scenario;
 
 pub use check::{TRACKED, TraceChecker, Violation};
-pub use dgram::{DGRAM_FAULTS, DgramConfig, DgramFault, MAX_DATAGRAM, SimAddr, WIRE};
+pub use dgram::{DGRAM_FAULTS, DgramConfig, DgramFault, MAX_DATAGRAM, SEND_BUFFER, SimAddr, WIRE};
 pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
 

@@ -7,7 +7,7 @@
 //! ([`Op::AddClient`]: connected to the server or not, or connected to a port nobody
 //! is bound to), which send numbered datagrams and check what comes back. Up to
 //! [`CLIENTS`] simulated sockets outside the reactor send datagrams of any size
-//! (above [`MAX_DATAGRAM`](crate::sim::MAX_DATAGRAM): `EMSGSIZE`) and read their
+//! (above [`MAX_DATAGRAM`]: `EMSGSIZE`) and read their
 //! echoes. The input also changes the network (loss, duplication, reordering,
 //! latency), the would-block fault, time, takes the server down and up again, closes
 //! channels from outside and gives channels [`Command`]s (close, fail, close another

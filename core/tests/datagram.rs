@@ -28,9 +28,6 @@ struct Dg {
     send: Option<&'static [u8]>,
     /// Receive buffer size.
     buf: usize,
-    /// `readable()` answers yes once (the interest pass), then no.
-    read_once: bool,
-    asked: std::cell::Cell<bool>,
 }
 
 impl Dg {
@@ -44,8 +41,6 @@ impl Dg {
             close_on_error: false,
             send: None,
             buf: 64,
-            read_once: false,
-            asked: std::cell::Cell::new(false),
         }
     }
 
@@ -58,9 +53,6 @@ impl Dispatcher<MockSocket> for Dg {
     type Error = Error;
 
     fn readable(&self) -> bool {
-        if self.read_once {
-            return !self.asked.replace(true);
-        }
         self.read
     }
 
@@ -198,29 +190,6 @@ fn an_error_is_left_to_the_handlers_called_for_it() {
     r.poll_once(ZERO).unwrap();
     assert_eq!(taken(&log), ["read", "recv error 111"]);
     assert!(r.get(t).is_some());
-}
-
-#[test]
-fn an_error_nobody_is_called_for_goes_to_handle_error_once() {
-    // The dispatcher wanted to read at the interest pass but no longer at dispatch:
-    // no handler runs for the error, so the reactor takes it and hands it to
-    // handle_error, once. Its handle_error closes here (the default does too).
-    let (mut r, t, log) = setup(|d| Dg {
-        close_on_error: true,
-        ..d
-    });
-    r.get_mut(t).unwrap().dispatcher.read_once = true;
-    sock(&mut r, t).set_so_error(Some(refused()));
-    r.selector_mut().set_once(1, ERR);
-    r.poll_once(ZERO).unwrap();
-    assert_eq!(
-        taken(&log),
-        ["error socket error ConnectionRefused (errno 111)"]
-    );
-    assert!(
-        r.get(t).is_none(),
-        "closed by its handle_error, not handle_close"
-    );
 }
 
 #[test]

@@ -130,30 +130,29 @@ where
         }
     }
 
-    /// The state machine of a datagram channel: read → write → priority → pending
-    /// error → hang-up. No socket error closes it (the socket is still good after
-    /// one); only an invalid fd (above) or a hang-up (both directions shut down)
-    /// does.
+    /// The state machine of a datagram channel: read → write → priority → hang-up. No
+    /// socket error closes it (the socket is still good after one); only an invalid
+    /// fd (above) or a hang-up (both directions shut down) does.
     ///
     /// A pending error (`ECONNREFUSED` after an ICMP port unreachable on a connected
     /// socket) is returned by the socket's next operation. `poll(2)` reports it as
     /// `ERROR`, `select(2)` as readable and writable; the reactor delivers `ERROR` the
-    /// way select reports it, to the handlers the dispatcher wants (`readable()`,
-    /// `writable()`), so both backends give the same callbacks and the handler's own
-    /// `recv_from`/`send_to` returns the error, typed. Only when the dispatcher
-    /// wants neither (it changed its mind since the interest pass) does the reactor
-    /// take the error itself (`take_error`) and hand it to `handle_error`.
+    /// way select reports it, as read and write readiness within the interest the
+    /// channel is watched for, so both backends give the same callbacks and the
+    /// handler's own `recv_from`/`send_to` returns the error, typed. A handler that
+    /// does not receive leaves it pending, as it would leave a datagram.
     fn dispatch_datagram(&mut self, token: Token, mut readiness: Readiness) {
-        let pending_error = readiness.is_error();
-        if pending_error && let Some(c) = self.map.channel(token) {
-            if c.dispatcher.readable() {
+        if readiness.is_error()
+            && let Some(c) = self.map.channel(token)
+        {
+            let watched = c.registered;
+            if watched.is_readable() {
                 readiness = readiness.add(Readiness::READABLE);
             }
-            if c.dispatcher.writable() {
+            if watched.is_writable() {
                 readiness = readiness.add(Readiness::WRITABLE);
             }
         }
-        let handled = readiness.intersects(Readiness::READABLE.add(Readiness::WRITABLE));
         if readiness.is_readable() && self.proceed(token) {
             if let Some(c) = self.map.channel_mut(token) {
                 c.flags.clear(Flags::GOT_DATA);
@@ -163,21 +162,16 @@ where
         if readiness.is_writable() && self.proceed(token) {
             self.call(token, Callback::Write, |d, ctx| d.handle_write(ctx));
         }
-        let error_check = |r: &mut Self| r.with_socket(token, |s| s.take_error());
+        // No urgent data on a datagram socket: priority comes with the error queue.
+        // A pending error goes to handle_error (not handle_close); without one,
+        // handle_expt.
         if readiness.is_priority() && self.proceed(token) {
-            match error_check(self) {
+            match self.with_socket(token, |s| s.take_error()) {
                 Some(Ok(None)) => self.call(token, Callback::Expt, |d, ctx| d.handle_expt(ctx)),
-                Some(Ok(Some(e))) => self.deliver_error(token, e),
-                Some(Err(_)) => self.deliver_close(token),
-                None => {}
-            }
-        }
-        if pending_error && !handled && self.proceed(token) {
-            match error_check(self) {
                 Some(Ok(Some(e))) => self.deliver_error(token, e),
                 // The socket cannot even be asked: it is not good any more.
                 Some(Err(_)) => self.deliver_close(token),
-                _ => {}
+                None => {}
             }
         }
         if readiness.is_hangup() && self.proceed(token) {

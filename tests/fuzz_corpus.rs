@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use asyncore::chat::Terminator;
-use asyncore::sim::fuzz::{CheckHooks, chat_framing, dispatch, readiness};
+use asyncore::sim::fuzz::{CheckHooks, chat_framing, dgram, dispatch, readiness};
 use asyncore::sim::{Fault, Rng};
 use asyncore::{Callback, Readiness, SocketError};
+
+// The `dgram` target's generator and seeds.
+#[path = "fuzz_corpus/dgram.rs"]
+mod dgram_inputs;
 
 /// Inputs generated per target.
 const GENERATED: u64 = 5_000;
@@ -48,11 +52,14 @@ fn run_target(target: &str, data: &[u8]) -> Result<String, String> {
         "readiness" => readiness::run(data, Some(hooks()))
             .map(|r| format!("{r:?}"))
             .map_err(|e| explain(e, readiness::ops(data))),
+        "dgram" => dgram::run(data, Some(hooks()))
+            .map(|r| format!("{r:?}"))
+            .map_err(|e| explain(e, dgram::ops(data))),
         _ => unreachable!("unknown target {target}"),
     }
 }
 
-const TARGETS: [&str; 3] = ["dispatch", "chat_framing", "readiness"];
+const TARGETS: [&str; 4] = ["dispatch", "chat_framing", "readiness", "dgram"];
 
 fn corpus_files(target: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir(target))
@@ -323,6 +330,7 @@ fn generate(target: &str, seed: u64) -> Vec<u8> {
     match target {
         "dispatch" => gen_dispatch(&mut rng),
         "chat_framing" => gen_chat_framing(&mut rng),
+        "dgram" => dgram_inputs::generate(&mut rng),
         _ => gen_readiness(&mut rng),
     }
 }
@@ -376,6 +384,34 @@ fn generated_chat_framing() {
 #[test]
 fn generated_readiness() {
     generated("readiness");
+}
+
+#[test]
+fn generated_dgram() {
+    // As `generated`, counting what the inputs explored on the way: the network's
+    // faults and the refusals of dead ports.
+    let start = Instant::now();
+    let (mut refused, mut lost, mut echoed) = (0, 0, 0);
+    for seed in 0..GENERATED {
+        let data = generate("dgram", seed);
+        match dgram::run(&data, Some(hooks())) {
+            Ok(report) => {
+                refused += report.refused as u64;
+                lost += report.fired[asyncore::sim::DgramFault::Loss.index()] as u64;
+                echoed += report.echoed;
+            }
+            Err(e) => {
+                let why = run_target("dgram", &data).unwrap_err();
+                panic!("dgram: generated input {seed} failed: {e:?}\n{why}\n  input: {data:?}");
+            }
+        }
+    }
+    println!(
+        "dgram: {GENERATED} generated inputs in {:?}: {echoed} echoes verified, \
+         {refused} ECONNREFUSED, {lost} datagrams lost",
+        start.elapsed()
+    );
+    assert!(refused > 0 && lost > 0 && echoed > 0);
 }
 
 /// Encodes operations back to bytes.
@@ -443,6 +479,11 @@ fn minimize() {
         "readiness" => {
             let enc = |o: &readiness::Op, v: &mut Vec<u8>| o.encode(|b| v.push(b));
             let ops = shrink(readiness::ops(&data).collect(), |o| same(&encode(o, enc)));
+            encode(&ops, enc)
+        }
+        "dgram" => {
+            let enc = |o: &dgram::Op, v: &mut Vec<u8>| o.encode(|b| v.push(b));
+            let ops = shrink(dgram::ops(&data).collect(), |o| same(&encode(o, enc)));
             encode(&ops, enc)
         }
         t => panic!("unknown target {t}"),
@@ -1153,6 +1194,7 @@ fn seeds(target: &str) -> Vec<(&'static str, Vec<u8>)> {
     match target {
         "dispatch" => dispatch_seeds(),
         "chat_framing" => chat_framing_seeds(),
+        "dgram" => dgram_inputs::seeds(),
         _ => readiness_seeds(),
     }
 }

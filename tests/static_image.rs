@@ -86,3 +86,9 @@ fn echo_server_state_is_in_bss() {
 fn chat_server_state_is_in_bss() {
     check("chat_server", 10_000_000);
 }
+
+#[test]
+fn udp_echo_state_is_in_bss() {
+    // One channel with a 128 KiB reply queue, and a 64 KiB pool buffer.
+    check("udp_echo", 190_000);
+}

@@ -81,6 +81,19 @@ impl Addr {
         }
     }
 
+    /// Converts a Unix-domain address the kernel reported (`recvmsg`): unnamed when
+    /// it has no path or name.
+    pub(crate) fn from_unix(un: &nix::sys::socket::UnixAddr) -> Addr {
+        // A `socketpair` peer reports no address at all (length 0), an unbound
+        // socket just the family (length 2); nix's accessors assume at least 2.
+        let family_only = core::mem::size_of::<nix::libc::sa_family_t>();
+        if (un.len() as usize) <= family_only || un.is_unnamed() {
+            Addr::Unnamed
+        } else {
+            Addr::Unix(UnixAddr(*un))
+        }
+    }
+
     /// Runs `f` with the C form of this address.
     ///
     /// # Errors

@@ -3,13 +3,17 @@
 //!
 //! * [`StdSocket`]: one owned-fd type for every channel kind, so they can share one
 //!   map: TCP listeners and streams (IPv4 and IPv6), Unix-domain stream listeners and
-//!   streams, and file channels (the original's `file_wrapper`/`file_dispatcher`:
+//!   streams, UDP sockets (IPv4 and IPv6: bind, connect, `SO_BROADCAST`, multicast,
+//!   `IPV6_V6ONLY`) and Unix datagram sockets (path, abstract, unbound, pairs), and
+//!   file channels (the original's `file_wrapper`/`file_dispatcher`:
 //!   pipes, ttys, stdin, regular files). Sockets are created non-blocking and
 //!   close-on-exec, sends use `MSG_NOSIGNAL`, accepts use `accept4`. It implements the
 //!   core [`Socket`](asyncore_core::Socket) trait with `Source = RawFd`, and
 //!   `embedded-io`'s [`ReadReady`](embedded_io::ReadReady),
 //!   [`WriteReady`](embedded_io::WriteReady), [`Read`](embedded_io::Read) and
-//!   [`Write`](embedded_io::Write).
+//!   [`Write`](embedded_io::Write). Datagram sockets also implement the core
+//!   [`Datagram`](asyncore_core::Datagram) trait (`Addr` is [`Addr`]): `recv_from`
+//!   with the source and the true length (`MSG_TRUNC`), `send_to`, connected sends.
 //! * [`Addr`] and [`UnixAddr`]: socket addresses (IP, Unix-domain path or abstract
 //!   name, unnamed), stored inline without allocation.
 //! * [`SelectSelector`]: the [`Selector`](asyncore_core::Selector) over `select(2)`.
@@ -72,6 +76,7 @@ compile_error!("asyncore-std supports Linux and Android only");
 
 mod addr;
 mod clock;
+mod dgram;
 mod error;
 mod select;
 mod socket;

@@ -36,7 +36,7 @@ impl Family {
         }
     }
 
-    fn address_family(self) -> AddressFamily {
+    pub(crate) fn address_family(self) -> AddressFamily {
         match self {
             Family::Inet => AddressFamily::Inet,
             Family::Inet6 => AddressFamily::Inet6,
@@ -50,6 +50,10 @@ impl Family {
 pub enum Kind {
     /// A stream socket (`SOCK_STREAM`) of this family: listener or connection.
     Socket(Family),
+    /// A datagram socket (`SOCK_DGRAM`) of this family: UDP over IPv4 or IPv6, or a
+    /// Unix datagram socket. It starts [`State::Datagram`] and implements
+    /// [`Datagram`](asyncore_core::Datagram) (see `StdSocket::udp_bind`).
+    Datagram(Family),
     /// A file channel: a pipe, tty, stdin or regular file, read with `read(2)` and
     /// written with `write(2)`.
     File,
@@ -57,7 +61,7 @@ pub enum Kind {
 
 /// Where a socket is in its life, as far as this crate has seen.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     /// Created (maybe bound), neither listening nor connecting.
     Fresh,
     /// `listen` succeeded.
@@ -94,13 +98,13 @@ enum Role {
 /// (which every selector refuses), and every operation fails with `EBADF`.
 #[derive(Debug)]
 pub struct StdSocket {
-    fd: Option<OwnedFd>,
-    kind: Kind,
-    role: Role,
+    pub(crate) fd: Option<OwnedFd>,
+    pub(crate) kind: Kind,
+    pub(crate) role: Role,
 }
 
 /// Retries `f` while it fails with `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+pub(crate) fn retry<T>(mut f: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
     loop {
         match f() {
             Err(Errno::EINTR) => continue,
@@ -381,6 +385,9 @@ impl StdSocket {
     /// for a missing Unix path, `Other` with `EAGAIN` for a full Unix-domain backlog
     /// or no free local port, `InvalidInput` for [`Addr::Unnamed`], `EBADF` once
     /// closed). The socket's state is unchanged then; do not add it to a reactor.
+    ///
+    /// A datagram socket connects at once (nothing is sent): from then on it sends to
+    /// and receives from that peer only, and it still starts [`State::Datagram`].
     pub fn connect(&mut self, addr: &Addr) -> Result<(), SocketError> {
         let raw = self.raw()?;
         match addr.with_sockaddr(|sa| nix::sys::socket::connect(raw, sa)) {
@@ -443,11 +450,11 @@ impl StdSocket {
         self.fd.take()
     }
 
-    fn borrowed(&self) -> Result<BorrowedFd<'_>, SocketError> {
+    pub(crate) fn borrowed(&self) -> Result<BorrowedFd<'_>, SocketError> {
         self.fd().ok_or(CLOSED)
     }
 
-    fn raw(&self) -> Result<RawFd, SocketError> {
+    pub(crate) fn raw(&self) -> Result<RawFd, SocketError> {
         self.borrowed().map(|fd| fd.as_raw_fd())
     }
 
@@ -491,6 +498,7 @@ impl Socket for StdSocket {
         self.as_raw_fd()
     }
 
+    /// `Datagram` for a datagram socket (whatever was done to it),
     /// `Listening` after [`listen`](StdSocket::listen), `Connecting` after
     /// [`connect`](StdSocket::connect), `Connected` for file channels and socket
     /// pairs, `Open` for a fresh socket, `Closed` once closed. For an accepted socket
@@ -499,6 +507,9 @@ impl Socket for StdSocket {
     fn initial_state(&mut self) -> State {
         if self.fd.is_none() {
             return State::Closed;
+        }
+        if self.is_datagram() {
+            return State::Datagram;
         }
         match self.role {
             Role::Fresh => State::Open,
@@ -520,13 +531,18 @@ impl Socket for StdSocket {
 
     /// `recv(2)` (`read(2)` for a file channel). `Ok(0)` from the OS on a non-empty
     /// buffer is [`Recv::Eof`]; an empty buffer gives `Recv::Data(0)` without a system
-    /// call; `EAGAIN` is [`Recv::WouldBlock`]; `EINTR` is retried.
+    /// call; `EAGAIN` is [`Recv::WouldBlock`]; `EINTR` is retried. On a datagram
+    /// socket: one datagram (an empty one is `Data(0)`), and one longer than `buf`
+    /// is consumed and reported as `EMSGSIZE` (`recv_from` tells its length).
     ///
     /// # Errors
     /// Disconnects (`ConnectionReset`, `NotConnected`, ...: see
     /// [`SocketError::is_disconnect`]), and anything else the OS reports; `EBADF` once
     /// closed.
     fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
+        if self.is_datagram() {
+            return self.recv_one_datagram(buf);
+        }
         let fd = self.borrowed()?;
         if buf.is_empty() {
             return Ok(Recv::Data(0));
@@ -546,13 +562,18 @@ impl Socket for StdSocket {
     }
 
     /// `send(2)` with `MSG_NOSIGNAL` (`write(2)` for a file channel). An empty buffer
-    /// gives `Sent::Bytes(0)` without a system call; `EAGAIN` (also: still
-    /// connecting) is [`Sent::WouldBlock`]; `EINTR` is retried.
+    /// gives `Sent::Bytes(0)` without a system call (on a datagram socket it is sent:
+    /// an empty datagram); `EAGAIN` (also: still connecting) is [`Sent::WouldBlock`];
+    /// `EINTR` is retried. On a datagram socket, `buf` goes as one datagram to the
+    /// connected peer.
     ///
     /// # Errors
     /// Disconnects (`BrokenPipe` for `EPIPE`, `ConnectionReset`, ...), and anything
     /// else the OS reports; `EBADF` once closed.
     fn send(&mut self, buf: &[u8]) -> Result<Sent, SocketError> {
+        if self.is_datagram() {
+            return self.send_one_datagram(buf);
+        }
         let fd = self.borrowed()?;
         if buf.is_empty() {
             return Ok(Sent::Bytes(0));

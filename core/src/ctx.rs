@@ -158,20 +158,25 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
 
     /// Reads into `buf`. EOF and disconnects return `Ok(Recv::Eof)` and make the
     /// reactor deliver the end of the connection after this handler returns
-    /// (`handle_eof` for EOF, `handle_close` for a reset).
+    /// (`handle_eof` for EOF, `handle_close` for a reset). On a datagram channel it
+    /// reads one datagram, and no error is a disconnect (see
+    /// [`recv_from`](Self::recv_from)).
     ///
     /// # Errors
-    /// OS errors other than would-block and disconnects.
+    /// OS errors other than would-block and disconnects; on a datagram channel every
+    /// error.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
         recv_on(&mut self.own, buf)
     }
 
     /// Writes from `buf` and returns how many bytes went out: 0 when the socket would
     /// block, or when the connection is gone (the reactor then delivers
-    /// `handle_close` after this handler returns).
+    /// `handle_close` after this handler returns). On a (connected) datagram channel
+    /// it sends `buf` as one datagram, and no error is a disconnect.
     ///
     /// # Errors
-    /// OS errors other than would-block and disconnects.
+    /// OS errors other than would-block and disconnects; on a datagram channel every
+    /// error.
     pub fn send(&mut self, buf: &[u8]) -> Result<usize, SocketError> {
         send_on(&mut self.own, buf)
     }
@@ -195,6 +200,15 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// channel does not hold it.
     pub fn leased(&mut self, lease: &Lease) -> Option<&mut [u8]> {
         self.registry.leased(lease, self.token)
+    }
+
+    /// This channel's socket and the bytes of `lease` at once, for I/O straight
+    /// into or out of a lent buffer (the datagram operations use it); `None` if
+    /// this channel does not hold `lease`.
+    #[inline]
+    pub(crate) fn socket_and_leased(&mut self, lease: &Lease) -> Option<(&mut S, &mut [u8])> {
+        let bytes = self.registry.leased(lease, self.token)?;
+        Some((&mut *self.own.socket, bytes))
     }
 
     /// [`recv`](Self::recv) into `lease`'s bytes from `at` on.
@@ -398,7 +412,7 @@ fn recv_on<S: Socket>(own: &mut Fields<'_, S>, buf: &mut [u8]) -> Result<Recv, S
             Ok(Recv::Data(n))
         }
         Ok(r) => Ok(r),
-        Err(e) if e.is_disconnect() => {
+        Err(e) if e.is_disconnect() && *own.state != State::Datagram => {
             own.flags.set(Flags::DISCONNECTED);
             Ok(Recv::Eof)
         }
@@ -415,7 +429,7 @@ fn send_on<S: Socket>(own: &mut Fields<'_, S>, buf: &[u8]) -> Result<usize, Sock
     match own.socket.send(buf) {
         Ok(Sent::Bytes(n)) => Ok(n),
         Ok(Sent::WouldBlock) => Ok(0),
-        Err(e) if e.is_disconnect() => {
+        Err(e) if e.is_disconnect() && *own.state != State::Datagram => {
             own.flags.set(Flags::DISCONNECTED);
             Ok(0)
         }

@@ -37,6 +37,12 @@ pub mod errno {
     pub const EPROTO: i32 = 71;
     /// Not a socket.
     pub const ENOTSOCK: i32 = 88;
+    /// Destination address required (a datagram sent on an unconnected socket
+    /// without one).
+    pub const EDESTADDRREQ: i32 = 89;
+    /// Message too long: a datagram larger than the socket can send, or (from a
+    /// receive) one larger than the buffer.
+    pub const EMSGSIZE: i32 = 90;
     /// Protocol not available.
     pub const ENOPROTOOPT: i32 = 92;
     /// Operation not supported.

@@ -96,6 +96,7 @@ mod fmt;
 
 pub mod chat;
 mod ctx;
+mod datagram;
 mod dispatcher;
 pub mod echo;
 mod enum_macro;
@@ -125,6 +126,7 @@ mod token;
 mod trace;
 
 pub use ctx::{ACCEPT_BATCH, Ctx};
+pub use datagram::{Datagram, DatagramQueue, QueueError, Received};
 pub use dispatcher::{AfterEof, Dispatcher, InterestMode, LogLevel};
 pub use error::{
     AddError, AddErrorKind, Error, ErrorKind, PollError, SocketError, SourceError, errno,

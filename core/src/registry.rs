@@ -53,7 +53,9 @@ pub(crate) fn wanted<S: Socket, D: Dispatcher<S>>(channel: &Channel<S, D>) -> In
             false,
         ),
         State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
-        State::Open | State::Connected => Interest::from_flags(d.readable(), d.writable()),
+        State::Open | State::Connected | State::Datagram => {
+            Interest::from_flags(d.readable(), d.writable())
+        }
         State::ReadClosed => Interest::from_flags(false, d.writable()),
         State::Source => Interest::from_flags(d.readable(), false),
         State::Closed => Interest::NONE,

@@ -26,6 +26,12 @@ pub enum State {
     /// An event source (a waker, signals, child exits): read readiness means its
     /// events ([`Socket::next_event`]) go to `handle_event`; it is never written.
     Source,
+    /// A datagram socket (UDP, Unix datagram), bound, connected or neither: read
+    /// readiness means a datagram (or a pending error) is there, write readiness that
+    /// one can be sent. It never listens, never connects in the stream sense, never
+    /// sees EOF, and no socket error closes it (see
+    /// [`Datagram`](crate::Datagram)).
+    Datagram,
     /// Closed: no callback runs any more.
     Closed,
 }
@@ -34,8 +40,8 @@ pub enum State {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Recv {
-    /// This many bytes were read. Zero only when the buffer was empty: an empty read
-    /// is not EOF.
+    /// This many bytes were read. Zero only when the buffer was empty (or, on a
+    /// datagram socket, the datagram was): an empty read is not EOF.
     Data(usize),
     /// The peer finished sending (or, from a [`Ctx`](crate::Ctx), the connection is
     /// gone and the reactor will deliver the close).
@@ -71,10 +77,14 @@ pub trait Socket {
     /// The state the channel starts in when this socket is added to a reactor:
     /// `Listening` after `listen`, `Connecting` after a non-blocking connect (also
     /// when it completed at once: `handle_connect` then fires on the first pass),
-    /// `Connected` for accepted streams and fd channels, `Open` otherwise.
+    /// `Connected` for accepted streams and fd channels, `Datagram` for datagram
+    /// sockets, `Open` otherwise.
     fn initial_state(&mut self) -> State;
 
-    /// Reads into `buf`. An empty `buf` gives `Ok(Recv::Data(0))`, never EOF.
+    /// Reads into `buf`. An empty `buf` gives `Ok(Recv::Data(0))`, never EOF. On a
+    /// datagram socket it reads one datagram (an empty one is `Data(0)`); one longer
+    /// than `buf` is consumed and reported as an `EMSGSIZE` error, never cut silently
+    /// ([`Datagram::recv_from`](crate::Datagram::recv_from) tells its true length).
     ///
     /// # Errors
     /// Any OS error other than would-block.

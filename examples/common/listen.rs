@@ -102,19 +102,9 @@ pub fn listen(spec: &str, backlog: u32) -> Result<Listening, ListenError> {
             return Err(ListenError::BadAddress);
         }
         let path = Path::new(path);
-        clear_stale(path)?;
+        clear_stale(path, false)?;
         let socket = StdSocket::unix_listener(path, backlog)?;
-        // Right after bind: the file is ours. If it cannot be examined now, it is
-        // never removed (better left behind than someone else's removed).
-        let file = std::fs::symlink_metadata(path)
-            .ok()
-            .filter(|m| m.file_type().is_socket())
-            .map(|m| SocketFile {
-                path: path.to_path_buf(),
-                dev: m.dev(),
-                ino: m.ino(),
-                removed: false,
-            });
+        let file = socket_file(path);
         return Ok(Listening { socket, file });
     }
     let addr: std::net::SocketAddr = spec.parse().map_err(|_| ListenError::BadAddress)?;
@@ -124,9 +114,26 @@ pub fn listen(spec: &str, backlog: u32) -> Result<Listening, ListenError> {
     })
 }
 
+/// The socket file a server just bound at `path`: right after bind the file is
+/// ours. If it cannot be examined now, it is never removed (better left behind than
+/// someone else's removed).
+pub(super) fn socket_file(path: &Path) -> Option<SocketFile> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_socket())
+        .map(|m| SocketFile {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+            removed: false,
+        })
+}
+
 /// Makes `path` free for a new socket if it holds a stale one; refuses if it holds a
-/// live one or anything else.
-fn clear_stale(path: &Path) -> Result<(), ListenError> {
+/// live one or anything else. A datagram server probes with a datagram socket
+/// (`datagram`): connecting one to a live datagram socket succeeds, to a stale one
+/// is refused.
+pub(super) fn clear_stale(path: &Path, datagram: bool) -> Result<(), ListenError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -137,7 +144,15 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
     }
     // A non-blocking connect: a live server with a full backlog answers EAGAIN
     // instead of making us wait.
-    match StdSocket::unix_connect(path) {
+    let probe = if datagram {
+        StdSocket::datagram(asyncore::asyncore_std::Family::Unix).and_then(|mut s| {
+            s.connect(&asyncore::Addr::unix(path)?)?;
+            Ok(s)
+        })
+    } else {
+        StdSocket::unix_connect(path)
+    };
+    match probe {
         Ok(probe) => {
             drop(probe);
             Err(ListenError::InUse)

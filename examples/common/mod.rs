@@ -1,7 +1,7 @@
 //! What the server examples share, and nothing the library publishes: the command
 //! line ([`args`]), listening on an address given as text ([`listen`]: the rules for
-//! `unix:PATH` are there), logging that never blocks or panics ([`log`]), and
-//! stopping cleanly on SIGINT, SIGTERM or SIGHUP.
+//! `unix:PATH` are there; [`bind`] for datagram sockets), logging that never blocks
+//! or panics ([`log`]), and stopping cleanly on SIGINT, SIGTERM or SIGHUP.
 //!
 //! Each example includes it with `mod common;` (cargo does not build `examples/common/`
 //! as an example of its own: it has no `main.rs`). Its unit tests run in
@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each example uses its own subset
 
 pub mod args;
+pub mod bind;
 pub mod listen;
 pub mod log;
 

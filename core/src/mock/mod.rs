@@ -5,7 +5,10 @@
 //!   any [`SocketError`](crate::SocketError) (see [`errno`](crate::errno)), `SO_ERROR`, peer address,
 //!   pending connections for a listener. It records what was sent and how often it was
 //!   closed; a [`SocketProbe`] keeps the close count visible after the reactor dropped
-//!   the socket.
+//!   the socket. [`MockSocket::datagram`] is a datagram socket (address type `u32`):
+//!   datagrams fed with their source, truncation, and through the same scripts any
+//!   error (`ECONNREFUSED`, `EMSGSIZE`, `ENOBUFS`), its sent datagrams recorded with
+//!   their destination.
 //! * [`MockSelector`]: level-triggered readiness per source, set by the test (every
 //!   [`Readiness`](crate::Readiness) bit), a record of the interest set handed over
 //!   each pass, and a virtual clock that advances by the timeout of waits that find
@@ -28,10 +31,12 @@
 //! assert_eq!(&log.received(t)[..], b"hi");
 //! ```
 
+mod dgram;
 mod recorder;
 mod selector;
 mod socket;
 
+pub use dgram::{INBOUND_DATAGRAMS, OUTBOUND_DATAGRAMS};
 pub use recorder::{Action, CallLog, Recorder};
 pub use selector::{MockSelector, MockWaitFailed, PassRecord};
 pub use socket::{MockSocket, RecvStep, SendStep, SocketProbe};

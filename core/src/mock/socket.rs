@@ -95,21 +95,21 @@ pub const OUTBOUND: usize = 1024;
 #[derive(Debug)]
 pub struct MockSocket {
     id: u32,
-    state: State,
+    pub(super) state: State,
     peer: Result<u32, SocketError>,
-    inbound: Deque<u8, INBOUND>,
+    pub(super) inbound: Deque<u8, INBOUND>,
     eof_when_empty: bool,
     chunk: usize,
-    recv_script: Deque<RecvStep, 16>,
-    send_script: Deque<SendStep, 16>,
-    outbound: Vec<u8, OUTBOUND>,
-    send_calls: u32,
-    recv_calls: u32,
+    pub(super) recv_script: Deque<RecvStep, 16>,
+    pub(super) send_script: Deque<SendStep, 16>,
+    pub(super) outbound: Vec<u8, OUTBOUND>,
+    pub(super) send_calls: u32,
+    pub(super) recv_calls: u32,
     priority: Deque<u8, 8>,
     /// Pending connections: the new socket's id and its peer-address result (an
     /// `Err` makes it start `Open`), or an accept failure.
     pending: Deque<Pending, 16>,
-    so_error: Option<SocketError>,
+    pub(super) so_error: Option<SocketError>,
     take_error_fails: Option<SocketError>,
     close_result: Option<SocketError>,
     closes: u32,
@@ -118,6 +118,8 @@ pub struct MockSocket {
     accept_probe: Option<&'static SocketProbe>,
     /// An event source's pending events, coalesced as the real sources do.
     events: Deque<crate::SourceEvent, 16>,
+    /// Datagram boundaries and addresses (see `mock/dgram.rs`).
+    pub(super) dgram: super::dgram::Datagrams,
 }
 
 impl MockSocket {
@@ -144,6 +146,7 @@ impl MockSocket {
             write_shut: false,
             probe: None,
             accept_probe: None,
+            dgram: super::dgram::Datagrams::new(),
         }
     }
 
@@ -301,10 +304,12 @@ impl MockSocket {
     }
 
     /// Takes what was sent so far into `out` (appended), making room for more: for
-    /// streams longer than the socket's outbound record.
+    /// streams longer than the socket's outbound record. On a datagram socket the
+    /// record of datagram boundaries is cleared too.
     pub fn drain_sent(&mut self, out: &mut impl Extend<u8>) {
         out.extend(self.outbound.iter().copied());
         self.outbound.clear();
+        self.dgram.clear_sent();
     }
 
     /// How many bytes are still waiting to be read.
@@ -337,7 +342,7 @@ impl MockSocket {
         self.write_shut
     }
 
-    fn closed_error() -> SocketError {
+    pub(super) fn closed_error() -> SocketError {
         SocketError::from_errno(errno::EBADF)
     }
 }
@@ -362,6 +367,9 @@ impl Socket for MockSocket {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
+        if self.state == State::Datagram {
+            return self.recv_one_datagram(buf);
+        }
         if self.is_closed() {
             return Err(Self::closed_error());
         }
@@ -398,6 +406,9 @@ impl Socket for MockSocket {
     }
 
     fn send(&mut self, buf: &[u8]) -> Result<Sent, SocketError> {
+        if self.state == State::Datagram {
+            return self.send_one_datagram(buf, None);
+        }
         if self.is_closed() {
             return Err(Self::closed_error());
         }

@@ -43,6 +43,10 @@ where
                 }
                 return;
             }
+            State::Datagram => {
+                self.dispatch_datagram(token, readiness);
+                return;
+            }
             State::Listening => {
                 if readiness.is_readable() {
                     self.call(token, Callback::Accept, |d, ctx| d.handle_accept(ctx));
@@ -123,6 +127,72 @@ where
                 return;
             };
             self.call(token, Callback::Event, |d, ctx| d.handle_event(ctx, event));
+        }
+    }
+
+    /// The state machine of a datagram channel: read → write → priority → hang-up. No
+    /// socket error closes it (the socket is still good after one); only an invalid
+    /// fd (above) or a hang-up (both directions shut down) does.
+    ///
+    /// A pending error (`ECONNREFUSED` after an ICMP port unreachable on a connected
+    /// socket) is returned by the socket's next operation. `poll(2)` reports it as
+    /// `ERROR`, `select(2)` as readable and writable; the reactor delivers `ERROR` the
+    /// way select reports it, as read and write readiness within the interest the
+    /// channel is watched for, so both backends give the same callbacks and the
+    /// handler's own `recv_from`/`send_to` returns the error, typed. A handler that
+    /// does not receive leaves it pending, as it would leave a datagram.
+    fn dispatch_datagram(&mut self, token: Token, mut readiness: Readiness) {
+        if readiness.is_error()
+            && let Some(c) = self.map.channel(token)
+        {
+            let watched = c.registered;
+            if watched.is_readable() {
+                readiness = readiness.add(Readiness::READABLE);
+            }
+            if watched.is_writable() {
+                readiness = readiness.add(Readiness::WRITABLE);
+            }
+        }
+        if readiness.is_readable() && self.proceed(token) {
+            if let Some(c) = self.map.channel_mut(token) {
+                c.flags.clear(Flags::GOT_DATA);
+            }
+            self.call(token, Callback::Read, |d, ctx| d.handle_read(ctx));
+        }
+        if readiness.is_writable() && self.proceed(token) {
+            self.call(token, Callback::Write, |d, ctx| d.handle_write(ctx));
+        }
+        // No urgent data on a datagram socket: priority comes with the error queue.
+        // A pending error goes to handle_error (not handle_close); without one,
+        // handle_expt.
+        if readiness.is_priority() && self.proceed(token) {
+            match self.with_socket(token, |s| s.take_error()) {
+                Some(Ok(None)) => self.call(token, Callback::Expt, |d, ctx| d.handle_expt(ctx)),
+                Some(Ok(Some(e))) => self.deliver_error(token, e),
+                // The socket cannot even be asked: it is not good any more.
+                Some(Err(_)) => self.deliver_close(token),
+                None => {}
+            }
+        }
+        if readiness.is_hangup() && self.proceed(token) {
+            let drained = !(readiness.is_readable()
+                && self.flags(token).is_some_and(|f| f.has(Flags::GOT_DATA)));
+            if drained {
+                self.deliver_close(token);
+            }
+        }
+    }
+
+    /// Hands a socket error the reactor found (not one a handler returned) to
+    /// `handle_error`, then acts on what it left.
+    fn deliver_error(&mut self, token: Token, error: SocketError) {
+        let flags = self.with_ctx(token, |d, ctx| {
+            ctx.trace(Callback::Error);
+            d.handle_error(ctx, error.into());
+            *ctx.flags()
+        });
+        if flags.is_some_and(|f| f.has(Flags::PENDING)) {
+            self.act_on_flags(token);
         }
     }
 

@@ -14,6 +14,13 @@
 //!   half-closes and full maps. Each injection is counted ([`SimNet::fired`]).
 //! * [`SimNet::trace_hash`]: a hash of every operation and result, so the same seed
 //!   must give the same hash.
+//! * A datagram network beside the streams ([`SimNet::bind_dgram`],
+//!   [`SimNet::connect_dgram`], [`SimNet::dgram`]; sockets implement
+//!   [`Datagram`](crate::Datagram) with [`SimAddr`] ports): datagrams in flight with
+//!   a latency, seeded loss, duplication and reordering ([`DgramConfig`]), a full
+//!   receive buffer dropping, and `ECONNREFUSED` for a connected socket whose peer's
+//!   port is closed. The [`dgram_scenario`] runs a request/response protocol with
+//!   retries over it.
 //!
 //! Readiness follows Linux: a refused connect is readable, writable, error and
 //! hang-up; a reset connection the same; a FIN makes a socket readable; a connection
@@ -65,6 +72,8 @@
 
 pub mod chat_scenario;
 mod check;
+mod dgram;
+pub mod dgram_scenario;
 #[cfg(any(test, feature = "fuzz"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "fuzz")))]
 pub mod fuzz;
@@ -73,6 +82,7 @@ mod rng;
 pub mod scenario;
 
 pub use check::{TRACKED, TraceChecker, Violation};
+pub use dgram::{DGRAM_FAULTS, DgramConfig, DgramFault, MAX_DATAGRAM, SEND_BUFFER, SimAddr, WIRE};
 pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
 

@@ -22,7 +22,7 @@ enum Phase {
 }
 
 #[derive(Debug)]
-struct Stream {
+pub(super) struct Stream {
     peer: u16,
     phase: Phase,
     /// The peer shut down its sending side (or closed): EOF after the buffered data.
@@ -41,7 +41,7 @@ struct Stream {
 }
 
 #[derive(Debug)]
-enum Kind {
+pub(super) enum Kind {
     Free,
     Listener {
         port: u16,
@@ -50,15 +50,18 @@ enum Kind {
     Stream(Stream),
     /// An event source: its pending events, coalesced as the real sources do.
     Source(Deque<SourceEvent, EVENTS>),
+    /// A datagram socket (see `sim/dgram.rs`); its received datagrams are framed in
+    /// its receive buffer.
+    Dgram(super::dgram::Dgram),
     Closed,
 }
 
 /// Events a simulated source holds at most, and raises scheduled for later.
 const EVENTS: usize = 16;
 
-struct Sock<const B: usize> {
-    kind: Kind,
-    rx: Ring<B>,
+pub(super) struct Sock<const B: usize> {
+    pub(super) kind: Kind,
+    pub(super) rx: Ring<B>,
     /// The last wait reported it ready (for more than an injected spurious event).
     reported: bool,
     /// An operation on it made progress since the last wait: data moved, a
@@ -100,24 +103,26 @@ pub struct Stall {
     pub at: Duration,
 }
 
-struct NetState<const S: usize, const B: usize> {
-    now: Duration,
-    rng: Rng,
+pub(super) struct NetState<const S: usize, const B: usize> {
+    pub(super) now: Duration,
+    pub(super) rng: Rng,
     cfg: SimConfig,
-    socks: [Sock<B>; S],
-    used: usize,
+    pub(super) socks: [Sock<B>; S],
+    pub(super) used: usize,
     fired: [u32; FAULTS],
     trace: TraceHash,
     ops: u64,
     stall: Option<Stall>,
     /// Raises due later: when, which source, what.
     scheduled: Deque<(Duration, u16, SourceEvent), EVENTS>,
+    /// The datagram network: datagrams in flight, its options and counters.
+    pub(super) wire: super::dgram::Wire,
 }
 
 /// A simulated network of up to `S` sockets (listeners and stream ends, never
 /// reused within a run) with `B`-byte receive buffers. See the [module](super) docs.
 pub struct SimNet<const S: usize, const B: usize> {
-    st: RefCell<NetState<S, B>>,
+    pub(super) st: RefCell<NetState<S, B>>,
 }
 
 impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
@@ -135,8 +140,8 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
 /// id. It implements [`Socket`]; a test drives the far ends of connections with the
 /// same methods.
 pub struct SimSocket<'n, const S: usize, const B: usize> {
-    net: &'n SimNet<S, B>,
-    id: u16,
+    pub(super) net: &'n SimNet<S, B>,
+    pub(super) id: u16,
 }
 
 impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
@@ -163,12 +168,12 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimSelector<'_, S, B> 
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SimStalled;
 
-fn err(code: i32) -> SocketError {
+pub(super) fn err(code: i32) -> SocketError {
     SocketError::from_errno(code)
 }
 
 impl<const S: usize, const B: usize> NetState<S, B> {
-    fn fault(&mut self, f: Fault) -> bool {
+    pub(super) fn fault(&mut self, f: Fault) -> bool {
         let hit = self.rng.chance(self.cfg.rate(f));
         if hit {
             self.fired[f.index()] += 1;
@@ -176,7 +181,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         hit
     }
 
-    fn record(&mut self, op: u8, id: u16, result: u64) {
+    pub(super) fn record(&mut self, op: u8, id: u16, result: u64) {
         self.ops += 1;
         self.trace.add(&[op]);
         self.trace.add(&id.to_le_bytes());
@@ -209,7 +214,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
     }
 
     /// Marks progress on `id`.
-    fn progressed(&mut self, id: u16) {
+    pub(super) fn progressed(&mut self, id: u16) {
         if let Some(s) = self.socks.get_mut(id as usize) {
             s.progress = true;
         }
@@ -237,7 +242,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         }
     }
 
-    fn alloc(&mut self, kind: Kind) -> Result<u16, SocketError> {
+    pub(super) fn alloc(&mut self, kind: Kind) -> Result<u16, SocketError> {
         if self.used >= S || self.used >= NONE as usize {
             return Err(err(errno::EMFILE));
         }
@@ -297,6 +302,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             self.scheduled.pop_front();
             self.raise(id, event);
         }
+        self.deliver_datagrams();
         for id in 0..self.used {
             let (port, refuse) = match &self.socks[id].kind {
                 Kind::Stream(s) if s.phase == Phase::Connecting && s.resolve_at <= self.now => {
@@ -358,7 +364,11 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             })
             .min();
         let raise = self.scheduled.iter().map(|s| s.0).min();
-        match (connect, raise) {
+        let first = match (connect, raise) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (first, self.wire.next_arrival()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -385,6 +395,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
                     Readiness::READABLE
                 }
             }
+            Kind::Dgram(d) => self.dgram_readiness(sock, d),
             Kind::Stream(s) => match s.phase {
                 Phase::Connecting => Readiness::EMPTY,
                 Phase::Failed => {
@@ -434,6 +445,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
                 ops: 0,
                 stall: None,
                 scheduled: Deque::new(),
+                wire: super::dgram::Wire::new(),
             }),
         }
     }
@@ -664,6 +676,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         match &self.net.st.borrow().socks[self.id as usize].kind {
             Kind::Listener { .. } => State::Listening,
             Kind::Source(_) => State::Source,
+            Kind::Dgram(_) => State::Datagram,
             Kind::Stream(s) if s.phase == Phase::Established => State::Connected,
             Kind::Stream(_) => State::Connecting,
             Kind::Free | Kind::Closed => State::Open,
@@ -671,6 +684,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
+        if self.is_datagram() {
+            return self.recv_one_datagram(buf);
+        }
         let mut guard = self.net.st.borrow_mut();
         let st = &mut *guard;
         let id = self.id;
@@ -720,6 +736,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
     }
 
     fn send(&mut self, buf: &[u8]) -> Result<Sent, SocketError> {
+        if self.is_datagram() {
+            return self.send_datagram_to(buf, None);
+        }
         let mut guard = self.net.st.borrow_mut();
         let st = &mut *guard;
         let id = self.id;
@@ -823,6 +842,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
                     s.so_error.take()
                 }
             }
+            Kind::Dgram(d) => d.so_error.take(),
             _ => None,
         };
         if e.is_some() {
@@ -919,8 +939,9 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
                     }
                 }
             }
-            // Pending events go with it.
-            Kind::Source(_) => {}
+            // Pending events go with it; datagrams on their way to a closed socket
+            // draw a "port unreachable".
+            Kind::Source(_) | Kind::Dgram(_) => {}
             Kind::Listener { mut backlog, .. } => {
                 // Pending connections are reset.
                 while let Some(c) = backlog.pop_front() {
@@ -951,7 +972,7 @@ fn event_code(e: SourceEvent) -> u64 {
     }
 }
 
-fn outcome_code(r: &Result<u64, SocketError>) -> u64 {
+pub(super) fn outcome_code(r: &Result<u64, SocketError>) -> u64 {
     match r {
         Ok(x) => *x,
         Err(e) => 0x8000_0000_0000_0000 | e.raw_os_error().unwrap_or(0) as u64,

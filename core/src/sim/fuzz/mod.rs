@@ -1,7 +1,7 @@
 //! Operation interpreters for fuzzing: arbitrary bytes in, a bounded sequence of
 //! operations on the dispatch logic out, every step checked. `no_std`, no allocation.
 //!
-//! Three interpreters, one per cargo-fuzz target under `fuzz/`:
+//! Four interpreters, one per cargo-fuzz target under `fuzz/`:
 //!
 //! * [`dispatch`]: operations over a [`SimNet`](super::SimNet) and a
 //!   [`Reactor`](crate::Reactor) running an echo server whose handlers do what the
@@ -14,6 +14,10 @@
 //! * [`readiness`]: arbitrary readiness bits and scripted socket results (data, short
 //!   counts, EOF, would-block, each errno, `SO_ERROR`) for listeners, connecting and
 //!   connected channels, straight into the dispatch state machine.
+//! * [`dgram`]: operations over the simulated datagram network and a reactor running
+//!   a datagram echo server and datagram clients (connected or not, to live and dead
+//!   ports), with loss, duplication, reordering, server restarts, commands and
+//!   sockets closed behind the reactor's back.
 //!
 //! Each returns `Err` with the first broken invariant; none may panic. The same
 //! functions run under libFuzzer (nightly, `fuzz/`) and under plain `cargo test`
@@ -59,6 +63,7 @@
 //! no `handle_connect` after `handle_connect_failed`.
 
 pub mod chat_framing;
+pub mod dgram;
 pub mod dispatch;
 pub mod readiness;
 

@@ -10,8 +10,8 @@ use core::time::Duration;
 
 use asyncore_core::echo::Echo;
 use asyncore_core::{
-    Events, Interest, Reactor, Readiness, Recv, Selector, Sent, Socket, SocketError, SourceError,
-    State, Token, With,
+    Events, Interest, Reactor, Readiness, Recv, Registrations, Selector, Sent, Socket, SocketError,
+    SourceError, State, Token, With,
 };
 
 /// The peripheral: per socket, a readiness register, a data register, a length
@@ -78,8 +78,7 @@ impl Socket for HwSocket {
 
 /// Reads each registered source's readiness register; spins until one is ready.
 struct HwSelector {
-    regs: [(Token, u8, Interest); 8],
-    len: usize,
+    regs: Registrations<u8, 8>,
 }
 
 impl Selector for HwSelector {
@@ -91,38 +90,27 @@ impl Selector for HwSelector {
         source: u8,
         interest: Interest,
     ) -> Result<(), SourceError> {
-        let slot = self.regs.get_mut(self.len).ok_or(SourceError::Full)?;
-        *slot = (token, source, interest);
-        self.len += 1;
-        Ok(())
+        self.regs.register(token, source, interest)
     }
     fn reregister(
         &mut self,
         token: Token,
-        _: u8,
+        source: u8,
         _: Interest,
         interest: Interest,
     ) -> Result<(), SourceError> {
-        let r = self.regs[..self.len]
-            .iter_mut()
-            .find(|r| r.0 == token)
-            .ok_or(SourceError::Invalid)?;
-        r.2 = interest;
-        Ok(())
+        self.regs.reregister(token, source, interest)
     }
     fn deregister(&mut self, token: Token, _: u8, _: Interest) {
-        if let Some(i) = self.regs[..self.len].iter().position(|r| r.0 == token) {
-            self.regs.swap(i, self.len - 1);
-            self.len -= 1;
-        }
+        self.regs.deregister(token);
     }
     fn select(&mut self, events: &mut Events<'_>, _timeout: Option<Duration>) -> Result<usize, ()> {
         loop {
             let mut n = 0;
-            for &(token, source, interest) in &self.regs[..self.len] {
-                let r = Readiness::from_bits_truncate(reg8(READY + source as usize))
-                    .masked_by(interest);
-                if !r.is_empty() && events.push(token, r) {
+            for r in self.regs.watched() {
+                let ready = Readiness::from_bits_truncate(reg8(READY + r.source as usize))
+                    .masked_by(r.interest);
+                if !ready.is_empty() && events.push(r.token, ready) {
                     n += 1;
                 }
             }
@@ -138,8 +126,7 @@ impl Selector for HwSelector {
 pub extern "C" fn _start() -> ! {
     let mut r: Reactor<With<HwSelector, HwSocket>, Echo<HwSocket, 256>, 8> =
         Reactor::new(HwSelector {
-            regs: [(Token::new(0, 0), 0, Interest::NONE); 8],
-            len: 0,
+            regs: Registrations::new(),
         });
     let _ = r.add(HwSocket(0), Echo::listener(7));
     loop {

@@ -9,66 +9,14 @@ use std::vec::Vec as StdVec;
 
 use super::*;
 use crate::mock::{MockSelector, MockSocket, SendStep, SocketProbe};
-use crate::{Events, Interest, Reactor, Readiness, Selector, SourceError, Token};
+use crate::{Reactor, Readiness, SourceError, Token};
 
 /// Lines of up to 256 bytes, and the smallest output ring that allows them with
 /// room to spare for a few.
 const LINE: usize = 256;
 const OUT: usize = 1024;
 type Srv = ChatServer<MockSocket, OUT, LINE>;
-type R<Sel = MockSelector> = Reactor<With<Sel, MockSocket>, Srv, 8>;
-
-/// The mock selector without its clock: no deadlines, as on a selector without one.
-#[derive(Debug, Default)]
-struct NoClock(MockSelector);
-
-impl Selector for NoClock {
-    type Source = u32;
-    type Error = <MockSelector as Selector>::Error;
-    fn register(
-        &mut self,
-        token: Token,
-        source: u32,
-        interest: Interest,
-    ) -> Result<(), SourceError> {
-        self.0.register(token, source, interest)
-    }
-    fn reregister(
-        &mut self,
-        token: Token,
-        source: u32,
-        was: Interest,
-        interest: Interest,
-    ) -> Result<(), SourceError> {
-        self.0.reregister(token, source, was, interest)
-    }
-    fn deregister(&mut self, token: Token, source: u32, was: Interest) {
-        self.0.deregister(token, source, was);
-    }
-    fn select(
-        &mut self,
-        events: &mut Events<'_>,
-        timeout: Option<core::time::Duration>,
-    ) -> Result<usize, Self::Error> {
-        self.0.select(events, timeout)
-    }
-}
-
-trait Mock: Selector<Source = u32> + Default {
-    fn mock(&mut self) -> &mut MockSelector;
-}
-
-impl Mock for MockSelector {
-    fn mock(&mut self) -> &mut MockSelector {
-        self
-    }
-}
-
-impl Mock for NoClock {
-    fn mock(&mut self) -> &mut MockSelector {
-        &mut self.0
-    }
-}
+type R = Reactor<With<MockSelector, MockSocket>, Srv, 8>;
 
 const LISTENER: u32 = 1;
 
@@ -93,25 +41,24 @@ fn left() -> StdVec<(StdString, Leave)> {
     LEFT.with(|l| l.borrow().clone())
 }
 
-struct Chat<Sel: Mock = MockSelector> {
-    r: R<Sel>,
+struct Chat {
+    r: R,
     listener: Token,
 }
 
 impl Chat {
     fn new(max_conns: usize) -> Self {
-        Self::with_selector(max_conns)
-    }
-}
-
-impl<Sel: Mock> Chat<Sel> {
-    fn with_selector(max_conns: usize) -> Self {
         Self::with_listener(ChatListener::new(max_conns))
     }
 
     /// A chat server around `listener`, with the recording hooks.
     fn with_listener(listener: ChatListener<MockSocket>) -> Self {
-        let mut r: R<Sel> = Reactor::new(Sel::default());
+        Self::on(MockSelector::new(), listener)
+    }
+
+    /// As [`with_listener`](Self::with_listener), over `selector`.
+    fn on(selector: MockSelector, listener: ChatListener<MockSocket>) -> Self {
+        let mut r: R = Reactor::new(selector);
         let hooks = ListenerHooks {
             accepted: |_, _| {},
             refused: record_refused,
@@ -154,7 +101,7 @@ impl<Sel: Mock> Chat<Sel> {
     }
 
     fn sel(&mut self) -> &mut MockSelector {
-        self.r.selector_mut().mock()
+        self.r.selector_mut()
     }
 
     fn settle(&mut self) {
@@ -472,9 +419,7 @@ fn extra_connections_get_an_error_line_and_are_closed_while_others_are_served() 
 /// Four 200-byte lines from `alice` while `slowpoke` reads nothing: the third does
 /// not fit its ring with the notice reserve. Returns the tokens (alice, slowpoke,
 /// another), the lines, and how many lines the other had before.
-fn slow_client_setup<Sel: Mock>(
-    c: &mut Chat<Sel>,
-) -> (Token, Token, Token, StdVec<StdString>, usize) {
+fn slow_client_setup(c: &mut Chat) -> (Token, Token, Token, StdVec<StdString>, usize) {
     let a = c.connect(10).unwrap();
     let slow = c.connect(11).unwrap();
     let d = c.connect(12).unwrap();
@@ -504,8 +449,8 @@ fn slow_client_setup<Sel: Mock>(
 }
 
 /// The slow client is gone; the others got `before` lines, the notice, the rest.
-fn slow_client_is_gone<Sel: Mock>(
-    c: &mut Chat<Sel>,
+fn slow_client_is_gone(
+    c: &mut Chat,
     (a, slow, d, lines, nd): (Token, Token, Token, StdVec<StdString>, usize),
     before: usize,
 ) {
@@ -525,7 +470,8 @@ fn slow_client_is_gone<Sel: Mock>(
 
 #[test]
 fn without_a_clock_a_receiver_without_room_is_disconnected_at_once() {
-    let mut c: Chat<NoClock> = Chat::with_selector(4);
+    // The mock without its clock: no deadlines, as on a selector without one.
+    let mut c = Chat::on(MockSelector::without_clock(), ChatListener::new(4));
     let setup = slow_client_setup(&mut c);
     assert!(
         c.r.get(setup.1).is_none(),

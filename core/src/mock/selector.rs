@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::{Events, Interest, Readiness, Selector, SourceError, Token};
+use crate::{Events, Interest, Readiness, Registrations, Selector, SourceError, Token};
 
 /// The interest one source had in one pass, as recorded by [`MockSelector`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -18,14 +18,6 @@ pub struct PassRecord {
     pub source: u32,
     /// Its interest.
     pub interest: Interest,
-}
-
-/// One registered source.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-struct Reg {
-    token: Token,
-    source: u32,
-    interest: Interest,
 }
 
 /// How many sources a [`MockSelector`] can register, and hold readiness for.
@@ -51,7 +43,7 @@ pub struct MockSelector {
     clock: Duration,
     last_timeout: Option<Option<Duration>>,
     limit: Option<u32>,
-    regs: Vec<Reg, SOURCES>,
+    regs: Registrations<u32, SOURCES>,
     unknown_deregisters: u32,
     fail_next: bool,
     clockless: bool,
@@ -75,7 +67,7 @@ impl MockSelector {
             clock: Duration::ZERO,
             last_timeout: None,
             limit: None,
-            regs: Vec::new(),
+            regs: Registrations::new(),
             unknown_deregisters: 0,
             fail_next: false,
             clockless: false,
@@ -187,10 +179,7 @@ impl MockSelector {
 
     /// The interest `source` is registered with now (`None`: not registered).
     pub fn interest(&self, source: u32) -> Option<Interest> {
-        self.regs
-            .iter()
-            .find(|r| r.source == source)
-            .map(|r| r.interest)
+        self.regs.of_source(source).map(|r| r.interest)
     }
 }
 
@@ -215,21 +204,7 @@ impl Selector for MockSelector {
                 limit: limit as usize,
             });
         }
-        if self.regs.iter().any(|r| r.token == token) {
-            return Err(SourceError::Invalid);
-        }
-        // Kept in slot order, as a reactor hands its channels over.
-        let at = self
-            .regs
-            .iter()
-            .position(|r| r.token.index() > token.index())
-            .unwrap_or(self.regs.len());
-        let reg = Reg {
-            token,
-            source,
-            interest,
-        };
-        self.regs.insert(at, reg).map_err(|_| SourceError::Full)
+        self.regs.register(token, source, interest)
     }
 
     fn reregister(
@@ -239,29 +214,12 @@ impl Selector for MockSelector {
         _was: Interest,
         interest: Interest,
     ) -> Result<(), SourceError> {
-        match self
-            .regs
-            .iter_mut()
-            .find(|r| r.token == token && r.source == source)
-        {
-            Some(r) => {
-                r.interest = interest;
-                Ok(())
-            }
-            None => Err(SourceError::Invalid),
-        }
+        self.regs.reregister(token, source, interest)
     }
 
-    fn deregister(&mut self, token: Token, source: u32, _was: Interest) {
-        match self
-            .regs
-            .iter()
-            .position(|r| r.token == token && r.source == source)
-        {
-            Some(i) => {
-                self.regs.remove(i);
-            }
-            None => self.unknown_deregisters += 1,
+    fn deregister(&mut self, token: Token, _source: u32, _was: Interest) {
+        if !self.regs.deregister(token) {
+            self.unknown_deregisters += 1;
         }
     }
 
@@ -277,7 +235,7 @@ impl Selector for MockSelector {
         self.last_timeout = Some(timeout);
         self.last.clear();
         let mut count = 0;
-        for reg in self.regs.iter().filter(|r| !r.interest.is_empty()) {
+        for reg in self.regs.watched() {
             let record = PassRecord {
                 pass: self.passes,
                 token: reg.token,
@@ -304,7 +262,7 @@ impl Selector for MockSelector {
                 count += 1;
             }
         }
-        for reg in self.regs.iter().filter(|r| !r.interest.is_empty()) {
+        for reg in self.regs.watched() {
             Self::put(&mut self.once, reg.source, Readiness::EMPTY);
         }
         if count == 0 {

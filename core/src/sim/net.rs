@@ -7,8 +7,8 @@ use heapless::Deque;
 
 use super::{FAULTS, Fault, Rng, SimConfig, TraceHash};
 use crate::{
-    Events, Interest, Readiness, Recv, Ring, Selector, Sent, Socket, SocketError, SourceError,
-    SourceEvent, State, Token, errno,
+    Events, Interest, Readiness, Recv, Registered, Registrations, Ring, Selector, Sent, Socket,
+    SocketError, SourceError, SourceEvent, State, Token, errno,
 };
 
 const NONE: u16 = u16::MAX;
@@ -154,7 +154,7 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
 /// and the network it watches.
 pub struct SimSelector<'n, const S: usize, const B: usize> {
     net: &'n SimNet<S, B>,
-    regs: heapless::Vec<(Token, u32, Interest), S>,
+    regs: Registrations<u32, S>,
 }
 
 impl<const S: usize, const B: usize> core::fmt::Debug for SimSelector<'_, S, B> {
@@ -984,7 +984,7 @@ impl<'n, const S: usize, const B: usize> SimSelector<'n, S, B> {
     pub const fn new(net: &'n SimNet<S, B>) -> Self {
         SimSelector {
             net,
-            regs: heapless::Vec::new(),
+            regs: Registrations::new(),
         }
     }
 }
@@ -1006,14 +1006,7 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         if source as usize >= S {
             return Err(SourceError::OutOfRange { limit: S });
         }
-        let at = self
-            .regs
-            .iter()
-            .position(|r| r.0.index() > token.index())
-            .unwrap_or(self.regs.len());
-        self.regs
-            .insert(at, (token, source, interest))
-            .map_err(|_| SourceError::Full)
+        self.regs.register(token, source, interest)
     }
 
     fn reregister(
@@ -1023,19 +1016,11 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         _was: Interest,
         interest: Interest,
     ) -> Result<(), SourceError> {
-        match self.regs.iter_mut().find(|r| r.0 == token && r.1 == source) {
-            Some(r) => {
-                r.2 = interest;
-                Ok(())
-            }
-            None => Err(SourceError::Invalid),
-        }
+        self.regs.reregister(token, source, interest)
     }
 
-    fn deregister(&mut self, token: Token, source: u32, _was: Interest) {
-        if let Some(i) = self.regs.iter().position(|r| r.0 == token && r.1 == source) {
-            self.regs.remove(i);
-        }
+    fn deregister(&mut self, token: Token, _source: u32, _was: Interest) {
+        self.regs.deregister(token);
     }
 
     fn select(
@@ -1050,7 +1035,12 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         loop {
             st.resolve();
             let mut count = 0;
-            for &(token, source, interest) in self.regs.iter().filter(|r| !r.2.is_empty()) {
+            for &Registered {
+                token,
+                source,
+                interest,
+            } in self.regs.watched()
+            {
                 let real = st.readiness(source as u16).masked_by(interest);
                 let mut r = real;
                 if st.fault(Fault::Spurious) {

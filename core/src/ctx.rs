@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use crate::map::{ChannelMut, Fields, Flags, MapAccess, Others, is_live};
 use crate::pool::{Lease, Lend};
-use crate::registry::{Registrar, Registry};
+use crate::registry::{Registrar, Registry, Rule};
 use crate::time::{NEVER, TimerError, to_nanos};
 use crate::trace::{Callback, Tracer};
 use crate::{AddError, ErrorKind, Recv, Selector, Sent, Socket, SocketError, State, Token};
@@ -22,6 +22,8 @@ pub struct Ctx<'a, S: Socket, D> {
     own: Fields<'a, S>,
     others: Others<'a, S, D>,
     registry: &'a mut dyn Registrar<S, D>,
+    /// What the registry asks of a dispatcher it adds.
+    rule: Rule<S, D>,
     tracer: Tracer,
     now: Option<Duration>,
 }
@@ -44,16 +46,17 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         own: Fields<'a, S>,
         others: Others<'a, S, D>,
         registry: &'a mut Registry<Sel, N, P>,
+        rule: Rule<S, D>,
     ) -> Self
     where
         Sel: Selector<Source = S::Source>,
-        D: crate::Dispatcher<S>,
         P: Lend,
     {
         Ctx {
             token,
             own,
             others,
+            rule,
             tracer: registry.tracer,
             now: registry.now.map(Duration::from_nanos),
             registry,
@@ -354,7 +357,8 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// The map is full, or the selector cannot watch the socket: the socket and the
     /// dispatcher come back.
     pub fn add(&mut self, socket: S, dispatcher: D) -> Result<Token, AddError<S, D>> {
-        self.registry.add(&mut self.others, socket, dispatcher)
+        self.registry
+            .add(&mut self.others, socket, dispatcher, self.rule)
     }
 
     /// Closes another channel now, with the guarantees of [`close`](Self::close):

@@ -12,10 +12,7 @@ use crate::pool::{Lease, Lend};
 use crate::time::to_nanos;
 use crate::time::{AcceptBackoff, Deadlines, NEVER};
 use crate::trace::{Trace, Tracer};
-use crate::{
-    AddError, AddErrorKind, Dispatcher, Interest, InterestMode, Selector, Socket, SourceError,
-    State, Token,
-};
+use crate::{AddError, AddErrorKind, Interest, Selector, Socket, SourceError, State, Token};
 
 pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) selector: Sel,
@@ -31,7 +28,7 @@ pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     /// The buffers lent to channels.
     pub(crate) pool: P,
     /// How many channels ask for their interest every pass
-    /// ([`InterestMode::EveryPass`]): with none, a pass visits only the channels
+    /// (`InterestMode::EveryPass`): with none, a pass visits only the channels
     /// that changed.
     pub(crate) every_pass: u32,
     /// How many channels the selector watches for something (registered with a
@@ -39,28 +36,25 @@ pub(crate) struct Registry<Sel: Selector, const N: usize, P> {
     pub(crate) watched: u32,
 }
 
-/// What a channel wants to be watched for now, asking its dispatcher: the one
-/// interest rule. A listener is never asked `writable()` and has no read interest
-/// while the accept back-off pauses it; a connecting channel always has write
-/// interest (that is how the end of the connect shows); a `ReadClosed` channel has
-/// no read interest; a closed one none.
-#[inline]
-pub(crate) fn wanted<S: Socket, D: Dispatcher<S>>(channel: &Channel<S, D>) -> Interest {
-    let d = &channel.dispatcher;
-    match channel.state {
-        State::Listening => Interest::from_flags(
-            d.readable() && !channel.flags.has(Flags::READ_PAUSED),
-            false,
-        ),
-        State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
-        State::Open | State::Connected | State::Datagram => {
-            Interest::from_flags(d.readable(), d.writable())
-        }
-        State::ReadClosed => Interest::from_flags(false, d.writable()),
-        State::Source => Interest::from_flags(d.readable(), false),
-        State::Closed => Interest::NONE,
+/// What the registry needs to know of a dispatcher: whether it asks for its
+/// interest on change, and what a channel wants to be watched for now. The reactor
+/// supplies them (they call the [`Dispatcher`](crate::Dispatcher) methods); the
+/// registry does not name that trait, which would close a circle of imports
+/// (registry → dispatcher → ctx → registry).
+pub(crate) struct Rule<S, D> {
+    /// Whether the dispatcher asks for its interest on change.
+    pub(crate) on_change: fn(&D) -> bool,
+    /// What the channel wants to be watched for now.
+    pub(crate) wanted: fn(&Channel<S, D>) -> Interest,
+}
+
+impl<S, D> Clone for Rule<S, D> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
+
+impl<S, D> Copy for Rule<S, D> {}
 
 impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     pub(crate) const fn new(selector: Sel, pool: P) -> Self {
@@ -87,10 +81,10 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         map: &mut (impl MapAccess<S, D> + ?Sized),
         mut socket: S,
         dispatcher: D,
+        rule: Rule<S, D>,
     ) -> Result<Token, AddError<S, D>>
     where
         S: Socket<Source = Sel::Source>,
-        D: Dispatcher<S>,
     {
         let refuse = |kind, socket, dispatcher| AddError {
             kind,
@@ -106,11 +100,11 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
             return Err(refuse(kind, socket, dispatcher));
         }
         let mut channel = Channel::new(socket, state, dispatcher);
-        let on_change = channel.dispatcher.interest_mode() == InterestMode::OnChange;
+        let on_change = (rule.on_change)(&channel.dispatcher);
         if on_change {
             channel.flags.set(Flags::ON_CHANGE);
         }
-        let interest = wanted(&channel);
+        let interest = (rule.wanted)(&channel);
         let source = channel.socket.source();
         if let Err(e) = self.selector.register(token, source, interest) {
             let kind = AddErrorKind::Rejected(e);
@@ -137,15 +131,19 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     }
 
     /// Brings the selector in line with the channel of `token`: asks what it wants
-    /// ([`wanted`]) and re-registers when that differs from what the selector has.
+    /// (`wanted`) and re-registers when that differs from what the selector has.
     /// Returns whether the channel is broken (to be reported `INVALID`): the selector
     /// refused the change, or an earlier check found its source gone. The per-pass
     /// path: one interest query and one comparison when nothing changed.
     #[inline]
-    pub(crate) fn sync<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>) -> bool
+    pub(crate) fn sync<S, D>(
+        &mut self,
+        token: Token,
+        channel: &mut Channel<S, D>,
+        wanted: impl Fn(&Channel<S, D>) -> Interest,
+    ) -> bool
     where
         S: Socket<Source = Sel::Source>,
-        D: Dispatcher<S>,
     {
         if channel.flags.has(Flags::BROKEN) {
             // Reported until it closes (a kept, closed channel is not reported).
@@ -309,6 +307,7 @@ pub(crate) trait Registrar<S: Socket, D> {
         map: &mut dyn MapAccess<S, D>,
         socket: S,
         dispatcher: D,
+        rule: Rule<S, D>,
     ) -> Result<Token, AddError<S, D>>;
     fn close(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> bool;
     fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>);
@@ -325,7 +324,6 @@ impl<Sel, S, D, const N: usize, P> Registrar<S, D> for Registry<Sel, N, P>
 where
     Sel: Selector,
     S: Socket<Source = Sel::Source>,
-    D: Dispatcher<S>,
     P: Lend,
 {
     fn add(
@@ -333,8 +331,9 @@ where
         map: &mut dyn MapAccess<S, D>,
         socket: S,
         dispatcher: D,
+        rule: Rule<S, D>,
     ) -> Result<Token, AddError<S, D>> {
-        Registry::add(self, map, socket, dispatcher)
+        Registry::add(self, map, socket, dispatcher, rule)
     }
     fn close(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> bool {
         Registry::close(self, map, token)

@@ -829,7 +829,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
 
     /// The channel of `token`, and the rest of the map beside it.
     #[allow(clippy::type_complexity)]
-    #[inline]
+    #[inline(always)]
     pub(crate) fn split(&mut self, token: Token) -> Option<(&mut Channel<S, D>, Others<'_, S, D>)> {
         let index = token.index();
         if index >= N {

@@ -141,6 +141,7 @@ where
     /// channel is watched for, so both backends give the same callbacks and the
     /// handler's own `recv_from`/`send_to` returns the error, typed. A handler that
     /// does not receive leaves it pending, as it would leave a datagram.
+    #[inline(never)]
     fn dispatch_datagram(&mut self, token: Token, mut readiness: Readiness) {
         if readiness.is_error()
             && let Some(c) = self.map.channel(token)
@@ -254,7 +255,7 @@ where
     }
 
     /// Runs `f` with the dispatcher and a context for `token`.
-    #[inline]
+    #[inline(always)]
     fn with_ctx<R>(
         &mut self,
         token: Token,
@@ -262,12 +263,13 @@ where
     ) -> Option<R> {
         let (channel, others) = self.map.split(token)?;
         let (dispatcher, own) = channel.split();
-        let mut ctx = Ctx::new(token, own, others, &mut self.registry);
+        let mut ctx = Ctx::new(token, own, others, &mut self.registry, Self::RULE);
         Some(f(dispatcher, &mut ctx))
     }
 
     /// Calls one handler, routes its error, and acts on what it left behind: a close
     /// request, an EOF, a disconnect.
+    #[inline(always)]
     pub(super) fn call(
         &mut self,
         token: Token,

@@ -17,15 +17,15 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::registry::{Registry, wanted};
+use crate::registry::{Registry, Rule};
 use crate::time::{TimerId, Timers, to_nanos};
 
-use crate::map::{ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess};
+use crate::map::{Channel, ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess};
 use crate::pool::{Lend, NoPool};
 use crate::trace::{Observer, Trace, Tracer};
 use crate::{
-    AddError, Dispatcher, Event, Events, Interest, Io, PollError, Readiness, Selector, Socket,
-    SocketError, State, Token,
+    AddError, Dispatcher, Event, Events, Interest, InterestMode, Io, PollError, Readiness,
+    Selector, Socket, SocketError, State, Token,
 };
 
 /// Why [`Reactor::run`] returned.
@@ -40,6 +40,34 @@ pub enum RunEnd {
     Exit,
     /// A one-shot timer added with [`Reactor::add_timer`] fired.
     Timer(TimerId),
+}
+
+/// What a channel wants to be watched for now, asking its dispatcher: the one
+/// interest rule. A listener is never asked `writable()` and has no read interest
+/// while the accept back-off pauses it; a connecting channel always has write
+/// interest (that is how the end of the connect shows); a `ReadClosed` channel has
+/// no read interest; a closed one none.
+#[inline]
+pub(crate) fn wanted<S: Socket, D: Dispatcher<S>>(channel: &Channel<S, D>) -> Interest {
+    let d = &channel.dispatcher;
+    match channel.state {
+        State::Listening => Interest::from_flags(
+            d.readable() && !channel.flags.has(Flags::READ_PAUSED),
+            false,
+        ),
+        State::Connecting => Interest::WRITABLE.add(Interest::from_flags(d.readable(), false)),
+        State::Open | State::Connected | State::Datagram => {
+            Interest::from_flags(d.readable(), d.writable())
+        }
+        State::ReadClosed => Interest::from_flags(false, d.writable()),
+        State::Source => Interest::from_flags(d.readable(), false),
+        State::Closed => Interest::NONE,
+    }
+}
+
+/// Whether a dispatcher asks for its interest on change.
+fn asks_on_change<S: Socket, D: Dispatcher<S>>(d: &D) -> bool {
+    d.interest_mode() == InterestMode::OnChange
 }
 
 /// A channel map, its selector, and the loop: the original's `socket_map` plus
@@ -111,6 +139,12 @@ impl<I: Io, D, const N: usize, const T: usize, P: Lend> Reactor<I, D, N, T, P>
 where
     D: Dispatcher<I::Socket>,
 {
+    /// The interest rule, for the registry (see [`Rule`]).
+    pub(crate) const RULE: Rule<I::Socket, D> = Rule {
+        on_change: asks_on_change::<I::Socket, D>,
+        wanted: wanted::<I::Socket, D>,
+    };
+
     /// An empty reactor over `selector`, with an empty buffer pool `P` (see
     /// [`with_pool`](Self::with_pool) for a pool that needs building).
     pub const fn new(selector: I::Selector) -> Self {
@@ -141,7 +175,8 @@ where
         socket: I::Socket,
         dispatcher: D,
     ) -> Result<Token, AddError<I::Socket, D>> {
-        self.registry.add(&mut self.map, socket, dispatcher)
+        self.registry
+            .add(&mut self.map, socket, dispatcher, Self::RULE)
     }
 
     /// Sets (or clears) the function told of every [`Trace`](crate::Trace).
@@ -314,7 +349,7 @@ where
                 continue;
             };
             // A channel asking every pass is checked (and reported) below.
-            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, channel) {
+            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, channel, wanted) {
                 report(token);
             }
         }
@@ -322,7 +357,7 @@ where
             let audit = self.audit;
             map.for_each_mut(|token, channel| {
                 if !channel.flags.has(Flags::ON_CHANGE) {
-                    if registry.sync(token, channel) {
+                    if registry.sync(token, channel, wanted) {
                         report(token);
                     }
                 } else if audit
@@ -333,7 +368,7 @@ where
                     // Its answer changed without a mutable borrow: interior
                     // mutability, a clock or a global. Report it, then fix it.
                     registry.tracer.trace(token, Trace::StaleInterest);
-                    if registry.sync(token, channel) {
+                    if registry.sync(token, channel, wanted) {
                         report(token);
                     }
                 }

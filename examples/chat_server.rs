@@ -158,7 +158,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let (listening, stop) = match common::start("chat_server", &args.addr) {
+    let (listening, stop) = match common::start_ticking("chat_server", &args.addr) {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -212,6 +212,6 @@ fn main() -> ExitCode {
             .unwrap_or_default()
     );
 
-    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
+    let served = common::serve_ticking(&mut *reactor, stop, Duration::from_millis(250));
     common::finish("chat_server", served, listening.file)
 }

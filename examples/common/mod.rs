@@ -203,8 +203,28 @@ pub fn log_refused(socket: &StdSocket, why: Refusal) {
 
 /// Runs the loop, with no timeout and no tick, until a handler calls `ctx.exit()`
 /// (the signal source's dispatcher, on a stop signal: the signal's byte in the
-/// self-pipe ends the wait at once) or the map empties; then closes every channel
-/// (the signal source too, which puts the default dispositions back).
+/// self-pipe ends the wait at once) or the map empties. The channels are left as
+/// they are (see [`serve`]).
+///
+/// # Errors
+/// A pass failed.
+pub fn run_until_stopped<I: Io, D, const N: usize, const T: usize, P: Lend>(
+    reactor: &mut Reactor<I, D, N, T, P>,
+) -> Result<(), PollError<<I::Selector as Selector>::Error>>
+where
+    D: Dispatcher<I::Socket>,
+{
+    loop {
+        match reactor.run(None, None)? {
+            RunEnd::Exit | RunEnd::Empty => return Ok(()),
+            // Timers are the server's own business; keep serving.
+            RunEnd::Timer(_) | RunEnd::Count => {}
+        }
+    }
+}
+
+/// [`run_until_stopped`], then closes every channel (the signal source too, which
+/// puts the default dispositions back).
 ///
 /// # Errors
 /// A pass failed; every channel is closed before returning.
@@ -214,14 +234,7 @@ pub fn serve<I: Io, D, const N: usize, const T: usize, P: Lend>(
 where
     D: Dispatcher<I::Socket>,
 {
-    let result = loop {
-        match reactor.run(None, None) {
-            Ok(RunEnd::Exit | RunEnd::Empty) => break Ok(()),
-            // Timers are the server's own business; keep serving.
-            Ok(RunEnd::Timer(_) | RunEnd::Count) => {}
-            Err(e) => break Err(e),
-        }
-    };
+    let result = run_until_stopped(reactor);
     let _ = reactor.close_all();
     result
 }
@@ -251,26 +264,6 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, nix::errno::Errno> {
         unsafe { sigaction(signal, &action) }?;
     }
     Ok(&STOP)
-}
-
-/// For `chat_server` until its map can hold the signal source: [`start`] with
-/// [`stop_on_signals`] instead of the signal source, for [`serve_ticking`].
-///
-/// # Errors
-/// The exit code to return (1).
-pub fn start_ticking(
-    program: &str,
-    spec: &str,
-) -> Result<(Listening, &'static AtomicBool), ExitCode> {
-    let stop = stop_on_signals().map_err(|e| {
-        say!("{program}: cannot install the signal handlers: {e}");
-        ExitCode::FAILURE
-    })?;
-    let listening = listen(spec, 1024).map_err(|e| {
-        say!("{program}: cannot listen on {spec}: {e}");
-        ExitCode::FAILURE
-    })?;
-    Ok((listening, stop))
 }
 
 /// With [`stop_on_signals`]: runs passes of at most `tick` each until `stop` is set,

@@ -24,7 +24,10 @@
 //! `static`: once it prints `listening on ADDR`, the server allocates nothing.
 //! `--help` prints what a connection costs and the server's whole static memory.
 //! When `--max-conns` clients are connected, a new one is told `* server full` and
-//! closed while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly.
+//! closed while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly and
+//! at once (the signal source in its map wakes the loop; there is no periodic
+//! tick): every user is told `* server shutting down` and gets what was queued for
+//! it before that, for at most [`DRAIN`]; a second signal cuts that short.
 //! Logging never blocks or panics: lines stderr cannot take at once are dropped and
 //! counted.
 
@@ -39,13 +42,16 @@ use asyncore::chat::server::{
     CONN_INPUT, ChatListener, ChatServer, DEFAULT_SLOW_TIMEOUT, Leave, MAX_LINE, NOTICE_RESERVE,
     min_out,
 };
-use asyncore::{AnySelector, Backend, ListenerHooks, StdReactor, StdSocket, Token};
+use asyncore::{AnySelector, Backend, ListenerHooks, RunEnd, StdReactor, StdSocket, Token};
 use common::ServerArgs;
 use common::args::{count, seconds, value};
 use common::log::{OUTSIDE_LOOP, STDOUT, log, say};
 
-/// Channels the map can hold (the listener included).
+/// Channels the map can hold (the listener and the signal source included).
 const CAPACITY: usize = 1024;
+/// How long a stopping server waits for its users to receive what was queued for
+/// them and `* server shutting down`.
+const DRAIN: Duration = Duration::from_secs(1);
 /// The longest line `--max-line` may allow: every connection has a buffer this size.
 const LINE: usize = 4096;
 /// Output ring per client: two of the longest lines (so a reader that keeps up is
@@ -95,7 +101,7 @@ const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-co
 
   ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8081)
   --backend      select (default) or poll
-  --max-conns N  clients connected at once (1 to 1023; default 1023). Each one takes
+  --max-conns N  clients connected at once (1 to 1022; default 1022). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
                  --backend select about 1,020 clients are served; poll has no such
                  limit. Both are bounded by RLIMIT_NOFILE (the soft limit is raised up
@@ -127,7 +133,8 @@ fn parse_args() -> Result<Option<ChatArgs>, String> {
     let server = ServerArgs::parse(
         std::env::args().skip(1),
         "127.0.0.1:8081",
-        CAPACITY - 1,
+        // The listener and the signal source take a channel each.
+        CAPACITY - 2,
         |option, rest| {
             match option {
                 "--max-line" => max_line = count(option, &value(option, rest)?, 1, LINE)?,
@@ -158,7 +165,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let (listening, stop) = match common::start("chat_server", &args.addr) {
+    let (listening, signals) = match common::start("chat_server", &args.addr) {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -189,6 +196,7 @@ fn main() -> ExitCode {
                     Leave::TooSlow => "too slow, disconnected",
                     Leave::Error => "error",
                     Leave::Idle => "idle timeout, disconnected",
+                    Leave::Shutdown => "server shutting down",
                 };
                 log!("connection {token}: {nick} left ({why})");
             });
@@ -198,6 +206,11 @@ fn main() -> ExitCode {
     }
     if let Err(e) = reactor.add(listening.socket, ChatServer::Listener(chat)) {
         say!("chat_server: cannot watch the listener: {e}");
+        return ExitCode::FAILURE;
+    }
+    // SIGINT, SIGTERM and SIGHUP end the loop at once (no tick).
+    if let Err(e) = reactor.add(signals, ChatServer::Stop) {
+        say!("chat_server: cannot watch the signal source: {e}");
         return ExitCode::FAILURE;
     }
     // The line clients wait for: a bounded wait for room, never a panic.
@@ -212,6 +225,40 @@ fn main() -> ExitCode {
             .unwrap_or_default()
     );
 
-    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
+    let served = common::run_until_stopped(&mut *reactor).and_then(|()| drain(&mut reactor));
+    let _ = reactor.close_all();
     common::finish("chat_server", served, listening.file)
+}
+
+/// Stops serving gracefully: the listener closes, every user is told the server is
+/// shutting down, and the loop runs until each has received what was queued for it
+/// (its connection then closes), for at most [`DRAIN`] or until another stop signal.
+fn drain(reactor: &mut Server) -> Result<(), asyncore::PollError<asyncore::AnyWaitError>> {
+    let mut users = 0;
+    let mut listener = None;
+    for c in reactor.iter_mut() {
+        if c.dispatcher.shut_down() {
+            users += 1;
+        } else if c.dispatcher.as_listener().is_some() {
+            listener = Some(c.token);
+        }
+    }
+    if let Some(t) = listener {
+        reactor.close(t);
+    }
+    say!("stopping: told {users} users, waiting up to {DRAIN:?} for them to get it");
+    let connected = |r: &Server| r.map().iter().any(|c| c.dispatcher.as_conn().is_some());
+    // The real selectors have a clock: the timer cannot fail.
+    let timer = reactor.add_timer(DRAIN).ok();
+    while connected(reactor) {
+        match reactor.run(None, Some(1))? {
+            // The drain timed out, or a second stop signal.
+            RunEnd::Timer(_) | RunEnd::Exit => break,
+            RunEnd::Count | RunEnd::Empty => {}
+        }
+    }
+    if let Some(t) = timer {
+        reactor.cancel_timer(t);
+    }
+    Ok(())
 }

@@ -9,7 +9,8 @@
 //! buffer are sized at compile time and live in a `static`, as on a constrained
 //! target: once it prints `listening on ADDR`, the server allocates nothing. When
 //! `--max-conns` connections are being served, a new one is accepted and closed at
-//! once while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly.
+//! once while the others carry on. Ctrl-C, SIGTERM and SIGHUP end it cleanly and at
+//! once: the signal source in its map wakes the loop (there is no periodic tick).
 //! Logging never blocks or panics: lines stderr cannot take at once are dropped and
 //! counted.
 
@@ -18,7 +19,6 @@ mod common;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use asyncore::{
     AnySelector, Backend, BufferPool, Echo, EchoListener, ListenerHooks, StdReactor, StdSocket,
@@ -27,7 +27,8 @@ use asyncore::{
 use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, say};
 
-/// Channels the map can hold (the listener included): enough for 2,000 clients on poll.
+/// Channels the map can hold (the listener and the signal source included): enough
+/// for 2,000 clients on poll.
 const CAPACITY: usize = 2048;
 /// Echo buffer per connection.
 const BUFFER: usize = 2048;
@@ -51,7 +52,7 @@ const USAGE: &str =
 
   ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default) or poll
-  --max-conns N  connections served at once (1 to 2047; default 2047). Each one takes
+  --max-conns N  connections served at once (1 to 2046; default 2046). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
                  --backend select about 1,020 connections are served whatever N says;
                  poll has no such limit. Both are bounded by RLIMIT_NOFILE (the soft
@@ -90,7 +91,8 @@ fn parse_args() -> Result<Option<Args>, String> {
     let common = ServerArgs::parse(
         std::env::args().skip(1),
         "127.0.0.1:8080",
-        CAPACITY - 1,
+        // The listener and the signal source take a channel each.
+        CAPACITY - 2,
         |option, _| {
             nodelay |= option == "--nodelay";
             Ok(option == "--nodelay")
@@ -113,7 +115,7 @@ fn main() -> ExitCode {
         }
     };
 
-    let (listening, stop) = match common::start("echo_server", &args.common.addr) {
+    let (listening, signals) = match common::start("echo_server", &args.common.addr) {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -155,7 +157,9 @@ fn main() -> ExitCode {
             refused: common::log_refused,
         },
     };
-    let mut echo = EchoListener::new(budget.max_conns).with_hooks(hooks);
+    let mut echo = EchoListener::new(budget.max_conns)
+        .with_other_channels(1) // the signal source
+        .with_hooks(hooks);
     if let Some(idle) = args.common.idle {
         echo = echo.with_idle_timeout(idle);
     }
@@ -175,6 +179,11 @@ fn main() -> ExitCode {
             .unwrap_or_default()
     );
 
-    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
+    // SIGINT, SIGTERM and SIGHUP end the loop at once (no tick).
+    if let Err(e) = reactor.add(signals, Echo::Stop) {
+        say!("echo_server: cannot watch the signal source: {e}");
+        return ExitCode::FAILURE;
+    }
+    let served = common::serve(&mut *reactor);
     common::finish("echo_server", served, listening.file)
 }

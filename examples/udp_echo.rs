@@ -268,7 +268,7 @@ fn main() -> ExitCode {
     STDOUT.line_within(format_args!("listening on {shown}"), OUTSIDE_LOOP);
     say!("backend {}, datagrams up to {max} bytes", args.backend);
 
-    let served = common::serve(&mut *reactor, stop, Duration::from_millis(250));
+    let served = common::serve_ticking(&mut *reactor, stop, Duration::from_millis(250));
     say!(
         "echoed {} datagrams ({} bytes); dropped {} over --max-size, {} from unbound \
          senders, {} with the reply queue full; {} replies failed, {} receives failed",

@@ -31,7 +31,10 @@ use std::str::FromStr;
 pub use asyncore_core::echo::{Echo, EchoConn, EchoListener};
 pub use asyncore_core::*;
 pub use asyncore_poll::{self, PollIo, PollSelector};
-pub use asyncore_std::{self, Addr, FD_SETSIZE, SelectIo, SelectSelector, StdSocket, UnixAddr};
+pub use asyncore_std::{
+    self, Addr, Child, FD_SETSIZE, MAX_CHILDREN, MAX_SIGNAL, SelectIo, SelectSelector, SpawnError,
+    Spawned, StdSocket, UnixAddr, Waker,
+};
 
 /// Which system call waits: the original's `use_poll` flag.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]

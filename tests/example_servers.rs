@@ -430,9 +430,12 @@ fn hard_fd_limit() -> nix::sys::resource::rlim_t {
 /// With `--backend select`, a connection whose fd is FD_SETSIZE or more cannot be
 /// watched: it is refused, and the server says why on stderr (not under `--quiet`),
 /// while the others are served. The server is started with fds 10 to 1023 taken, so
-/// its connections get fds 4 to 9 and then 1024: the seventh is the one. With poll
-/// the same seven are all served.
+/// the signal source's self-pipe gets fds 3 and 4, its listener 5, its connections
+/// 6 to 9 and then 1024: the fifth is refused. With poll they are all served.
 fn fd_beyond_select(name: &str, backend: &str, quiet: bool) {
+    // The fds the server opens before its listener: the signal source's self-pipe.
+    let before_listener = 2;
+    let below_1024 = 6 - before_listener;
     if hard_fd_limit() < 1100 {
         println!("note: RLIMIT_NOFILE's hard limit is below 1100: fd 1024 cannot be had; skipped");
         return;
@@ -446,7 +449,7 @@ fn fd_beyond_select(name: &str, backend: &str, quiet: bool) {
     let addr = server.addr.clone();
     // Kept open, so each takes the next fd in the server.
     let mut clients = Vec::new();
-    for i in 0..7 {
+    for i in 0..=below_1024 {
         let mut c = Client::connect(&addr).expect("connect");
         let served = if name == "echo_server" {
             c.write_all(b"ping\n").expect("send");
@@ -455,7 +458,7 @@ fn fd_beyond_select(name: &str, backend: &str, quiet: bool) {
         } else {
             read_line(&mut c).starts_with("* welcome")
         };
-        let refused = backend == "select" && i == 6;
+        let refused = backend == "select" && i == below_1024;
         assert_eq!(served, !refused, "{name} {backend}: connection {i}");
         clients.push(c);
     }
@@ -470,9 +473,10 @@ fn fd_beyond_select(name: &str, backend: &str, quiet: bool) {
         "{name} {backend} quiet={quiet}: {stderr}"
     );
     if backend == "select" {
+        let first = 4 + before_listener;
         assert!(
-            stderr.contains("at most 1020 "),
-            "the startup line counts fds from 4 to 1023: {stderr}"
+            stderr.contains(&format!("at most {} ", 1024 - first)),
+            "the startup line counts fds from {first} to 1023: {stderr}"
         );
     }
 }
@@ -501,19 +505,19 @@ fn max_conns_beyond_select_is_lowered_at_startup() {
         for backend in BACKENDS {
             let mut server = Server::start(
                 name,
-                &["127.0.0.1:0", "--backend", backend, "--max-conns", "1023"],
+                &["127.0.0.1:0", "--backend", backend, "--max-conns", "1022"],
                 Stderr::Piped,
             );
             server.collect_stderr();
             assert_clean_exit(&mut server, Signal::SIGTERM);
             let stderr = server.stderr_text();
             let lowered = stderr.contains(
-                "(lowered from 1023: select(2) watches fds below FD_SETSIZE (1024) only; \
+                "(lowered from 1022: select(2) watches fds below FD_SETSIZE (1024) only; \
                  --backend poll has no such limit)",
             );
             assert_eq!(lowered, backend == "select", "{name} {backend}: {stderr}");
             if backend == "poll" && hard_fd_limit() >= 1100 {
-                assert!(stderr.contains("at most 1023 "), "{name}: {stderr}");
+                assert!(stderr.contains("at most 1022 "), "{name}: {stderr}");
             }
         }
     }
@@ -584,9 +588,9 @@ fn echo_server_bad_options() {
         "echo_server",
         &[("--idle-timeout", BAD_SECONDS), ("--max-conns", BAD_COUNTS)],
     );
-    let (status, stderr) = run_to_exit("echo_server", &["--max-conns", "2048"]);
+    let (status, stderr) = run_to_exit("echo_server", &["--max-conns", "2047"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("from 1 to 2047"), "{stderr}");
+    assert!(stderr.contains("from 1 to 2046"), "{stderr}");
 }
 
 #[test]
@@ -600,9 +604,9 @@ fn chat_server_bad_options() {
             ("--max-line", BAD_COUNTS),
         ],
     );
-    let (status, stderr) = run_to_exit("chat_server", &["--max-conns", "1024"]);
+    let (status, stderr) = run_to_exit("chat_server", &["--max-conns", "1023"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("from 1 to 1023"), "{stderr}");
+    assert!(stderr.contains("from 1 to 1022"), "{stderr}");
     let (status, stderr) = run_to_exit("chat_server", &["--max-line", "4097"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("from 1 to 4096"), "{stderr}");
@@ -693,6 +697,66 @@ fn signals_stop_cleanly_and_remove_the_socket_file() {
                 );
             }
         }
+    }
+}
+
+/// A stopping chat server tells every connected user, and each gets what was queued
+/// for it before that: a line said just before the signal, then
+/// `* server shutting down`, then EOF (a clean close, not a reset); the server exits
+/// 0. A third client that reads nothing is told too (its buffers take it).
+#[test]
+fn chat_server_tells_its_users_it_is_shutting_down() {
+    for backend in BACKENDS {
+        let mut server = Server::start(
+            "chat_server",
+            &["127.0.0.1:0", "--backend", backend],
+            Stderr::Piped,
+        );
+        server.collect_stderr();
+        let addr = server.addr.clone();
+        let mut alice = Client::connect(&addr).unwrap();
+        assert!(read_line(&mut alice).starts_with("* welcome"));
+        let mut bob = Client::connect(&addr).unwrap();
+        assert!(read_line(&mut bob).starts_with("* welcome"));
+        assert!(read_line(&mut alice).ends_with(" joined"));
+        // A third that reads nothing at all, its receive buffer left to fill.
+        let mute = Client::connect(&addr).unwrap();
+        alice.write_all(b"/nick alice\nlast words\n").unwrap();
+        loop {
+            let line = read_line(&mut alice);
+            if line == "* you are now alice" {
+                break;
+            }
+            assert!(line.ends_with(" joined"), "{backend}: {line:?}");
+        }
+        // Bob has seen the line: it was queued before the signal.
+        loop {
+            let line = read_line(&mut bob);
+            if line == "alice: last words" {
+                break;
+            }
+            assert!(line.starts_with("* "), "{backend}: {line:?}");
+        }
+        assert_clean_exit(&mut server, Signal::SIGTERM);
+        for (who, c) in [("alice", &mut alice), ("bob", &mut bob)] {
+            let mut rest = String::new();
+            c.read_to_string(&mut rest)
+                .unwrap_or_else(|e| panic!("{backend} {who}: {e} after {rest:?}"));
+            assert!(
+                rest.ends_with("* server shutting down\n"),
+                "{backend} {who}: {rest:?}"
+            );
+        }
+        drop(mute);
+        let stderr = server.stderr_text();
+        assert!(
+            stderr.contains("stopping: told 3 users"),
+            "{backend}: {stderr}"
+        );
+        assert!(
+            stderr.contains("alice left (server shutting down)"),
+            "{backend}: {stderr}"
+        );
     }
 }
 
@@ -816,7 +880,7 @@ fn chat_server_replaces_control_characters() {
         assert_eq!(next_said(&mut a), "* you are now mallory");
         a.write_all(b"hi\ralice: I owe mallory\x1b[8m\tok \xc3\xa9\n")
             .unwrap();
-        assert_eq!(next_said(&mut b), "* guest1 is now mallory");
+        assert_eq!(next_said(&mut b), "* guest2 is now mallory");
         assert_eq!(
             next_said(&mut b),
             "mallory: hi?alice: I owe mallory?[8m\tok é"
@@ -844,7 +908,7 @@ fn chat_server_idle_timeout_disconnects_a_silent_client() {
         assert_clean_exit(&mut server, Signal::SIGTERM);
         let stderr = server.stderr_text();
         assert!(
-            stderr.contains(": guest1 left (idle timeout, disconnected)"),
+            stderr.contains(": guest2 left (idle timeout, disconnected)"),
             "{stderr}"
         );
     }
@@ -883,13 +947,13 @@ fn chat_server_max_line_n_passes_and_n_plus_one_is_too_long() {
             assert_eq!(next_said(&mut a), "* pong");
             assert_eq!(
                 next_said(&mut b),
-                format!("guest1: {fits}"),
+                format!("guest2: {fits}"),
                 "{backend} {max} {end:?}"
             );
         }
         // Nothing of the over-long lines reached b: the next thing it hears is this.
         a.write_all(b"after\n").unwrap();
-        assert_eq!(next_said(&mut b), "guest1: after", "{backend} {max}");
+        assert_eq!(next_said(&mut b), "guest2: after", "{backend} {max}");
     }
 }
 

@@ -92,3 +92,9 @@ fn udp_echo_state_is_in_bss() {
     // One channel with a 128 KiB reply queue, and a 64 KiB pool buffer.
     check("udp_echo", 190_000);
 }
+
+#[test]
+fn inetd_state_is_in_bss() {
+    // 386 channels, each the size of a connection with its two 8 KiB rings.
+    check("inetd", 6_000_000);
+}

@@ -14,6 +14,14 @@
 //!   [`Write`](embedded_io::Write). Datagram sockets also implement the core
 //!   [`Datagram`](asyncore_core::Datagram) trait (`Addr` is [`Addr`]): `recv_from`
 //!   with the source and the true length (`MSG_TRUNC`), `send_to`, connected sends.
+//! * Event sources, as `StdSocket`s starting
+//!   [`State::Source`](asyncore_core::State::Source), whose events reach
+//!   `handle_event`: a **waker** ([`StdSocket::waker`], an `eventfd` and a
+//!   [`Waker`] handle any thread or signal handler can trigger), the process's
+//!   **signal source** ([`StdSocket::signals`], a self-pipe written by `sigaction`
+//!   handlers), and **child processes** ([`Child::spawn`]: stdio as pipe channels,
+//!   exits reported by the signal source from a fixed table of pids, a dropped
+//!   [`Child`] killed and reaped).
 //! * [`Addr`] and [`UnixAddr`]: socket addresses (IP, Unix-domain path or abstract
 //!   name, unnamed), stored inline without allocation.
 //! * [`SelectSelector`]: the [`Selector`](asyncore_core::Selector) over `select(2)`.
@@ -25,7 +33,8 @@
 //!   classification every operation here uses.
 //!
 //! Nothing here allocates once the loop is running: the `select(2)` fd sets live on the
-//! stack, addresses are inline.
+//! stack, addresses are inline, the signal source's pending set and the child table
+//! are fixed-size statics (spawning a child allocates, inside `std::process`).
 //!
 //! # Example: an echo server
 //!
@@ -75,17 +84,23 @@
 compile_error!("asyncore-std supports Linux and Android only");
 
 mod addr;
+mod child;
 mod clock;
 mod dgram;
 mod error;
 mod select;
+mod signals;
 mod socket;
+mod waker;
 
 pub use addr::{Addr, UnixAddr};
+pub use child::{Child, MAX_CHILDREN, SpawnError, Spawned};
 pub use clock::monotonic;
 pub use error::socket_error;
 pub use select::{FD_SETSIZE, SelectSelector};
+pub use signals::MAX_SIGNAL;
 pub use socket::{Family, Kind, StdSocket};
+pub use waker::Waker;
 
 /// `select(2)` over [`StdSocket`]s, as one [`Io`](asyncore_core::Io):
 /// `Reactor<SelectIo, D, N>`.

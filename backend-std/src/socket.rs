@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use asyncore_core::{ErrorKind, Recv, Sent, Socket, SocketError, State};
+use asyncore_core::{ErrorKind, Recv, Sent, Socket, SocketError, SourceEvent, State};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -57,6 +57,11 @@ pub enum Kind {
     /// A file channel: a pipe, tty, stdin or regular file, read with `read(2)` and
     /// written with `write(2)`.
     File,
+    /// A waker's channel (an `eventfd`): an event source, see [`StdSocket::waker`].
+    Waker,
+    /// The process's signal source (the read end of its self-pipe), which also
+    /// reports child exits: see [`StdSocket::signals`].
+    Signals,
 }
 
 /// Where a socket is in its life, as far as this crate has seen.
@@ -76,10 +81,14 @@ pub(crate) enum Role {
 }
 
 /// A non-blocking file descriptor a channel owns: a TCP or Unix-domain stream or
-/// listener, or a file channel (pipe, tty, stdin, regular file).
+/// listener, a file channel (pipe, tty, stdin, regular file), or an event source (a
+/// [waker](StdSocket::waker), the [signal source](StdSocket::signals)).
 ///
-/// One type for every kind, so listeners, connections and file channels can share one
-/// [`Reactor`](asyncore_core::Reactor). Sockets are created with `SOCK_NONBLOCK |
+/// One type for every kind, so listeners, connections, file channels and sources can
+/// share one [`Reactor`](asyncore_core::Reactor); it stays 8 bytes (the fd, the kind,
+/// where it is in its life). An event source is neither read nor written: `recv`,
+/// `send`, `accept` and the rest are `Unsupported` on it, and the reactor takes its
+/// events with [`next_event`](Socket::next_event). Sockets are created with `SOCK_NONBLOCK |
 /// SOCK_CLOEXEC`; accepted ones with `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`; sends use
 /// `MSG_NOSIGNAL`, so a vanished peer gives `EPIPE` rather than `SIGPIPE`. `EINTR` is
 /// retried by every operation except `connect` (where it means "in progress") and
@@ -445,8 +454,14 @@ impl StdSocket {
         self.fd.as_ref().map(AsFd::as_fd)
     }
 
-    /// Gives up the fd without closing it (`None` if already closed).
+    /// Gives up the fd without closing it (`None` if already closed). The signal
+    /// source cannot give its fd away (its handlers would be left writing to a pipe
+    /// nobody owns): it closes as [`close`](Socket::close) does and gives `None`.
     pub fn into_fd(mut self) -> Option<OwnedFd> {
+        if self.kind == Kind::Signals {
+            let _ = Socket::close(&mut self);
+            return None;
+        }
         self.fd.take()
     }
 
@@ -460,6 +475,22 @@ impl StdSocket {
 
     fn is_file(&self) -> bool {
         self.kind == Kind::File
+    }
+
+    /// A waker or the signal source: an event source, neither read nor written.
+    fn is_source(&self) -> bool {
+        matches!(self.kind, Kind::Waker | Kind::Signals)
+    }
+
+    /// An event source's channel over `fd` (a waker's eventfd, the signal pipe's
+    /// read end).
+    pub(crate) fn source_channel(fd: OwnedFd, kind: Kind) -> StdSocket {
+        debug_assert!(matches!(kind, Kind::Waker | Kind::Signals));
+        StdSocket {
+            fd: Some(fd),
+            kind,
+            role: Role::Connected,
+        }
     }
 
     /// A zero-timeout (`timeout = ZERO`) or blocking (`NONE`) `poll(2)` for `events`;
@@ -498,8 +529,9 @@ impl Socket for StdSocket {
         self.as_raw_fd()
     }
 
-    /// `Datagram` for a datagram socket (whatever was done to it),
-    /// `Listening` after [`listen`](StdSocket::listen), `Connecting` after
+    /// `Source` for a waker and the signal source, `Datagram` for a datagram socket
+    /// (whatever was done to it), `Listening` after [`listen`](StdSocket::listen),
+    /// `Connecting` after
     /// [`connect`](StdSocket::connect), `Connected` for file channels and socket
     /// pairs, `Open` for a fresh socket, `Closed` once closed. For an accepted socket
     /// it asks `getpeername(2)`: `Connected` when the peer is there, `Open` when it
@@ -507,6 +539,9 @@ impl Socket for StdSocket {
     fn initial_state(&mut self) -> State {
         if self.fd.is_none() {
             return State::Closed;
+        }
+        if self.is_source() {
+            return State::Source;
         }
         if self.is_datagram() {
             return State::Datagram;
@@ -544,6 +579,9 @@ impl Socket for StdSocket {
             return self.recv_one_datagram(buf);
         }
         let fd = self.borrowed()?;
+        if self.is_source() {
+            return Err(SocketError::UNSUPPORTED);
+        }
         if buf.is_empty() {
             return Ok(Recv::Data(0));
         }
@@ -575,6 +613,9 @@ impl Socket for StdSocket {
             return self.send_one_datagram(buf);
         }
         let fd = self.borrowed()?;
+        if self.is_source() {
+            return Err(SocketError::UNSUPPORTED);
+        }
         if buf.is_empty() {
             return Ok(Sent::Bytes(0));
         }
@@ -606,7 +647,7 @@ impl Socket for StdSocket {
     /// once closed.
     fn accept(&mut self) -> Result<Option<StdSocket>, SocketError> {
         let fd = self.borrowed()?;
-        if self.is_file() {
+        if self.is_file() || self.is_source() {
             return Err(SocketError::UNSUPPORTED);
         }
         let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
@@ -631,7 +672,7 @@ impl Socket for StdSocket {
     /// The query itself failed (`EBADF` once closed).
     fn take_error(&mut self) -> Result<Option<SocketError>, SocketError> {
         let fd = self.borrowed()?;
-        if self.is_file() {
+        if self.is_file() || self.is_source() {
             return Ok(None);
         }
         match getsockopt(&fd, sockopt::SocketError).map_err(from_errno)? {
@@ -650,7 +691,7 @@ impl Socket for StdSocket {
     /// `Unsupported` for a file channel; `EBADF` once closed.
     fn recv_priority(&mut self, buf: &mut [u8]) -> Result<Recv, SocketError> {
         let raw = self.raw()?;
-        if self.is_file() {
+        if self.is_file() || self.is_source() {
             return Err(SocketError::UNSUPPORTED);
         }
         if buf.is_empty() {
@@ -671,14 +712,28 @@ impl Socket for StdSocket {
     /// once closed.
     fn shutdown_write(&mut self) -> Result<(), SocketError> {
         let raw = self.raw()?;
-        if self.is_file() {
+        if self.is_file() || self.is_source() {
             return Err(SocketError::UNSUPPORTED);
         }
         nix::sys::socket::shutdown(raw, Shutdown::Write).map_err(from_errno)
     }
 
-    /// Closes the fd. The socket counts as closed afterwards whatever `close(2)`
-    /// said, so a second call is a no-op that returns `Ok(())`. `EINTR` is not an
+    /// The next event of a waker (one [`Wake`](SourceEvent::Wake) for every wake
+    /// since the last one) or of the signal source (pending signals, lowest number
+    /// first, then child exits in the order they were reaped). `None` for every other
+    /// kind, once closed, and once the source holds nothing more for now.
+    fn next_event(&mut self) -> Option<SourceEvent> {
+        let fd = self.fd.as_ref()?.as_fd();
+        match self.kind {
+            Kind::Waker => crate::waker::next_event(fd),
+            Kind::Signals => crate::signals::next_event(fd),
+            Kind::Socket(_) | Kind::Datagram(_) | Kind::File => None,
+        }
+    }
+
+    /// Closes the fd. The signal source also puts back the dispositions its signals
+    /// had before (see [`StdSocket::signals`]). The socket counts as closed afterwards
+    /// whatever `close(2)` said, so a second call is a no-op that returns `Ok(())`. `EINTR` is not an
     /// error (Linux has released the fd).
     ///
     /// # Errors
@@ -688,6 +743,11 @@ impl Socket for StdSocket {
         let Some(fd) = self.fd.take() else {
             return Ok(());
         };
+        if self.kind == Kind::Signals {
+            // Handlers restored and the pipe's write end retired before its read end
+            // goes: see `StdSocket::signals`.
+            crate::signals::close_source();
+        }
         // nix's close takes the fd by value and calls close(2) directly, so an fd
         // closed behind our back gives EBADF here instead of aborting in OwnedFd's
         // drop (std's debug builds check that).

@@ -4,7 +4,7 @@
 
 use crate::{
     Ctx, Dispatcher, Error, InterestMode, ListenerHooks, LogLevel, Recv, Refusal, SendBuffer,
-    Socket, SocketError, Token,
+    Socket, SocketError, SourceEvent, Token,
 };
 
 /// The listening side: accepts connections up to `max_conns` live connections and
@@ -12,6 +12,7 @@ use crate::{
 #[derive(Debug)]
 pub struct EchoListener<S> {
     max_conns: usize,
+    others: usize,
     idle: Option<core::time::Duration>,
     accepted: u64,
     refused: u64,
@@ -23,11 +24,21 @@ impl<S> EchoListener<S> {
     pub fn new(max_conns: usize) -> Self {
         EchoListener {
             max_conns,
+            others: 0,
             idle: None,
             accepted: 0,
             refused: 0,
             hooks: ListenerHooks::default(),
         }
+    }
+
+    /// Says that the map holds `others` channels besides the listener and its
+    /// connections (an [`Echo::Stop`] source, say), so they do not count against
+    /// `max_conns`.
+    #[must_use]
+    pub fn with_other_channels(mut self, others: usize) -> Self {
+        self.others = others;
+        self
     }
 
     /// Sets the logging hooks.
@@ -116,13 +127,20 @@ impl<const B: usize> EchoConn<B> {
     }
 }
 
-/// A channel of an echo server: the listener or a connection.
+/// A channel of an echo server: the listener, a connection, or an event source
+/// that stops it.
 #[derive(Debug)]
 pub enum Echo<S, const B: usize> {
     /// The listening socket.
     Listener(EchoListener<S>),
     /// A served connection.
     Conn(EchoConn<B>),
+    /// An event source (a signal source, a waker) whose signals and wakes stop the
+    /// server: the first one calls [`Ctx::exit`], which ends
+    /// [`Reactor::run`](crate::Reactor::run) with
+    /// [`RunEnd::Exit`](crate::RunEnd::Exit) at once; the program then closes the
+    /// channels. Child exits are ignored (an echo server has no children).
+    Stop,
 }
 
 impl<S, const B: usize> Echo<S, B> {
@@ -135,7 +153,7 @@ impl<S, const B: usize> Echo<S, B> {
     pub fn as_listener(&self) -> Option<&EchoListener<S>> {
         match self {
             Echo::Listener(l) => Some(l),
-            Echo::Conn(_) => None,
+            Echo::Conn(_) | Echo::Stop => None,
         }
     }
 
@@ -143,7 +161,7 @@ impl<S, const B: usize> Echo<S, B> {
     pub fn as_conn(&self) -> Option<&EchoConn<B>> {
         match self {
             Echo::Conn(c) => Some(c),
-            Echo::Listener(_) => None,
+            Echo::Listener(_) | Echo::Stop => None,
         }
     }
 }
@@ -153,14 +171,14 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 
     fn readable(&self) -> bool {
         match self {
-            Echo::Listener(_) => true,
+            Echo::Listener(_) | Echo::Stop => true,
             Echo::Conn(c) => !c.peer_done && c.out.free() > 0,
         }
     }
 
     fn writable(&self) -> bool {
         match self {
-            Echo::Listener(_) => false,
+            Echo::Listener(_) | Echo::Stop => false,
             Echo::Conn(c) => c.out.wants_write(),
         }
     }
@@ -176,8 +194,8 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
         let Echo::Listener(l) = self else {
             return Ok(());
         };
-        // The listener itself is one of the channels.
-        let full = ctx.channel_count() > l.max_conns;
+        // The listener itself is one of the channels, and so are the others.
+        let full = ctx.channel_count() > l.max_conns + l.others;
         let refused = if full {
             Some((socket, Refusal::Full))
         } else {
@@ -253,6 +271,17 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         // Idle too long.
         ctx.close();
+        Ok(())
+    }
+
+    fn handle_event(
+        &mut self,
+        ctx: &mut Ctx<'_, S, Self>,
+        event: SourceEvent,
+    ) -> Result<(), Error> {
+        if let (Echo::Stop, SourceEvent::Signal(_) | SourceEvent::Wake) = (self, event) {
+            ctx.exit();
+        }
         Ok(())
     }
 
@@ -551,5 +580,27 @@ mod tests {
         // Closing the connection gives its lease back.
         r.close(t);
         assert_eq!(r.pool().lent(), 0);
+    }
+
+    #[test]
+    fn a_stop_source_ends_run_on_a_signal_or_a_wake_and_ignores_exits() {
+        use crate::{ExitStatus, RunEnd};
+        let mut r: R = Reactor::new(MockSelector::new());
+        r.add(MockSocket::listener(1), Echo::listener(2)).unwrap();
+        let stop = r.add(MockSocket::source(2), Echo::Stop).unwrap();
+        // An exit is not a stop.
+        let exit = SourceEvent::Exit {
+            pid: 7,
+            status: ExitStatus::Code(0),
+        };
+        assert!(r.get_mut(stop).unwrap().socket.raise(exit));
+        r.selector_mut().set_once(2, Readiness::READABLE);
+        assert_eq!(r.run(None, Some(2)).unwrap(), RunEnd::Count);
+        for event in [SourceEvent::Signal(15), SourceEvent::Wake] {
+            assert!(r.get_mut(stop).unwrap().socket.raise(event));
+            r.selector_mut().set_once(2, Readiness::READABLE);
+            assert_eq!(r.run(None, Some(10)).unwrap(), RunEnd::Exit, "{event:?}");
+            assert_eq!(r.len(), 2, "exit leaves the channels to the program");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! What the server examples share, and nothing the library publishes: the command
 //! line ([`args`]), listening on an address given as text ([`listen`]: the rules for
 //! `unix:PATH` are there; [`bind`] for datagram sockets), logging that never blocks
-//! or panics ([`log`]), and stopping cleanly on SIGINT, SIGTERM or SIGHUP.
+//! or panics ([`log`]), and stopping cleanly on SIGINT, SIGTERM or SIGHUP through the
+//! signal source.
 //!
 //! Each example includes it with `mod common;` (cargo does not build `examples/common/`
 //! as an example of its own: it has no `main.rs`). Its unit tests run in
@@ -26,8 +27,8 @@ use log::{log, say};
 use std::os::fd::AsRawFd;
 
 use asyncore::{
-    Backend, Dispatcher, FD_SETSIZE, Io, Lend, PollError, Reactor, Refusal, Selector, SourceError,
-    StdSocket, Token,
+    Backend, Dispatcher, FD_SETSIZE, Io, Lend, PollError, Reactor, Refusal, RunEnd, Selector,
+    SourceError, StdSocket, Token,
 };
 
 /// How a server announces where it listens (`listening on ...`): the bound address
@@ -44,14 +45,23 @@ pub fn shown_addr(listener: &StdSocket, spec: &str) -> String {
     }
 }
 
-/// The start every server shares, in this order: SIGINT, SIGTERM and SIGHUP stop it
-/// from now on ([`stop_on_signals`]), then it listens on `spec` ([`listen`]).
-/// Failures are reported on stderr as `PROGRAM: ...`.
+/// The signals that stop a server: Ctrl-C, `kill`, and SIGHUP (the terminal went
+/// away). SIGHUP stops it too rather than reloading: these servers have no
+/// configuration to reload, and dying on it would leave the socket file behind.
+pub const STOP_SIGNALS: [nix::libc::c_int; 3] =
+    [nix::libc::SIGINT, nix::libc::SIGTERM, nix::libc::SIGHUP];
+
+/// The start every server shares, in this order: the signal source catches
+/// [`STOP_SIGNALS`] from now on (a signal that comes before the loop runs waits in
+/// it, so nothing created after this point is left behind), then it listens on
+/// `spec` ([`listen`]). The server adds the signal source to its map with a
+/// dispatcher that calls `ctx.exit()` on a signal (`Echo::Stop`, for instance), and
+/// runs [`serve`]. Failures are reported on stderr as `PROGRAM: ...`.
 ///
 /// # Errors
 /// The exit code to return (1).
-pub fn start(program: &str, spec: &str) -> Result<(Listening, &'static AtomicBool), ExitCode> {
-    let stop = stop_on_signals().map_err(|e| {
+pub fn start(program: &str, spec: &str) -> Result<(Listening, StdSocket), ExitCode> {
+    let signals = StdSocket::signals(&STOP_SIGNALS).map_err(|e| {
         say!("{program}: cannot install the signal handlers: {e}");
         ExitCode::FAILURE
     })?;
@@ -59,7 +69,7 @@ pub fn start(program: &str, spec: &str) -> Result<(Listening, &'static AtomicBoo
         say!("{program}: cannot listen on {spec}: {e}");
         ExitCode::FAILURE
     })?;
-    Ok((listening, stop))
+    Ok((listening, signals))
 }
 
 /// The end every server shares, once its channels are closed: reports a failed
@@ -191,18 +201,54 @@ pub fn log_refused(socket: &StdSocket, why: Refusal) {
     }
 }
 
+/// Runs the loop, with no timeout and no tick, until a handler calls `ctx.exit()`
+/// (the signal source's dispatcher, on a stop signal: the signal's byte in the
+/// self-pipe ends the wait at once) or the map empties. The channels are left as
+/// they are (see [`serve`]).
+///
+/// # Errors
+/// A pass failed.
+pub fn run_until_stopped<I: Io, D, const N: usize, const T: usize, P: Lend>(
+    reactor: &mut Reactor<I, D, N, T, P>,
+) -> Result<(), PollError<<I::Selector as Selector>::Error>>
+where
+    D: Dispatcher<I::Socket>,
+{
+    loop {
+        match reactor.run(None, None)? {
+            RunEnd::Exit | RunEnd::Empty => return Ok(()),
+            // Timers are the server's own business; keep serving.
+            RunEnd::Timer(_) | RunEnd::Count => {}
+        }
+    }
+}
+
+/// [`run_until_stopped`], then closes every channel (the signal source too, which
+/// puts the default dispositions back).
+///
+/// # Errors
+/// A pass failed; every channel is closed before returning.
+pub fn serve<I: Io, D, const N: usize, const T: usize, P: Lend>(
+    reactor: &mut Reactor<I, D, N, T, P>,
+) -> Result<(), PollError<<I::Selector as Selector>::Error>>
+where
+    D: Dispatcher<I::Socket>,
+{
+    let result = run_until_stopped(reactor);
+    let _ = reactor.close_all();
+    result
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: nix::libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Makes SIGINT (Ctrl-C), SIGTERM and SIGHUP set a flag instead of killing the
-/// process, and returns the flag: the server then stops as for Ctrl-C, closing every
-/// connection and removing its socket file. SIGHUP (the terminal went away) stops it
-/// too: these servers have no configuration to reload, and dying on it would leave
-/// the socket file behind. The handler only stores to an atomic. Install it before
-/// creating anything to clean up.
+/// For a server whose map cannot hold the signal source (`udp_echo`, whose one
+/// channel is 128 KiB: a second slot would double it): makes [`STOP_SIGNALS`] set a
+/// flag instead, for [`serve_ticking`], and returns the flag. The handler only stores
+/// to an atomic. Install it before creating anything to clean up.
 ///
 /// # Errors
 /// `sigaction` failed.
@@ -220,13 +266,13 @@ pub fn stop_on_signals() -> Result<&'static AtomicBool, nix::errno::Errno> {
     Ok(&STOP)
 }
 
-/// Runs passes of at most `tick` each until `stop` is set, then closes every channel.
-/// The tick bounds how long a stop request waits to be seen (signals do not cut a
-/// wait short: selectors retry `EINTR`).
+/// With [`stop_on_signals`]: runs passes of at most `tick` each until `stop` is set,
+/// then closes every channel. The tick bounds how long a stop request waits to be
+/// seen.
 ///
 /// # Errors
 /// A pass failed; every channel is closed before returning.
-pub fn serve<I: Io, D, const N: usize, const T: usize, P: Lend>(
+pub fn serve_ticking<I: Io, D, const N: usize, const T: usize, P: Lend>(
     reactor: &mut Reactor<I, D, N, T, P>,
     stop: &AtomicBool,
     tick: Duration,

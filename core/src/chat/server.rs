@@ -24,6 +24,7 @@
 //! | (hangs up, or half-closes) | | `* NAME left` |
 //! | (sends nothing for the idle timeout, if one is set) | `* idle timeout`, then the server closes | `* NAME left` |
 //! | (connects while the server is full) | `* server full`, then the server closes | |
+//! | (the server shuts down: [`ChatServer::shut_down`]) | `* server shutting down` after what was queued for it, then the server closes | |
 //!
 //! A nick is 1 to [`MAX_NICK`] printable ASCII characters without spaces; until a
 //! client picks one it is `guestN`, N being its slot index (unique among the live
@@ -115,7 +116,7 @@ use heapless::String;
 use super::{AsyncChat, ChatControl, ChatHandler, NoProducer, Overflow, Terminator};
 use crate::{
     AfterEof, Ctx, Dispatcher, Error, InterestMode, ListenerHooks, Refusal, Socket, SocketError,
-    Token,
+    SourceEvent, Token,
 };
 
 /// The longest line a client may send by default, in bytes (its `\r\n` or `\n` not
@@ -177,6 +178,8 @@ pub enum Leave {
     Error,
     /// The user sent nothing for the idle timeout and was disconnected.
     Idle,
+    /// The server shut down ([`ChatServer::shut_down`]).
+    Shutdown,
 }
 
 /// The listening side: accepts up to `max_conns` live connections; an extra one gets
@@ -337,6 +340,8 @@ pub struct ChatUser<const LINE: usize = MAX_LINE> {
     too_long_told: bool,
     announced: bool,
     quitting: bool,
+    /// Told the server is shutting down (quitting too).
+    shut_down: bool,
     evicted: bool,
     errored: bool,
     idled: bool,
@@ -366,6 +371,7 @@ impl<const LINE: usize> ChatUser<LINE> {
             too_long_told: false,
             announced: false,
             quitting: false,
+            shut_down: false,
             evicted: false,
             errored: false,
             idled: false,
@@ -457,7 +463,9 @@ impl<const LINE: usize> ChatUser<LINE> {
     }
 
     fn reason(&self) -> Leave {
-        if self.evicted {
+        if self.shut_down {
+            Leave::Shutdown
+        } else if self.evicted {
             Leave::TooSlow
         } else if self.quitting {
             Leave::Quit
@@ -628,7 +636,7 @@ fn next_ticket<S: Socket, const OUT: usize, const LINE: usize>(
         .others()
         .filter_map(|c| match c.dispatcher {
             ChatServer::Conn(chat) => chat.handler.waiting().map(|w| w.ticket),
-            ChatServer::Listener(_) => None,
+            ChatServer::Listener(_) | ChatServer::Stop => None,
         })
         .max();
     last.unwrap_or(0).saturating_add(1)
@@ -662,7 +670,7 @@ fn arm_other<S: Socket, const OUT: usize, const LINE: usize>(
                     _ => None,
                 }
             }
-            ChatServer::Listener(_) => None,
+            ChatServer::Listener(_) | ChatServer::Stop => None,
         },
         None => None,
     };
@@ -805,7 +813,7 @@ fn announce<S: Socket, const OUT: usize, const LINE: usize, const O: usize, cons
                 chat.chat.resume_input();
                 chat.handler.nick.clone()
             }
-            ChatServer::Listener(_) => return,
+            ChatServer::Listener(_) | ChatServer::Stop => return,
         },
         None => return,
     };
@@ -1342,6 +1350,10 @@ pub enum ChatServer<S, const OUT: usize = DEFAULT_OUT, const LINE: usize = MAX_L
     Listener(ChatListener<S>),
     /// A user's connection.
     Conn(ChatConn<OUT, LINE>),
+    /// An event source (a signal source, a waker) whose signals and wakes end the
+    /// loop at once ([`Ctx::exit`]); the program then shuts the room down
+    /// ([`shut_down`](Self::shut_down)) and drains it. Child exits are ignored.
+    Stop,
 }
 
 impl<S, const OUT: usize, const LINE: usize> ChatServer<S, OUT, LINE> {
@@ -1381,7 +1393,7 @@ impl<S, const OUT: usize, const LINE: usize> ChatServer<S, OUT, LINE> {
     pub fn as_listener(&self) -> Option<&ChatListener<S>> {
         match self {
             ChatServer::Listener(l) => Some(l),
-            ChatServer::Conn(_) => None,
+            ChatServer::Conn(_) | ChatServer::Stop => None,
         }
     }
 
@@ -1389,7 +1401,7 @@ impl<S, const OUT: usize, const LINE: usize> ChatServer<S, OUT, LINE> {
     pub fn as_listener_mut(&mut self) -> Option<&mut ChatListener<S>> {
         match self {
             ChatServer::Listener(l) => Some(l),
-            ChatServer::Conn(_) => None,
+            ChatServer::Conn(_) | ChatServer::Stop => None,
         }
     }
 
@@ -1397,13 +1409,39 @@ impl<S, const OUT: usize, const LINE: usize> ChatServer<S, OUT, LINE> {
     pub fn as_conn(&self) -> Option<&ChatConn<OUT, LINE>> {
         match self {
             ChatServer::Conn(c) => Some(c),
-            ChatServer::Listener(_) => None,
+            ChatServer::Listener(_) | ChatServer::Stop => None,
         }
     }
 
     /// The user of a connection.
     pub fn user(&self) -> Option<&ChatUser<LINE>> {
         self.as_conn().map(|c| &c.handler)
+    }
+
+    /// Shuts this channel down, for a program that stops serving (after a
+    /// [`Stop`](Self::Stop) source ended the loop). A user's connection is told
+    /// `* server shutting down` (if its output ring has room for it), is no longer
+    /// read and no longer gets lines, and closes once everything queued for it was
+    /// sent; its user leaves with [`Leave::Shutdown`]. Returns `true` for such a
+    /// connection: run the loop until they are all gone, bounded by a timer (a client
+    /// that does not read would hold it). Returns `false` for the listener and a
+    /// stop source, which the program closes (or keeps, to hear a second signal).
+    pub fn shut_down(&mut self) -> bool {
+        let ChatServer::Conn(chat) = self else {
+            return false;
+        };
+        let user = &mut chat.handler;
+        if user.gone || user.shut_down {
+            return true;
+        }
+        user.shut_down = true;
+        user.quitting = true;
+        chat.control().pause_input();
+        // All or nothing: a full ring gets no notice but still closes when drained.
+        let _ = chat.push(b"* server shutting down\n");
+        // A full queue cannot mark the end: the program's timer closes it then.
+        let _ = chat.close_when_done();
+        true
     }
 }
 
@@ -1480,7 +1518,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn readable(&self) -> bool {
         match self {
-            ChatServer::Listener(_) => true,
+            ChatServer::Listener(_) | ChatServer::Stop => true,
             ChatServer::Conn(c) => {
                 !c.handler.evicted && <ChatConn<OUT, LINE> as Dispatcher<S, Self>>::readable(c)
             }
@@ -1489,7 +1527,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn writable(&self) -> bool {
         match self {
-            ChatServer::Listener(_) => false,
+            ChatServer::Listener(_) | ChatServer::Stop => false,
             ChatServer::Conn(c) => <ChatConn<OUT, LINE> as Dispatcher<S, Self>>::writable(c),
         }
     }
@@ -1503,7 +1541,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
     fn handle_accepted(&mut self, ctx: &mut Ctx<'_, S, Self>, mut socket: S) -> Result<(), Error> {
         match self {
             ChatServer::Listener(l) => Self::accept_one(l, ctx, socket),
-            ChatServer::Conn(_) => {
+            ChatServer::Conn(_) | ChatServer::Stop => {
                 let _ = socket.close();
                 Ok(())
             }
@@ -1512,7 +1550,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn handle_connect(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         match self {
-            ChatServer::Listener(_) => Ok(()),
+            ChatServer::Listener(_) | ChatServer::Stop => Ok(()),
             ChatServer::Conn(c) => {
                 let r = c.handle_connect(ctx);
                 after(c, ctx, false).and(r)
@@ -1522,7 +1560,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         match self {
-            ChatServer::Listener(_) => Ok(()),
+            ChatServer::Listener(_) | ChatServer::Stop => Ok(()),
             ChatServer::Conn(c) => {
                 if let (Some(idle), Some(now)) = (c.handler.idle, ctx.now())
                     && c.handler.receiving()
@@ -1538,7 +1576,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn handle_write(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         match self {
-            ChatServer::Listener(_) => Ok(()),
+            ChatServer::Listener(_) | ChatServer::Stop => Ok(()),
             ChatServer::Conn(c) => {
                 let r = c.handle_write(ctx);
                 after(c, ctx, false).and(r)
@@ -1555,7 +1593,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn handle_timeout(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         match self {
-            ChatServer::Listener(_) => Ok(()),
+            ChatServer::Listener(_) | ChatServer::Stop => Ok(()),
             ChatServer::Conn(c) => {
                 // The deadline fired: nothing is set any more.
                 c.handler.armed = None;
@@ -1577,7 +1615,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn handle_eof(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<AfterEof, Error> {
         match self {
-            ChatServer::Listener(_) => Ok(AfterEof::Close),
+            ChatServer::Listener(_) | ChatServer::Stop => Ok(AfterEof::Close),
             ChatServer::Conn(c) => {
                 // The peer finished sending: it has left; what is queued still goes
                 // out, then the channel closes.
@@ -1587,9 +1625,20 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
         }
     }
 
+    fn handle_event(
+        &mut self,
+        ctx: &mut Ctx<'_, S, Self>,
+        event: SourceEvent,
+    ) -> Result<(), Error> {
+        if let (ChatServer::Stop, SourceEvent::Signal(_) | SourceEvent::Wake) = (self, event) {
+            ctx.exit();
+        }
+        Ok(())
+    }
+
     fn handle_close(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         match self {
-            ChatServer::Listener(_) => {}
+            ChatServer::Listener(_) | ChatServer::Stop => {}
             ChatServer::Conn(c) => {
                 settle_leave(c, ctx, true);
             }
@@ -1600,7 +1649,7 @@ impl<S: Socket, const OUT: usize, const LINE: usize> Dispatcher<S> for ChatServe
 
     fn handle_error(&mut self, ctx: &mut Ctx<'_, S, Self>, error: Error) {
         match self {
-            ChatServer::Listener(_) => {
+            ChatServer::Listener(_) | ChatServer::Stop => {
                 // An accept error that is not transient: as the default, close.
                 let _ = error;
                 ctx.close();

@@ -320,6 +320,70 @@ fn quit_says_bye_closes_when_sent_and_tells_the_others() {
 }
 
 #[test]
+fn a_stop_source_ends_the_loop_and_shut_down_tells_every_user_then_closes_when_sent() {
+    use crate::{RunEnd, SourceEvent};
+    let mut c = Chat::new(4);
+    let stop = c.r.add(MockSocket::source(2), Srv::Stop).unwrap();
+    let a = c.connect(10).unwrap();
+    let b = c.connect(11).unwrap();
+    c.say(a, b"/nick alice\nhello\n");
+    assert!(c.lines(b).ends_with(&["alice: hello".to_string()]));
+    // An exit is not a stop; a signal is.
+    let exit = SourceEvent::Exit {
+        pid: 9,
+        status: crate::ExitStatus::Code(0),
+    };
+    assert!(c.r.get_mut(stop).unwrap().socket.raise(exit));
+    c.sel().set_once(2, Readiness::READABLE);
+    assert_eq!(c.r.run(None, Some(2)).unwrap(), RunEnd::Count);
+    assert!(
+        c.r.get_mut(stop)
+            .unwrap()
+            .socket
+            .raise(SourceEvent::Signal(15))
+    );
+    c.sel().set_once(2, Readiness::READABLE);
+    assert_eq!(c.r.run(None, Some(10)).unwrap(), RunEnd::Exit);
+    assert_eq!(c.r.len(), 4, "exit leaves the channels to the program");
+
+    // What the program does then: every user is told and drained.
+    c.r.get_mut(b)
+        .unwrap()
+        .socket
+        .script_send(SendStep::WouldBlock);
+    let mut users = 0;
+    for ch in c.r.iter_mut() {
+        if ch.dispatcher.shut_down() {
+            users += 1;
+        }
+    }
+    assert_eq!(users, 2, "the listener and the stop source are not users");
+    assert!(c.user(a).is_quitting());
+    // Not read any more: this is never said.
+    c.r.get_mut(a).unwrap().socket.feed(b"not said\n");
+    c.r.poll_once(None).unwrap();
+    assert!(
+        c.got(b).ends_with("* server shutting down\n"),
+        "queued behind what it had: {:?}",
+        c.got(b)
+    );
+    assert!(c.r.get(b).is_some(), "not closed before it is sent");
+    c.settle();
+    assert!(
+        c.r.get(a).is_none() && c.r.get(b).is_none(),
+        "closed once sent"
+    );
+    assert_eq!(c.r.len(), 2, "the listener and the stop source are left");
+    assert_eq!(
+        left(),
+        [
+            ("alice".to_string(), Leave::Shutdown),
+            ("guest3".to_string(), Leave::Shutdown)
+        ]
+    );
+}
+
+#[test]
 fn hang_up_and_half_close_are_leaving() {
     let mut c = Chat::new(4);
     let a = c.connect(10).unwrap();

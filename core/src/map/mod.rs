@@ -490,14 +490,18 @@ impl<S, D> Others<'_, S, D> {
     }
 
     /// Every other open channel, in slot order (each listed for a check before the
-    /// next wait).
+    /// next wait). Like [`ChannelMap::iter_mut`], it stops at the last slot ever
+    /// used: a scan from a handler does not touch (and, for a map in a `static`, page
+    /// in) the rest of a large map.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
         let current = self.around.current;
+        let used = self.book.used as usize;
         let before = self.around.before.iter_mut().enumerate();
         let after = self
             .around
             .after
             .iter_mut()
+            .take(used.saturating_sub(current + 1))
             .enumerate()
             .map(move |(i, s)| (i + current + 1, s));
         let head = &mut self.book.dirty;

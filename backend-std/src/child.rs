@@ -137,8 +137,8 @@ pub(crate) fn reap() {
             Ok(Some(status)) => status,
             Ok(None) => continue,
             // ECHILD: someone else reaped it (a `waitpid(-1)` elsewhere in the
-            // process); its status is lost. It still ends, as `Code(-1)`.
-            Err(_) => ExitStatus::Code(-1),
+            // process); its status is lost. It still ends, as `Unknown`.
+            Err(_) => ExitStatus::Unknown,
         };
         let seq = t.next_seq;
         t.next_seq += 1;

@@ -33,6 +33,9 @@ pub enum ExitStatus {
     Code(i32),
     /// A signal (this number) ended it.
     Signal(i32),
+    /// It ended, but how is not known: something else in the process reaped it
+    /// first (a `waitpid(-1)` elsewhere, `SIGCHLD` set to be ignored).
+    Unknown,
 }
 
 impl fmt::Display for ExitStatus {
@@ -40,6 +43,7 @@ impl fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exit status {c}"),
             ExitStatus::Signal(s) => write!(f, "killed by signal {s}"),
+            ExitStatus::Unknown => f.write_str("ended, status unknown (reaped elsewhere)"),
         }
     }
 }

@@ -301,7 +301,8 @@ where
         &mut self.registry.selector
     }
 
-    /// One channel.
+    /// One channel: an open one, or a closed one kept for
+    /// [`take_closed`](Self::take_closed) (its state is then `Closed`).
     pub fn get(&self, token: Token) -> Option<ChannelRef<'_, I::Socket, D>> {
         self.map.get(token)
     }

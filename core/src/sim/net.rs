@@ -966,6 +966,7 @@ fn event_code(e: SourceEvent) -> u64 {
             let s = match status {
                 crate::ExitStatus::Code(c) => c as u32 as u64,
                 crate::ExitStatus::Signal(n) => 0x1_0000_0000 | n as u32 as u64,
+                crate::ExitStatus::Unknown => 0x2_0000_0000,
             };
             (2 << 60) | ((pid as u64) << 33) ^ s
         }

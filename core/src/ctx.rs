@@ -25,7 +25,9 @@ pub struct Ctx<'a, S: Socket, D> {
     /// What the registry asks of a dispatcher it adds.
     rule: Rule<S, D>,
     tracer: Tracer,
-    now: Option<Duration>,
+    /// The time of the pass, as stored times are (a `Duration` only when asked for:
+    /// making one divides a `u64`, which is a library call on 32-bit targets).
+    now: Option<u64>,
 }
 
 impl<S: Socket, D> core::fmt::Debug for Ctx<'_, S, D> {
@@ -58,7 +60,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
             others,
             rule,
             tracer: registry.tracer,
-            now: registry.now.map(Duration::from_nanos),
+            now: registry.now,
             registry,
         }
     }
@@ -83,7 +85,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
 
     /// The time of this pass on the selector's clock (`None`: no clock).
     pub fn now(&self) -> Option<core::time::Duration> {
-        self.now
+        self.now.map(Duration::from_nanos)
     }
 
     /// Sets this channel's timeout: its deadline becomes `after` from now (replacing
@@ -94,7 +96,10 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// [`TimerError::NoClock`] when the selector has no clock.
     pub fn set_timeout(&mut self, after: Duration) -> Result<(), TimerError> {
         let now = self.now.ok_or(TimerError::NoClock)?;
-        self.set_deadline(now.saturating_add(after))
+        let at = now.saturating_add(to_nanos(after)).min(NEVER - 1);
+        self.registry
+            .set_deadline(self.own.deadline, self.token, Some(at));
+        Ok(())
     }
 
     /// Sets this channel's deadline to the clock time `at` (see [`now`](Self::now));
@@ -122,7 +127,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         let Some(c) = self.others.channel_mut(token) else {
             return Ok(false);
         };
-        let at = to_nanos(now.saturating_add(after));
+        let at = now.saturating_add(to_nanos(after)).min(NEVER - 1);
         self.registry.set_deadline(&mut c.deadline, token, Some(at));
         Ok(true)
     }
@@ -291,7 +296,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
                 Err(e) => {
                     if let Some(now) = self.now {
                         self.own.flags.set(Flags::READ_PAUSED);
-                        self.registry.backoff().fail(to_nanos(now));
+                        self.registry.backoff().fail(now);
                     }
                     return Err(e);
                 }

@@ -154,6 +154,15 @@ pub fn command(bin: &Path) -> Command {
     }
 }
 
+/// Starts `cmd` with stdin closed and stdout and stderr piped.
+fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
+}
+
 /// What a finished subprocess left.
 pub struct Output {
     pub status: ExitStatus,
@@ -165,12 +174,7 @@ pub struct Output {
 /// large output never blocks it). Kills it and fails the test after
 /// [`SUBPROCESS_PATIENCE`]: a hang becomes a failure, never a timed assertion.
 pub fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child = spawn_piped(cmd);
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -216,12 +220,7 @@ impl Listening {
     /// [`SUBPROCESS_PATIENCE`] for its first line. `Err` (the process killed) says
     /// what came instead of `listening on ADDR`, and its stderr.
     pub fn start(cmd: &mut Command) -> Result<Listening, String> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let mut child = spawn_piped(cmd);
         let mut err = child.stderr.take().unwrap();
         let (etx, erx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -126,7 +126,7 @@ impl Probe {
 
     /// The original's `BaseClient`: `handle_connect` is a no-op.
     fn client(log: &Log) -> Probe {
-        Probe::new("client", log).on_connect(|_| Ok(()))
+        Probe::new("client", log).on(Cb::Connect, |_| Ok(()))
     }
 
     fn readable(mut self, yes: bool) -> Self {
@@ -137,11 +137,22 @@ impl Probe {
         self.writable = yes;
         self
     }
-    fn on_connect(
+    /// Hooks `handle_connect`, `handle_read`, `handle_write`, `handle_expt` or
+    /// `handle_close` (`cb`).
+    fn on(
         mut self,
+        cb: Cb,
         f: impl FnMut(&mut Ctx<'_, StdSocket, T>) -> Result<(), Error> + 'static,
     ) -> Self {
-        self.connect = Some(Box::new(f));
+        let slot = match cb {
+            Cb::Connect => &mut self.connect,
+            Cb::Read => &mut self.read,
+            Cb::Write => &mut self.write,
+            Cb::Expt => &mut self.expt,
+            Cb::Close => &mut self.close,
+            _ => panic!("{}: no hook for {cb:?}", self.name),
+        };
+        *slot = Some(Box::new(f));
         self
     }
     fn on_accepted(
@@ -149,34 +160,6 @@ impl Probe {
         f: impl FnMut(&mut Ctx<'_, StdSocket, T>, StdSocket) -> Result<(), Error> + 'static,
     ) -> Self {
         self.accepted = Some(Box::new(f));
-        self
-    }
-    fn on_read(
-        mut self,
-        f: impl FnMut(&mut Ctx<'_, StdSocket, T>) -> Result<(), Error> + 'static,
-    ) -> Self {
-        self.read = Some(Box::new(f));
-        self
-    }
-    fn on_write(
-        mut self,
-        f: impl FnMut(&mut Ctx<'_, StdSocket, T>) -> Result<(), Error> + 'static,
-    ) -> Self {
-        self.write = Some(Box::new(f));
-        self
-    }
-    fn on_expt(
-        mut self,
-        f: impl FnMut(&mut Ctx<'_, StdSocket, T>) -> Result<(), Error> + 'static,
-    ) -> Self {
-        self.expt = Some(Box::new(f));
-        self
-    }
-    fn on_close(
-        mut self,
-        f: impl FnMut(&mut Ctx<'_, StdSocket, T>) -> Result<(), Error> + 'static,
-    ) -> Self {
-        self.close = Some(Box::new(f));
         self
     }
     fn on_error(mut self, f: impl FnMut(&mut Ctx<'_, StdSocket, T>, Error) + 'static) -> Self {
@@ -317,6 +300,13 @@ fn base_server(
     server_on(case.listener(true, 5), r, log, handler)
 }
 
+/// A [`base_server`] whose connections are probes named `handler` that expect
+/// nothing but reads and writes.
+fn idle_server(case: &Case, r: &mut R, log: &Log) -> (Token, Addr) {
+    let l = log.clone();
+    base_server(case, r, log, move |_| Some(Probe::new("handler", &l)))
+}
+
 /// [`base_server`] on a listener of one's own.
 fn server_on(
     (socket, addr): (StdSocket, Addr),
@@ -354,11 +344,10 @@ matrix!(handle_connect: ipv4, ipv6, unix);
 fn handle_connect(case: &Case) {
     let log = Log::default();
     let mut r: R = case.reactor();
-    let l = log.clone();
-    let (_, addr) = base_server(case, &mut r, &log, move |_| Some(Probe::new("handler", &l)));
+    let (_, addr) = idle_server(case, &mut r, &log);
     let flag = Flag::default();
     let f = flag.clone();
-    let client = Probe::new("client", &log).on_connect(move |ctx| {
+    let client = Probe::new("client", &log).on(Cb::Connect, move |ctx| {
         assert_eq!(ctx.state(), State::Connected, "already Connected inside");
         f.set();
         Ok(())
@@ -430,7 +419,7 @@ fn handle_read(case: &Case) {
     let flag = Flag::default();
     let got = Rc::new(RefCell::new(Vec::new()));
     let (f, g) = (flag.clone(), got.clone());
-    let client = Probe::client(&log).on_read(move |ctx| {
+    let client = Probe::client(&log).on(Cb::Read, move |ctx| {
         let mut buf = [0u8; 2048];
         if let Recv::Data(n) = ctx.recv(&mut buf)? {
             g.borrow_mut().extend_from_slice(&buf[..n]);
@@ -452,11 +441,10 @@ matrix!(handle_write: ipv4, ipv6, unix);
 fn handle_write(case: &Case) {
     let log = Log::default();
     let mut r: R = case.reactor();
-    let l = log.clone();
-    let (_, addr) = base_server(case, &mut r, &log, move |_| Some(Probe::new("handler", &l)));
+    let (_, addr) = idle_server(case, &mut r, &log);
     let flag = Flag::default();
     let f = flag.clone();
-    let client = Probe::client(&log).writable(true).on_write(move |_| {
+    let client = Probe::client(&log).writable(true).on(Cb::Write, move |_| {
         f.set();
         Ok(())
     });
@@ -476,11 +464,11 @@ fn handle_close(case: &Case) {
     let flag = Flag::default();
     let f = flag.clone();
     let client = Probe::client(&log)
-        .on_read(|ctx| {
+        .on(Cb::Read, |ctx| {
             ctx.recv(&mut [0u8; 1024])?;
             Ok(())
         })
-        .on_close(move |ctx| {
+        .on(Cb::Close, move |ctx| {
             f.set();
             ctx.close();
             Ok(())
@@ -504,7 +492,7 @@ fn handle_close_after_conn_broken(case: &Case) {
     let mut r: R = case.reactor();
     let l = log.clone();
     let (_, addr) = base_server(case, &mut r, &log, move |_| {
-        let handler = Probe::new("handler", &l).on_read(|ctx| {
+        let handler = Probe::new("handler", &l).on(Cb::Read, |ctx| {
             ctx.recv(&mut [0u8; DATA.len()])?;
             ctx.close();
             Ok(())
@@ -515,16 +503,16 @@ fn handle_close_after_conn_broken(case: &Case) {
     let (f1, f2) = (flag.clone(), flag.clone());
     let client = Probe::client(&log)
         .writable(true)
-        .on_write(|ctx| {
+        .on(Cb::Write, |ctx| {
             ctx.send(&DATA)?;
             Ok(())
         })
-        .on_close(move |ctx| {
+        .on(Cb::Close, move |ctx| {
             f1.set();
             ctx.close();
             Ok(())
         })
-        .on_expt(move |ctx| {
+        .on(Cb::Expt, move |ctx| {
             f2.set();
             ctx.close();
             Ok(())
@@ -557,7 +545,7 @@ fn handle_expt(case: &Case) {
     let flag = Flag::default();
     let urgent = Rc::new(RefCell::new(Vec::new()));
     let (f, u) = (flag.clone(), urgent.clone());
-    let client = Probe::client(&log).on_expt(move |ctx| {
+    let client = Probe::client(&log).on(Cb::Expt, move |ctx| {
         let mut buf = [0u8; 16];
         if let Recv::Data(n) = ctx.recv_priority(&mut buf)? {
             u.borrow_mut().extend_from_slice(&buf[..n]);
@@ -586,13 +574,12 @@ fn handle_error(case: &Case) {
     const BOOM: Error = Error::Protocol("division by zero");
     let log = Log::default();
     let mut r: R = case.reactor();
-    let l = log.clone();
-    let (_, addr) = base_server(case, &mut r, &log, move |_| Some(Probe::new("handler", &l)));
+    let (_, addr) = idle_server(case, &mut r, &log);
     let flag = Flag::default();
     let f = flag.clone();
     let client = Probe::client(&log)
         .writable(true)
-        .on_write(|_| Err(BOOM))
+        .on(Cb::Write, |_| Err(BOOM))
         .on_error(move |_ctx, e| {
             assert_eq!(e, BOOM);
             f.set();
@@ -610,8 +597,7 @@ matrix!(connection_attributes: ipv4, ipv6, unix);
 fn connection_attributes(case: &Case) {
     let log = Log::default();
     let mut r: R = case.reactor();
-    let l = log.clone();
-    let (server, addr) = base_server(case, &mut r, &log, move |_| Some(Probe::new("handler", &l)));
+    let (server, addr) = idle_server(case, &mut r, &log);
     let client = base_client(case, &mut r, &addr, Probe::client(&log));
     assert_eq!(state(&r, server), Some(State::Listening));
     assert_eq!(state(&r, client), Some(State::Connecting));
@@ -734,14 +720,14 @@ fn quick_connect(case: &Case) {
         a.set(a.get() + 1);
         let (c, rx) = (c.clone(), rx.clone());
         let handler = Probe::new("handler", &l)
-            .on_read(move |ctx| {
+            .on(Cb::Read, move |ctx| {
                 let mut buf = [0u8; 256];
                 while let Recv::Data(n) = ctx.recv(&mut buf)? {
                     rx.borrow_mut().extend_from_slice(&buf[..n]);
                 }
                 Ok(())
             })
-            .on_close(move |ctx| {
+            .on(Cb::Close, move |ctx| {
                 c.set(c.get() + 1);
                 ctx.close();
                 Ok(())
@@ -944,7 +930,7 @@ fn file_wrapper_recv(case: &Case) {
     let log = Log::default();
     let chunks = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
     let c = chunks.clone();
-    let probe = Probe::new("file", &log).on_read(move |ctx| {
+    let probe = Probe::new("file", &log).on(Cb::Read, move |ctx| {
         let size = match c.borrow().len() {
             0 => 13,
             1 => 6,
@@ -986,7 +972,7 @@ fn file_wrapper_send(case: &Case) {
     let probe = Probe::new("file", &log)
         .readable(false)
         .writable(true)
-        .on_write(move |ctx| {
+        .on(Cb::Write, move |ctx| {
             let data = match s.get() {
                 0 => D1,
                 1 => D2,
@@ -1012,14 +998,14 @@ fn file_wrapper_send(case: &Case) {
 fn file_reader(log: &Log, chunk: usize, data: &Rc<RefCell<Vec<u8>>>) -> T {
     let d = data.clone();
     let probe = Probe::new("file", log)
-        .on_read(move |ctx| {
+        .on(Cb::Read, move |ctx| {
             let mut buf = vec![0u8; chunk];
             if let Recv::Data(n) = ctx.recv(&mut buf)? {
                 d.borrow_mut().extend_from_slice(&buf[..n]);
             }
             Ok(())
         })
-        .on_close(|ctx| {
+        .on(Cb::Close, |ctx| {
             ctx.close();
             Ok(())
         });
@@ -1099,7 +1085,7 @@ fn file_wrapper_close_twice(case: &Case) {
     let (a, b) = StdSocket::pair().unwrap();
     let closed = Flag::default();
     let c = closed.clone();
-    let probe = Probe::new("file", &log).on_close(move |ctx| {
+    let probe = Probe::new("file", &log).on(Cb::Close, move |ctx| {
         c.set();
         ctx.close();
         Ok(())

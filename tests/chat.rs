@@ -1003,19 +1003,15 @@ fn python_asynchat_client_talks_to_our_chat_server() {
     if peers::python("import asynchat, asyncore").is_none() {
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/chat_client.py");
+    let script = peers::script("chat_client.py");
     for backend in BACKENDS {
         let server = Server::start(backend, 8);
         let mut rust = Peer::join(server.addr);
         rust.nick("rusty");
         let mut python = std::process::Command::new("python3")
-            .args([
-                "-W",
-                "ignore",
-                script,
-                &server.addr.port().to_string(),
-                "rusty",
-            ])
+            .args(["-W", "ignore"])
+            .arg(&script)
+            .args([&server.addr.port().to_string(), "rusty"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

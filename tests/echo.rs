@@ -6,6 +6,8 @@
 
 #[macro_use]
 mod common;
+#[path = "support/fd_limit.rs"]
+mod fd_limit;
 
 use std::cell::RefCell;
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
@@ -18,8 +20,9 @@ use asyncore::{
     StdReactor, StdSocket, Token, Trace,
 };
 use common::{Case, PATIENCE, Peer, pattern, run_until};
+use fd_limit::raise_fd_limit;
 use nix::fcntl::{FcntlArg, fcntl};
-use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
+use nix::sys::resource::rlim_t;
 
 /// The echo buffer per connection: small, so long messages go through back-pressure.
 const BUF: usize = 1024;
@@ -279,21 +282,6 @@ fn full_map<const N: usize>(
 /// The fd number the test places a channel at: above `FD_SETSIZE`.
 const HIGH: RawFd = 1500;
 
-/// Makes room for fd `HIGH`; `false` (with a note) when the hard limit does not allow
-/// it.
-fn raise_nofile() -> bool {
-    let want = rlim_t::try_from(HIGH + 100).expect("positive, fits rlim_t");
-    let ok = match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, _)) if soft >= want => true,
-        Ok((_, hard)) if hard >= want => setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok(),
-        _ => false,
-    };
-    if !ok {
-        eprintln!("note: RLIMIT_NOFILE cannot be raised above {HIGH}; test skipped");
-    }
-    ok
-}
-
 /// A connected TCP pair whose server end is a channel socket at an fd ≥ `HIGH`.
 fn high_fd_pair() -> (StdSocket, RawFd, Peer) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -314,7 +302,7 @@ backends!(fd_above_fd_setsize);
 /// (`Rejected(OutOfRange)`, the socket handed back open) and goes on serving the
 /// others; poll takes it and echoes through it.
 fn fd_above_fd_setsize(case: &Case) {
-    if !raise_nofile() {
+    if !raise_fd_limit(rlim_t::try_from(HIGH + 100).expect("positive, fits rlim_t")) {
         return;
     }
     let (mut r, listener, addr) = echo_server::<8>(case, 6);

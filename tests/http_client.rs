@@ -21,15 +21,10 @@ mod common;
 #[path = "../examples/http_client/protocol.rs"]
 mod protocol;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::Command;
 
-use common::PATIENCE;
-use common::peers::{Output, command, example, python, run};
+use common::peers::{Listening, Output, command, example, python, run, script};
 
 /// The fixture's N-byte bodies: byte i is (i * 31 + 7) % 256.
 fn fixture_pattern(n: usize) -> Vec<u8> {
@@ -38,51 +33,26 @@ fn fixture_pattern(n: usize) -> Vec<u8> {
 
 /// `tests/python/http_fixture.py MODE --host HOST`, listening; killed when dropped.
 struct Fixture {
-    child: Child,
+    peer: Listening,
     host: String,
     port: u16,
-    stderr: Option<JoinHandle<String>>,
 }
 
 impl Fixture {
     fn start(python: &str, mode: &str, host: &str) -> Fixture {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/http_fixture.py");
-        let mut child = Command::new(python)
-            .args(["-W", "ignore"])
-            .arg(&script)
-            .args([mode, "--host", host])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", script.display()));
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut fixture = Fixture {
-            child,
+        let peer = Listening::start(
+            Command::new(python)
+                .args(["-W", "ignore"])
+                .arg(script("http_fixture.py"))
+                .args([mode, "--host", host]),
+        )
+        .unwrap_or_else(|why| panic!("the fixture did not start: {why}"));
+        let port = peer.addr.parse().expect("the fixture's port");
+        Fixture {
+            peer,
             host: host.to_string(),
-            port: 0,
-            stderr: Some(stderr),
-        };
-        let line = rx
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("the fixture did not listen within {PATIENCE:?}"));
-        fixture.port = match line.trim().strip_prefix("listening on ") {
-            Some(port) => port.parse().expect("the fixture's port"),
-            None => panic!("the fixture did not start: {line:?}\n{}", fixture.finish()),
-        };
-        fixture
+            port,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -95,18 +65,7 @@ impl Fixture {
 
     /// Stops it; returns what it wrote on stderr (a Python traceback, if any).
     fn finish(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.finish();
+        self.peer.finish()
     }
 }
 

@@ -9,6 +9,9 @@
 //! fds. Every loop is bounded by an iteration count; a generous wall-clock bound only
 //! turns a hang into a failure message.
 
+#[path = "support/fd_limit.rs"]
+mod fd_limit;
+
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Mutex, MutexGuard};
@@ -19,7 +22,8 @@ use asyncore::{
     AddErrorKind, AnySelector, Backend, Echo, EchoConn, FD_SETSIZE, Recv, Sent, Socket,
     SourceError, StdReactor, StdSocket, Token,
 };
-use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
+use fd_limit::raise_fd_limit;
+use nix::sys::resource::rlim_t;
 
 const CLIENTS: usize = 2000;
 /// Map capacity: the listener and 2,000 connections fit, with room to spare.
@@ -43,30 +47,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Raises the soft fd limit to at least `need`; `false` (with a note) if the hard
-/// limit does not allow it.
-fn raise_fd_limit(need: rlim_t) -> bool {
-    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok(limits) => limits,
-        Err(e) => {
-            println!("note: getrlimit failed ({e}); skipping");
-            return false;
-        }
-    };
-    if soft >= need {
-        return true;
-    }
-    if hard < need {
-        println!("note: RLIMIT_NOFILE hard limit {hard} < {need}; skipping");
-        return false;
-    }
-    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, need, hard) {
-        println!("note: cannot raise RLIMIT_NOFILE to {need}: {e}; skipping");
-        return false;
-    }
-    true
 }
 
 /// Client `i`'s message: distinct, 16 to about 1,000 bytes.

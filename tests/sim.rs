@@ -4,80 +4,60 @@
 //! for byte. A failure prints its seed, every option derived from it, and the command
 //! that replays exactly that run.
 
-use std::cell::RefCell;
+#[path = "support/seeded.rs"]
+mod seeded;
 
 use asyncore::sim::chat_scenario::{ChatParams, ChatReport, run_chat};
 use asyncore::sim::scenario::{EchoParams, EchoReport, run_echo};
-use asyncore::sim::{FAULTS, Fault, SimConfig, TraceChecker};
-use asyncore::{Token, Trace};
+use asyncore::sim::{FAULTS, Fault, SimConfig};
+use seeded::{Scenario, checked, observe, seed_count};
 
-thread_local! {
-    static CHECK: RefCell<TraceChecker> = const { RefCell::new(TraceChecker::new()) };
-}
+const ECHO: Scenario = Scenario {
+    label: "seed",
+    replay: "sim replay",
+    describe: |seed| {
+        format!(
+            "{}\n  {}",
+            SimConfig::from_seed(seed),
+            EchoParams::from_seed(seed)
+        )
+    },
+};
 
-fn observe(token: Token, event: Trace) {
-    CHECK.with(|c| c.borrow_mut().on_trace(token, event));
-}
+const CHAT: Scenario = Scenario {
+    label: "chat seed",
+    replay: "sim replay_chat",
+    describe: |seed| {
+        format!(
+            "{}\n  {}",
+            SimConfig::from_seed(seed),
+            ChatParams::from_seed(seed)
+        )
+    },
+};
 
-/// How to replay one seed.
-fn replay_hint(seed: u64) -> String {
-    format!("ASYNCORE_SEED={seed} cargo test -p asyncore --test sim replay -- --nocapture")
-}
-
-fn describe(seed: u64) -> String {
-    format!(
-        "{}\n  {}",
-        SimConfig::from_seed(seed),
-        EchoParams::from_seed(seed)
-    )
-}
-
-/// Runs one scenario with a fresh event checker; its own checks, plus the checker's
-/// (no callback after close, one close per channel, no stale token, only the
-/// listener left at the end).
-fn checked<R, E: std::fmt::Debug>(run: impl FnOnce() -> Result<R, E>) -> Result<R, String> {
-    CHECK.with(|c| *c.borrow_mut() = TraceChecker::new());
-    let report = run().map_err(|e| format!("{e:?}"))?;
-    let (violation, live) = CHECK.with(|c| {
-        let c = c.borrow();
-        (c.violation(), c.live())
-    });
-    if let Some(v) = violation {
-        return Err(format!("event checker: {v:?}"));
-    }
+/// Only the listener is left at the end.
+fn only_the_listener<R>(_: &R, live: usize) -> Result<(), String> {
     if live != 1 {
         return Err(format!(
             "{live} channels live at the end, expected only the listener"
         ));
     }
-    Ok(report)
+    Ok(())
 }
 
 /// One echo run.
 fn run_seed(seed: u64) -> Result<EchoReport, String> {
-    checked(|| {
-        run_echo(
-            SimConfig::from_seed(seed),
-            EchoParams::from_seed(seed),
-            Some(observe),
-        )
-    })
-}
-
-fn fail(seed: u64, why: &str) -> ! {
-    panic!(
-        "seed {seed} failed: {why}\n  options: {}\n  replay: {}",
-        describe(seed),
-        replay_hint(seed)
-    );
-}
-
-/// How many seeds the batch runs (`ASYNCORE_SEEDS` overrides, e.g. for a longer soak).
-fn seed_count() -> u64 {
-    std::env::var("ASYNCORE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000)
+    checked(
+        || {
+            run_echo(
+                SimConfig::from_seed(seed),
+                EchoParams::from_seed(seed),
+                Some(observe),
+            )
+        },
+        only_the_listener,
+    )
 }
 
 #[test]
@@ -87,7 +67,7 @@ fn echo_over_simulated_network_many_seeds() {
     let (mut complete, mut reset, mut refused, mut echoed) = (0usize, 0usize, 0usize, 0u64);
     let (mut pooled, mut exhausted) = (0u64, 0u64);
     for seed in 0..seeds {
-        let report = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
+        let report = run_seed(seed).unwrap_or_else(|why| ECHO.fail(seed, &why));
         pooled += (report.pool_peak > 0) as u64;
         exhausted += (report.pool_peak == asyncore::sim::scenario::POOL) as u64;
         for (total, n) in fired.iter_mut().zip(report.fired) {
@@ -130,50 +110,28 @@ fn echo_over_simulated_network_many_seeds() {
 
 #[test]
 fn same_seed_same_trace() {
-    for seed in [1u64, 7, 42, 1234, 99_999] {
-        let a = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
-        let b = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
-        assert_eq!(a, b, "seed {seed}: two runs differ");
-        assert_eq!(a.trace_hash, b.trace_hash);
-    }
-    // Different seeds give different runs (a constant hash would pass the check above).
-    let h: std::collections::HashSet<u64> = (0..20)
-        .map(|s| run_seed(s).unwrap_or_else(|why| fail(s, &why)).trace_hash)
-        .collect();
-    assert!(h.len() > 15, "trace hashes barely vary: {}", h.len());
+    ECHO.same_twice(&[1, 7, 42, 1234, 99_999], run_seed);
+    ECHO.hashes_vary(run_seed, |r| r.trace_hash);
 }
 
 /// Replays `ASYNCORE_SEED` (or seed 0), printing every option first.
 #[test]
 fn replay() {
-    let seed = std::env::var("ASYNCORE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    println!("replaying seed {seed}\n  options: {}", describe(seed));
-    match run_seed(seed) {
-        Ok(report) => println!("  {report:?}"),
-        Err(why) => fail(seed, &why),
-    }
+    ECHO.replay(run_seed);
 }
 
 /// One chat run.
 fn run_chat_seed(seed: u64) -> Result<ChatReport, String> {
-    checked(|| {
-        run_chat(
-            SimConfig::from_seed(seed),
-            ChatParams::from_seed(seed),
-            Some(observe),
-        )
-    })
-}
-
-fn fail_chat(seed: u64, why: &str) -> ! {
-    panic!(
-        "chat seed {seed} failed: {why}\n  options: {}\n  {}\n  replay: ASYNCORE_SEED={seed} cargo test -p asyncore --test sim replay_chat -- --nocapture",
-        SimConfig::from_seed(seed),
-        ChatParams::from_seed(seed)
-    );
+    checked(
+        || {
+            run_chat(
+                SimConfig::from_seed(seed),
+                ChatParams::from_seed(seed),
+                Some(observe),
+            )
+        },
+        only_the_listener,
+    )
 }
 
 /// Bursty talkers, readers of varied steady paces, and in most runs one reader that
@@ -187,7 +145,7 @@ fn chat_over_simulated_network_many_seeds() {
     let (mut passes, mut waiting, mut evicted, mut stallers) = (0u64, 0u64, 0usize, 0usize);
     let mut virtual_time = std::time::Duration::ZERO;
     for seed in 0..seeds {
-        let r = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
+        let r = run_chat_seed(seed).unwrap_or_else(|why| CHAT.fail(seed, &why));
         complete += r.complete;
         cut += r.cut;
         heard += r.heard;
@@ -215,29 +173,13 @@ fn chat_over_simulated_network_many_seeds() {
 
 #[test]
 fn chat_same_seed_same_trace() {
-    for seed in [3u64, 77, 4242] {
-        let a = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
-        let b = run_chat_seed(seed).unwrap_or_else(|why| fail_chat(seed, &why));
-        assert_eq!(a, b, "chat seed {seed}: two runs differ");
-    }
+    CHAT.same_twice(&[3, 77, 4242], run_chat_seed);
 }
 
 /// Replays `ASYNCORE_SEED` (or seed 0) of the chat scenario, printing every option first.
 #[test]
 fn replay_chat() {
-    let seed = std::env::var("ASYNCORE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    println!(
-        "replaying chat seed {seed}\n  options: {}\n  {}",
-        SimConfig::from_seed(seed),
-        ChatParams::from_seed(seed)
-    );
-    match run_chat_seed(seed) {
-        Ok(report) => println!("  {report:?}"),
-        Err(why) => fail_chat(seed, &why),
-    }
+    CHAT.replay(run_chat_seed);
 }
 
 // ---------------------------------------------------------------------------------

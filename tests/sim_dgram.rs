@@ -6,74 +6,51 @@
 //! event checker must find nothing. A failure prints its seed, every option drawn
 //! from it, and the command that replays exactly that run.
 
-use std::cell::RefCell;
+#[path = "support/seeded.rs"]
+mod seeded;
+
 use std::time::Instant;
 
 use asyncore::sim::dgram_scenario::{DgramFailure, DgramParams, DgramReport, run_dgram};
-use asyncore::sim::{DGRAM_FAULTS, DgramConfig, DgramFault, SimConfig, TraceChecker};
-use asyncore::{Token, Trace};
+use asyncore::sim::{DGRAM_FAULTS, DgramConfig, DgramFault, SimConfig};
+use seeded::{Scenario, checked, observe, seed_count};
 
-thread_local! {
-    static CHECK: RefCell<TraceChecker> = const { RefCell::new(TraceChecker::new()) };
-}
-
-fn observe(token: Token, event: Trace) {
-    CHECK.with(|c| c.borrow_mut().on_trace(token, event));
-}
-
-fn describe(seed: u64) -> String {
-    format!(
-        "{}\n  {}\n  {}",
-        SimConfig::from_seed(seed),
-        DgramConfig::from_seed(seed),
-        DgramParams::from_seed(seed)
-    )
-}
-
-fn fail(seed: u64, why: &str) -> ! {
-    panic!(
-        "datagram seed {seed} failed: {why}\n  options: {}\n  replay: ASYNCORE_SEED={seed} cargo test -p asyncore --test sim_dgram replay -- --nocapture",
-        describe(seed)
-    );
-}
+const DGRAM: Scenario = Scenario {
+    label: "datagram seed",
+    replay: "sim_dgram replay",
+    describe: |seed| {
+        format!(
+            "{}\n  {}\n  {}",
+            SimConfig::from_seed(seed),
+            DgramConfig::from_seed(seed),
+            DgramParams::from_seed(seed)
+        )
+    },
+};
 
 /// One run with a fresh event checker: the scenario's own checks, then the
-/// checker's (no callback after close, one close per channel, no stale token; at
-/// the end only the server is left, unless the clients finished while it was down).
-fn run_with(seed: u64, params: DgramParams) -> Result<DgramReport, String> {
-    CHECK.with(|c| *c.borrow_mut() = TraceChecker::new());
-    let report = run_dgram(
-        SimConfig::from_seed(seed),
-        DgramConfig::from_seed(seed),
-        params,
-        Some(observe),
-    )
-    .map_err(|f| format!("{f:?}"))?;
-    let (violation, live) = CHECK.with(|c| {
-        let c = c.borrow();
-        (c.violation(), c.live())
-    });
-    if let Some(v) = violation {
-        return Err(format!("event checker: {v:?}"));
-    }
-    if live != usize::from(report.server_up) {
-        return Err(format!(
-            "{live} channels live at the end, expected only the server (up: {})",
-            report.server_up
-        ));
-    }
-    Ok(report)
-}
-
+/// checker's; at the end only the server is left, unless the clients finished while
+/// it was down.
 fn run_seed(seed: u64) -> Result<DgramReport, String> {
-    run_with(seed, DgramParams::from_seed(seed))
-}
-
-fn seed_count() -> u64 {
-    std::env::var("ASYNCORE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000)
+    checked(
+        || {
+            run_dgram(
+                SimConfig::from_seed(seed),
+                DgramConfig::from_seed(seed),
+                DgramParams::from_seed(seed),
+                Some(observe),
+            )
+        },
+        |report: &DgramReport, live| {
+            if live != usize::from(report.server_up) {
+                return Err(format!(
+                    "{live} channels live at the end, expected only the server (up: {})",
+                    report.server_up
+                ));
+            }
+            Ok(())
+        },
+    )
 }
 
 #[test]
@@ -84,7 +61,7 @@ fn request_response_with_retries_many_seeds() {
     let (mut completed, mut retries, mut refused, mut duplicates, mut cached, mut restarts) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for seed in 0..seeds {
-        let r = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
+        let r = run_seed(seed).unwrap_or_else(|why| DGRAM.fail(seed, &why));
         for (total, n) in fired.iter_mut().zip(r.fired) {
             *total += n as u64;
         }
@@ -125,19 +102,8 @@ fn request_response_with_retries_many_seeds() {
 
 #[test]
 fn same_seed_same_trace() {
-    for seed in [1u64, 7, 42, 1234, 99_999] {
-        let a = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
-        let b = run_seed(seed).unwrap_or_else(|why| fail(seed, &why));
-        assert_eq!(a, b, "seed {seed}: two runs differ");
-    }
-    let hashes: std::collections::HashSet<u64> = (0..20)
-        .map(|s| run_seed(s).unwrap_or_else(|why| fail(s, &why)).trace_hash)
-        .collect();
-    assert!(
-        hashes.len() > 15,
-        "trace hashes barely vary: {}",
-        hashes.len()
-    );
+    DGRAM.same_twice(&[1, 7, 42, 1234, 99_999], run_seed);
+    DGRAM.hashes_vary(run_seed, |r| r.trace_hash);
 }
 
 /// The check can fail: a server that forgets what it answered executes
@@ -165,18 +131,7 @@ fn a_server_that_executes_twice_is_caught() {
 /// Replays `ASYNCORE_SEED` (or seed 0), printing every option first.
 #[test]
 fn replay() {
-    let seed = std::env::var("ASYNCORE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    println!(
-        "replaying datagram seed {seed}\n  options: {}",
-        describe(seed)
-    );
-    match run_seed(seed) {
-        Ok(report) => println!("  {report:?}"),
-        Err(why) => fail(seed, &why),
-    }
+    DGRAM.replay(run_seed);
 }
 
 // ---------------------------------------------------------------------------------

@@ -20,74 +20,31 @@ mod common;
 #[path = "../examples/sntp_client/protocol.rs"]
 mod protocol;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::Command;
 
-use common::PATIENCE;
-use common::peers::{Output, example, python, run};
+use common::peers::{Listening, Output, example, python, run, script};
 
 /// `tests/python/sntp_server.py MODE --host HOST`, bound; killed when dropped.
 struct Responder {
-    child: Child,
+    peer: Listening,
     port: u16,
-    stderr: Option<JoinHandle<String>>,
 }
 
 impl Responder {
     fn start(py: &str, mode: &str, host: &str) -> Responder {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sntp_server.py");
-        let mut child = Command::new(py)
-            .arg(&script)
-            .args([mode, "--host", host])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", script.display()));
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(PATIENCE).unwrap_or_default();
-        let port = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok());
-        let mut r = Responder {
-            child,
-            port: 0,
-            stderr: Some(stderr),
-        };
-        match port {
-            Some(p) => r.port = p,
-            None => panic!(
-                "the responder did not start: {line:?}; stderr: {}",
-                r.requests_log()
-            ),
-        }
-        r
+        let peer = Listening::start(
+            Command::new(py)
+                .arg(script("sntp_server.py"))
+                .args([mode, "--host", host]),
+        )
+        .unwrap_or_else(|why| panic!("the responder did not start: {why}"));
+        let port = peer.addr.parse().expect("the responder's port");
+        Responder { peer, port }
     }
 
     /// Stops it; what it logged (one `request N` line per request).
     fn requests_log(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+        self.peer.finish()
     }
 
     fn requests(&mut self) -> usize {
@@ -95,13 +52,6 @@ impl Responder {
             .lines()
             .filter(|l| l.starts_with("request "))
             .count()
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

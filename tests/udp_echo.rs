@@ -13,105 +13,42 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
 
-use common::peers::{example, python, run};
+use common::peers::{Listening, example, python, run, script};
 use common::{Fam, PATIENCE, TestDir};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 /// A running `udp_echo`; killed (if still running) when dropped.
 struct Server {
-    child: Child,
+    peer: Listening,
     /// What it printed after `listening on `.
     addr: String,
-    stderr: Option<mpsc::Receiver<String>>,
 }
 
 impl Server {
     /// Starts `udp_echo` with `args`; `None` if the example binary is missing and
     /// `ASYNCORE_SKIP_INTEROP=1`.
     fn start(args: &[&str]) -> Option<Server> {
-        let mut child = Command::new(example("udp_echo")?)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn udp_echo");
-        let mut err = child.stderr.take().unwrap();
-        let (etx, erx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = etx.send(s);
-        });
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            stderr: Some(erx),
-        };
-        let line = rx.recv_timeout(PATIENCE).unwrap_or_default();
-        match line.trim_end().strip_prefix("listening on ") {
-            Some(a) => server.addr = a.to_string(),
-            None => {
-                let _ = server.child.kill();
-                panic!(
-                    "udp_echo {args:?}: expected `listening on ADDR`, got {line:?}; stderr: {}",
-                    server.stderr_text()
-                );
-            }
-        }
-        Some(server)
+        let peer = Listening::start(Command::new(example("udp_echo")?).args(args))
+            .unwrap_or_else(|why| panic!("udp_echo {args:?}: {why}"));
+        let addr = peer.addr.clone();
+        Some(Server { peer, addr })
     }
 
     /// Stops it with `signal`; its exit status and its whole stderr.
-    fn stop(mut self, signal: Signal) -> (ExitStatus, String) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill(2)");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("waitpid") {
-                break s;
-            }
-            assert!(start.elapsed() < PATIENCE, "udp_echo did not stop");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        (status, self.stderr_text())
-    }
-
-    fn stderr_text(&mut self) -> String {
-        self.stderr
-            .take()
-            .and_then(|rx| rx.recv_timeout(PATIENCE).ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self, signal: Signal) -> (ExitStatus, String) {
+        self.peer.stop(signal)
     }
 }
 
 /// Runs the Python client against `addr`; asserts it checked everything. Returns
 /// how many datagrams it sent again (the loopback dropped them, or was slow).
 fn client(py: &str, addr: &str, sockets: usize, count: usize, tmp: Option<&Path>) -> u64 {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/udp_client.py");
     let mut cmd = Command::new(py);
-    cmd.arg(&script).args([
+    cmd.arg(script("udp_client.py")).args([
         "load",
         addr,
         "--sockets",

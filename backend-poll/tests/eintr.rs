@@ -5,12 +5,14 @@
 //! Its own test binary: it installs a process-wide SIGUSR1 handler.
 
 mod common;
+#[path = "../../tests/support/sigusr1.rs"]
+mod sigusr1;
 
 use std::{
     os::fd::AsRawFd,
     sync::{
-        Arc, Once,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc,
+        atomic::{AtomicBool, Ordering},
     },
     thread,
     time::{Duration, Instant},
@@ -19,59 +21,22 @@ use std::{
 use asyncore_core::{Interest, Readiness};
 use asyncore_poll::PollSelector;
 use common::*;
-use nix::sys::{
-    pthread::{Pthread, pthread_kill, pthread_self},
-    signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction},
-};
-
-static HANDLED: AtomicU32 = AtomicU32::new(0);
-
-/// A thread id handed to another thread for `pthread_kill`. `pthread_t` is an integer
-/// on glibc but a pointer on musl, where that makes it `!Send`.
-#[derive(Copy, Clone)]
-struct Target(Pthread);
-
-// SAFETY: a `pthread_t` is an opaque id that POSIX lets any thread of the process pass
-// to `pthread_kill`; it is never dereferenced here, only passed to that call while the
-// test thread it names waits for the signaller to be joined.
-unsafe impl Send for Target {}
-
-extern "C" fn on_sigusr1(_: nix::libc::c_int) {
-    // Async-signal-safe: one atomic increment.
-    HANDLED.fetch_add(1, Ordering::Relaxed);
-}
-
-fn install_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // No SA_RESTART: interrupted calls fail with EINTR.
-        let action = SigAction::new(
-            SigHandler::Handler(on_sigusr1),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only performs an atomic increment, which is
-        // async-signal-safe, and it is installed once before any SIGUSR1 is sent.
-        unsafe { sigaction(Signal::SIGUSR1, &action) }.expect("sigaction");
-    });
-}
+use sigusr1::{Target, handled, install_handler};
 
 /// Sends SIGUSR1 to `target` every `period` until `done`; runs `after(n)` once
 /// `n == trigger` signals were sent. Returns how many were sent.
 fn signaller(
-    target: Pthread,
+    target: Target,
     done: Arc<AtomicBool>,
     period: Duration,
     trigger: u32,
     after: impl FnOnce() + Send + 'static,
 ) -> thread::JoinHandle<u32> {
-    let target = Target(target);
     thread::spawn(move || {
-        let target = target; // the whole wrapper, not just its non-`Send` field
         let mut sent = 0;
         let mut after = Some(after);
         while !done.load(Ordering::Acquire) {
-            pthread_kill(target.0, Signal::SIGUSR1).expect("pthread_kill");
+            target.signal();
             sent += 1;
             if sent == trigger
                 && let Some(f) = after.take()
@@ -94,7 +59,7 @@ fn signals_during_an_unbounded_wait_do_not_end_it() {
     // `b` itself stays here: closing it would add a hang-up.
     let peer = b.as_raw_fd();
     let helper = signaller(
-        pthread_self(),
+        Target::me(),
         done.clone(),
         Duration::from_millis(2),
         25,
@@ -109,7 +74,7 @@ fn signals_during_an_unbounded_wait_do_not_end_it() {
     assert_eq!(r, Readiness::READABLE);
     println!(
         "{sent} signals sent, {} handled, {} poll calls interrupted",
-        HANDLED.load(Ordering::Relaxed),
+        handled(),
         sel.interruptions()
     );
     assert_eq!(sel.waits(), sel.interruptions() + 1);
@@ -122,7 +87,7 @@ fn signals_during_a_timed_wait_do_not_shorten_it() {
     let mut sel = PollSelector::<4>::new();
     let done = Arc::new(AtomicBool::new(false));
     let helper = signaller(
-        pthread_self(),
+        Target::me(),
         done.clone(),
         Duration::from_millis(2),
         u32::MAX,

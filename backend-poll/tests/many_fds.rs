@@ -3,36 +3,19 @@
 //! Its own test binary: it raises the process's `RLIMIT_NOFILE` soft limit.
 
 mod common;
+#[path = "../../tests/support/fd_limit.rs"]
+mod fd_limit;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use asyncore_core::{Interest, Readiness};
 use asyncore_poll::PollSelector;
 use common::*;
-use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
+use fd_limit::raise_fd_limit;
+use nix::sys::resource::rlim_t;
 
 const PAIRS: usize = 600;
 const FDS: usize = 2 * PAIRS;
-
-/// Raises the soft fd limit so `need` fds fit; `false` (with a note) if it cannot.
-fn raise_fd_limit(need: rlim_t) -> bool {
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        println!("note: getrlimit failed; skipping");
-        return false;
-    };
-    if soft >= need {
-        return true;
-    }
-    if hard < need {
-        println!("note: RLIMIT_NOFILE hard limit {hard} < {need}; skipping");
-        return false;
-    }
-    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        println!("note: cannot raise RLIMIT_NOFILE to {hard}: {e}; skipping");
-        return false;
-    }
-    true
-}
 
 #[test]
 fn more_than_1024_fds_in_one_wait() {

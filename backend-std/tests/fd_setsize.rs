@@ -2,6 +2,9 @@
 //! typed error with the socket handed back, never a panic, and the loop goes on.
 //! Own test binary: it raises the process's RLIMIT_NOFILE soft limit.
 
+#[path = "../../tests/support/fd_limit.rs"]
+mod fd_limit;
+
 use asyncore_std::SelectIo;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -10,31 +13,16 @@ use asyncore_core::Callback;
 use asyncore_core::mock::{Action, CallLog, Recorder};
 use asyncore_core::{AddErrorKind, Interest, Reactor, Selector, Socket, SourceError};
 use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
+use fd_limit::raise_fd_limit;
 use nix::fcntl::{FcntlArg, fcntl};
-use nix::sys::resource::{Resource, getrlimit, rlim_t, setrlimit};
+use nix::sys::resource::rlim_t;
 
 const HIGH: RawFd = 1500;
-
-/// Makes room for fd `HIGH`; `false` when the hard limit does not allow it.
-fn raise_nofile() -> bool {
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return false;
-    };
-    let want = rlim_t::try_from(HIGH + 100).expect("positive, fits rlim_t");
-    if soft >= want {
-        return true;
-    }
-    if hard < want {
-        return false;
-    }
-    setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok()
-}
 
 #[test]
 fn high_fd_is_refused_at_add_and_the_loop_goes_on() {
     assert_eq!(FD_SETSIZE, 1024);
-    if !raise_nofile() {
-        eprintln!("skipping: RLIMIT_NOFILE cannot be raised above {HIGH}");
+    if !raise_fd_limit(rlim_t::try_from(HIGH + 100).expect("positive, fits rlim_t")) {
         return;
     }
     let (r, w) = nix::unistd::pipe().unwrap();

@@ -2,60 +2,28 @@
 //! selecting thread itself (pthread_kill), whose handler (installed without
 //! SA_RESTART) only counts. Own test binary: it installs a process-wide handler.
 
-use std::os::fd::AsRawFd;
-use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "../../tests/support/sigusr1.rs"]
+mod sigusr1;
+#[path = "../../tests/support/waiter.rs"]
+mod waiter;
+
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use asyncore_core::{Interest, Readiness};
 use asyncore_std::SelectSelector;
-
-#[path = "../../tests/support/waiter.rs"]
-mod waiter;
-use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use sigusr1::{Target, handled, install_handler};
 use waiter::{Registration, Waiter, reg};
-
-static HITS: AtomicUsize = AtomicUsize::new(0);
-
-/// A thread id handed to another thread for `pthread_kill`. `pthread_t` is an integer
-/// on glibc but a pointer on musl, where that makes it `!Send`.
-#[derive(Copy, Clone)]
-struct Target(Pthread);
-
-// SAFETY: a `pthread_t` is an opaque id that POSIX lets any thread of the process pass
-// to `pthread_kill`; it is never dereferenced here, only passed to that call while the
-// test thread it names waits for the signaller to be joined.
-unsafe impl Send for Target {}
-
-extern "C" fn count_signal(_: nix::libc::c_int) {
-    HITS.fetch_add(1, Ordering::SeqCst);
-}
-
-fn install_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let action = SigAction::new(
-            SigHandler::Handler(count_signal),
-            SaFlags::empty(),
-            SigSet::empty(),
-        );
-        // SAFETY: the handler only increments an atomic, which is async-signal-safe,
-        // and no other code in this test binary installs a SIGUSR1 handler.
-        unsafe { sigaction(Signal::SIGUSR1, &action) }.unwrap();
-    });
-}
 
 /// Sends SIGUSR1 to the calling thread `times` times, `every` apart, from a helper
 /// thread.
 fn pester_me(times: usize, every: Duration) -> thread::JoinHandle<()> {
-    let me = Target(pthread_self());
+    let me = Target::me();
     thread::spawn(move || {
-        let me = me; // the whole wrapper, not just its non-`Send` field
         for _ in 0..times {
             thread::sleep(every);
-            pthread_kill(me.0, Signal::SIGUSR1).unwrap();
+            me.signal();
         }
     })
 }
@@ -71,7 +39,7 @@ fn eintr_waits_out_the_remaining_time() {
     let regs = one(r.as_raw_fd());
     let mut ready = [Readiness::EMPTY];
     let mut sel = Waiter::new(SelectSelector::new());
-    let hits = HITS.load(Ordering::SeqCst);
+    let hits = handled();
     let signals = pester_me(5, Duration::from_millis(50));
     let start = Instant::now();
     let n = sel
@@ -81,50 +49,47 @@ fn eintr_waits_out_the_remaining_time() {
     signals.join().unwrap();
     assert_eq!(n, 0);
     assert_eq!(ready, [Readiness::EMPTY]);
-    assert!(HITS.load(Ordering::SeqCst) > hits, "signals were delivered");
+    assert!(handled() > hits, "signals were delivered");
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     // Restarting with the full timeout after each signal would take ≥ 550 ms.
     assert!(elapsed < Duration::from_millis(520), "{elapsed:?}");
 }
 
-#[test]
-fn eintr_then_readiness() {
+/// A wait for a pipe with `timeout`, signalled three times 20 ms apart, while
+/// another thread writes to the pipe after `write_after`: what it returns.
+fn signalled_then_readable(
+    timeout: Option<Duration>,
+    write_after: Duration,
+) -> (usize, [Readiness; 1]) {
     install_handler();
     let (r, w) = nix::unistd::pipe().unwrap();
     let regs = one(r.as_raw_fd());
     let mut ready = [Readiness::EMPTY];
     let mut sel = Waiter::new(SelectSelector::new());
     let signals = pester_me(3, Duration::from_millis(20));
-    let writer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(150));
+    let writer = thread::spawn(move || -> OwnedFd {
+        thread::sleep(write_after);
         nix::unistd::write(&w, b"x").unwrap();
         w
     });
-
-    let n = sel
-        .select(&regs, &mut ready, Some(Duration::from_secs(10)))
-        .unwrap();
+    let n = sel.select(&regs, &mut ready, timeout).unwrap();
     signals.join().unwrap();
     let _w = writer.join().unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(ready, [Readiness::READABLE]);
+    (n, ready)
+}
+
+#[test]
+fn eintr_then_readiness() {
+    assert_eq!(
+        signalled_then_readable(Some(Duration::from_secs(10)), Duration::from_millis(150)),
+        (1, [Readiness::READABLE])
+    );
 }
 
 #[test]
 fn eintr_without_timeout_keeps_waiting() {
-    install_handler();
-    let (r, w) = nix::unistd::pipe().unwrap();
-    let regs = one(r.as_raw_fd());
-    let mut ready = [Readiness::EMPTY];
-    let mut sel = Waiter::new(SelectSelector::new());
-    let signals = pester_me(3, Duration::from_millis(20));
-    let writer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(120));
-        nix::unistd::write(&w, b"x").unwrap();
-        w
-    });
-    let n = sel.select(&regs, &mut ready, None).unwrap();
-    signals.join().unwrap();
-    let _w = writer.join().unwrap();
-    assert_eq!((n, ready), (1, [Readiness::READABLE]));
+    assert_eq!(
+        signalled_then_readable(None, Duration::from_millis(120)),
+        (1, [Readiness::READABLE])
+    );
 }

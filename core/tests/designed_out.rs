@@ -672,14 +672,39 @@ fn error_in_handle_eof_goes_to_handle_error() {
 // must not make every pass retry (it spun at 100 % CPU under `EMFILE`): its reads
 // pause for a back-off that doubles while failures go on.
 
+/// A listener (source 1) with the default handlers, ready to read, whose accepts
+/// give `pending` in order (connections by id, or failures); `accepted`, if any,
+/// counts the accepted sockets' closes.
+fn accepting<'a>(
+    lines: &'a Lines,
+    accepted: Option<&'static SocketProbe>,
+    pending: impl IntoIterator<Item = Result<u32, SocketError>>,
+) -> (Mock<Defaults<'a>>, Token) {
+    let mut r: Mock<Defaults> = reactor();
+    let l = listener(&mut r, 1, Defaults::new(lines));
+    if let Some(probe) = accepted {
+        sock(&mut r, l).set_accept_probe(probe);
+    }
+    for p in pending {
+        sock(&mut r, l).push_pending(p);
+    }
+    ready(&mut r, 1, READ);
+    (r, l)
+}
+
+/// Nothing was logged at `Error` level.
+fn no_error_logged(lines: &Lines) -> bool {
+    lines
+        .borrow()
+        .iter()
+        .all(|(_, lv, _)| *lv != LogLevel::Error)
+}
+
 #[test]
 fn accept_resource_shortage_does_not_close_the_listener() {
     static ACCEPTED: SocketProbe = SocketProbe::new();
     let lines = Lines::default();
-    let mut r: Mock<Defaults> = reactor();
-    let l = listener(&mut r, 1, Defaults::new(&lines));
-    sock(&mut r, l).set_accept_probe(&ACCEPTED);
-    for pending in [
+    let pending = [
         Ok(10),
         Err(os(errno::EMFILE)),
         Ok(11),
@@ -687,10 +712,8 @@ fn accept_resource_shortage_does_not_close_the_listener() {
         Ok(12),
         Err(os(errno::ENFILE)),
         Ok(13),
-    ] {
-        sock(&mut r, l).push_pending(pending);
-    }
-    ready(&mut r, 1, READ);
+    ];
+    let (mut r, l) = accepting(&lines, Some(&ACCEPTED), pending);
     // Each pass may wait up to a second of virtual time: a paused listener is not
     // watched, and the wait ends when the back-off does.
     r.run(Some(Duration::from_secs(1)), Some(8)).unwrap();
@@ -704,12 +727,7 @@ fn accept_resource_shortage_does_not_close_the_listener() {
         })
         .count();
     assert_eq!(retries, 3);
-    assert!(
-        lines
-            .borrow()
-            .iter()
-            .all(|(_, lv, _)| *lv != LogLevel::Error)
-    );
+    assert!(no_error_logged(&lines));
     // After each failure one pass left the listener out (paused), then it was
     // watched again.
     let passes = r.selector().passes();
@@ -727,15 +745,9 @@ fn accept_resource_shortage_does_not_close_the_listener() {
 #[test]
 fn accept_back_off_doubles_while_failures_go_on_and_resets_on_success() {
     let lines = Lines::default();
-    let mut r: Mock<Defaults> = reactor();
-    let l = listener(&mut r, 1, Defaults::new(&lines));
-    for _ in 0..4 {
-        sock(&mut r, l).push_pending(Err(os(errno::EMFILE)));
-    }
-    sock(&mut r, l).push_pending(Ok(10));
-    sock(&mut r, l).push_pending(Err(os(errno::EMFILE)));
-    sock(&mut r, l).push_pending(Err(os(errno::EMFILE)));
-    ready(&mut r, 1, READ);
+    let emfile = Err(os(errno::EMFILE));
+    let pending = [emfile, emfile, emfile, emfile, Ok(10), emfile, emfile];
+    let (mut r, l) = accepting(&lines, None, pending);
     let mut failed_at = Vec::new();
     for _ in 0..12 {
         let before = lines.borrow().len();
@@ -759,12 +771,9 @@ fn accept_back_off_doubles_while_failures_go_on_and_resets_on_success() {
 fn accept_failures_of_one_connection_or_unknown_never_close_the_listener() {
     static ACCEPTED: SocketProbe = SocketProbe::new();
     let lines = Lines::default();
-    let mut r: Mock<Defaults> = reactor();
-    let l = listener(&mut r, 1, Defaults::new(&lines));
-    sock(&mut r, l).set_accept_probe(&ACCEPTED);
     // A connection refused by a firewall rule or lost before the accept is skipped
     // for the next one; an error without a better name pauses like a shortage.
-    for pending in [
+    let pending = [
         Err(os(errno::EPERM)),
         Ok(10),
         Err(os(errno::EOPNOTSUPP)),
@@ -773,19 +782,12 @@ fn accept_failures_of_one_connection_or_unknown_never_close_the_listener() {
         Ok(12),
         Err(os(1234)),
         Ok(13),
-    ] {
-        sock(&mut r, l).push_pending(pending);
-    }
-    ready(&mut r, 1, READ);
+    ];
+    let (mut r, l) = accepting(&lines, Some(&ACCEPTED), pending);
     r.run(Some(Duration::from_secs(1)), Some(6)).unwrap();
     assert_eq!(ACCEPTED.close_calls(), 4, "every connection was accepted");
     assert_eq!(state(&r, l), Some(State::Listening));
-    assert!(
-        lines
-            .borrow()
-            .iter()
-            .all(|(_, lv, _)| *lv != LogLevel::Error)
-    );
+    assert!(no_error_logged(&lines));
 }
 
 #[test]

@@ -25,7 +25,8 @@ impl Dispatcher<MockSocket> for Plain {
 // without handle_error; any other error calls handle_error once and the loop goes on.
 #[test]
 fn test_readwriteexc() {
-    for (rd, cb) in [(READ, C::Read), (WRITE, C::Write), (PRI, C::Expt)] {
+    let steps = [(READ, C::Read), (WRITE, C::Write), (PRI, C::Expt)];
+    for (rd, cb) in steps {
         let log = CallLog::new();
         let mut r: Rx = reactor();
         let rec = Recorder::new(&log).writable(true).on(cb, Action::Exit);
@@ -39,7 +40,7 @@ fn test_readwriteexc() {
         assert!(r.get(t).is_some(), "exit leaves the channel in the map");
         assert_eq!(r.len(), 2);
     }
-    for (rd, cb) in [(READ, C::Read), (WRITE, C::Write), (PRI, C::Expt)] {
+    for (rd, cb) in steps {
         let log = CallLog::new();
         let mut r: Rx = reactor();
         let t = connected(

@@ -1,17 +1,21 @@
-//! Peers outside this test binary: `python3` (with the modules a test needs), the
-//! example binaries (started through the target's runner, see [`command`]), and
-//! subprocesses run to completion under a guard.
+//! Peers outside this test binary: `python3` (with the modules a test needs) and its
+//! scripts in `tests/python/` ([`script`]), the example binaries (started through
+//! the target's runner, see [`command`]), subprocesses run to completion under a
+//! guard ([`run`]) and servers that say where they listen ([`Listening`]).
 //!
 //! A missing peer FAILS the test with a message saying what is missing and how to
 //! get it, so a test can never pass without having checked anything. Setting
 //! `ASYNCORE_SKIP_INTEROP=1` turns that failure into a skip with a printed note (for
 //! a machine that cannot have the peer, e.g. Python 3.12+ without `asyncore`).
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// The variable that lets a test whose peer is missing skip instead of failing.
 pub const SKIP_VAR: &str = "ASYNCORE_SKIP_INTEROP";
@@ -55,6 +59,13 @@ pub fn python(probe: &str) -> Option<&'static str> {
     missing(&format!(
         "python3 with `{probe}` is needed and not available (python3 {why}){hint}"
     ))
+}
+
+/// The Python script `tests/python/<name>`.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
 }
 
 /// The example binary `name`, which a plain `cargo test` builds next to the test
@@ -143,6 +154,15 @@ pub fn command(bin: &Path) -> Command {
     }
 }
 
+/// Starts `cmd` with stdin closed and stdout and stderr piped.
+fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
+}
+
 /// What a finished subprocess left.
 pub struct Output {
     pub status: ExitStatus,
@@ -154,12 +174,7 @@ pub struct Output {
 /// large output never blocks it). Kills it and fails the test after
 /// [`SUBPROCESS_PATIENCE`]: a hang becomes a failure, never a timed assertion.
 pub fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut child = spawn_piped(cmd);
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -186,5 +201,97 @@ pub fn run(cmd: &mut Command) -> Output {
         status,
         stdout: out.join().unwrap(),
         stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// A running server a test talks to (a Python peer, an example binary) that says where
+/// it listens: the first line it writes on stdout is `listening on ADDR`. A thread
+/// reads its stderr as it goes, so it never blocks on a full pipe. Killed (if still
+/// running) when dropped.
+pub struct Listening {
+    child: Child,
+    /// What its first line said after `listening on `.
+    pub addr: String,
+    stderr: Option<mpsc::Receiver<String>>,
+}
+
+impl Listening {
+    /// Starts `cmd` with stdin closed and stdout and stderr piped, and waits up to
+    /// [`SUBPROCESS_PATIENCE`] for its first line. `Err` (the process killed) says
+    /// what came instead of `listening on ADDR`, and its stderr.
+    pub fn start(cmd: &mut Command) -> Result<Listening, String> {
+        let mut child = spawn_piped(cmd);
+        let mut err = child.stderr.take().unwrap();
+        let (etx, erx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = etx.send(s);
+        });
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut server = Listening {
+            child,
+            addr: String::new(),
+            stderr: Some(erx),
+        };
+        let line = rx.recv_timeout(SUBPROCESS_PATIENCE).unwrap_or_default();
+        match line.trim_end().strip_prefix("listening on ") {
+            Some(addr) => {
+                server.addr = addr.to_string();
+                Ok(server)
+            }
+            None => Err(format!(
+                "expected `listening on ADDR` within {:?}, got {line:?}; stderr: {}",
+                SUBPROCESS_PATIENCE,
+                server.finish()
+            )),
+        }
+    }
+
+    /// Its whole stderr, once it has exited (waiting up to [`SUBPROCESS_PATIENCE`]);
+    /// empty after the first call.
+    pub fn stderr_text(&mut self) -> String {
+        self.stderr
+            .take()
+            .and_then(|rx| rx.recv_timeout(SUBPROCESS_PATIENCE).ok())
+            .unwrap_or_default()
+    }
+
+    /// Kills it; its whole stderr.
+    pub fn finish(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr_text()
+    }
+
+    /// Stops it with `signal` and waits for it to exit (failing after
+    /// [`SUBPROCESS_PATIENCE`]); its exit status and its whole stderr.
+    pub fn stop(mut self, signal: Signal) -> (ExitStatus, String) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill(2)");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("waitpid") {
+                break s;
+            }
+            assert!(
+                start.elapsed() < SUBPROCESS_PATIENCE,
+                "{signal} did not stop it"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status, self.stderr_text())
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

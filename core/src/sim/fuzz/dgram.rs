@@ -34,10 +34,11 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use super::{CheckHooks, First, Input, Life, LifeFailure};
+use super::script::{self, Script, Scripted};
+use super::{CheckHooks, First, Input, LifeFailure};
 use crate::sim::{
     DGRAM_FAULTS, DgramConfig, Fault, MAX_DATAGRAM, Rng, SimAddr, SimConfig, SimIo, SimNet,
-    SimSelector, SimSocket, Violation,
+    SimSelector, SimSocket, Stall, Violation,
 };
 use crate::{
     BufferPool, Callback, Ctx, Datagram, DatagramQueue, Dispatcher, Error, ErrorKind, LogLevel,
@@ -95,6 +96,10 @@ pub enum Action {
 
 impl Action {
     const KINDS: u8 = 5;
+}
+
+impl script::Action for Action {
+    const HOOKS: &'static [Option<Callback>] = &HOOKS;
 
     fn decode(i: &mut Input<'_>) -> Option<Self> {
         Some(match i.below(Self::KINDS)? {
@@ -123,14 +128,9 @@ impl Action {
     }
 }
 
-/// A one-shot order for a channel: run `action` in the first callback of kind `on`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Command {
-    /// Which callback (an entry of [`HOOKS`]).
-    pub on: Option<Callback>,
-    /// What to do.
-    pub action: Action,
-}
+/// A one-shot order for a channel: run `action` in the first callback of kind `on`
+/// (an entry of [`HOOKS`]).
+pub type Command = super::Command<Action>;
 
 /// One operation of the `dgram` interpreter.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -254,10 +254,7 @@ impl Op {
             }
             11 => Op::Command {
                 channel: i.byte()?,
-                command: Command {
-                    on: HOOKS[i.below(HOOKS.len() as u8)? as usize],
-                    action: Action::decode(i)?,
-                },
+                command: script::decode_command(i)?,
             },
             _ => Op::ReactorClose { channel: i.byte()? },
         })
@@ -326,9 +323,7 @@ impl Op {
             Op::Command { channel, command } => {
                 put(11);
                 put(channel);
-                let hook = HOOKS.iter().position(|h| *h == command.on).unwrap_or(0);
-                put(hook as u8);
-                command.action.encode(put);
+                script::encode_command(&command, put);
             }
             Op::ReactorClose { channel } => {
                 put(12);
@@ -340,8 +335,7 @@ impl Op {
 
 /// The operations `data` stands for, as the interpreter reads them.
 pub fn ops(data: &[u8]) -> impl Iterator<Item = Op> + '_ {
-    let mut input = Input::new(data);
-    core::iter::from_fn(move || Op::decode(&mut input)).take(MAX_OPS)
+    script::decoded(data, MAX_OPS, Op::decode)
 }
 
 /// The first broken invariant of a run.
@@ -386,10 +380,12 @@ pub enum Failure {
         buffered: usize,
     },
     /// The selector kept reporting a socket ready while nothing serviced it.
-    Unserviced(crate::sim::Stall),
+    Unserviced(Stall),
     /// A reactor pass failed.
     Loop,
 }
+
+script::net_failure!(Failure);
 
 /// What a run did.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -493,10 +489,7 @@ enum Role {
 struct Chan<'n> {
     role: Role,
     shared: &'n Shared<'n>,
-    life: Life,
-    command: Option<Command>,
-    closed_self: bool,
-    close_on_error: bool,
+    script: Script<Action>,
     /// Its socket was closed behind its back (then `handle_close` is expected).
     poisoned: &'n Cell<u64>,
 }
@@ -520,72 +513,9 @@ impl<'n> Chan<'n> {
         Chan {
             role,
             shared,
-            life: Life::new(false),
-            command: None,
-            closed_self: false,
-            close_on_error: true,
+            script: Script::new(false),
             poisoned,
         }
-    }
-
-    fn callback(
-        &mut self,
-        ctx: &mut C<'_, 'n>,
-        event: Callback,
-        body: impl FnOnce(&mut Self, &mut C<'_, 'n>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        if let Err(violation) = self.life.enter(event) {
-            self.shared.failure.set(Failure::Life(LifeFailure {
-                token: ctx.token(),
-                violation,
-            }));
-        }
-        let result = match self.execute(ctx, event) {
-            Some(e) => Err(e),
-            None if self.closed_self => Ok(()),
-            None => body(self, ctx),
-        };
-        self.life.leave(event, result.is_err(), self.closed_self);
-        result
-    }
-
-    fn execute(&mut self, ctx: &mut C<'_, 'n>, event: Callback) -> Option<Error> {
-        let cmd = self.command?;
-        if cmd.on.is_some_and(|on| on != event) {
-            return None;
-        }
-        self.command = None;
-        match cmd.action {
-            Action::Close => {
-                self.closed_self = true;
-                ctx.close();
-            }
-            Action::Fail => {
-                self.close_on_error = true;
-                return Some(Error::Protocol("fuzz: commanded failure"));
-            }
-            Action::FailKeep => {
-                self.close_on_error = false;
-                return Some(Error::Protocol("fuzz: commanded failure"));
-            }
-            Action::Poison(n) => {
-                let tokens: Vec<Token, MAP> = ctx.others().map(|c| c.token).collect();
-                if !tokens.is_empty() {
-                    let t = tokens[n as usize % tokens.len()];
-                    if let Some(c) = ctx.channel(t) {
-                        let _ = c.socket.close();
-                        self.poisoned
-                            .set(self.poisoned.get() | 1 << (t.index() % 64));
-                    }
-                }
-            }
-            Action::Burst(n) => {
-                if let Role::Client { to_send, .. } = &mut self.role {
-                    *to_send = to_send.saturating_add(n % 16);
-                }
-            }
-        }
-        None
     }
 
     fn error(&self, ctx: &C<'_, 'n>, e: crate::SocketError, connected: bool) {
@@ -711,6 +641,41 @@ impl<'n> Chan<'n> {
     }
 }
 
+impl<'n> Scripted<Sock<'n>> for Chan<'n> {
+    type Action = Action;
+
+    fn script(&mut self) -> &mut Script<Action> {
+        &mut self.script
+    }
+
+    fn broken(&self, failure: LifeFailure) {
+        self.shared.failure.set(Failure::Life(failure));
+    }
+
+    fn perform(&mut self, ctx: &mut C<'_, 'n>, action: Action) -> Result<(), Error> {
+        match action {
+            Action::Close => self.script.life.close(ctx),
+            Action::Fail => return self.script.fail(false),
+            Action::FailKeep => return self.script.fail(true),
+            Action::Poison(n) => {
+                if let Some(t) = script::nth::<MAP>(ctx.others().map(|c| c.token), n)
+                    && let Some(c) = ctx.channel(t)
+                {
+                    let _ = c.socket.close();
+                    self.poisoned
+                        .set(self.poisoned.get() | 1 << (t.index() % 64));
+                }
+            }
+            Action::Burst(n) => {
+                if let Role::Client { to_send, .. } = &mut self.role {
+                    *to_send = to_send.saturating_add(n % 16);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A datagram operation's error: `ECONNREFUSED` is counted (only connected sockets
 /// may see it); anything else is not expected in this network.
 fn report(
@@ -777,14 +742,7 @@ impl<'n> Dispatcher<Sock<'n>> for Chan<'n> {
 
     fn handle_error(&mut self, ctx: &mut C<'_, 'n>, error: Error) {
         let _ = error;
-        let _ = self.callback(ctx, Callback::Error, |me, ctx| {
-            if me.close_on_error {
-                me.closed_self = true;
-                ctx.close();
-            }
-            me.close_on_error = true;
-            Ok(())
-        });
+        self.on_error(ctx);
     }
 
     fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
@@ -895,26 +853,14 @@ fn add_server<'n>(
         shared,
         poisoned,
     );
-    match r.add(sock, chan) {
-        Ok(t) => {
-            poisoned.set(poisoned.get() & !(1u64 << (t.index() % 64)));
-            Some(t)
-        }
-        Err(refused) => {
-            let (mut s, _) = refused.into_inner();
-            let _ = s.close();
-            None
-        }
-    }
+    let t = script::added(r.add(sock, chan))?;
+    poisoned.set(poisoned.get() & !(1u64 << (t.index() % 64)));
+    Some(t)
 }
 
 /// The token of the `n`-th channel, modulo their number.
 fn nth(r: &Server<'_>, n: u8) -> Option<Token> {
-    let tokens: Vec<Token, MAP> = r.map().iter().map(|c| c.token).collect();
-    if tokens.is_empty() {
-        return None;
-    }
-    Some(tokens[n as usize % tokens.len()])
+    script::nth::<MAP>(r.map().tokens(), n)
 }
 
 /// Runs the operations `data` stands for (see [`ops`]), checking after each one.
@@ -932,31 +878,13 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         dropped: Cell::new(0),
     };
     let poisoned = Cell::new(0u64);
-    if let Some(h) = hooks {
-        (h.reset)();
-    }
     let mut r: Server<'_> = Reactor::new(SimSelector::new(&net));
-    r.set_observer(hooks.map(|h| h.observer));
+    script::watch(&mut r, hooks);
     let mut server = add_server(&mut r, &shared, &poisoned);
     let mut clients: [Client<'_>; CLIENTS] = [const { Client::EMPTY }; CLIENTS];
     let mut passes = 0u32;
     let mut count = 0;
-    let check = |shared: &Shared<'_>| -> Result<(), Failure> {
-        if let Some(v) = hooks.and_then(|h| (h.verdict)()) {
-            return Err(Failure::Checker(v));
-        }
-        if let Some(f) = shared.failure.get() {
-            return Err(f);
-        }
-        let buffered = shared.net.max_buffered();
-        if buffered > NET_BUFFER {
-            return Err(Failure::Overflow { buffered });
-        }
-        if let Some(stall) = shared.net.stall() {
-            return Err(Failure::Unserviced(stall));
-        }
-        Ok(())
-    };
+    let check = || script::check(hooks, &shared.failure, &net);
 
     for op in ops(data) {
         count += 1;
@@ -988,22 +916,11 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             Op::WouldBlock { rate } => {
                 net.set_rate(Fault::WouldBlock, (rate as u16 * 4).min(1000));
             }
-            Op::Pass { timeout_ms } => {
-                passes += 1;
-                r.poll_once(Some(Duration::from_millis(timeout_ms as u64)))
-                    .map_err(|_| Failure::Loop)?;
-            }
+            Op::Pass { timeout_ms } => script::drive(&mut r, &mut passes, None, timeout_ms)?,
             Op::Run {
                 passes: n,
                 timeout_ms,
-            } => {
-                passes += n as u32;
-                r.run(
-                    Some(Duration::from_millis(timeout_ms as u64)),
-                    Some(n as u32),
-                )
-                .map_err(|_| Failure::Loop)?;
-            }
+            } => script::drive(&mut r, &mut passes, Some(n), timeout_ms)?,
             Op::ServerDown => {
                 if let Some(t) = server.take() {
                     r.close(t);
@@ -1038,12 +955,8 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                         &shared,
                         &poisoned,
                     );
-                    match r.add(sock, chan) {
-                        Ok(t) => poisoned.set(poisoned.get() & !(1u64 << (t.index() % 64))),
-                        Err(refused) => {
-                            let (mut s, _) = refused.into_inner();
-                            let _ = s.close();
-                        }
+                    if let Some(t) = script::added(r.add(sock, chan)) {
+                        poisoned.set(poisoned.get() & !(1u64 << (t.index() % 64)));
                     }
                 }
             }
@@ -1051,7 +964,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                 if let Some(t) = nth(&r, channel)
                     && let Some(c) = r.get_mut(t)
                 {
-                    c.dispatcher.command = Some(command);
+                    c.dispatcher.script.command = Some(command);
                 }
             }
             Op::ReactorClose { channel } => {
@@ -1060,7 +973,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                 }
             }
         }
-        check(&shared)?;
+        check()?;
     }
 
     // The end: the clients in the reactor leave, the network goes quiet, what is in
@@ -1090,7 +1003,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
     }
     // A command still pending would close or fail the server during the drain.
     if let Some(c) = server.and_then(|t| r.get_mut(t)) {
-        c.dispatcher.command = None;
+        c.dispatcher.script.command = None;
     }
     // Idle: nothing on the wire, nothing queued or unread at the server.
     let idle = |r: &Server<'_>| {
@@ -1104,10 +1017,8 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         if idle(&r) {
             break;
         }
-        passes += 1;
-        r.poll_once(Some(Duration::from_millis(5)))
-            .map_err(|_| Failure::Loop)?;
-        check(&shared)?;
+        script::drive(&mut r, &mut passes, None, 5)?;
+        check()?;
         for c in clients.iter_mut() {
             c.recv(&shared, None)?;
         }
@@ -1130,10 +1041,8 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         if waiting.iter().all(Option::is_none) {
             break;
         }
-        passes += 1;
-        r.poll_once(Some(Duration::from_millis(5)))
-            .map_err(|_| Failure::Loop)?;
-        check(&shared)?;
+        script::drive(&mut r, &mut passes, None, 5)?;
+        check()?;
         for (c, w) in clients.iter_mut().zip(waiting.iter_mut()) {
             if w.is_some() && c.recv(&shared, *w)? {
                 *w = None;
@@ -1143,7 +1052,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
     if let Some((c, _)) = clients.iter().zip(waiting).find(|(_, w)| w.is_some()) {
         return Err(Failure::Lost { serial: c.serial });
     }
-    check(&shared)?;
+    check()?;
     Ok(Report {
         ops: count,
         passes,

@@ -36,10 +36,9 @@ use crate::sim::SimIo;
 use core::cell::Cell;
 use core::time::Duration;
 
-use heapless::Vec;
-
-use super::{CheckHooks, First, Input, Life, LifeFailure};
-use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Violation};
+use super::script::{self, Script, Scripted};
+use super::{CheckHooks, First, Input, LifeFailure};
+use crate::sim::{FAULTS, Fault, Rng, SimConfig, SimNet, SimSelector, SimSocket, Stall, Violation};
 use crate::{
     AfterEof, BufferPool, Callback, Ctx, Dispatcher, Error, InterestMode, LogLevel, Reactor, Recv,
     SendBuffer, Sent, Socket, SourceEvent, Token,
@@ -118,8 +117,8 @@ pub enum Action {
     ShutdownWrite,
 }
 
-impl Action {
-    const KINDS: u8 = 12;
+impl script::Action for Action {
+    const HOOKS: &'static [Option<Callback>] = &HOOKS;
 
     fn decode(i: &mut Input<'_>) -> Option<Self> {
         Some(match i.below(Self::KINDS)? {
@@ -167,6 +166,10 @@ impl Action {
             Action::ShutdownWrite => put(11),
         }
     }
+}
+
+impl Action {
+    const KINDS: u8 = 12;
 
     /// Whether it may legitimately cut some client's echo short.
     fn disrupts(&self) -> bool {
@@ -181,14 +184,9 @@ impl Action {
     }
 }
 
-/// A one-shot order for a channel: run `action` in the first callback of kind `on`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Command {
-    /// Which callback (an entry of [`HOOKS`]).
-    pub on: Option<Callback>,
-    /// What to do.
-    pub action: Action,
-}
+/// A one-shot order for a channel: run `action` in the first callback of kind `on`
+/// (an entry of [`HOOKS`]).
+pub type Command = super::Command<Action>;
 
 /// One operation of the `dispatch` interpreter.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -335,10 +333,7 @@ impl Op {
             },
             11 => Op::Command {
                 channel: i.byte()?,
-                command: Command {
-                    on: HOOKS[i.below(HOOKS.len() as u8)? as usize],
-                    action: Action::decode(i)?,
-                },
+                command: script::decode_command(i)?,
             },
             12 => Op::ReactorClose { channel: i.byte()? },
             13 => Op::Listen,
@@ -417,9 +412,7 @@ impl Op {
             Op::Command { channel, command } => {
                 put(11);
                 put(channel);
-                let hook = HOOKS.iter().position(|h| *h == command.on).unwrap_or(0);
-                put(hook as u8);
-                command.action.encode(put);
+                script::encode_command(&command, put);
             }
             Op::ReactorClose { channel } => {
                 put(12);
@@ -454,8 +447,7 @@ impl Op {
 
 /// The operations `data` stands for, as the interpreter reads them.
 pub fn ops(data: &[u8]) -> impl Iterator<Item = Op> + '_ {
-    let mut input = Input::new(data);
-    core::iter::from_fn(move || Op::decode(&mut input)).take(MAX_OPS)
+    script::decoded(data, MAX_OPS, Op::decode)
 }
 
 /// The first broken invariant of a run.
@@ -511,10 +503,12 @@ pub enum Failure {
     },
     /// The selector kept reporting a socket ready while nothing serviced it: a
     /// handler left readiness unconsumed and a real loop would spin.
-    Unserviced(crate::sim::Stall),
+    Unserviced(Stall),
     /// A reactor pass failed.
     Loop,
 }
+
+script::net_failure!(Failure);
 
 /// What a run did.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -637,10 +631,7 @@ enum Role {
 struct Channel<'n> {
     role: Role,
     shared: &'n Shared<'n>,
-    life: Life,
-    command: Option<Command>,
-    closed_self: bool,
-    close_on_error: bool,
+    script: Script<Action>,
     /// The deadline last set for it, by anyone.
     deadline: Option<Duration>,
     /// When its interest is asked: channels alternate between the two modes, so
@@ -658,7 +649,7 @@ impl core::fmt::Debug for Channel<'_> {
         };
         f.debug_struct("Channel")
             .field("role", &role)
-            .field("command", &self.command)
+            .field("command", &self.script.command)
             .finish_non_exhaustive()
     }
 }
@@ -670,10 +661,7 @@ impl<'n> Channel<'n> {
         Channel {
             role,
             shared,
-            life: Life::new(connecting),
-            command: None,
-            closed_self: false,
-            close_on_error: true,
+            script: Script::new(connecting),
             deadline: None,
             mode: if shared
                 .created
@@ -688,122 +676,7 @@ impl<'n> Channel<'n> {
     }
 
     fn close(&mut self, ctx: &mut C<'_, 'n>) {
-        self.closed_self = true;
-        ctx.close();
-    }
-
-    /// Runs one callback: life-cycle check, pending command, then `body`.
-    fn callback(
-        &mut self,
-        ctx: &mut C<'_, 'n>,
-        event: Callback,
-        body: impl FnOnce(&mut Self, &mut C<'_, 'n>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        if let Err(violation) = self.life.enter(event) {
-            self.shared.failure.set(Failure::Life(LifeFailure {
-                token: ctx.token(),
-                violation,
-            }));
-        }
-        let result = match self.execute(ctx, event) {
-            Some(e) => Err(e),
-            None if self.closed_self => Ok(()),
-            None => body(self, ctx),
-        };
-        self.life.leave(event, result.is_err(), self.closed_self);
-        result
-    }
-
-    /// Runs the pending command if it waits for `event`. Returns an error to report.
-    fn execute(&mut self, ctx: &mut C<'_, 'n>, event: Callback) -> Option<Error> {
-        let cmd = self.command?;
-        if cmd.on.is_some_and(|on| on != event) {
-            return None;
-        }
-        self.command = None;
-        let shared = self.shared;
-        shared.commands.set(shared.commands.get() + 1);
-        if cmd.action.disrupts() {
-            shared.disrupt();
-        }
-        let fail = Error::Protocol("fuzz: commanded failure");
-        let now = ctx.now().unwrap_or_default();
-        match cmd.action {
-            Action::Close => self.close(ctx),
-            Action::Fail => {
-                self.close_on_error = true;
-                return Some(fail);
-            }
-            Action::FailAfterClose => {
-                self.close(ctx);
-                return Some(fail);
-            }
-            Action::FailKeep => {
-                self.close_on_error = false;
-                return Some(fail);
-            }
-            Action::Exit => ctx.exit(),
-            Action::AddClient => {
-                if let Ok(socket) = shared.net.connect(PORT) {
-                    let out = Channel::new(
-                        Role::Out {
-                            serial: shared.next_serial(),
-                            sent: 0,
-                            received: 0,
-                            write_shut: false,
-                        },
-                        shared,
-                        true,
-                    );
-                    if let Err(refused) = ctx.add(socket, out) {
-                        let (mut s, _) = refused.into_inner();
-                        let _ = s.close();
-                    }
-                }
-            }
-            Action::TellClose(n) => {
-                if let Some(t) = other(ctx, n) {
-                    let set = ctx.set_timeout_for(t, Duration::ZERO) == Ok(true);
-                    if let Some(c) = ctx.channel(t) {
-                        c.dispatcher.command = Some(Command {
-                            on: None,
-                            action: Action::Close,
-                        });
-                        if set {
-                            c.dispatcher.deadline = Some(now);
-                        }
-                    }
-                }
-            }
-            Action::PoisonOther(n) => {
-                if let Some(c) = other(ctx, n).and_then(|t| ctx.channel(t)) {
-                    let _ = c.socket.close();
-                }
-            }
-            Action::SetDeadline(ms) => {
-                let after = Duration::from_millis(ms as u64);
-                if ctx.set_timeout(after).is_ok() {
-                    self.deadline = Some(now + after);
-                }
-            }
-            Action::DeadlineFor(n, ms) => {
-                let after = Duration::from_millis(ms as u64);
-                if let Some(t) = other(ctx, n)
-                    && ctx.set_timeout_for(t, after) == Ok(true)
-                    && let Some(c) = ctx.channel(t)
-                {
-                    c.dispatcher.deadline = Some(now + after);
-                }
-            }
-            Action::CancelDeadline => {
-                ctx.cancel_deadline();
-                self.deadline = None;
-            }
-            Action::ShutdownWrite => {
-                let _ = ctx.shutdown_write();
-            }
-        }
-        None
+        self.script.life.close(ctx);
     }
 
     fn accept(&mut self, ctx: &mut C<'_, 'n>) -> Result<(), Error> {
@@ -822,11 +695,9 @@ impl<'n> Channel<'n> {
                 self.shared,
                 false,
             );
-            if let Err(refused) = ctx.add(socket, conn) {
+            if script::added(ctx.add(socket, conn)).is_none() {
                 // A full map: the client is turned away.
                 self.shared.disrupt();
-                let (mut s, _) = refused.into_inner();
-                let _ = s.close();
             }
             if !ctx.is_open() || ctx.exiting() {
                 break;
@@ -919,13 +790,97 @@ impl<'n> Channel<'n> {
     }
 }
 
+impl<'n> Scripted<Sock<'n>> for Channel<'n> {
+    type Action = Action;
+
+    fn script(&mut self) -> &mut Script<Action> {
+        &mut self.script
+    }
+
+    fn broken(&self, failure: LifeFailure) {
+        self.shared.failure.set(Failure::Life(failure));
+    }
+
+    fn perform(&mut self, ctx: &mut C<'_, 'n>, action: Action) -> Result<(), Error> {
+        let shared = self.shared;
+        shared.commands.set(shared.commands.get() + 1);
+        if action.disrupts() {
+            shared.disrupt();
+        }
+        let now = ctx.now().unwrap_or_default();
+        match action {
+            Action::Close => self.close(ctx),
+            Action::Fail => return self.script.fail(false),
+            Action::FailAfterClose => {
+                self.close(ctx);
+                return self.script.fail(false);
+            }
+            Action::FailKeep => return self.script.fail(true),
+            Action::Exit => ctx.exit(),
+            Action::AddClient => {
+                if let Ok(socket) = shared.net.connect(PORT) {
+                    let out = Channel::new(
+                        Role::Out {
+                            serial: shared.next_serial(),
+                            sent: 0,
+                            received: 0,
+                            write_shut: false,
+                        },
+                        shared,
+                        true,
+                    );
+                    script::added(ctx.add(socket, out));
+                }
+            }
+            Action::TellClose(n) => {
+                if let Some(t) = other(ctx, n) {
+                    let set = ctx.set_timeout_for(t, Duration::ZERO) == Ok(true);
+                    if let Some(c) = ctx.channel(t) {
+                        c.dispatcher.script.command = Some(Command {
+                            on: None,
+                            action: Action::Close,
+                        });
+                        if set {
+                            c.dispatcher.deadline = Some(now);
+                        }
+                    }
+                }
+            }
+            Action::PoisonOther(n) => {
+                if let Some(c) = other(ctx, n).and_then(|t| ctx.channel(t)) {
+                    let _ = c.socket.close();
+                }
+            }
+            Action::SetDeadline(ms) => {
+                let after = Duration::from_millis(ms as u64);
+                if ctx.set_timeout(after).is_ok() {
+                    self.deadline = Some(now + after);
+                }
+            }
+            Action::DeadlineFor(n, ms) => {
+                let after = Duration::from_millis(ms as u64);
+                if let Some(t) = other(ctx, n)
+                    && ctx.set_timeout_for(t, after) == Ok(true)
+                    && let Some(c) = ctx.channel(t)
+                {
+                    c.dispatcher.deadline = Some(now + after);
+                }
+            }
+            Action::CancelDeadline => {
+                ctx.cancel_deadline();
+                self.deadline = None;
+            }
+            Action::ShutdownWrite => {
+                let _ = ctx.shutdown_write();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The token of the `n`-th other channel, modulo their number.
 fn other(ctx: &mut C<'_, '_>, n: u8) -> Option<Token> {
-    let tokens: Vec<Token, MAP> = ctx.others().map(|c| c.token).collect();
-    if tokens.is_empty() {
-        return None;
-    }
-    Some(tokens[n as usize % tokens.len()])
+    script::nth::<MAP>(ctx.others().map(|c| c.token), n)
 }
 
 impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
@@ -1020,13 +975,7 @@ impl<'n> Dispatcher<Sock<'n>> for Channel<'n> {
 
     fn handle_error(&mut self, ctx: &mut C<'_, 'n>, error: Error) {
         let _ = error;
-        let _ = self.callback(ctx, Callback::Error, |me, ctx| {
-            if me.close_on_error {
-                me.close(ctx);
-            }
-            me.close_on_error = true;
-            Ok(())
-        });
+        self.on_error(ctx);
     }
 
     fn log_info(&mut self, token: Token, level: LogLevel, message: &'static str) {
@@ -1141,33 +1090,15 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         scheduled: Cell::new(0),
         created: Cell::new(0),
     };
-    if let Some(h) = hooks {
-        (h.reset)();
-    }
     let mut r: Server<'_> = Reactor::new(SimSelector::new(&net));
-    r.set_observer(hooks.map(|h| h.observer));
+    script::watch(&mut r, hooks);
     r.set_interest_audit(true);
     let mut listener = add_listener(&mut r, &shared, None);
     let source = add_source(&mut r, &shared);
     let mut clients: [Client<'_>; CLIENTS] = [const { Client::EMPTY }; CLIENTS];
     let mut passes = 0u32;
     let mut count = 0;
-    let check = |shared: &Shared<'_>| -> Result<(), Failure> {
-        if let Some(v) = hooks.and_then(|h| (h.verdict)()) {
-            return Err(Failure::Checker(v));
-        }
-        if let Some(f) = shared.failure.get() {
-            return Err(f);
-        }
-        let buffered = shared.net.max_buffered();
-        if buffered > NET_BUFFER {
-            return Err(Failure::Overflow { buffered });
-        }
-        if let Some(stall) = shared.net.stall() {
-            return Err(Failure::Unserviced(stall));
-        }
-        Ok(())
-    };
+    let check = || script::check(hooks, &shared.failure, &net);
 
     for op in ops(data) {
         count += 1;
@@ -1200,29 +1131,18 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             }
             Op::Advance { ms } => net.advance(Duration::from_millis(ms as u64)),
             Op::SetFault { fault, per_mille } => net.set_rate(fault, per_mille),
-            Op::Pass { timeout_ms } => {
-                passes += 1;
-                r.poll_once(Some(Duration::from_millis(timeout_ms as u64)))
-                    .map_err(|_| Failure::Loop)?;
-            }
+            Op::Pass { timeout_ms } => script::drive(&mut r, &mut passes, None, timeout_ms)?,
             Op::Run {
                 passes: n,
                 timeout_ms,
-            } => {
-                passes += n as u32;
-                r.run(
-                    Some(Duration::from_millis(timeout_ms as u64)),
-                    Some(n as u32),
-                )
-                .map_err(|_| Failure::Loop)?;
-            }
+            } => script::drive(&mut r, &mut passes, Some(n), timeout_ms)?,
             Op::Command { channel, command } => {
                 if let Some(t) = nth(&r, channel) {
                     let now = r.now().unwrap_or_default();
                     let wake = matches!(command.on, None | Some(Callback::Timeout))
                         && r.set_deadline(t, Some(now)) == Ok(true);
                     if let Some(c) = r.get_mut(t) {
-                        c.dispatcher.command = Some(command);
+                        c.dispatcher.script.command = Some(command);
                         if wake {
                             c.dispatcher.deadline = Some(now);
                         }
@@ -1281,7 +1201,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                 }
             }
         }
-        check(&shared)?;
+        check()?;
     }
 
     // The drain: no more faults; every client half-closes and waits for its echo.
@@ -1292,10 +1212,8 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         if !clients.iter().any(Client::draining) {
             break;
         }
-        passes += 1;
-        r.poll_once(Some(Duration::from_millis(10)))
-            .map_err(|_| Failure::Loop)?;
-        check(&shared)?;
+        script::drive(&mut r, &mut passes, None, 10)?;
+        check()?;
         for c in clients.iter_mut() {
             let Some(sock) = c.sock.as_mut() else {
                 continue;
@@ -1322,7 +1240,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
             net.advance(Duration::from_millis(256));
             r.poll_once(Some(Duration::ZERO))
                 .map_err(|_| Failure::Loop)?;
-            check(&shared)?;
+            check()?;
         }
         if source.is_some_and(|t| r.get(t).is_some()) && shared.pending.get() != 0 {
             return Err(Failure::LostEvent {
@@ -1346,7 +1264,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         complete += 1;
     }
     let _ = r.close_all();
-    check(&shared)?;
+    check()?;
     Ok(Report {
         ops: count,
         passes,
@@ -1361,11 +1279,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
 
 /// The `n`-th live channel, modulo their number.
 fn nth(r: &Server<'_>, n: u8) -> Option<Token> {
-    let tokens: Vec<Token, MAP> = r.map().tokens().collect();
-    if tokens.is_empty() {
-        return None;
-    }
-    Some(tokens[n as usize % tokens.len()])
+    script::nth::<MAP>(r.map().tokens(), n)
 }
 
 /// Adds the reactor's event source; `None` if it could not be.
@@ -1382,14 +1296,7 @@ fn add_listener<'n>(r: &mut Server<'n>, shared: &'n Shared<'n>, old: Option<Toke
     let Ok(socket) = shared.net.listen(PORT) else {
         return fallback;
     };
-    match r.add(socket, Channel::new(Role::Listener, shared, false)) {
-        Ok(t) => t,
-        Err(e) => {
-            let (mut s, _) = e.into_inner();
-            let _ = s.close();
-            fallback
-        }
-    }
+    script::added(r.add(socket, Channel::new(Role::Listener, shared, false))).unwrap_or(fallback)
 }
 
 #[cfg(test)]

@@ -60,14 +60,22 @@
 //! Besides the event checker, the dispatchers the interpreters put in the map check
 //! their own life cycle ([`LifeViolation`]): no callback after a close, at most one
 //! `handle_close`, an `Err` always followed by `handle_error` and by nothing else,
-//! no `handle_connect` after `handle_connect_failed`.
+//! no `handle_connect` after `handle_connect_failed`. The `dispatch` and `dgram`
+//! dispatchers also run the [`Command`]s the input gives them from inside their
+//! callbacks; that check, the command machinery and the plumbing of a run are one
+//! crate-private module (`script.rs`) the interpreters share.
 
 pub mod chat_framing;
 pub mod dgram;
 pub mod dispatch;
 pub mod readiness;
+mod script;
+
+pub use script::Command;
 
 use crate::{Callback, Observer, Token};
+
+pub(crate) use script::{First, Life};
 
 use super::Violation;
 
@@ -241,94 +249,6 @@ pub enum LifeViolation {
     OutOfState(Callback),
 }
 
-/// The life of one channel as its dispatcher sees it; [`Life::enter`] before and
-/// [`Life::leave`] after each callback.
-#[derive(Copy, Clone, Debug, Default)]
-pub(crate) struct Life {
-    closed: bool,
-    error_next: bool,
-    closes: u8,
-    connecting: bool,
-}
-
-impl Life {
-    pub(crate) const fn new(connecting: bool) -> Self {
-        Life {
-            closed: false,
-            error_next: false,
-            closes: 0,
-            connecting,
-        }
-    }
-
-    /// Checks that `event` may run now.
-    pub(crate) fn enter(&mut self, event: Callback) -> Result<(), LifeViolation> {
-        if self.error_next {
-            self.error_next = false;
-            return if event == Callback::Error {
-                Ok(())
-            } else {
-                Err(LifeViolation::ErrorNotDelivered(event))
-            };
-        }
-        if self.closed {
-            return Err(LifeViolation::CallbackAfterClose(event));
-        }
-        match event {
-            Callback::Error => return Err(LifeViolation::UnexpectedError),
-            Callback::Close => {
-                self.closes += 1;
-                if self.closes > 1 {
-                    return Err(LifeViolation::DoubleClose);
-                }
-            }
-            Callback::Connect | Callback::ConnectFailed => {
-                if !self.connecting {
-                    return Err(LifeViolation::UnexpectedConnect(event));
-                }
-                self.connecting = false;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Records how `event` ended: whether it returned `Err` and whether the channel
-    /// asked to be closed.
-    pub(crate) fn leave(&mut self, event: Callback, failed: bool, close_requested: bool) {
-        if close_requested {
-            self.closed = true;
-            return;
-        }
-        if failed && event != Callback::Error {
-            self.error_next = true;
-        }
-        if matches!(event, Callback::Close | Callback::ConnectFailed) {
-            self.closed = true;
-        }
-    }
-}
-
-/// The first of several failures: keeps the earliest.
-#[derive(Debug)]
-pub(crate) struct First<F: Copy>(core::cell::Cell<Option<F>>);
-
-impl<F: Copy> First<F> {
-    pub(crate) const fn new() -> Self {
-        First(core::cell::Cell::new(None))
-    }
-
-    pub(crate) fn set(&self, f: F) {
-        if self.0.get().is_none() {
-            self.0.set(Some(f));
-        }
-    }
-
-    pub(crate) fn get(&self) -> Option<F> {
-        self.0.get()
-    }
-}
-
 /// Where a [`LifeViolation`] happened.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -352,56 +272,5 @@ mod tests {
         assert_eq!(i.take(2), Some(&[4u8, 5][..]));
         assert!(i.is_empty());
         assert_eq!(i.below(3), None);
-    }
-
-    #[test]
-    fn life_rules() {
-        let mut l = Life::new(true);
-        assert_eq!(l.enter(Callback::Connect), Ok(()));
-        assert_eq!(
-            l.enter(Callback::Connect),
-            Err(LifeViolation::UnexpectedConnect(Callback::Connect))
-        );
-        let mut l = Life::new(false);
-        l.enter(Callback::Read).unwrap();
-        l.leave(Callback::Read, true, false);
-        assert_eq!(
-            l.enter(Callback::Write),
-            Err(LifeViolation::ErrorNotDelivered(Callback::Write))
-        );
-        let mut l = Life::new(false);
-        l.enter(Callback::Read).unwrap();
-        l.leave(Callback::Read, true, true);
-        assert_eq!(
-            l.enter(Callback::Error),
-            Err(LifeViolation::CallbackAfterClose(Callback::Error))
-        );
-        let mut l = Life::new(false);
-        l.enter(Callback::Eof).unwrap();
-        l.leave(Callback::Eof, true, true);
-        assert_eq!(
-            l.enter(Callback::Error),
-            Err(LifeViolation::CallbackAfterClose(Callback::Error))
-        );
-        assert_eq!(
-            l.enter(Callback::Error),
-            Err(LifeViolation::CallbackAfterClose(Callback::Error))
-        );
-        let mut l = Life::new(false);
-        l.enter(Callback::Close).unwrap();
-        l.leave(Callback::Close, true, false);
-        assert_eq!(l.enter(Callback::Error), Ok(()));
-        l.leave(Callback::Error, false, false);
-        assert_eq!(
-            l.enter(Callback::Timeout),
-            Err(LifeViolation::CallbackAfterClose(Callback::Timeout))
-        );
-        let mut l = Life::new(true);
-        l.enter(Callback::ConnectFailed).unwrap();
-        l.leave(Callback::ConnectFailed, false, false);
-        assert_eq!(
-            l.enter(Callback::Connect),
-            Err(LifeViolation::CallbackAfterClose(Callback::Connect))
-        );
     }
 }

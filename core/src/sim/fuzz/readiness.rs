@@ -27,8 +27,7 @@ use crate::mock::MockIo;
 use core::cell::Cell;
 use core::time::Duration;
 
-use heapless::Vec;
-
+use super::script;
 use super::{CheckHooks, First, Input, Life, LifeFailure, LifeViolation};
 use crate::mock::{MockSelector, MockSocket, RecvStep, SendStep};
 use crate::sim::Violation;
@@ -431,8 +430,7 @@ impl Op {
 
 /// The operations `data` stands for, as the interpreter reads them.
 pub fn ops(data: &[u8]) -> impl Iterator<Item = Op> + '_ {
-    let mut input = Input::new(data);
-    core::iter::from_fn(move || Op::decode(&mut input)).take(MAX_OPS)
+    script::decoded(data, MAX_OPS, Op::decode)
 }
 
 /// The first broken invariant of a run.
@@ -469,7 +467,6 @@ struct Rd<'a> {
     behavior: Behavior,
     shared: &'a Shared,
     life: Life,
-    closed_self: bool,
 }
 
 impl core::fmt::Debug for Rd<'_> {
@@ -488,7 +485,6 @@ impl<'a> Rd<'a> {
             behavior,
             shared,
             life: Life::new(connecting),
-            closed_self: false,
         }
     }
 
@@ -497,8 +493,7 @@ impl<'a> Rd<'a> {
     }
 
     fn close(&mut self, ctx: &mut C<'_, 'a>) {
-        self.closed_self = true;
-        ctx.close();
+        self.life.close(ctx);
     }
 
     fn violation(&self, ctx: &C<'_, 'a>, violation: LifeViolation) {
@@ -544,7 +539,7 @@ impl<'a> Rd<'a> {
         if self.has(Behavior::EXIT) {
             ctx.exit();
         }
-        self.life.leave(event, result.is_err(), self.closed_self);
+        self.life.leave(event, result.is_err());
         result
     }
 
@@ -591,12 +586,8 @@ impl<'a> Rd<'a> {
             };
             if self.has(Behavior::ADD_ACCEPTED) {
                 let child = Rd::new(self.behavior, self.shared, false);
-                match ctx.add(socket, child) {
-                    Ok(_) => self.shared.added.set(self.shared.added.get() + 1),
-                    Err(e) => {
-                        let (mut s, _) = e.into_inner();
-                        let _ = s.close();
-                    }
+                if script::added(ctx.add(socket, child)).is_some() {
+                    self.shared.added.set(self.shared.added.get() + 1);
                 }
             } else {
                 let _ = socket.close();
@@ -704,11 +695,7 @@ impl<'a> Dispatcher<MockSocket> for Rd<'a> {
 
 /// The `n`-th live channel, modulo their number.
 fn nth(r: &R<'_>, n: u8) -> Option<Token> {
-    let tokens: Vec<Token, CHANNELS> = r.map().tokens().collect();
-    if tokens.is_empty() {
-        return None;
-    }
-    Some(tokens[n as usize % tokens.len()])
+    script::nth::<CHANNELS>(r.map().tokens(), n)
 }
 
 /// The lowest id no live channel uses, like the kernel's lowest free descriptor.
@@ -733,11 +720,8 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         added: Cell::new(0),
         next_id: Cell::new(IDS + 1),
     };
-    if let Some(h) = hooks {
-        (h.reset)();
-    }
     let mut r: R<'_> = Reactor::new(MockSelector::new());
-    r.set_observer(hooks.map(|h| h.observer));
+    script::watch(&mut r, hooks);
     let mut passes = 0;
     let mut count = 0;
     for op in ops(data) {
@@ -831,7 +815,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
                 }
             }
         }
-        if let Some(v) = hooks.and_then(|h| (h.verdict)()) {
+        if let Some(v) = script::verdict(hooks) {
             return Err(Failure::Checker(v));
         }
         if let Some(f) = shared.failure.get() {
@@ -839,7 +823,7 @@ pub fn run(data: &[u8], hooks: Option<CheckHooks>) -> Result<Report, Failure> {
         }
     }
     let _ = r.close_all();
-    if let Some(v) = hooks.and_then(|h| (h.verdict)()) {
+    if let Some(v) = script::verdict(hooks) {
         return Err(Failure::Checker(v));
     }
     Ok(Report {

@@ -22,7 +22,7 @@ mod protocol;
 
 use std::process::Command;
 
-use common::peers::{Listening, Output, example, python, run, script};
+use common::peers::{Listening, Output, command, example, python, run, script};
 
 /// `tests/python/sntp_server.py MODE --host HOST`, bound; killed when dropped.
 struct Responder {
@@ -57,7 +57,7 @@ impl Responder {
 
 fn sntp(args: &[&str]) -> Option<(Output, String)> {
     let bin = example("sntp_client")?;
-    let out = run(Command::new(bin).args(args));
+    let out = run(command(&bin).args(args));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     Some((out, stdout))
 }

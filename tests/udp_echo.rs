@@ -17,7 +17,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use common::peers::{Listening, example, python, run, script};
+use common::peers::{Listening, command, example, python, run, script};
 use common::{Fam, PATIENCE, TestDir};
 use nix::sys::signal::Signal;
 
@@ -32,7 +32,7 @@ impl Server {
     /// Starts `udp_echo` with `args`; `None` if the example binary is missing and
     /// `ASYNCORE_SKIP_INTEROP=1`.
     fn start(args: &[&str]) -> Option<Server> {
-        let peer = Listening::start(Command::new(example("udp_echo")?).args(args))
+        let peer = Listening::start(command(&example("udp_echo")?).args(args))
             .unwrap_or_else(|why| panic!("udp_echo {args:?}: {why}"));
         let addr = peer.addr.clone();
         Some(Server { peer, addr })

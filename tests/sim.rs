@@ -462,4 +462,41 @@ mod sources {
         );
         assert_eq!(run(3), (got, hash), "same seed, same run");
     }
+
+    /// Raises distinct events (never coalesced) until one is refused, then takes them
+    /// all back through the socket: what was accepted comes out whole, in order.
+    fn fill<const B: usize>() -> usize {
+        use asyncore::{ExitStatus, Socket};
+        let net: SimNet<4, B> = SimNet::new(SimConfig::quiet(1));
+        let mut src = net.source().unwrap();
+        let event = |k: u32| match k % 3 {
+            0 => SourceEvent::Signal(-(k as i32)),
+            1 => SourceEvent::Exit {
+                pid: u32::MAX - k,
+                status: ExitStatus::Code(-7),
+            },
+            _ => SourceEvent::Exit {
+                pid: k,
+                status: ExitStatus::Signal(i32::MIN),
+            },
+        };
+        let mut held = 0;
+        while net.raise(&src, event(held)) {
+            held += 1;
+            assert!(held <= 16, "a source holds 16 events at most");
+        }
+        for k in 0..held {
+            assert_eq!(src.next_event(), Some(event(k)));
+        }
+        assert_eq!(src.next_event(), None);
+        held as usize
+    }
+
+    #[test]
+    fn a_source_holds_sixteen_events_or_as_many_as_its_buffer_frames() {
+        assert_eq!(fill::<512>(), 16);
+        assert_eq!(fill::<144>(), 16);
+        assert_eq!(fill::<64>(), 7);
+        assert_eq!(fill::<8>(), 0);
+    }
 }

@@ -48,16 +48,22 @@ pub(super) enum Kind {
         backlog: Deque<u16, BACKLOG>,
     },
     Stream(Stream),
-    /// An event source: its pending events, coalesced as the real sources do.
-    Source(Deque<SourceEvent, EVENTS>),
+    /// An event source: its pending events, coalesced as the real sources do, are
+    /// framed in its receive buffer ([`EVENT_BYTES`] each), which a source has no
+    /// other use for; a socket of any kind is no bigger for it.
+    Source,
     /// A datagram socket (see `sim/dgram.rs`); its received datagrams are framed in
     /// its receive buffer.
     Dgram(super::dgram::Dgram),
     Closed,
 }
 
-/// Events a simulated source holds at most, and raises scheduled for later.
+/// Events a simulated source holds at most (if its receive buffer has room for
+/// them: see [`SimNet::raise`]), and raises scheduled for later.
 const EVENTS: usize = 16;
+/// A source's pending event in its receive buffer: a tag and two little-endian
+/// 32-bit words (see [`event_record`]).
+const EVENT_BYTES: usize = 9;
 
 pub(super) struct Sock<const B: usize> {
     pub(super) kind: Kind,
@@ -273,20 +279,35 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         }
     }
 
+    /// Events a source holds at most: [`EVENTS`], or fewer if its receive buffer
+    /// cannot frame that many.
+    const SOURCE_EVENTS: usize = if B / EVENT_BYTES < EVENTS {
+        B / EVENT_BYTES
+    } else {
+        EVENTS
+    };
+
     /// Makes `event` pending on source `id`, coalesced (a `Wake` or a `Signal(n)`
     /// already pending is not added again). `false` if `id` is not an open source
     /// or its queue is full.
     fn raise(&mut self, id: u16, event: SourceEvent) -> bool {
-        let Some(Kind::Source(events)) = self.socks.get_mut(id as usize).map(|s| &mut s.kind)
-        else {
+        let Some(sock) = self.socks.get_mut(id as usize) else {
             return false;
         };
+        if !matches!(sock.kind, Kind::Source) {
+            return false;
+        }
+        let record = event_record(event);
+        let pending = sock.rx.len() / EVENT_BYTES;
         let raised = if matches!(event, SourceEvent::Wake | SourceEvent::Signal(_))
-            && events.iter().any(|e| *e == event)
-        {
+            && (0..pending).any(|k| {
+                (0..EVENT_BYTES).all(|j| sock.rx.get(k * EVENT_BYTES + j) == Some(record[j]))
+            }) {
             true
+        } else if pending < Self::SOURCE_EVENTS {
+            sock.rx.push(&record) == EVENT_BYTES
         } else {
-            events.push_back(event).is_ok()
+            false
         };
         self.record(b'v', id, event_code(event));
         raised
@@ -388,8 +409,8 @@ impl<const S: usize, const B: usize> NetState<S, B> {
                     Readiness::READABLE
                 }
             }
-            Kind::Source(events) => {
-                if events.is_empty() {
+            Kind::Source => {
+                if sock.rx.is_empty() {
                     Readiness::EMPTY
                 } else {
                     Readiness::READABLE
@@ -536,14 +557,15 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     /// `EMFILE` when the network is full.
     pub fn source(&self) -> Result<SimSocket<'_, S, B>, SocketError> {
         let mut st = self.st.borrow_mut();
-        let id = st.alloc(Kind::Source(Deque::new()))?;
+        let id = st.alloc(Kind::Source)?;
         st.record(b'q', id, 0);
         Ok(SimSocket { net: self, id })
     }
 
     /// Makes `event` pending on `source` now, coalesced as the real sources do (a
     /// `Wake` or a `Signal(n)` already pending is not added again). `false` if it is
-    /// not an open source or its queue (16) is full.
+    /// not an open source or its queue is full: a source holds 16 events, framed in
+    /// its receive buffer at 9 bytes each (fewer if `B` is below 144 bytes).
     pub fn raise(&self, source: &SimSocket<'_, S, B>, event: SourceEvent) -> bool {
         self.st.borrow_mut().raise(source.id, event)
     }
@@ -675,7 +697,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
     fn initial_state(&mut self) -> State {
         match &self.net.st.borrow().socks[self.id as usize].kind {
             Kind::Listener { .. } => State::Listening,
-            Kind::Source(_) => State::Source,
+            Kind::Source => State::Source,
             Kind::Dgram(_) => State::Datagram,
             Kind::Stream(s) if s.phase == Phase::Established => State::Connected,
             Kind::Stream(_) => State::Connecting,
@@ -878,8 +900,14 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         let mut guard = self.net.st.borrow_mut();
         let st = &mut *guard;
         let id = self.id;
-        let event = match &mut st.socks[id as usize].kind {
-            Kind::Source(events) => events.pop_front(),
+        let sock = &mut st.socks[id as usize];
+        let event = match sock.kind {
+            Kind::Source if sock.rx.len() >= EVENT_BYTES => {
+                let mut record = [0u8; EVENT_BYTES];
+                sock.rx.peek(&mut record);
+                sock.rx.consume(EVENT_BYTES);
+                event_of_record(record)
+            }
             _ => None,
         };
         if event.is_some() {
@@ -941,7 +969,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             }
             // Pending events go with it; datagrams on their way to a closed socket
             // draw a "port unreachable".
-            Kind::Source(_) | Kind::Dgram(_) => {}
+            Kind::Source | Kind::Dgram(_) => {}
             Kind::Listener { mut backlog, .. } => {
                 // Pending connections are reset.
                 while let Some(c) = backlog.pop_front() {
@@ -955,6 +983,41 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         st.record(b'x', id, 0);
         Ok(())
     }
+}
+
+/// A source's pending event as framed in its receive buffer: a tag, then two
+/// little-endian 32-bit words.
+fn event_record(e: SourceEvent) -> [u8; EVENT_BYTES] {
+    let (tag, a, b) = match e {
+        SourceEvent::Wake => (0u8, 0u32, 0u32),
+        SourceEvent::Signal(n) => (1, n as u32, 0),
+        SourceEvent::Exit { pid, status } => match status {
+            crate::ExitStatus::Code(c) => (2, pid, c as u32),
+            crate::ExitStatus::Signal(n) => (3, pid, n as u32),
+        },
+    };
+    let [a0, a1, a2, a3] = a.to_le_bytes();
+    let [b0, b1, b2, b3] = b.to_le_bytes();
+    [tag, a0, a1, a2, a3, b0, b1, b2, b3]
+}
+
+/// The event [`event_record`] framed (`None` for a tag it never writes).
+fn event_of_record(r: [u8; EVENT_BYTES]) -> Option<SourceEvent> {
+    let a = u32::from_le_bytes([r[1], r[2], r[3], r[4]]);
+    let b = u32::from_le_bytes([r[5], r[6], r[7], r[8]]);
+    Some(match r[0] {
+        0 => SourceEvent::Wake,
+        1 => SourceEvent::Signal(a as i32),
+        2 => SourceEvent::Exit {
+            pid: a,
+            status: crate::ExitStatus::Code(b as i32),
+        },
+        3 => SourceEvent::Exit {
+            pid: a,
+            status: crate::ExitStatus::Signal(b as i32),
+        },
+        _ => return None,
+    })
 }
 
 /// An event, as a number for the trace.

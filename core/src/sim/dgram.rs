@@ -1,6 +1,7 @@
 //! The simulated datagram network, beside the stream network of the same
 //! [`SimNet`]: datagram sockets bound to ports of their own (UDP's port space, apart
-//! from the listeners'), datagrams in flight on a wire of [`WIRE`] slots, and seeded
+//! from the listeners'), datagrams in flight on a wire of `W` slots ([`WIRE`] unless
+//! the network's type says otherwise: `SimNet<S, B, W>`), and seeded
 //! faults: loss, duplication, reordering (extra delay), and a "port unreachable" for
 //! a datagram that finds no socket, which a *connected* sender sees as a pending
 //! `ECONNREFUSED` (as on Linux: an unconnected socket is not told). Nothing is ever
@@ -35,8 +36,9 @@ use crate::{Datagram, Readiness, Received, Recv, Sent, SocketError, errno};
 
 /// The largest datagram the simulated network carries: a larger send is `EMSGSIZE`.
 pub const MAX_DATAGRAM: usize = 512;
-/// Datagrams in flight at most (network-wide): one sent while every slot is taken
-/// is dropped (congestion).
+/// Datagrams in flight at most (network-wide) on a [`SimNet<S, B>`](SimNet), the
+/// default of its third parameter `W`: one sent while every slot is taken is dropped
+/// (congestion). Each slot holds a whole datagram ([`MAX_DATAGRAM`] bytes).
 pub const WIRE: usize = 32;
 /// Datagrams one socket may have in flight (its send buffer): one more would block.
 pub const SEND_BUFFER: usize = 8;
@@ -196,19 +198,19 @@ struct Flight {
 }
 
 /// The datagram network's state inside a [`SimNet`].
-pub(super) struct Wire {
+pub(super) struct Wire<const W: usize> {
     cfg: DgramConfig,
-    flights: [Option<Flight>; WIRE],
+    flights: [Option<Flight>; W],
     seq: u32,
     next_port: u16,
     fired: [u32; DGRAM_FAULTS],
 }
 
-impl Wire {
+impl<const W: usize> Wire<W> {
     pub(super) const fn new() -> Self {
         Wire {
             cfg: DgramConfig::quiet(),
-            flights: [None; WIRE],
+            flights: [None; W],
             seq: 0,
             next_port: EPHEMERAL,
             fired: [0; DGRAM_FAULTS],
@@ -260,7 +262,7 @@ fn code(f: DgramFault) -> u64 {
     f.index() as u64
 }
 
-impl<const S: usize, const B: usize> NetState<S, B> {
+impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
     fn dgram(&mut self, id: u16) -> Option<&mut Dgram> {
         match &mut self.socks.get_mut(id as usize)?.kind {
             Kind::Dgram(d) => Some(d),
@@ -483,13 +485,13 @@ impl<const S: usize, const B: usize> NetState<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimNet<S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
     /// A datagram socket bound to `port`.
     ///
     /// # Errors
     /// `EADDRINUSE` when a datagram socket is bound there, `EMFILE` when the network
     /// is full.
-    pub fn bind_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn bind_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let id = self.st.borrow_mut().new_dgram(Some(port), None)?;
         Ok(SimSocket { net: self, id })
     }
@@ -498,7 +500,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn dgram(&self) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn dgram(&self) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let id = self.st.borrow_mut().new_dgram(None, None)?;
         Ok(SimSocket { net: self, id })
     }
@@ -509,7 +511,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn connect_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn connect_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let id = self.st.borrow_mut().new_dgram(None, Some(port))?;
         Ok(SimSocket { net: self, id })
     }
@@ -536,7 +538,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimSocket<'_, S, B, W> {
     /// Whether this is a datagram socket.
     pub fn is_datagram(&self) -> bool {
         matches!(
@@ -596,7 +598,7 @@ impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> Datagram for SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> Datagram for SimSocket<'_, S, B, W> {
     type Addr = SimAddr;
 
     /// The next datagram delivered to this socket, with its source port and true
@@ -747,6 +749,20 @@ mod tests {
         );
         assert!(net.readiness(&c).is_writable());
         assert!(net.max_buffered() <= 256);
+    }
+
+    #[test]
+    fn a_network_without_a_wire_drops_every_datagram_as_congestion() {
+        let net: SimNet<4, 256, 0> = SimNet::new(SimConfig::quiet(4));
+        let mut server = net.bind_dgram(7).unwrap();
+        let mut c = net.dgram().unwrap();
+        assert!(net.readiness(&c).is_writable());
+        assert_eq!(c.send_to(b"lost", &SimAddr(7)), Ok(Sent::Bytes(4)));
+        assert_eq!(net.in_flight(), 0);
+        assert_eq!(net.dgram_fired()[DgramFault::Congestion.index()], 1);
+        net.advance(Duration::from_millis(1));
+        let mut buf = [0u8; 8];
+        assert_eq!(server.recv_from(&mut buf), Ok(None));
     }
 
     #[test]

@@ -87,9 +87,9 @@ pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
 
 /// The simulator's [`Io`](crate::Io): `Reactor<SimIo<'_, S, B>, D, N>` over a
-/// [`SimNet<S, B>`](SimNet).
-pub type SimIo<'n, const S: usize, const B: usize> =
-    crate::With<SimSelector<'n, S, B>, SimSocket<'n, S, B>>;
+/// [`SimNet<S, B>`](SimNet) (`SimIo<'_, S, B, W>` over a `SimNet<S, B, W>`).
+pub type SimIo<'n, const S: usize, const B: usize, const W: usize = WIRE> =
+    crate::With<SimSelector<'n, S, B, W>, SimSocket<'n, S, B, W>>;
 
 use core::fmt;
 use core::time::Duration;

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use heapless::Deque;
 
-use super::{FAULTS, Fault, Rng, SimConfig, TraceHash};
+use super::{FAULTS, Fault, Rng, SimConfig, TraceHash, WIRE};
 use crate::{
     Events, Interest, Readiness, Recv, Ring, Selector, Sent, Socket, SocketError, SourceError,
     SourceEvent, State, Token, errno,
@@ -109,7 +109,7 @@ pub struct Stall {
     pub at: Duration,
 }
 
-pub(super) struct NetState<const S: usize, const B: usize> {
+pub(super) struct NetState<const S: usize, const B: usize, const W: usize> {
     pub(super) now: Duration,
     pub(super) rng: Rng,
     cfg: SimConfig,
@@ -122,16 +122,18 @@ pub(super) struct NetState<const S: usize, const B: usize> {
     /// Raises due later: when, which source, what.
     scheduled: Deque<(Duration, u16, SourceEvent), EVENTS>,
     /// The datagram network: datagrams in flight, its options and counters.
-    pub(super) wire: super::dgram::Wire,
+    pub(super) wire: super::dgram::Wire<W>,
 }
 
 /// A simulated network of up to `S` sockets (listeners and stream ends, never
-/// reused within a run) with `B`-byte receive buffers. See the [module](super) docs.
-pub struct SimNet<const S: usize, const B: usize> {
-    pub(super) st: RefCell<NetState<S, B>>,
+/// reused within a run) with `B`-byte receive buffers, and `W` datagrams in flight
+/// at most ([`WIRE`] unless given: a network that carries only streams may have
+/// none, and is 17 KiB smaller for it). See the [module](super) docs.
+pub struct SimNet<const S: usize, const B: usize, const W: usize = WIRE> {
+    pub(super) st: RefCell<NetState<S, B, W>>,
 }
 
-impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
+impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimNet<S, B, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let st = self.st.borrow();
         f.debug_struct("SimNet")
@@ -145,12 +147,12 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
 /// One end of a simulated stream, or a simulated listener. Its selector source is its
 /// id. It implements [`Socket`]; a test drives the far ends of connections with the
 /// same methods.
-pub struct SimSocket<'n, const S: usize, const B: usize> {
-    pub(super) net: &'n SimNet<S, B>,
+pub struct SimSocket<'n, const S: usize, const B: usize, const W: usize = WIRE> {
+    pub(super) net: &'n SimNet<S, B, W>,
     pub(super) id: u16,
 }
 
-impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSocket<'_, S, B, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "SimSocket({})", self.id)
     }
@@ -158,12 +160,12 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
 
 /// The selector of a [`SimNet`]: its registrations, in slot order of their tokens,
 /// and the network it watches.
-pub struct SimSelector<'n, const S: usize, const B: usize> {
-    net: &'n SimNet<S, B>,
+pub struct SimSelector<'n, const S: usize, const B: usize, const W: usize = WIRE> {
+    net: &'n SimNet<S, B, W>,
     regs: heapless::Vec<(Token, u32, Interest), S>,
 }
 
-impl<const S: usize, const B: usize> core::fmt::Debug for SimSelector<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSelector<'_, S, B, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("SimSelector")
     }
@@ -178,7 +180,7 @@ pub(super) fn err(code: i32) -> SocketError {
     SocketError::from_errno(code)
 }
 
-impl<const S: usize, const B: usize> NetState<S, B> {
+impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
     pub(super) fn fault(&mut self, f: Fault) -> bool {
         let hit = self.rng.chance(self.cfg.rate(f));
         if hit {
@@ -451,7 +453,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimNet<S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
     /// A network configured by `cfg`, at virtual time zero.
     pub const fn new(cfg: SimConfig) -> Self {
         SimNet {
@@ -533,7 +535,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EADDRINUSE` if one is there already, `EMFILE` when the network is full.
-    pub fn listen(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn listen(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let mut st = self.st.borrow_mut();
         let taken = st.socks[..st.used]
             .iter()
@@ -555,7 +557,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn source(&self) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn source(&self) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let mut st = self.st.borrow_mut();
         let id = st.alloc(Kind::Source)?;
         st.record(b'q', id, 0);
@@ -566,14 +568,19 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     /// `Wake` or a `Signal(n)` already pending is not added again). `false` if it is
     /// not an open source or its queue is full: a source holds 16 events, framed in
     /// its receive buffer at 9 bytes each (fewer if `B` is below 144 bytes).
-    pub fn raise(&self, source: &SimSocket<'_, S, B>, event: SourceEvent) -> bool {
+    pub fn raise(&self, source: &SimSocket<'_, S, B, W>, event: SourceEvent) -> bool {
         self.st.borrow_mut().raise(source.id, event)
     }
 
     /// Makes `event` pending on `source` at virtual time `at` (a signal that arrives
     /// while the loop waits or dispatches). `false` when 16 raises are scheduled
     /// already.
-    pub fn raise_at(&self, source: &SimSocket<'_, S, B>, at: Duration, event: SourceEvent) -> bool {
+    pub fn raise_at(
+        &self,
+        source: &SimSocket<'_, S, B, W>,
+        at: Duration,
+        event: SourceEvent,
+    ) -> bool {
         let mut st = self.st.borrow_mut();
         // Kept in time order, so the earliest is at the front.
         let mut later: Deque<(Duration, u16, SourceEvent), EVENTS> = Deque::new();
@@ -596,7 +603,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn connect(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn connect(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let mut st = self.st.borrow_mut();
         let refuse = st.fault(Fault::Refused);
         let latency = if st.fault(Fault::SlowConnect) {
@@ -622,17 +629,17 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     }
 
     /// Whether `socket`'s connect has completed.
-    pub fn is_established(&self, socket: &SimSocket<'_, S, B>) -> bool {
+    pub fn is_established(&self, socket: &SimSocket<'_, S, B, W>) -> bool {
         matches!(&self.st.borrow().socks[socket.id as usize].kind, Kind::Stream(s) if s.phase == Phase::Established)
     }
 
     /// The readiness the selector would report for `socket` now.
-    pub fn readiness(&self, socket: &SimSocket<'_, S, B>) -> Readiness {
+    pub fn readiness(&self, socket: &SimSocket<'_, S, B, W>) -> Readiness {
         self.st.borrow().readiness(socket.id)
     }
 
     /// Resets `socket`'s connection from outside (both ends see it).
-    pub fn reset(&self, socket: &SimSocket<'_, S, B>) {
+    pub fn reset(&self, socket: &SimSocket<'_, S, B, W>) {
         let mut st = self.st.borrow_mut();
         st.reset_pair(socket.id);
         st.record(b'R', socket.id, 0);
@@ -656,7 +663,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimSocket<'_, S, B, W> {
     /// Its id (the selector source).
     pub fn id(&self) -> u16 {
         self.id
@@ -687,7 +694,7 @@ impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
     }
 }
 
-impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
+impl<'n, const S: usize, const B: usize, const W: usize> Socket for SimSocket<'n, S, B, W> {
     type Source = u32;
 
     fn source(&self) -> u32 {
@@ -1042,9 +1049,9 @@ pub(super) fn outcome_code(r: &Result<u64, SocketError>) -> u64 {
     }
 }
 
-impl<'n, const S: usize, const B: usize> SimSelector<'n, S, B> {
+impl<'n, const S: usize, const B: usize, const W: usize> SimSelector<'n, S, B, W> {
     /// The selector of `net`.
-    pub const fn new(net: &'n SimNet<S, B>) -> Self {
+    pub const fn new(net: &'n SimNet<S, B, W>) -> Self {
         SimSelector {
             net,
             regs: heapless::Vec::new(),
@@ -1052,7 +1059,7 @@ impl<'n, const S: usize, const B: usize> SimSelector<'n, S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_, S, B, W> {
     type Source = u32;
     type Error = SimStalled;
 

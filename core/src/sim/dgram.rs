@@ -217,6 +217,17 @@ impl<const W: usize> Wire<W> {
         }
     }
 
+    /// As [`new`](Self::new) builds it, in place.
+    pub(super) fn reset(&mut self) {
+        self.cfg = DgramConfig::quiet();
+        for f in self.flights.iter_mut() {
+            *f = None;
+        }
+        self.seq = 0;
+        self.next_port = EPHEMERAL;
+        self.fired = [0; DGRAM_FAULTS];
+    }
+
     /// When the next datagram is due.
     pub(super) fn next_arrival(&self) -> Option<Duration> {
         self.flights.iter().flatten().map(|f| f.at).min()
@@ -632,7 +643,7 @@ impl<const S: usize, const B: usize, const W: usize> Datagram for SimSocket<'_, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::SimConfig;
+    use crate::sim::{STALL_WAITS, SimConfig};
     use crate::{Event, Events, Interest, Selector, Socket, State, Token};
 
     type Net = SimNet<16, 256>;
@@ -763,6 +774,70 @@ mod tests {
         net.advance(Duration::from_millis(1));
         let mut buf = [0u8; 8];
         assert_eq!(server.recv_from(&mut buf), Ok(None));
+    }
+
+    /// Streams, a source, datagrams and a stall on `net`, left dirty (datagrams in
+    /// flight, events pending and scheduled, a stall recorded); what it saw.
+    fn dirty_run(net: &Net) -> impl PartialEq + core::fmt::Debug + use<> {
+        use crate::SourceEvent;
+        let ms = Duration::from_millis;
+        net.set_dgram_config(DgramConfig {
+            loss: 200,
+            duplicate: 200,
+            reorder: 300,
+            ..DgramConfig::quiet()
+        });
+        let mut server = net.bind_dgram(53).unwrap();
+        let mut c = net.dgram().unwrap();
+        let mut listener = net.listen(80).unwrap();
+        let mut s = net.connect(80).unwrap();
+        let src = net.source().unwrap();
+        net.raise(&src, SourceEvent::Wake);
+        net.raise_at(&src, ms(3), SourceEvent::Signal(1));
+        net.raise_at(&src, ms(900), SourceEvent::Signal(2));
+        let mut got = std::vec::Vec::new();
+        let mut buf = [0u8; 64];
+        for i in 0..20u8 {
+            let _ = c.send_to(&[i; 40], &SimAddr(53));
+            let _ = s.send(&[i; 30]);
+            wait(net, &[&server, &listener]);
+            while let Ok(Some(d)) = server.recv_from(&mut buf) {
+                got.push((d.len, buf[0]));
+            }
+            if let Ok(Some(mut conn)) = listener.accept() {
+                let _ = conn.recv(&mut buf);
+            }
+        }
+        for _ in 0..2 * STALL_WAITS {
+            wait(net, &[&src]);
+        }
+        let _ = c.send_to(b"in flight", &SimAddr(53));
+        (
+            got,
+            c.local_addr(),
+            net.trace_hash(),
+            net.ops(),
+            net.now(),
+            net.fired(),
+            net.dgram_fired(),
+            net.sockets(),
+            net.in_flight(),
+            net.stall(),
+        )
+    }
+
+    #[test]
+    fn a_restarted_network_runs_as_a_new_one() {
+        for seed in 0..20 {
+            let cfg = SimConfig::from_seed(seed);
+            let fresh = dirty_run(&Net::new(cfg));
+            let net = Net::new(SimConfig::from_seed(seed + 100));
+            let before = dirty_run(&net);
+            net.restart(cfg);
+            assert_eq!(net.dgram_config(), DgramConfig::quiet());
+            assert_eq!(dirty_run(&net), fresh, "seed {seed}");
+            assert_ne!(before, fresh, "seed {seed}: the two runs differ");
+        }
     }
 
     #[test]

@@ -88,6 +88,17 @@ impl<const B: usize> Sock<B> {
         unserviced: 0,
         last: Readiness::EMPTY,
     };
+
+    /// Makes it [`FREE`](Self::FREE) again in place (assigning `FREE` could build
+    /// a whole socket, buffer and all, on the stack first).
+    fn free(&mut self) {
+        self.kind = Kind::Free;
+        self.rx.clear();
+        self.reported = false;
+        self.progress = false;
+        self.unserviced = 0;
+        self.last = Readiness::EMPTY;
+    }
 }
 
 /// Consecutive waits that may report a socket ready while nothing is done about it
@@ -471,6 +482,31 @@ impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
                 wire: super::dgram::Wire::new(),
             }),
         }
+    }
+
+    /// Starts the network again, configured by `cfg`: afterwards it behaves exactly
+    /// as [`SimNet::new(cfg)`](Self::new) would (same sockets, same faults, same
+    /// trace hash), but no network is built for it, so one network (a `static`, say)
+    /// can serve run after run where building one, as large as it is, on the stack
+    /// would not fit. Sockets of the previous run name sockets of the new one: drop
+    /// them (and the reactor that held them) first. (Not to be confused with
+    /// [`reset`](Self::reset), which resets one connection.)
+    pub fn restart(&self, cfg: SimConfig) {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        st.now = Duration::ZERO;
+        st.rng = Rng::new(cfg.seed);
+        st.cfg = cfg;
+        for s in st.socks.iter_mut() {
+            s.free();
+        }
+        st.used = 0;
+        st.fired = [0; FAULTS];
+        st.trace = TraceHash::new();
+        st.ops = 0;
+        st.stall = None;
+        st.scheduled.clear();
+        st.wire.reset();
     }
 
     /// The configuration.

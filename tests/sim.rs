@@ -6,8 +6,8 @@
 
 use std::cell::RefCell;
 
-use asyncore::sim::chat_scenario::{ChatParams, ChatReport, run_chat};
-use asyncore::sim::scenario::{EchoParams, EchoReport, run_echo};
+use asyncore::sim::chat_scenario::{ChatNet, ChatParams, ChatReport, run_chat, run_chat_on};
+use asyncore::sim::scenario::{EchoNet, EchoParams, EchoReport, run_echo, run_echo_on};
 use asyncore::sim::{FAULTS, Fault, SimConfig, TraceChecker};
 use asyncore::{Token, Trace};
 
@@ -141,6 +141,33 @@ fn same_seed_same_trace() {
         .map(|s| run_seed(s).unwrap_or_else(|why| fail(s, &why)).trace_hash)
         .collect();
     assert!(h.len() > 15, "trace hashes barely vary: {}", h.len());
+}
+
+/// One network, restarted for each run (as a small target keeps it in a `static`),
+/// gives every seed the run a new network gives: reports and trace hashes equal.
+#[test]
+fn a_restarted_network_runs_each_seed_as_a_new_one() {
+    let echo_net = EchoNet::new(SimConfig::quiet(0));
+    let chat_net = ChatNet::new(SimConfig::quiet(0));
+    for seed in 0..300 {
+        let (cfg, echo, chat) = (
+            SimConfig::from_seed(seed),
+            EchoParams::from_seed(seed),
+            ChatParams::from_seed(seed),
+        );
+        echo_net.restart(cfg);
+        assert_eq!(
+            run_echo_on(&echo_net, echo, None),
+            run_echo(cfg, echo, None),
+            "echo seed {seed}"
+        );
+        chat_net.restart(cfg);
+        assert_eq!(
+            run_chat_on(&chat_net, chat, None),
+            run_chat(cfg, chat, None),
+            "chat seed {seed}"
+        );
+    }
 }
 
 /// Replays `ASYNCORE_SEED` (or seed 0), printing every option first.

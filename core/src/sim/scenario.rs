@@ -15,7 +15,8 @@ use crate::{BufferPool, Observer, Reactor, Recv, Sent, Socket};
 
 /// Most clients a run has.
 pub const MAX_CLIENTS: usize = 10;
-/// Sockets in the simulated network of a run (clients, their server ends, retries).
+/// Sockets in the simulated network of a run (clients, their server ends, retries:
+/// a run uses 61 at most).
 pub const NET_SOCKETS: usize = 64;
 /// Receive buffer of each simulated socket.
 pub const NET_BUFFER: usize = 512;
@@ -148,7 +149,7 @@ enum Phase {
 }
 
 struct Client<'n> {
-    sock: Option<SimSocket<'n, NET_SOCKETS, NET_BUFFER>>,
+    sock: Option<EchoSocket<'n>>,
     phase: Phase,
     total: usize,
     sent: usize,
@@ -172,9 +173,20 @@ pub const POOL: usize = 3;
 /// The size of a pool buffer.
 pub const POOL_BUFFER: usize = 1024;
 
-type Server<'n> = Reactor<
-    SimIo<'n, NET_SOCKETS, NET_BUFFER>,
-    Echo<SimSocket<'n, NET_SOCKETS, NET_BUFFER>, ECHO_BUFFER>,
+/// The simulated network of an echo run: [`NET_SOCKETS`] sockets with
+/// [`NET_BUFFER`]-byte receive buffers, and no datagram wire (the scenario sends no
+/// datagrams).
+pub type EchoNet = SimNet<NET_SOCKETS, NET_BUFFER, 0>;
+
+/// A socket of an [`EchoNet`].
+pub type EchoSocket<'n> = SimSocket<'n, NET_SOCKETS, NET_BUFFER, 0>;
+
+/// The server of an echo run: the core's echo server ([`ECHO_BUFFER`] bytes per
+/// connection) in a reactor of [`MAP`] channels that lends [`POOL`] buffers of
+/// [`POOL_BUFFER`] bytes, over an [`EchoNet`].
+pub type EchoReactor<'n> = Reactor<
+    SimIo<'n, NET_SOCKETS, NET_BUFFER, 0>,
+    Echo<EchoSocket<'n>, ECHO_BUFFER>,
     MAP,
     4,
     BufferPool<POOL, POOL_BUFFER>,
@@ -182,7 +194,8 @@ type Server<'n> = Reactor<
 
 /// Runs the echo scenario for `cfg` (network and faults) and `params` (workload),
 /// telling `observer` (e.g. an [`TraceChecker`](super::TraceChecker) glue) of every
-/// reactor event.
+/// reactor event. It builds its network (an [`EchoNet`]) on the stack; see
+/// [`run_echo_on`] for one the caller keeps.
 ///
 /// # Errors
 /// The first broken invariant.
@@ -191,9 +204,26 @@ pub fn run_echo(
     params: EchoParams,
     observer: Option<Observer>,
 ) -> Result<EchoReport, EchoFailure> {
-    let net: SimNet<NET_SOCKETS, NET_BUFFER> = SimNet::new(cfg);
+    let net = EchoNet::new(cfg);
+    run_echo_on(&net, params, observer)
+}
+
+/// Runs the echo scenario as [`run_echo`] does, on `net`, which must be fresh:
+/// just built ([`SimNet::new`]) or restarted ([`SimNet::restart`]) with the run's
+/// configuration. The same configuration and `params` give the same run, trace
+/// hash included, as `run_echo`. For a network the caller keeps where it likes: a
+/// `static` on a small target, whose stack would not hold one.
+///
+/// # Errors
+/// The first broken invariant.
+pub fn run_echo_on(
+    net: &EchoNet,
+    params: EchoParams,
+    observer: Option<Observer>,
+) -> Result<EchoReport, EchoFailure> {
+    let cfg = net.config();
     let mut trace = TraceHash::new();
-    let mut server: Server<'_> = Reactor::new(SimSelector::new(&net));
+    let mut server: EchoReactor<'_> = Reactor::new(SimSelector::new(net));
     server.set_observer(observer);
     server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| EchoFailure::Loop)?;
@@ -257,7 +287,7 @@ pub fn run_echo(
             return Err(EchoFailure::Unserviced(stall));
         }
         for (i, c) in clients.iter_mut().enumerate() {
-            step_client(&net, seed, i, c, &params, &mut buf, &mut trace)?;
+            step_client(net, seed, i, c, &params, &mut buf, &mut trace)?;
         }
         // Nothing pending on the clients' side: let virtual time run so slow
         // connects come due even when the server has nothing to do.
@@ -309,7 +339,7 @@ fn finish(c: &mut Client<'_>, outcome: Outcome, trace: &mut TraceHash, i: usize)
 }
 
 fn step_client<'n>(
-    net: &'n SimNet<NET_SOCKETS, NET_BUFFER>,
+    net: &'n EchoNet,
     seed: u64,
     i: usize,
     c: &mut Client<'n>,

@@ -31,7 +31,7 @@ use core::fmt;
 use core::time::Duration;
 
 use super::net::{Kind, NetState, Sock, err, outcome_code};
-use super::{Fault, Rng, SimNet, SimSocket};
+use super::{Fault, Maybe, Rng, SimNet, SimSocket};
 use crate::{Datagram, Readiness, Received, Recv, Sent, SocketError, errno};
 
 /// The largest datagram the simulated network carries: a larger send is `EMSGSIZE`.
@@ -197,11 +197,14 @@ struct Flight {
     bytes: [u8; MAX_DATAGRAM],
 }
 
-/// The datagram network's state inside a [`SimNet`].
+/// The datagram network's state inside a [`SimNet`]. Its empty state is zero bytes
+/// (see [`SimNet::empty`]): no options set means [`DgramConfig::quiet`], and the
+/// next ephemeral port is counted from [`EPHEMERAL`].
 pub(super) struct Wire<const W: usize> {
-    cfg: DgramConfig,
-    flights: [Option<Flight>; W],
+    cfg: Maybe<DgramConfig>,
+    flights: [Maybe<Flight>; W],
     seq: u32,
+    /// The next ephemeral port, less [`EPHEMERAL`].
     next_port: u16,
     fired: [u32; DGRAM_FAULTS],
 }
@@ -209,43 +212,54 @@ pub(super) struct Wire<const W: usize> {
 impl<const W: usize> Wire<W> {
     pub(super) const fn new() -> Self {
         Wire {
-            cfg: DgramConfig::quiet(),
-            flights: [None; W],
+            cfg: Maybe::None,
+            flights: [Maybe::None; W],
             seq: 0,
-            next_port: EPHEMERAL,
+            next_port: 0,
             fired: [0; DGRAM_FAULTS],
         }
     }
 
     /// As [`new`](Self::new) builds it, in place.
     pub(super) fn reset(&mut self) {
-        self.cfg = DgramConfig::quiet();
+        self.cfg = Maybe::None;
         for f in self.flights.iter_mut() {
-            *f = None;
+            *f = Maybe::None;
         }
         self.seq = 0;
-        self.next_port = EPHEMERAL;
+        self.next_port = 0;
         self.fired = [0; DGRAM_FAULTS];
+    }
+
+    /// Its options.
+    fn cfg(&self) -> DgramConfig {
+        self.cfg.get().unwrap_or(DgramConfig::quiet())
+    }
+
+    /// The datagrams in flight.
+    fn flying(&self) -> impl Iterator<Item = &Flight> {
+        self.flights.iter().filter_map(|f| match f {
+            Maybe::Some(f) => Some(f),
+            Maybe::None => None,
+        })
     }
 
     /// When the next datagram is due.
     pub(super) fn next_arrival(&self) -> Option<Duration> {
-        self.flights.iter().flatten().map(|f| f.at).min()
+        self.flying().map(|f| f.at).min()
     }
 
     fn free_slot(&self) -> Option<usize> {
-        self.flights.iter().position(Option::is_none)
+        self.flights.iter().position(Maybe::is_none)
     }
 
     fn in_flight(&self) -> usize {
-        self.flights.iter().flatten().count()
+        self.flying().count()
     }
 
     /// Datagrams port `port` has on the wire (its send buffer's use).
     fn sent_from(&self, port: u16) -> usize {
-        self.flights
-            .iter()
-            .flatten()
+        self.flying()
             .filter(|f| f.from == port && !f.unreachable)
             .count()
     }
@@ -254,7 +268,7 @@ impl<const W: usize> Wire<W> {
     fn due(&self, now: Duration) -> Option<usize> {
         let mut best: Option<(Duration, u32, usize)> = None;
         for (i, f) in self.flights.iter().enumerate() {
-            if let Some(f) = f
+            if let Maybe::Some(f) = f
                 && f.at <= now
                 && best.is_none_or(|(at, seq, _)| (f.at, f.seq) < (at, seq))
             {
@@ -320,7 +334,7 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
             self.record(b'Z', from, code(DgramFault::Congestion));
             return;
         };
-        let cfg = self.wire.cfg;
+        let cfg = self.wire.cfg();
         let mut at = self.now + cfg.latency;
         if !unreachable && self.dgram_chance(cfg.reorder, DgramFault::Reorder) {
             let jitter = cfg.jitter.as_nanos().max(1) as u64;
@@ -329,7 +343,7 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
         let mut bytes = [0u8; MAX_DATAGRAM];
         bytes[..data.len()].copy_from_slice(data);
         self.wire.seq = self.wire.seq.wrapping_add(1);
-        self.wire.flights[slot] = Some(Flight {
+        self.wire.flights[slot] = Maybe::Some(Flight {
             at,
             seq: self.wire.seq,
             from,
@@ -364,7 +378,7 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
             let len = f.len as usize;
             let Some(id) = self.bound(f.to) else {
                 // A closed port answers with a port unreachable, which may be lost.
-                let lost = self.dgram_chance(self.wire.cfg.loss, DgramFault::Loss);
+                let lost = self.dgram_chance(self.wire.cfg().loss, DgramFault::Loss);
                 if !lost {
                     self.launch(f.to, f.from, &[], true);
                 }
@@ -462,7 +476,7 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
             self.progressed(id);
             return Ok(Sent::WouldBlock);
         }
-        let cfg = self.wire.cfg;
+        let cfg = self.wire.cfg();
         if self.dgram_chance(cfg.loss, DgramFault::Loss) {
             self.record(b'Z', id, code(DgramFault::Loss));
             return Ok(Sent::Bytes(data.len()));
@@ -479,8 +493,8 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
             Some(p) if self.bound(p).is_some() => return Err(err(errno::EADDRINUSE)),
             Some(p) => p,
             None => loop {
-                let p = self.wire.next_port;
-                self.wire.next_port = p.checked_add(1).unwrap_or(EPHEMERAL);
+                let p = EPHEMERAL + self.wire.next_port;
+                self.wire.next_port = p.checked_add(1).map_or(0, |next| next - EPHEMERAL);
                 if self.bound(p).is_none() {
                     break p;
                 }
@@ -529,13 +543,13 @@ impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
 
     /// The datagram network's options.
     pub fn dgram_config(&self) -> DgramConfig {
-        self.st.borrow().wire.cfg
+        self.st.borrow().wire.cfg()
     }
 
     /// Changes the datagram network's options from now on (datagrams in flight keep
     /// their arrival time).
     pub fn set_dgram_config(&self, cfg: DgramConfig) {
-        self.st.borrow_mut().wire.cfg = cfg;
+        self.st.borrow_mut().wire.cfg = Maybe::Some(cfg);
     }
 
     /// How often each datagram fault and outcome happened, by [`DgramFault::index`].

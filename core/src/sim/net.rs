@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use heapless::Deque;
 
-use super::{FAULTS, Fault, Rng, SimConfig, TraceHash, WIRE};
+use super::{FAULTS, Fault, Maybe, Rng, SimConfig, TraceHash, WIRE};
 use crate::{
     Events, Interest, Readiness, Recv, Ring, Selector, Sent, Socket, SocketError, SourceError,
     SourceEvent, State, Token, errno,
@@ -40,9 +40,12 @@ pub(super) struct Stream {
     urgent: Option<u8>,
 }
 
+/// `repr(u8)`: [`Kind::Free`] is a tag of 0 (see [`SimNet::empty`]), where the
+/// compiler's own layout would mark it with an unused value of a field.
 #[derive(Debug)]
+#[repr(u8)]
 pub(super) enum Kind {
-    Free,
+    Free = 0,
     Listener {
         port: u16,
         backlog: Deque<u16, BACKLOG>,
@@ -129,7 +132,7 @@ pub(super) struct NetState<const S: usize, const B: usize, const W: usize> {
     fired: [u32; FAULTS],
     trace: TraceHash,
     ops: u64,
-    stall: Option<Stall>,
+    stall: Maybe<Stall>,
     /// Raises due later: when, which source, what.
     scheduled: Deque<(Duration, u16, SourceEvent), EVENTS>,
     /// The datagram network: datagrams in flight, its options and counters.
@@ -247,7 +250,7 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
             if s.reported && !s.progress {
                 s.unserviced += 1;
                 if s.unserviced >= STALL_WAITS && self.stall.is_none() {
-                    self.stall = Some(Stall {
+                    self.stall = Maybe::Some(Stall {
                         socket: id as u16,
                         readiness: s.last,
                         at: now,
@@ -477,11 +480,25 @@ impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
                 fired: [0; FAULTS],
                 trace: TraceHash::new(),
                 ops: 0,
-                stall: None,
+                stall: Maybe::None,
                 scheduled: Deque::new(),
                 wire: super::dgram::Wire::new(),
             }),
         }
+    }
+
+    /// A network for a `static`, to be [`restart`](Self::restart)ed with each run's
+    /// configuration: [`new`](Self::new) of seed 0 with no faults and no connect
+    /// latency (connects complete at once). Every byte of it is zero, so a
+    /// `static` of it takes no room in a program's image (it lands in `.bss`), while
+    /// one built by `new` is stored there whole (a connect latency is not zero).
+    pub const fn empty() -> Self {
+        Self::new(SimConfig {
+            seed: 0,
+            rates: [0; FAULTS],
+            latency: Duration::ZERO,
+            slow_latency: Duration::ZERO,
+        })
     }
 
     /// Starts the network again, configured by `cfg`: afterwards it behaves exactly
@@ -504,7 +521,7 @@ impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
         st.fired = [0; FAULTS];
         st.trace = TraceHash::new();
         st.ops = 0;
-        st.stall = None;
+        st.stall = Maybe::None;
         st.scheduled.clear();
         st.wire.reset();
     }
@@ -685,7 +702,7 @@ impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
     /// (see [`Stall`]), if any. Scenarios and the fuzz interpreters fail a run that
     /// has one.
     pub fn stall(&self) -> Option<Stall> {
-        self.st.borrow().stall
+        self.st.borrow().stall.get()
     }
 
     /// Bytes in the largest receive buffer: never above `B`.

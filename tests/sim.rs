@@ -170,6 +170,46 @@ fn a_restarted_network_runs_each_seed_as_a_new_one() {
     }
 }
 
+/// A reactor built at compile time over a detached selector serves once it is given
+/// its network; a detached selector knows no time and its wait fails at once.
+#[test]
+fn a_reactor_built_at_compile_time_serves_once_given_its_network() {
+    use asyncore::echo::Echo;
+    use asyncore::sim::{SimIo, SimNet, SimSelector, SimSocket, SimStalled};
+    use asyncore::{Event, Events, Reactor, Recv, Selector, Socket};
+    type Server<'n> = Reactor<SimIo<'n, 8, 256>, Echo<SimSocket<'n, 8, 256>, 64>, 4>;
+
+    let mut detached = SimSelector::<8, 256>::detached();
+    assert_eq!(detached.now(), None);
+    let mut slots = [Event::EMPTY; 4];
+    assert_eq!(
+        detached.select(&mut Events::new(&mut slots), None),
+        Err(SimStalled)
+    );
+
+    let net: SimNet<8, 256> = SimNet::new(SimConfig::quiet(5));
+    let mut server: Server<'_> = const { Reactor::new(SimSelector::detached()) };
+    *server.selector_mut() = SimSelector::new(&net);
+    server
+        .add(net.listen(7).unwrap(), Echo::listener(3))
+        .unwrap();
+    let mut client = net.connect(7).unwrap();
+    let (mut sent, mut got) = (false, Vec::new());
+    for _ in 0..50 {
+        server
+            .poll_once(Some(std::time::Duration::from_millis(1)))
+            .unwrap();
+        if net.is_established(&client) && !sent {
+            sent = client.send(b"echo me").is_ok();
+        }
+        let mut buf = [0u8; 16];
+        if let Ok(Recv::Data(n)) = client.recv(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(got, b"echo me");
+}
+
 /// Replays `ASYNCORE_SEED` (or seed 0), printing every option first.
 #[test]
 fn replay() {

@@ -347,7 +347,10 @@ pub fn run_chat_on(
     observer: Option<Observer>,
 ) -> Result<ChatReport, ChatFailure> {
     let cfg = net.config();
-    let mut server: ChatReactor<'_> = Reactor::new(SimSelector::new(net));
+    // Built at compile time, then given its network: no temporaries of its parts on
+    // the stack on the way (see SimSelector::detached).
+    let mut server: ChatReactor<'_> = const { Reactor::new(SimSelector::detached()) };
+    *server.selector_mut() = SimSelector::new(net);
     server.set_observer(observer);
     server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| ChatFailure::Loop)?;

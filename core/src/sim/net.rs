@@ -173,9 +173,9 @@ impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSoc
 }
 
 /// The selector of a [`SimNet`]: its registrations, in slot order of their tokens,
-/// and the network it watches.
+/// and the network it watches (none for a [`detached`](Self::detached) one).
 pub struct SimSelector<'n, const S: usize, const B: usize, const W: usize = WIRE> {
-    net: &'n SimNet<S, B, W>,
+    net: Option<&'n SimNet<S, B, W>>,
     regs: heapless::Vec<(Token, u32, Interest), S>,
 }
 
@@ -1106,7 +1106,23 @@ impl<'n, const S: usize, const B: usize, const W: usize> SimSelector<'n, S, B, W
     /// The selector of `net`.
     pub const fn new(net: &'n SimNet<S, B, W>) -> Self {
         SimSelector {
-            net,
+            net: Some(net),
+            regs: heapless::Vec::new(),
+        }
+    }
+
+    /// A selector that watches no network yet: it knows no time, and a wait fails
+    /// at once ([`SimStalled`]: nothing could ever be ready). Needing no network, it
+    /// can be built at compile time, and with it a whole reactor:
+    /// `const { Reactor::new(SimSelector::detached()) }` is a reactor that costs no
+    /// stack to build beyond its own size (a reactor built at run time may pass
+    /// through temporaries of its parts first, more of them the less the code is
+    /// optimized), to be given its network with
+    /// [`Reactor::selector_mut`](crate::Reactor::selector_mut) and
+    /// [`new`](Self::new) before it is used.
+    pub const fn detached() -> Self {
+        SimSelector {
+            net: None,
             regs: heapless::Vec::new(),
         }
     }
@@ -1117,7 +1133,7 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
     type Error = SimStalled;
 
     fn now(&self) -> Option<Duration> {
-        Some(self.net.now())
+        self.net.map(SimNet::now)
     }
 
     fn register(
@@ -1166,7 +1182,10 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, SimStalled> {
-        let mut st = self.net.st.borrow_mut();
+        let Some(net) = self.net else {
+            return Err(SimStalled);
+        };
+        let mut st = net.st.borrow_mut();
         st.check_progress();
         let deadline = timeout.map(|t| st.now + t);
         let mut interrupted = false;

@@ -223,7 +223,10 @@ pub fn run_echo_on(
 ) -> Result<EchoReport, EchoFailure> {
     let cfg = net.config();
     let mut trace = TraceHash::new();
-    let mut server: EchoReactor<'_> = Reactor::new(SimSelector::new(net));
+    // Built at compile time, then given its network: no temporaries of its parts on
+    // the stack on the way (see SimSelector::detached).
+    let mut server: EchoReactor<'_> = const { Reactor::new(SimSelector::detached()) };
+    *server.selector_mut() = SimSelector::new(net);
     server.set_observer(observer);
     server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| EchoFailure::Loop)?;

@@ -15,9 +15,12 @@ use crate::{BufferPool, Observer, Reactor, Recv, Sent, Socket};
 
 /// Most clients a run has.
 pub const MAX_CLIENTS: usize = 10;
-/// Sockets in the simulated network of a run (clients, their server ends, retries:
-/// a run uses 61 at most).
-pub const NET_SOCKETS: usize = 64;
+/// Connects a client tries at most (a refused one is retried).
+pub const CONNECTS: usize = 3;
+/// Sockets in the simulated network of a run: every socket a run can make, the
+/// listener and, for each client, each of its connects (both ends). A larger network
+/// would run the same (a run never meets a full one).
+pub const NET_SOCKETS: usize = 1 + 2 * CONNECTS * MAX_CLIENTS;
 /// Receive buffer of each simulated socket.
 pub const NET_BUFFER: usize = 512;
 /// The echo server's buffer per connection.
@@ -365,7 +368,7 @@ fn step_client<'n>(
                 if let Some(mut old) = c.sock.take() {
                     let _ = old.close();
                 }
-                if c.attempts >= 3 {
+                if c.attempts as usize >= CONNECTS {
                     finish(c, Outcome::Refused, trace, i);
                     return Ok(());
                 }

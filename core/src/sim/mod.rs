@@ -5,7 +5,9 @@
 //!
 //! * [`SimNet`]: the network. Everything — sockets, buffers, the clock, the fault
 //!   generator — lives in it, behind a `RefCell`, and [`SimSocket`]s and the
-//!   [`SimSelector`] borrow it.
+//!   [`SimSelector`] borrow it. One network can serve run after run:
+//!   [`SimNet::restart`] starts it again in place, and [`SimNet::empty`] is one for a
+//!   `static` (all zero bytes), for a target whose stack cannot hold a network.
 //! * [`SimConfig`]: the seed and every option derived from it (fault rates, latencies);
 //!   its `Display` prints them all, so a failing run can be replayed.
 //! * Faults ([`Fault`]): short reads and writes, would-block after readiness,

@@ -7,8 +7,8 @@
 #[path = "support/seeded.rs"]
 mod seeded;
 
-use asyncore::sim::chat_scenario::{ChatParams, ChatReport, run_chat};
-use asyncore::sim::scenario::{EchoParams, EchoReport, run_echo};
+use asyncore::sim::chat_scenario::{ChatNet, ChatParams, ChatReport, run_chat, run_chat_on};
+use asyncore::sim::scenario::{EchoNet, EchoParams, EchoReport, run_echo, run_echo_on};
 use asyncore::sim::{FAULTS, Fault, SimConfig};
 use seeded::{Scenario, checked, observe, seed_count};
 
@@ -112,6 +112,73 @@ fn echo_over_simulated_network_many_seeds() {
 fn same_seed_same_trace() {
     ECHO.same_twice(&[1, 7, 42, 1234, 99_999], run_seed);
     ECHO.hashes_vary(run_seed, |r| r.trace_hash);
+}
+
+/// One network, restarted for each run (as a small target keeps it in a `static`),
+/// gives every seed the run a new network gives: reports and trace hashes equal.
+#[test]
+fn a_restarted_network_runs_each_seed_as_a_new_one() {
+    let echo_net = EchoNet::new(SimConfig::quiet(0));
+    let chat_net = ChatNet::new(SimConfig::quiet(0));
+    for seed in 0..300 {
+        let (cfg, echo, chat) = (
+            SimConfig::from_seed(seed),
+            EchoParams::from_seed(seed),
+            ChatParams::from_seed(seed),
+        );
+        echo_net.restart(cfg);
+        assert_eq!(
+            run_echo_on(&echo_net, echo, None),
+            run_echo(cfg, echo, None),
+            "echo seed {seed}"
+        );
+        chat_net.restart(cfg);
+        assert_eq!(
+            run_chat_on(&chat_net, chat, None),
+            run_chat(cfg, chat, None),
+            "chat seed {seed}"
+        );
+    }
+}
+
+/// A reactor built at compile time over a detached selector serves once it is given
+/// its network; a detached selector knows no time and its wait fails at once.
+#[test]
+fn a_reactor_built_at_compile_time_serves_once_given_its_network() {
+    use asyncore::echo::Echo;
+    use asyncore::sim::{SimIo, SimNet, SimSelector, SimSocket, SimStalled};
+    use asyncore::{Event, Events, Reactor, Recv, Selector, Socket};
+    type Server<'n> = Reactor<SimIo<'n, 8, 256>, Echo<SimSocket<'n, 8, 256>, 64>, 4>;
+
+    let mut detached = SimSelector::<8, 256>::detached();
+    assert_eq!(detached.now(), None);
+    let mut slots = [Event::EMPTY; 4];
+    assert_eq!(
+        detached.select(&mut Events::new(&mut slots), None),
+        Err(SimStalled)
+    );
+
+    let net: SimNet<8, 256> = SimNet::new(SimConfig::quiet(5));
+    let mut server: Server<'_> = const { Reactor::new(SimSelector::detached()) };
+    *server.selector_mut() = SimSelector::new(&net);
+    server
+        .add(net.listen(7).unwrap(), Echo::listener(3))
+        .unwrap();
+    let mut client = net.connect(7).unwrap();
+    let (mut sent, mut got) = (false, Vec::new());
+    for _ in 0..50 {
+        server
+            .poll_once(Some(std::time::Duration::from_millis(1)))
+            .unwrap();
+        if net.is_established(&client) && !sent {
+            sent = client.send(b"echo me").is_ok();
+        }
+        let mut buf = [0u8; 16];
+        if let Ok(Recv::Data(n)) = client.recv(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(got, b"echo me");
 }
 
 /// Replays `ASYNCORE_SEED` (or seed 0), printing every option first.
@@ -403,5 +470,42 @@ mod sources {
             ]
         );
         assert_eq!(run(3), (got, hash), "same seed, same run");
+    }
+
+    /// Raises distinct events (never coalesced) until one is refused, then takes them
+    /// all back through the socket: what was accepted comes out whole, in order.
+    fn fill<const B: usize>() -> usize {
+        use asyncore::{ExitStatus, Socket};
+        let net: SimNet<4, B> = SimNet::new(SimConfig::quiet(1));
+        let mut src = net.source().unwrap();
+        let event = |k: u32| match k % 3 {
+            0 => SourceEvent::Signal(-(k as i32)),
+            1 => SourceEvent::Exit {
+                pid: u32::MAX - k,
+                status: ExitStatus::Code(-7),
+            },
+            _ => SourceEvent::Exit {
+                pid: k,
+                status: ExitStatus::Signal(i32::MIN),
+            },
+        };
+        let mut held = 0;
+        while net.raise(&src, event(held)) {
+            held += 1;
+            assert!(held <= 16, "a source holds 16 events at most");
+        }
+        for k in 0..held {
+            assert_eq!(src.next_event(), Some(event(k)));
+        }
+        assert_eq!(src.next_event(), None);
+        held as usize
+    }
+
+    #[test]
+    fn a_source_holds_sixteen_events_or_as_many_as_its_buffer_frames() {
+        assert_eq!(fill::<512>(), 16);
+        assert_eq!(fill::<144>(), 16);
+        assert_eq!(fill::<64>(), 7);
+        assert_eq!(fill::<8>(), 0);
     }
 }

@@ -22,7 +22,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use super::scenario::{NET_BUFFER, NET_SOCKETS};
+use super::scenario::NET_BUFFER;
 use super::{FAULTS, Rng, SimConfig, SimNet, SimSelector, SimSocket, TraceHash};
 use crate::chat::server::{ChatListener, ChatServer, min_out};
 use crate::{Observer, Reactor, Recv, Sent, Socket};
@@ -36,7 +36,13 @@ pub const CHAT_LINE: usize = 128;
 /// The scenario server's output ring per client: small, so that the room often waits.
 pub const CHAT_OUT: usize = 1024;
 const PORT: u16 = 6667;
-const MAP: usize = 12;
+/// Channels the scenario server's map holds (the listener and up to
+/// [`MAX_CHAT_CLIENTS`] connections).
+pub const CHAT_MAP: usize = 12;
+/// Sockets in the simulated network of a chat run: every socket a run can make,
+/// the listener and a connection (both ends) per client, for a client connects once.
+/// A larger network would run the same (a run never meets a full one).
+pub const CHAT_SOCKETS: usize = 1 + 2 * MAX_CHAT_CLIENTS;
 /// The period of a paced reader.
 const TICK: Duration = Duration::from_millis(20);
 /// The longest wait of one pass.
@@ -73,7 +79,7 @@ impl ChatParams {
         let max_conns = if rng.below(4) == 0 {
             rng.range(1, clients as u64) as usize
         } else {
-            MAP - 1
+            CHAT_MAP - 1
         };
         let lines = rng.range(1, 20) as usize;
         let slow = Duration::from_millis(SLOW_MS[rng.below(SLOW_MS.len() as u64) as usize]);
@@ -188,7 +194,7 @@ enum Phase {
 }
 
 struct Client<'n> {
-    sock: Option<SimSocket<'n, NET_SOCKETS, NET_BUFFER>>,
+    sock: Option<ChatSocket<'n>>,
     phase: Phase,
     welcomed: bool,
     /// Its nick was confirmed: it is in the room.
@@ -222,12 +228,7 @@ struct Client<'n> {
 impl Client<'_> {
     /// When this client next has something to do of its own accord, if anything: a
     /// paced read of data that waits, or its next burst.
-    fn next_event(
-        &self,
-        k: usize,
-        net: &SimNet<NET_SOCKETS, NET_BUFFER>,
-        world: &World,
-    ) -> Option<Duration> {
+    fn next_event(&self, k: usize, net: &ChatNet, world: &World) -> Option<Duration> {
         if self.phase != Phase::Open {
             return None;
         }
@@ -287,10 +288,21 @@ fn parse_num(s: &[u8]) -> Option<(usize, &[u8])> {
     Some((n, &s[end..]))
 }
 
-type Server<'n> = Reactor<
-    SimIo<'n, NET_SOCKETS, NET_BUFFER>,
-    ChatServer<SimSocket<'n, NET_SOCKETS, NET_BUFFER>, CHAT_OUT, CHAT_LINE>,
-    MAP,
+/// The simulated network of a chat run: [`CHAT_SOCKETS`] sockets with
+/// [`NET_BUFFER`]-byte receive buffers (as the echo scenario's), and no datagram
+/// wire (the scenario sends no datagrams).
+pub type ChatNet = SimNet<CHAT_SOCKETS, NET_BUFFER, 0>;
+
+/// A socket of a [`ChatNet`].
+pub type ChatSocket<'n> = SimSocket<'n, CHAT_SOCKETS, NET_BUFFER, 0>;
+
+/// The server of a chat run: the core's chat server ([`CHAT_OUT`] bytes of output
+/// per connection, lines of [`CHAT_LINE`] bytes) in a reactor of [`CHAT_MAP`]
+/// channels, over a [`ChatNet`].
+pub type ChatReactor<'n> = Reactor<
+    SimIo<'n, CHAT_SOCKETS, NET_BUFFER, 0>,
+    ChatServer<ChatSocket<'n>, CHAT_OUT, CHAT_LINE>,
+    CHAT_MAP,
 >;
 
 /// What the harness knows of the run as a whole.
@@ -307,7 +319,9 @@ struct World {
     stall_after: Duration,
 }
 
-/// Runs the chat scenario.
+/// Runs the chat scenario for `cfg` (network and faults) and `params` (workload),
+/// telling `observer` of every reactor event. It builds its network (a [`ChatNet`])
+/// on the stack; see [`run_chat_on`] for one the caller keeps.
 ///
 /// # Errors
 /// The first broken invariant.
@@ -316,8 +330,27 @@ pub fn run_chat(
     params: ChatParams,
     observer: Option<Observer>,
 ) -> Result<ChatReport, ChatFailure> {
-    let net: SimNet<NET_SOCKETS, NET_BUFFER> = SimNet::new(cfg);
-    let mut server: Server<'_> = Reactor::new(SimSelector::new(&net));
+    let net = ChatNet::new(cfg);
+    run_chat_on(&net, params, observer)
+}
+
+/// Runs the chat scenario as [`run_chat`] does, on `net`, which must be fresh:
+/// just built ([`SimNet::new`]) or restarted ([`SimNet::restart`]) with the run's
+/// configuration. The same configuration and `params` give the same run, trace
+/// hash included, as `run_chat`.
+///
+/// # Errors
+/// The first broken invariant.
+pub fn run_chat_on(
+    net: &ChatNet,
+    params: ChatParams,
+    observer: Option<Observer>,
+) -> Result<ChatReport, ChatFailure> {
+    let cfg = net.config();
+    // Built at compile time, then given its network: no temporaries of its parts on
+    // the stack on the way (see SimSelector::detached).
+    let mut server: ChatReactor<'_> = const { Reactor::new(SimSelector::detached()) };
+    *server.selector_mut() = SimSelector::new(net);
     server.set_observer(observer);
     server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| ChatFailure::Loop)?;
@@ -390,7 +423,7 @@ pub fn run_chat(
         let wait = clients
             .iter()
             .enumerate()
-            .filter_map(|(k, c)| c.next_event(k, &net, &world))
+            .filter_map(|(k, c)| c.next_event(k, net, &world))
             .map(|at| at.saturating_sub(now))
             .min()
             .unwrap_or(MAX_WAIT)
@@ -432,7 +465,7 @@ pub fn run_chat(
             }
         }
         for k in 0..clients.len() {
-            step(&net, &world, k, &mut clients, &mut trace)?;
+            step(net, &world, k, &mut clients, &mut trace)?;
         }
     }
     let faults = cfg.rates.iter().any(|&r| r > 0) || params.max_conns < params.clients;
@@ -513,7 +546,7 @@ fn heard_everyone(world: &World, k: usize, c: &Client<'_>) -> bool {
 }
 
 fn step<'n>(
-    net: &'n SimNet<NET_SOCKETS, NET_BUFFER>,
+    net: &'n ChatNet,
     world: &World,
     k: usize,
     clients: &mut [Client<'n>],

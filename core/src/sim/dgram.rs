@@ -1,6 +1,7 @@
 //! The simulated datagram network, beside the stream network of the same
 //! [`SimNet`]: datagram sockets bound to ports of their own (UDP's port space, apart
-//! from the listeners'), datagrams in flight on a wire of [`WIRE`] slots, and seeded
+//! from the listeners'), datagrams in flight on a wire of `W` slots ([`WIRE`] unless
+//! the network's type says otherwise: `SimNet<S, B, W>`), and seeded
 //! faults: loss, duplication, reordering (extra delay), and a "port unreachable" for
 //! a datagram that finds no socket, which a *connected* sender sees as a pending
 //! `ECONNREFUSED` (as on Linux: an unconnected socket is not told). Nothing is ever
@@ -30,13 +31,14 @@ use core::fmt;
 use core::time::Duration;
 
 use super::net::{Kind, NetState, Sock, err, outcome_code};
-use super::{Fault, Rng, SimNet, SimSocket};
+use super::{Fault, Maybe, Rng, SimNet, SimSocket};
 use crate::{Datagram, Readiness, Received, Recv, Sent, SocketError, errno};
 
 /// The largest datagram the simulated network carries: a larger send is `EMSGSIZE`.
 pub const MAX_DATAGRAM: usize = 512;
-/// Datagrams in flight at most (network-wide): one sent while every slot is taken
-/// is dropped (congestion).
+/// Datagrams in flight at most (network-wide) on a [`SimNet<S, B>`](SimNet), the
+/// default of its third parameter `W`: one sent while every slot is taken is dropped
+/// (congestion). Each slot holds a whole datagram ([`MAX_DATAGRAM`] bytes).
 pub const WIRE: usize = 32;
 /// Datagrams one socket may have in flight (its send buffer): one more would block.
 pub const SEND_BUFFER: usize = 8;
@@ -195,44 +197,69 @@ struct Flight {
     bytes: [u8; MAX_DATAGRAM],
 }
 
-/// The datagram network's state inside a [`SimNet`].
-pub(super) struct Wire {
-    cfg: DgramConfig,
-    flights: [Option<Flight>; WIRE],
+/// The datagram network's state inside a [`SimNet`]. Its empty state is zero bytes
+/// (see [`SimNet::empty`]): no options set means [`DgramConfig::quiet`], and the
+/// next ephemeral port is counted from [`EPHEMERAL`].
+pub(super) struct Wire<const W: usize> {
+    cfg: Maybe<DgramConfig>,
+    flights: [Maybe<Flight>; W],
     seq: u32,
+    /// The next ephemeral port, less [`EPHEMERAL`].
     next_port: u16,
     fired: [u32; DGRAM_FAULTS],
 }
 
-impl Wire {
+impl<const W: usize> Wire<W> {
     pub(super) const fn new() -> Self {
         Wire {
-            cfg: DgramConfig::quiet(),
-            flights: [None; WIRE],
+            cfg: Maybe::None,
+            flights: [Maybe::None; W],
             seq: 0,
-            next_port: EPHEMERAL,
+            next_port: 0,
             fired: [0; DGRAM_FAULTS],
         }
     }
 
+    /// As [`new`](Self::new) builds it, in place.
+    pub(super) fn reset(&mut self) {
+        self.cfg = Maybe::None;
+        for f in self.flights.iter_mut() {
+            *f = Maybe::None;
+        }
+        self.seq = 0;
+        self.next_port = 0;
+        self.fired = [0; DGRAM_FAULTS];
+    }
+
+    /// Its options.
+    fn cfg(&self) -> DgramConfig {
+        self.cfg.get().unwrap_or(DgramConfig::quiet())
+    }
+
+    /// The datagrams in flight.
+    fn flying(&self) -> impl Iterator<Item = &Flight> {
+        self.flights.iter().filter_map(|f| match f {
+            Maybe::Some(f) => Some(f),
+            Maybe::None => None,
+        })
+    }
+
     /// When the next datagram is due.
     pub(super) fn next_arrival(&self) -> Option<Duration> {
-        self.flights.iter().flatten().map(|f| f.at).min()
+        self.flying().map(|f| f.at).min()
     }
 
     fn free_slot(&self) -> Option<usize> {
-        self.flights.iter().position(Option::is_none)
+        self.flights.iter().position(Maybe::is_none)
     }
 
     fn in_flight(&self) -> usize {
-        self.flights.iter().flatten().count()
+        self.flying().count()
     }
 
     /// Datagrams port `port` has on the wire (its send buffer's use).
     fn sent_from(&self, port: u16) -> usize {
-        self.flights
-            .iter()
-            .flatten()
+        self.flying()
             .filter(|f| f.from == port && !f.unreachable)
             .count()
     }
@@ -241,7 +268,7 @@ impl Wire {
     fn due(&self, now: Duration) -> Option<usize> {
         let mut best: Option<(Duration, u32, usize)> = None;
         for (i, f) in self.flights.iter().enumerate() {
-            if let Some(f) = f
+            if let Maybe::Some(f) = f
                 && f.at <= now
                 && best.is_none_or(|(at, seq, _)| (f.at, f.seq) < (at, seq))
             {
@@ -260,7 +287,7 @@ fn code(f: DgramFault) -> u64 {
     f.index() as u64
 }
 
-impl<const S: usize, const B: usize> NetState<S, B> {
+impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
     fn dgram(&mut self, id: u16) -> Option<&mut Dgram> {
         match &mut self.socks.get_mut(id as usize)?.kind {
             Kind::Dgram(d) => Some(d),
@@ -307,7 +334,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             self.record(b'Z', from, code(DgramFault::Congestion));
             return;
         };
-        let cfg = self.wire.cfg;
+        let cfg = self.wire.cfg();
         let mut at = self.now + cfg.latency;
         if !unreachable && self.dgram_chance(cfg.reorder, DgramFault::Reorder) {
             let jitter = cfg.jitter.as_nanos().max(1) as u64;
@@ -316,7 +343,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         let mut bytes = [0u8; MAX_DATAGRAM];
         bytes[..data.len()].copy_from_slice(data);
         self.wire.seq = self.wire.seq.wrapping_add(1);
-        self.wire.flights[slot] = Some(Flight {
+        self.wire.flights[slot] = Maybe::Some(Flight {
             at,
             seq: self.wire.seq,
             from,
@@ -351,7 +378,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             let len = f.len as usize;
             let Some(id) = self.bound(f.to) else {
                 // A closed port answers with a port unreachable, which may be lost.
-                let lost = self.dgram_chance(self.wire.cfg.loss, DgramFault::Loss);
+                let lost = self.dgram_chance(self.wire.cfg().loss, DgramFault::Loss);
                 if !lost {
                     self.launch(f.to, f.from, &[], true);
                 }
@@ -449,7 +476,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             self.progressed(id);
             return Ok(Sent::WouldBlock);
         }
-        let cfg = self.wire.cfg;
+        let cfg = self.wire.cfg();
         if self.dgram_chance(cfg.loss, DgramFault::Loss) {
             self.record(b'Z', id, code(DgramFault::Loss));
             return Ok(Sent::Bytes(data.len()));
@@ -466,8 +493,8 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             Some(p) if self.bound(p).is_some() => return Err(err(errno::EADDRINUSE)),
             Some(p) => p,
             None => loop {
-                let p = self.wire.next_port;
-                self.wire.next_port = p.checked_add(1).unwrap_or(EPHEMERAL);
+                let p = EPHEMERAL + self.wire.next_port;
+                self.wire.next_port = p.checked_add(1).map_or(0, |next| next - EPHEMERAL);
                 if self.bound(p).is_none() {
                     break p;
                 }
@@ -483,13 +510,13 @@ impl<const S: usize, const B: usize> NetState<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimNet<S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
     /// A datagram socket bound to `port`.
     ///
     /// # Errors
     /// `EADDRINUSE` when a datagram socket is bound there, `EMFILE` when the network
     /// is full.
-    pub fn bind_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn bind_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let id = self.st.borrow_mut().new_dgram(Some(port), None)?;
         Ok(SimSocket { net: self, id })
     }
@@ -498,7 +525,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn dgram(&self) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn dgram(&self) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let id = self.st.borrow_mut().new_dgram(None, None)?;
         Ok(SimSocket { net: self, id })
     }
@@ -509,20 +536,20 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn connect_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn connect_dgram(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let id = self.st.borrow_mut().new_dgram(None, Some(port))?;
         Ok(SimSocket { net: self, id })
     }
 
     /// The datagram network's options.
     pub fn dgram_config(&self) -> DgramConfig {
-        self.st.borrow().wire.cfg
+        self.st.borrow().wire.cfg()
     }
 
     /// Changes the datagram network's options from now on (datagrams in flight keep
     /// their arrival time).
     pub fn set_dgram_config(&self, cfg: DgramConfig) {
-        self.st.borrow_mut().wire.cfg = cfg;
+        self.st.borrow_mut().wire.cfg = Maybe::Some(cfg);
     }
 
     /// How often each datagram fault and outcome happened, by [`DgramFault::index`].
@@ -536,7 +563,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimSocket<'_, S, B, W> {
     /// Whether this is a datagram socket.
     pub fn is_datagram(&self) -> bool {
         matches!(
@@ -596,7 +623,7 @@ impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> Datagram for SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> Datagram for SimSocket<'_, S, B, W> {
     type Addr = SimAddr;
 
     /// The next datagram delivered to this socket, with its source port and true
@@ -630,7 +657,7 @@ impl<const S: usize, const B: usize> Datagram for SimSocket<'_, S, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::SimConfig;
+    use crate::sim::{STALL_WAITS, SimConfig};
     use crate::{Event, Events, Interest, Selector, Socket, State, Token};
 
     type Net = SimNet<16, 256>;
@@ -747,6 +774,84 @@ mod tests {
         );
         assert!(net.readiness(&c).is_writable());
         assert!(net.max_buffered() <= 256);
+    }
+
+    #[test]
+    fn a_network_without_a_wire_drops_every_datagram_as_congestion() {
+        let net: SimNet<4, 256, 0> = SimNet::new(SimConfig::quiet(4));
+        let mut server = net.bind_dgram(7).unwrap();
+        let mut c = net.dgram().unwrap();
+        assert!(net.readiness(&c).is_writable());
+        assert_eq!(c.send_to(b"lost", &SimAddr(7)), Ok(Sent::Bytes(4)));
+        assert_eq!(net.in_flight(), 0);
+        assert_eq!(net.dgram_fired()[DgramFault::Congestion.index()], 1);
+        net.advance(Duration::from_millis(1));
+        let mut buf = [0u8; 8];
+        assert_eq!(server.recv_from(&mut buf), Ok(None));
+    }
+
+    /// Streams, a source, datagrams and a stall on `net`, left dirty (datagrams in
+    /// flight, events pending and scheduled, a stall recorded); what it saw.
+    fn dirty_run(net: &Net) -> impl PartialEq + core::fmt::Debug + use<> {
+        use crate::SourceEvent;
+        let ms = Duration::from_millis;
+        net.set_dgram_config(DgramConfig {
+            loss: 200,
+            duplicate: 200,
+            reorder: 300,
+            ..DgramConfig::quiet()
+        });
+        let mut server = net.bind_dgram(53).unwrap();
+        let mut c = net.dgram().unwrap();
+        let mut listener = net.listen(80).unwrap();
+        let mut s = net.connect(80).unwrap();
+        let src = net.source().unwrap();
+        net.raise(&src, SourceEvent::Wake);
+        net.raise_at(&src, ms(3), SourceEvent::Signal(1));
+        net.raise_at(&src, ms(900), SourceEvent::Signal(2));
+        let mut got = std::vec::Vec::new();
+        let mut buf = [0u8; 64];
+        for i in 0..20u8 {
+            let _ = c.send_to(&[i; 40], &SimAddr(53));
+            let _ = s.send(&[i; 30]);
+            wait(net, &[&server, &listener]);
+            while let Ok(Some(d)) = server.recv_from(&mut buf) {
+                got.push((d.len, buf[0]));
+            }
+            if let Ok(Some(mut conn)) = listener.accept() {
+                let _ = conn.recv(&mut buf);
+            }
+        }
+        for _ in 0..2 * STALL_WAITS {
+            wait(net, &[&src]);
+        }
+        let _ = c.send_to(b"in flight", &SimAddr(53));
+        (
+            got,
+            c.local_addr(),
+            net.trace_hash(),
+            net.ops(),
+            net.now(),
+            net.fired(),
+            net.dgram_fired(),
+            net.sockets(),
+            net.in_flight(),
+            net.stall(),
+        )
+    }
+
+    #[test]
+    fn a_restarted_network_runs_as_a_new_one() {
+        for seed in 0..20 {
+            let cfg = SimConfig::from_seed(seed);
+            let fresh = dirty_run(&Net::new(cfg));
+            let net = Net::new(SimConfig::from_seed(seed + 100));
+            let before = dirty_run(&net);
+            net.restart(cfg);
+            assert_eq!(net.dgram_config(), DgramConfig::quiet());
+            assert_eq!(dirty_run(&net), fresh, "seed {seed}");
+            assert_ne!(before, fresh, "seed {seed}: the two runs differ");
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! * [`SimNet`]: the network. Everything — sockets, buffers, the clock, the fault
 //!   generator — lives in it, behind a `RefCell`, and [`SimSocket`]s and the
-//!   [`SimSelector`] borrow it.
+//!   [`SimSelector`] borrow it. One network can serve run after run:
+//!   [`SimNet::restart`] starts it again in place, and [`SimNet::empty`] is one for a
+//!   `static` (all zero bytes), for a target whose stack cannot hold a network.
 //! * [`SimConfig`]: the seed and every option derived from it (fault rates, latencies);
 //!   its `Display` prints them all, so a failing run can be replayed.
 //! * Faults ([`Fault`]): short reads and writes, would-block after readiness,
@@ -87,9 +89,9 @@ pub use net::{STALL_WAITS, SimNet, SimSelector, SimSocket, SimStalled, Stall};
 pub use rng::Rng;
 
 /// The simulator's [`Io`](crate::Io): `Reactor<SimIo<'_, S, B>, D, N>` over a
-/// [`SimNet<S, B>`](SimNet).
-pub type SimIo<'n, const S: usize, const B: usize> =
-    crate::With<SimSelector<'n, S, B>, SimSocket<'n, S, B>>;
+/// [`SimNet<S, B>`](SimNet) (`SimIo<'_, S, B, W>` over a `SimNet<S, B, W>`).
+pub type SimIo<'n, const S: usize, const B: usize, const W: usize = WIRE> =
+    crate::With<SimSelector<'n, S, B, W>, SimSocket<'n, S, B, W>>;
 
 use core::fmt;
 use core::time::Duration;
@@ -243,9 +245,55 @@ impl fmt::Display for SimConfig {
     }
 }
 
-/// FNV-1a, 64 bits: folds events into a trace hash.
+/// An optional value whose absence is a zero byte, for the state of a network or a
+/// checker that may be a `static`: an `Option<T>` marks `None` with a value `T`
+/// cannot take when it has one (a `Duration`'s nanoseconds past a second, an enum's
+/// unused tag), which is not zero, and one non-zero byte stores a whole `static` in
+/// the program's image (`.data`) instead of `.bss`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Maybe<T> {
+    /// Nothing: a tag of 0.
+    None = 0,
+    /// A value.
+    Some(T) = 1,
+}
+
+impl<T: Copy> Maybe<T> {
+    /// As an `Option`.
+    pub(crate) const fn get(&self) -> Option<T> {
+        match self {
+            Maybe::None => None,
+            Maybe::Some(v) => Some(*v),
+        }
+    }
+
+    /// Whether it holds nothing.
+    pub(crate) const fn is_none(&self) -> bool {
+        matches!(self, Maybe::None)
+    }
+
+    /// Takes the value out, leaving nothing.
+    pub(crate) fn take(&mut self) -> Option<T> {
+        let v = self.get();
+        *self = Maybe::None;
+        v
+    }
+}
+
+/// The FNV-1a offset basis: the hash of nothing.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits: folds events into a trace hash. Held as the hash XOR the offset
+/// basis, so the empty trace is zero bytes (see [`SimNet::empty`]).
+#[derive(Copy, Clone, PartialEq, Eq)]
 pub struct TraceHash(u64);
+
+impl fmt::Debug for TraceHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TraceHash").field(&self.value()).finish()
+    }
+}
 
 impl Default for TraceHash {
     fn default() -> Self {
@@ -256,15 +304,17 @@ impl Default for TraceHash {
 impl TraceHash {
     /// The empty trace.
     pub const fn new() -> Self {
-        TraceHash(0xcbf2_9ce4_8422_2325)
+        TraceHash(0)
     }
 
     /// Folds `bytes` in.
     pub fn add(&mut self, bytes: &[u8]) {
+        let mut h = self.0 ^ FNV_OFFSET;
         for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
+        self.0 = h ^ FNV_OFFSET;
     }
 
     /// Folds a number in.
@@ -274,6 +324,6 @@ impl TraceHash {
 
     /// The hash so far.
     pub const fn value(&self) -> u64 {
-        self.0
+        self.0 ^ FNV_OFFSET
     }
 }

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use heapless::Deque;
 
-use super::{FAULTS, Fault, Rng, SimConfig, TraceHash};
+use super::{FAULTS, Fault, Maybe, Rng, SimConfig, TraceHash, WIRE};
 use crate::{
     Events, Interest, Readiness, Recv, Registered, Registrations, Ring, Selector, Sent, Socket,
     SocketError, SourceError, SourceEvent, State, Token, errno,
@@ -40,24 +40,33 @@ pub(super) struct Stream {
     urgent: Option<u8>,
 }
 
+/// `repr(u8)`: [`Kind::Free`] is a tag of 0 (see [`SimNet::empty`]), where the
+/// compiler's own layout would mark it with an unused value of a field.
 #[derive(Debug)]
+#[repr(u8)]
 pub(super) enum Kind {
-    Free,
+    Free = 0,
     Listener {
         port: u16,
         backlog: Deque<u16, BACKLOG>,
     },
     Stream(Stream),
-    /// An event source: its pending events, coalesced as the real sources do.
-    Source(Deque<SourceEvent, EVENTS>),
+    /// An event source: its pending events, coalesced as the real sources do, are
+    /// framed in its receive buffer ([`EVENT_BYTES`] each), which a source has no
+    /// other use for; a socket of any kind is no bigger for it.
+    Source,
     /// A datagram socket (see `sim/dgram.rs`); its received datagrams are framed in
     /// its receive buffer.
     Dgram(super::dgram::Dgram),
     Closed,
 }
 
-/// Events a simulated source holds at most, and raises scheduled for later.
+/// Events a simulated source holds at most (if its receive buffer has room for
+/// them: see [`SimNet::raise`]), and raises scheduled for later.
 const EVENTS: usize = 16;
+/// A source's pending event in its receive buffer: a tag and two little-endian
+/// 32-bit words (see [`event_record`]).
+const EVENT_BYTES: usize = 9;
 
 pub(super) struct Sock<const B: usize> {
     pub(super) kind: Kind,
@@ -82,6 +91,17 @@ impl<const B: usize> Sock<B> {
         unserviced: 0,
         last: Readiness::EMPTY,
     };
+
+    /// Makes it [`FREE`](Self::FREE) again in place (assigning `FREE` could build
+    /// a whole socket, buffer and all, on the stack first).
+    fn free(&mut self) {
+        self.kind = Kind::Free;
+        self.rx.clear();
+        self.reported = false;
+        self.progress = false;
+        self.unserviced = 0;
+        self.last = Readiness::EMPTY;
+    }
 }
 
 /// Consecutive waits that may report a socket ready while nothing is done about it
@@ -103,7 +123,7 @@ pub struct Stall {
     pub at: Duration,
 }
 
-pub(super) struct NetState<const S: usize, const B: usize> {
+pub(super) struct NetState<const S: usize, const B: usize, const W: usize> {
     pub(super) now: Duration,
     pub(super) rng: Rng,
     cfg: SimConfig,
@@ -112,20 +132,22 @@ pub(super) struct NetState<const S: usize, const B: usize> {
     fired: [u32; FAULTS],
     trace: TraceHash,
     ops: u64,
-    stall: Option<Stall>,
+    stall: Maybe<Stall>,
     /// Raises due later: when, which source, what.
     scheduled: Deque<(Duration, u16, SourceEvent), EVENTS>,
     /// The datagram network: datagrams in flight, its options and counters.
-    pub(super) wire: super::dgram::Wire,
+    pub(super) wire: super::dgram::Wire<W>,
 }
 
 /// A simulated network of up to `S` sockets (listeners and stream ends, never
-/// reused within a run) with `B`-byte receive buffers. See the [module](super) docs.
-pub struct SimNet<const S: usize, const B: usize> {
-    pub(super) st: RefCell<NetState<S, B>>,
+/// reused within a run) with `B`-byte receive buffers, and `W` datagrams in flight
+/// at most ([`WIRE`] unless given: a network that carries only streams may have
+/// none, and is 17 KiB smaller for it). See the [module](super) docs.
+pub struct SimNet<const S: usize, const B: usize, const W: usize = WIRE> {
+    pub(super) st: RefCell<NetState<S, B, W>>,
 }
 
-impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
+impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimNet<S, B, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let st = self.st.borrow();
         f.debug_struct("SimNet")
@@ -139,25 +161,25 @@ impl<const S: usize, const B: usize> core::fmt::Debug for SimNet<S, B> {
 /// One end of a simulated stream, or a simulated listener. Its selector source is its
 /// id. It implements [`Socket`]; a test drives the far ends of connections with the
 /// same methods.
-pub struct SimSocket<'n, const S: usize, const B: usize> {
-    pub(super) net: &'n SimNet<S, B>,
+pub struct SimSocket<'n, const S: usize, const B: usize, const W: usize = WIRE> {
+    pub(super) net: &'n SimNet<S, B, W>,
     pub(super) id: u16,
 }
 
-impl<const S: usize, const B: usize> core::fmt::Debug for SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSocket<'_, S, B, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "SimSocket({})", self.id)
     }
 }
 
 /// The selector of a [`SimNet`]: its registrations, in slot order of their tokens,
-/// and the network it watches.
-pub struct SimSelector<'n, const S: usize, const B: usize> {
-    net: &'n SimNet<S, B>,
+/// and the network it watches (none for a [`detached`](Self::detached) one).
+pub struct SimSelector<'n, const S: usize, const B: usize, const W: usize = WIRE> {
+    net: Option<&'n SimNet<S, B, W>>,
     regs: Registrations<u32, S>,
 }
 
-impl<const S: usize, const B: usize> core::fmt::Debug for SimSelector<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSelector<'_, S, B, W> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("SimSelector")
     }
@@ -172,7 +194,7 @@ pub(super) fn err(code: i32) -> SocketError {
     SocketError::from_errno(code)
 }
 
-impl<const S: usize, const B: usize> NetState<S, B> {
+impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
     pub(super) fn fault(&mut self, f: Fault) -> bool {
         let hit = self.rng.chance(self.cfg.rate(f));
         if hit {
@@ -228,7 +250,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
             if s.reported && !s.progress {
                 s.unserviced += 1;
                 if s.unserviced >= STALL_WAITS && self.stall.is_none() {
-                    self.stall = Some(Stall {
+                    self.stall = Maybe::Some(Stall {
                         socket: id as u16,
                         readiness: s.last,
                         at: now,
@@ -273,20 +295,35 @@ impl<const S: usize, const B: usize> NetState<S, B> {
         }
     }
 
+    /// Events a source holds at most: [`EVENTS`], or fewer if its receive buffer
+    /// cannot frame that many.
+    const SOURCE_EVENTS: usize = if B / EVENT_BYTES < EVENTS {
+        B / EVENT_BYTES
+    } else {
+        EVENTS
+    };
+
     /// Makes `event` pending on source `id`, coalesced (a `Wake` or a `Signal(n)`
     /// already pending is not added again). `false` if `id` is not an open source
     /// or its queue is full.
     fn raise(&mut self, id: u16, event: SourceEvent) -> bool {
-        let Some(Kind::Source(events)) = self.socks.get_mut(id as usize).map(|s| &mut s.kind)
-        else {
+        let Some(sock) = self.socks.get_mut(id as usize) else {
             return false;
         };
+        if !matches!(sock.kind, Kind::Source) {
+            return false;
+        }
+        let record = event_record(event);
+        let pending = sock.rx.len() / EVENT_BYTES;
         let raised = if matches!(event, SourceEvent::Wake | SourceEvent::Signal(_))
-            && events.iter().any(|e| *e == event)
-        {
+            && (0..pending).any(|k| {
+                (0..EVENT_BYTES).all(|j| sock.rx.get(k * EVENT_BYTES + j) == Some(record[j]))
+            }) {
             true
+        } else if pending < Self::SOURCE_EVENTS {
+            sock.rx.push(&record) == EVENT_BYTES
         } else {
-            events.push_back(event).is_ok()
+            false
         };
         self.record(b'v', id, event_code(event));
         raised
@@ -388,8 +425,8 @@ impl<const S: usize, const B: usize> NetState<S, B> {
                     Readiness::READABLE
                 }
             }
-            Kind::Source(events) => {
-                if events.is_empty() {
+            Kind::Source => {
+                if sock.rx.is_empty() {
                     Readiness::EMPTY
                 } else {
                     Readiness::READABLE
@@ -430,7 +467,7 @@ impl<const S: usize, const B: usize> NetState<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimNet<S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimNet<S, B, W> {
     /// A network configured by `cfg`, at virtual time zero.
     pub const fn new(cfg: SimConfig) -> Self {
         SimNet {
@@ -443,11 +480,50 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
                 fired: [0; FAULTS],
                 trace: TraceHash::new(),
                 ops: 0,
-                stall: None,
+                stall: Maybe::None,
                 scheduled: Deque::new(),
                 wire: super::dgram::Wire::new(),
             }),
         }
+    }
+
+    /// A network for a `static`, to be [`restart`](Self::restart)ed with each run's
+    /// configuration: [`new`](Self::new) of seed 0 with no faults and no connect
+    /// latency (connects complete at once). Every byte of it is zero, so a
+    /// `static` of it takes no room in a program's image (it lands in `.bss`), while
+    /// one built by `new` is stored there whole (a connect latency is not zero).
+    pub const fn empty() -> Self {
+        Self::new(SimConfig {
+            seed: 0,
+            rates: [0; FAULTS],
+            latency: Duration::ZERO,
+            slow_latency: Duration::ZERO,
+        })
+    }
+
+    /// Starts the network again, configured by `cfg`: afterwards it behaves exactly
+    /// as [`SimNet::new(cfg)`](Self::new) would (same sockets, same faults, same
+    /// trace hash), but no network is built for it, so one network (a `static`, say)
+    /// can serve run after run where building one, as large as it is, on the stack
+    /// would not fit. Sockets of the previous run name sockets of the new one: drop
+    /// them (and the reactor that held them) first. (Not to be confused with
+    /// [`reset`](Self::reset), which resets one connection.)
+    pub fn restart(&self, cfg: SimConfig) {
+        let mut guard = self.st.borrow_mut();
+        let st = &mut *guard;
+        st.now = Duration::ZERO;
+        st.rng = Rng::new(cfg.seed);
+        st.cfg = cfg;
+        for s in st.socks.iter_mut() {
+            s.free();
+        }
+        st.used = 0;
+        st.fired = [0; FAULTS];
+        st.trace = TraceHash::new();
+        st.ops = 0;
+        st.stall = Maybe::None;
+        st.scheduled.clear();
+        st.wire.reset();
     }
 
     /// The configuration.
@@ -512,7 +588,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EADDRINUSE` if one is there already, `EMFILE` when the network is full.
-    pub fn listen(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn listen(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let mut st = self.st.borrow_mut();
         let taken = st.socks[..st.used]
             .iter()
@@ -534,24 +610,30 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn source(&self) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn source(&self) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let mut st = self.st.borrow_mut();
-        let id = st.alloc(Kind::Source(Deque::new()))?;
+        let id = st.alloc(Kind::Source)?;
         st.record(b'q', id, 0);
         Ok(SimSocket { net: self, id })
     }
 
     /// Makes `event` pending on `source` now, coalesced as the real sources do (a
     /// `Wake` or a `Signal(n)` already pending is not added again). `false` if it is
-    /// not an open source or its queue (16) is full.
-    pub fn raise(&self, source: &SimSocket<'_, S, B>, event: SourceEvent) -> bool {
+    /// not an open source or its queue is full: a source holds 16 events, framed in
+    /// its receive buffer at 9 bytes each (fewer if `B` is below 144 bytes).
+    pub fn raise(&self, source: &SimSocket<'_, S, B, W>, event: SourceEvent) -> bool {
         self.st.borrow_mut().raise(source.id, event)
     }
 
     /// Makes `event` pending on `source` at virtual time `at` (a signal that arrives
     /// while the loop waits or dispatches). `false` when 16 raises are scheduled
     /// already.
-    pub fn raise_at(&self, source: &SimSocket<'_, S, B>, at: Duration, event: SourceEvent) -> bool {
+    pub fn raise_at(
+        &self,
+        source: &SimSocket<'_, S, B, W>,
+        at: Duration,
+        event: SourceEvent,
+    ) -> bool {
         let mut st = self.st.borrow_mut();
         // Kept in time order, so the earliest is at the front.
         let mut later: Deque<(Duration, u16, SourceEvent), EVENTS> = Deque::new();
@@ -574,7 +656,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     ///
     /// # Errors
     /// `EMFILE` when the network is full.
-    pub fn connect(&self, port: u16) -> Result<SimSocket<'_, S, B>, SocketError> {
+    pub fn connect(&self, port: u16) -> Result<SimSocket<'_, S, B, W>, SocketError> {
         let mut st = self.st.borrow_mut();
         let refuse = st.fault(Fault::Refused);
         let latency = if st.fault(Fault::SlowConnect) {
@@ -600,17 +682,17 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     }
 
     /// Whether `socket`'s connect has completed.
-    pub fn is_established(&self, socket: &SimSocket<'_, S, B>) -> bool {
+    pub fn is_established(&self, socket: &SimSocket<'_, S, B, W>) -> bool {
         matches!(&self.st.borrow().socks[socket.id as usize].kind, Kind::Stream(s) if s.phase == Phase::Established)
     }
 
     /// The readiness the selector would report for `socket` now.
-    pub fn readiness(&self, socket: &SimSocket<'_, S, B>) -> Readiness {
+    pub fn readiness(&self, socket: &SimSocket<'_, S, B, W>) -> Readiness {
         self.st.borrow().readiness(socket.id)
     }
 
     /// Resets `socket`'s connection from outside (both ends see it).
-    pub fn reset(&self, socket: &SimSocket<'_, S, B>) {
+    pub fn reset(&self, socket: &SimSocket<'_, S, B, W>) {
         let mut st = self.st.borrow_mut();
         st.reset_pair(socket.id);
         st.record(b'R', socket.id, 0);
@@ -620,7 +702,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     /// (see [`Stall`]), if any. Scenarios and the fuzz interpreters fail a run that
     /// has one.
     pub fn stall(&self) -> Option<Stall> {
-        self.st.borrow().stall
+        self.st.borrow().stall.get()
     }
 
     /// Bytes in the largest receive buffer: never above `B`.
@@ -634,7 +716,7 @@ impl<const S: usize, const B: usize> SimNet<S, B> {
     }
 }
 
-impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> SimSocket<'_, S, B, W> {
     /// Its id (the selector source).
     pub fn id(&self) -> u16 {
         self.id
@@ -665,7 +747,7 @@ impl<const S: usize, const B: usize> SimSocket<'_, S, B> {
     }
 }
 
-impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
+impl<'n, const S: usize, const B: usize, const W: usize> Socket for SimSocket<'n, S, B, W> {
     type Source = u32;
 
     fn source(&self) -> u32 {
@@ -675,7 +757,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
     fn initial_state(&mut self) -> State {
         match &self.net.st.borrow().socks[self.id as usize].kind {
             Kind::Listener { .. } => State::Listening,
-            Kind::Source(_) => State::Source,
+            Kind::Source => State::Source,
             Kind::Dgram(_) => State::Datagram,
             Kind::Stream(s) if s.phase == Phase::Established => State::Connected,
             Kind::Stream(_) => State::Connecting,
@@ -878,8 +960,14 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         let mut guard = self.net.st.borrow_mut();
         let st = &mut *guard;
         let id = self.id;
-        let event = match &mut st.socks[id as usize].kind {
-            Kind::Source(events) => events.pop_front(),
+        let sock = &mut st.socks[id as usize];
+        let event = match sock.kind {
+            Kind::Source if sock.rx.len() >= EVENT_BYTES => {
+                let mut record = [0u8; EVENT_BYTES];
+                sock.rx.peek(&mut record);
+                sock.rx.consume(EVENT_BYTES);
+                event_of_record(record)
+            }
             _ => None,
         };
         if event.is_some() {
@@ -941,7 +1029,7 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
             }
             // Pending events go with it; datagrams on their way to a closed socket
             // draw a "port unreachable".
-            Kind::Source(_) | Kind::Dgram(_) => {}
+            Kind::Source | Kind::Dgram(_) => {}
             Kind::Listener { mut backlog, .. } => {
                 // Pending connections are reset.
                 while let Some(c) = backlog.pop_front() {
@@ -955,6 +1043,46 @@ impl<'n, const S: usize, const B: usize> Socket for SimSocket<'n, S, B> {
         st.record(b'x', id, 0);
         Ok(())
     }
+}
+
+/// A source's pending event as framed in its receive buffer: a tag, then two
+/// little-endian 32-bit words.
+fn event_record(e: SourceEvent) -> [u8; EVENT_BYTES] {
+    let (tag, a, b) = match e {
+        SourceEvent::Wake => (0u8, 0u32, 0u32),
+        SourceEvent::Signal(n) => (1, n as u32, 0),
+        SourceEvent::Exit { pid, status } => match status {
+            crate::ExitStatus::Code(c) => (2, pid, c as u32),
+            crate::ExitStatus::Signal(n) => (3, pid, n as u32),
+            crate::ExitStatus::Unknown => (4, pid, 0),
+        },
+    };
+    let [a0, a1, a2, a3] = a.to_le_bytes();
+    let [b0, b1, b2, b3] = b.to_le_bytes();
+    [tag, a0, a1, a2, a3, b0, b1, b2, b3]
+}
+
+/// The event [`event_record`] framed (`None` for a tag it never writes).
+fn event_of_record(r: [u8; EVENT_BYTES]) -> Option<SourceEvent> {
+    let a = u32::from_le_bytes([r[1], r[2], r[3], r[4]]);
+    let b = u32::from_le_bytes([r[5], r[6], r[7], r[8]]);
+    Some(match r[0] {
+        0 => SourceEvent::Wake,
+        1 => SourceEvent::Signal(a as i32),
+        2 => SourceEvent::Exit {
+            pid: a,
+            status: crate::ExitStatus::Code(b as i32),
+        },
+        3 => SourceEvent::Exit {
+            pid: a,
+            status: crate::ExitStatus::Signal(b as i32),
+        },
+        4 => SourceEvent::Exit {
+            pid: a,
+            status: crate::ExitStatus::Unknown,
+        },
+        _ => return None,
+    })
 }
 
 /// An event, as a number for the trace.
@@ -980,22 +1108,38 @@ pub(super) fn outcome_code(r: &Result<u64, SocketError>) -> u64 {
     }
 }
 
-impl<'n, const S: usize, const B: usize> SimSelector<'n, S, B> {
+impl<'n, const S: usize, const B: usize, const W: usize> SimSelector<'n, S, B, W> {
     /// The selector of `net`.
-    pub const fn new(net: &'n SimNet<S, B>) -> Self {
+    pub const fn new(net: &'n SimNet<S, B, W>) -> Self {
         SimSelector {
-            net,
+            net: Some(net),
+            regs: Registrations::new(),
+        }
+    }
+
+    /// A selector that watches no network yet: it knows no time, and a wait fails
+    /// at once ([`SimStalled`]: nothing could ever be ready). Needing no network, it
+    /// can be built at compile time, and with it a whole reactor:
+    /// `const { Reactor::new(SimSelector::detached()) }` is a reactor that costs no
+    /// stack to build beyond its own size (a reactor built at run time may pass
+    /// through temporaries of its parts first, more of them the less the code is
+    /// optimized), to be given its network with
+    /// [`Reactor::selector_mut`](crate::Reactor::selector_mut) and
+    /// [`new`](Self::new) before it is used.
+    pub const fn detached() -> Self {
+        SimSelector {
+            net: None,
             regs: Registrations::new(),
         }
     }
 }
 
-impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
+impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_, S, B, W> {
     type Source = u32;
     type Error = SimStalled;
 
     fn now(&self) -> Option<Duration> {
-        Some(self.net.now())
+        self.net.map(SimNet::now)
     }
 
     fn register(
@@ -1029,7 +1173,10 @@ impl<const S: usize, const B: usize> Selector for SimSelector<'_, S, B> {
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, SimStalled> {
-        let mut st = self.net.st.borrow_mut();
+        let Some(net) = self.net else {
+            return Err(SimStalled);
+        };
+        let mut st = net.st.borrow_mut();
         st.check_progress();
         let deadline = timeout.map(|t| st.now + t);
         let mut interrupted = false;

@@ -15,8 +15,12 @@ use crate::{BufferPool, Observer, Reactor, Recv, Sent, Socket};
 
 /// Most clients a run has.
 pub const MAX_CLIENTS: usize = 10;
-/// Sockets in the simulated network of a run (clients, their server ends, retries).
-pub const NET_SOCKETS: usize = 64;
+/// Connects a client tries at most (a refused one is retried).
+pub const CONNECTS: usize = 3;
+/// Sockets in the simulated network of a run: every socket a run can make, the
+/// listener and, for each client, each of its connects (both ends). A larger network
+/// would run the same (a run never meets a full one).
+pub const NET_SOCKETS: usize = 1 + 2 * CONNECTS * MAX_CLIENTS;
 /// Receive buffer of each simulated socket.
 pub const NET_BUFFER: usize = 512;
 /// The echo server's buffer per connection.
@@ -148,7 +152,7 @@ enum Phase {
 }
 
 struct Client<'n> {
-    sock: Option<SimSocket<'n, NET_SOCKETS, NET_BUFFER>>,
+    sock: Option<EchoSocket<'n>>,
     phase: Phase,
     total: usize,
     sent: usize,
@@ -172,9 +176,20 @@ pub const POOL: usize = 3;
 /// The size of a pool buffer.
 pub const POOL_BUFFER: usize = 1024;
 
-type Server<'n> = Reactor<
-    SimIo<'n, NET_SOCKETS, NET_BUFFER>,
-    Echo<SimSocket<'n, NET_SOCKETS, NET_BUFFER>, ECHO_BUFFER>,
+/// The simulated network of an echo run: [`NET_SOCKETS`] sockets with
+/// [`NET_BUFFER`]-byte receive buffers, and no datagram wire (the scenario sends no
+/// datagrams).
+pub type EchoNet = SimNet<NET_SOCKETS, NET_BUFFER, 0>;
+
+/// A socket of an [`EchoNet`].
+pub type EchoSocket<'n> = SimSocket<'n, NET_SOCKETS, NET_BUFFER, 0>;
+
+/// The server of an echo run: the core's echo server ([`ECHO_BUFFER`] bytes per
+/// connection) in a reactor of [`MAP`] channels that lends [`POOL`] buffers of
+/// [`POOL_BUFFER`] bytes, over an [`EchoNet`].
+pub type EchoReactor<'n> = Reactor<
+    SimIo<'n, NET_SOCKETS, NET_BUFFER, 0>,
+    Echo<EchoSocket<'n>, ECHO_BUFFER>,
     MAP,
     4,
     BufferPool<POOL, POOL_BUFFER>,
@@ -182,7 +197,8 @@ type Server<'n> = Reactor<
 
 /// Runs the echo scenario for `cfg` (network and faults) and `params` (workload),
 /// telling `observer` (e.g. an [`TraceChecker`](super::TraceChecker) glue) of every
-/// reactor event.
+/// reactor event. It builds its network (an [`EchoNet`]) on the stack; see
+/// [`run_echo_on`] for one the caller keeps.
 ///
 /// # Errors
 /// The first broken invariant.
@@ -191,9 +207,29 @@ pub fn run_echo(
     params: EchoParams,
     observer: Option<Observer>,
 ) -> Result<EchoReport, EchoFailure> {
-    let net: SimNet<NET_SOCKETS, NET_BUFFER> = SimNet::new(cfg);
+    let net = EchoNet::new(cfg);
+    run_echo_on(&net, params, observer)
+}
+
+/// Runs the echo scenario as [`run_echo`] does, on `net`, which must be fresh:
+/// just built ([`SimNet::new`]) or restarted ([`SimNet::restart`]) with the run's
+/// configuration. The same configuration and `params` give the same run, trace
+/// hash included, as `run_echo`. For a network the caller keeps where it likes: a
+/// `static` on a small target, whose stack would not hold one.
+///
+/// # Errors
+/// The first broken invariant.
+pub fn run_echo_on(
+    net: &EchoNet,
+    params: EchoParams,
+    observer: Option<Observer>,
+) -> Result<EchoReport, EchoFailure> {
+    let cfg = net.config();
     let mut trace = TraceHash::new();
-    let mut server: Server<'_> = Reactor::new(SimSelector::new(&net));
+    // Built at compile time, then given its network: no temporaries of its parts on
+    // the stack on the way (see SimSelector::detached).
+    let mut server: EchoReactor<'_> = const { Reactor::new(SimSelector::detached()) };
+    *server.selector_mut() = SimSelector::new(net);
     server.set_observer(observer);
     server.set_interest_audit(true);
     let listener = net.listen(PORT).map_err(|_| EchoFailure::Loop)?;
@@ -257,7 +293,7 @@ pub fn run_echo(
             return Err(EchoFailure::Unserviced(stall));
         }
         for (i, c) in clients.iter_mut().enumerate() {
-            step_client(&net, seed, i, c, &params, &mut buf, &mut trace)?;
+            step_client(net, seed, i, c, &params, &mut buf, &mut trace)?;
         }
         // Nothing pending on the clients' side: let virtual time run so slow
         // connects come due even when the server has nothing to do.
@@ -309,7 +345,7 @@ fn finish(c: &mut Client<'_>, outcome: Outcome, trace: &mut TraceHash, i: usize)
 }
 
 fn step_client<'n>(
-    net: &'n SimNet<NET_SOCKETS, NET_BUFFER>,
+    net: &'n EchoNet,
     seed: u64,
     i: usize,
     c: &mut Client<'n>,
@@ -332,7 +368,7 @@ fn step_client<'n>(
                 if let Some(mut old) = c.sock.take() {
                     let _ = old.close();
                 }
-                if c.attempts >= 3 {
+                if c.attempts as usize >= CONNECTS {
                     finish(c, Outcome::Refused, trace, i);
                     return Ok(());
                 }

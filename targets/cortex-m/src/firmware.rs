@@ -3,18 +3,17 @@
 
 use core::fmt::{self, Write};
 use core::mem::size_of;
-#[cfg(feature = "chat")]
+#[cfg(all(feature = "echo", feature = "chat"))]
 use core::ptr::write_volatile;
 use core::ptr::{addr_of, read_volatile};
 
 // Linked for its single-core `critical-section` implementation (interrupts masked).
 use cortex_m as _;
 
-use asyncore_core::chat::server::ChatServer;
-use asyncore_core::echo::Echo;
-use asyncore_core::sim::scenario::{ECHO_BUFFER, MAP, NET_BUFFER, NET_SOCKETS, POOL, POOL_BUFFER};
-use asyncore_core::sim::{SimIo, SimNet, SimSocket};
-use asyncore_core::{BufferPool, Reactor};
+#[cfg(feature = "chat")]
+use asyncore_core::sim::chat_scenario::{ChatNet, ChatReactor};
+#[cfg(feature = "echo")]
+use asyncore_core::sim::scenario::{EchoNet, EchoReactor};
 use cortex_m_rt::{ExceptionFrame, STACK_PAINT_VALUE, entry, exception};
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hio::{self, HostStream};
@@ -93,7 +92,7 @@ fn stack_use() -> (usize, usize) {
 /// Paints the stack below the current stack pointer (less a margin) again, as
 /// `paint-stack` did at reset, so that [`stack_use`] then shows the next phase's
 /// depth alone.
-#[cfg(feature = "chat")]
+#[cfg(all(feature = "echo", feature = "chat"))]
 fn repaint() {
     let bottom = addr_of!(_stack_end) as usize;
     let end = (cortex_m::register::msp::read() as usize).saturating_sub(256) & !3;
@@ -107,24 +106,24 @@ fn repaint() {
     }
 }
 
-/// The sizes of what the scenarios put on the stack, on this target. The reactor types
-/// restate the scenarios' private `Server` aliases.
+/// The sizes of the scenarios' networks (in statics) and reactors (on the stack
+/// while a run lasts), on this target.
 fn memory(out: &mut impl Write) -> fmt::Result {
-    type Net = SimNet<NET_SOCKETS, NET_BUFFER>;
-    type Io = SimIo<'static, NET_SOCKETS, NET_BUFFER>;
-    type Sock = SimSocket<'static, NET_SOCKETS, NET_BUFFER>;
-    type EchoServer = Reactor<Io, Echo<Sock, ECHO_BUFFER>, MAP, 4, BufferPool<POOL, POOL_BUFFER>>;
-    // The chat scenario's map holds 12 channels (a private constant of the core's
-    // `sim::chat_scenario`).
-    type ChatReactor = Reactor<Io, ChatServer<Sock>, 12>;
+    #[cfg(feature = "echo")]
     writeln!(
         out,
-        "# memory: SimNet<{NET_SOCKETS}, {NET_BUFFER}> {} B; echo scenario reactor {} B; \
-         chat scenario reactor {} B",
-        size_of::<Net>(),
-        size_of::<EchoServer>(),
-        size_of::<ChatReactor>()
-    )
+        "# memory: echo scenario: network (static) {} B, reactor {} B",
+        size_of::<EchoNet>(),
+        size_of::<EchoReactor<'static>>()
+    )?;
+    #[cfg(feature = "chat")]
+    writeln!(
+        out,
+        "# memory: chat scenario: network (static) {} B, reactor {} B",
+        size_of::<ChatNet>(),
+        size_of::<ChatReactor<'static>>()
+    )?;
+    Ok(())
 }
 
 #[entry]
@@ -132,11 +131,15 @@ fn main() -> ! {
     let mut out = Lines::new();
     let _ = memory(&mut out);
     let mut tally = seeds::Tally::default();
-    seeds::echo(&mut out, &mut tally);
-    let (used, size) = stack_use();
-    let _ = writeln!(out, "# stack: echo scenario {used} B deep (of {size} B)");
+    #[cfg(feature = "echo")]
+    {
+        seeds::echo(&mut out, &mut tally);
+        let (used, size) = stack_use();
+        let _ = writeln!(out, "# stack: echo scenario {used} B deep (of {size} B)");
+    }
     #[cfg(feature = "chat")]
     {
+        #[cfg(feature = "echo")]
         repaint();
         seeds::chat(&mut out, &mut tally);
         let (used, size) = stack_use();

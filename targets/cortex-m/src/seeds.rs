@@ -1,19 +1,28 @@
-//! What both builds run and print: the simulator's echo scenario ([`run_echo`]) and,
-//! with the `chat` feature, its chat scenario ([`run_chat`]), for seeds
+//! What both builds run and print: with the `echo` feature the simulator's echo
+//! scenario, with the `chat` feature its chat scenario, for seeds
 //! [`FIRST_SEED`]`..`[`FIRST_SEED`]` + `[`SEEDS`]. Each run is checked by the scenario
 //! itself and by an [`TraceChecker`] (no callback after close, one close per channel,
 //! no stale token, only the listener left at the end), as `tests/sim.rs` checks it,
 //! and prints one line: the seed, the trace hash and the report, or why it failed.
 //! The firmware and the host print these lines alike, so a `diff` of the two outputs
 //! shows any difference between the Cortex-M3 and the host.
+//!
+//! The firmware runs each scenario on one simulated network in a `static`
+//! ([`ECHO_NET`], [`CHAT_NET`]: all zero bytes, so in `.bss`), restarted for every
+//! seed ([`SimNet::restart`](asyncore_core::sim::SimNet::restart)) and lent to
+//! `run_echo_on` / `run_chat_on`; only the reactor and the scenario's own state are
+//! on the stack. The host calls `run_echo` / `run_chat`, which build a new network
+//! on the stack for every run: the diff shows a restarted network on the Cortex-M3
+//! running each seed as a new one on the host does.
 
 use core::cell::RefCell;
 use core::fmt::{self, Debug, Write};
 
 use asyncore_core::Observer;
 #[cfg(feature = "chat")]
-use asyncore_core::sim::chat_scenario::{ChatParams, run_chat};
-use asyncore_core::sim::scenario::{EchoParams, run_echo};
+use asyncore_core::sim::chat_scenario::{ChatFailure, ChatParams, ChatReport};
+#[cfg(feature = "echo")]
+use asyncore_core::sim::scenario::{EchoFailure, EchoParams, EchoReport};
 use asyncore_core::sim::{SimConfig, TraceChecker};
 use critical_section::Mutex;
 
@@ -57,7 +66,7 @@ fn checked<R, E: Debug>(
     scenario: impl FnOnce() -> Result<R, E>,
     report: impl FnOnce(&mut dyn Write, &R) -> fmt::Result,
 ) -> Result<bool, fmt::Error> {
-    critical_section::with(|cs| *CHECK.borrow_ref_mut(cs) = TraceChecker::new());
+    critical_section::with(|cs| CHECK.borrow_ref_mut(cs).clear());
     let result = scenario();
     let (violation, live) = critical_section::with(|cs| {
         let check = CHECK.borrow_ref(cs);
@@ -86,8 +95,49 @@ fn checked<R, E: Debug>(
     Ok(passed)
 }
 
+/// The echo scenario's network on the firmware, restarted for every seed.
+#[cfg(all(feature = "echo", target_os = "none"))]
+pub static ECHO_NET: Mutex<asyncore_core::sim::scenario::EchoNet> =
+    Mutex::new(asyncore_core::sim::scenario::EchoNet::empty());
+
+/// The chat scenario's network on the firmware, restarted for every seed.
+#[cfg(all(feature = "chat", target_os = "none"))]
+pub static CHAT_NET: Mutex<asyncore_core::sim::chat_scenario::ChatNet> =
+    Mutex::new(asyncore_core::sim::chat_scenario::ChatNet::empty());
+
+/// One echo run: on [`ECHO_NET`] on the firmware (inside one critical section for
+/// the whole run, which masks interrupts: the firmware takes none), on a new network
+/// on the host.
+#[cfg(feature = "echo")]
+fn run_echo(seed: u64) -> Result<EchoReport, EchoFailure> {
+    let (cfg, params) = (SimConfig::from_seed(seed), EchoParams::from_seed(seed));
+    #[cfg(target_os = "none")]
+    return critical_section::with(|cs| {
+        let net = ECHO_NET.borrow(cs);
+        net.restart(cfg);
+        asyncore_core::sim::scenario::run_echo_on(net, params, Some(OBSERVE))
+    });
+    #[cfg(not(target_os = "none"))]
+    asyncore_core::sim::scenario::run_echo(cfg, params, Some(OBSERVE))
+}
+
+/// One chat run: on [`CHAT_NET`] on the firmware, on a new network on the host.
+#[cfg(feature = "chat")]
+fn run_chat(seed: u64) -> Result<ChatReport, ChatFailure> {
+    let (cfg, params) = (SimConfig::from_seed(seed), ChatParams::from_seed(seed));
+    #[cfg(target_os = "none")]
+    return critical_section::with(|cs| {
+        let net = CHAT_NET.borrow(cs);
+        net.restart(cfg);
+        asyncore_core::sim::chat_scenario::run_chat_on(net, params, Some(OBSERVE))
+    });
+    #[cfg(not(target_os = "none"))]
+    asyncore_core::sim::chat_scenario::run_chat(cfg, params, Some(OBSERVE))
+}
+
 /// Every echo seed, a line each. Never inlined, like [`chat`]: the two scenarios'
 /// frames must not add up in the caller's.
+#[cfg(feature = "echo")]
 #[inline(never)]
 pub fn echo(out: &mut impl Write, tally: &mut Tally) {
     for seed in FIRST_SEED..FIRST_SEED + SEEDS {
@@ -95,13 +145,7 @@ pub fn echo(out: &mut impl Write, tally: &mut Tally) {
             out,
             "echo",
             seed,
-            || {
-                run_echo(
-                    SimConfig::from_seed(seed),
-                    EchoParams::from_seed(seed),
-                    Some(OBSERVE),
-                )
-            },
+            || run_echo(seed),
             |out, r| {
                 write!(
                     out,
@@ -129,13 +173,7 @@ pub fn chat(out: &mut impl Write, tally: &mut Tally) {
             out,
             "chat",
             seed,
-            || {
-                run_chat(
-                    SimConfig::from_seed(seed),
-                    ChatParams::from_seed(seed),
-                    Some(OBSERVE),
-                )
-            },
+            || run_chat(seed),
             |out, r| {
                 write!(
                     out,

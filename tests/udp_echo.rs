@@ -238,11 +238,11 @@ fn bad_options_exit_2() {
         (&["nonsense"], "not an address"),
         (&["--backend", "epoll"], "unknown backend"),
     ] {
-        let out = run(Command::new(&bin).args(args));
+        let out = run(command(&bin).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
-    let out = run(Command::new(&bin).arg("--help"));
+    let out = run(command(&bin).arg("--help"));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--max-size N"));
 }
@@ -258,13 +258,13 @@ fn a_live_unix_socket_is_in_use_and_a_file_is_kept() {
     let Some(bin) = example("udp_echo") else {
         return;
     };
-    let out = run(Command::new(&bin).arg(&spec));
+    let out = run(command(&bin).arg(&spec));
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("address in use"), "{}", out.stderr);
     let (status, _) = first.stop(Signal::SIGINT);
     assert!(status.success());
     std::fs::write(&path, b"precious").unwrap();
-    let out = run(Command::new(&bin).arg(&spec));
+    let out = run(command(&bin).arg(&spec));
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
 }

@@ -355,8 +355,11 @@ const NO_EVENT: libc::epoll_event = libc::epoll_event { events: 0, u64: 0 };
 /// `epoll_ctl` is called only on a change and that `EINTR` is retried; they are plain
 /// counters and wrap only after 2⁶⁴ events.
 pub struct EpollSelector<const E: usize> {
-    /// The epoll instance; `-1` until it is created.
-    epfd: RawFd,
+    /// The epoll instance's fd plus one; 0 until it is created. Plus one, and plain
+    /// integers below rather than `Option`s, so that a new selector is all zero bytes
+    /// (and has no niche an enclosing enum could use): a `static` reactor over it
+    /// lands in `.bss`.
+    epfd1: RawFd,
     /// What one `epoll_wait` writes.
     buf: [libc::epoll_event; E],
     /// Sources registered and not yet deregistered.
@@ -369,8 +372,8 @@ pub struct EpollSelector<const E: usize> {
     waits: u64,
     /// `epoll_wait` calls that ended with `EINTR`.
     interruptions: u64,
-    /// The `errno` of the last failed `epoll_ctl`.
-    last_ctl_error: Option<Errno>,
+    /// The raw `errno` of the last failed `epoll_ctl`; 0 for none.
+    last_errno: i32,
 }
 
 impl<const E: usize> EpollSelector<E> {
@@ -382,14 +385,14 @@ impl<const E: usize> EpollSelector<E> {
     pub const fn new() -> Self {
         let () = Self::ROOM;
         EpollSelector {
-            epfd: -1,
+            epfd1: 0,
             buf: [NO_EVENT; E],
             registered: 0,
             watched: 0,
             ctl_calls: 0,
             waits: 0,
             interruptions: 0,
-            last_ctl_error: None,
+            last_errno: 0,
         }
     }
 
@@ -400,23 +403,24 @@ impl<const E: usize> EpollSelector<E> {
     /// # Errors
     /// [`WaitError::Create`]: `EMFILE`, `ENFILE`, `ENOMEM`.
     pub fn open(&mut self) -> Result<RawFd, WaitError> {
-        if self.epfd >= 0 {
-            return Ok(self.epfd);
+        if self.epfd1 > 0 {
+            return Ok(self.epfd());
         }
         // SAFETY: `epoll_create1` takes a flags integer and no pointer; it returns a
         // new fd, or -1 with `errno` set. The fd is owned by `self` from here on and
         // closed once, in `Drop`.
         let rc = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         let fd = Errno::result(rc).map_err(WaitError::Create)?;
-        self.epfd = fd;
+        // An fd is below `RLIMIT_NOFILE`, far below `i32::MAX`.
+        self.epfd1 = fd.saturating_add(1);
         Ok(fd)
     }
 
     /// The epoll fd, once created.
     #[inline]
     pub const fn epoll_fd(&self) -> Option<RawFd> {
-        if self.epfd >= 0 {
-            Some(self.epfd)
+        if self.epfd1 > 0 {
+            Some(self.epfd())
         } else {
             None
         }
@@ -468,8 +472,15 @@ impl<const E: usize> EpollSelector<E> {
     /// [`deregister`](Selector::deregister) ignores (`EBADF`, `ENOENT`): what a
     /// [`SourceError`] does not say.
     #[inline]
-    pub const fn last_ctl_error(&self) -> Option<Errno> {
-        self.last_ctl_error
+    pub fn last_ctl_error(&self) -> Option<Errno> {
+        (self.last_errno != 0).then(|| Errno::from_raw(self.last_errno))
+    }
+
+    /// The epoll fd, or -1 before it is created (which `epoll_ctl` and `epoll_wait`
+    /// refuse with `EBADF`).
+    #[inline]
+    const fn epfd(&self) -> RawFd {
+        self.epfd1 - 1
     }
 
     /// One `epoll_ctl(op, fd)` with `events` and `token` as the event.
@@ -481,14 +492,14 @@ impl<const E: usize> EpollSelector<E> {
         };
         // SAFETY: `event` is an initialised `epoll_event` on this stack frame, valid
         // for the whole call; the kernel copies it (and ignores it for
-        // `EPOLL_CTL_DEL`) and keeps no pointer. `self.epfd` and `fd` are plain
+        // `EPOLL_CTL_DEL`) and keeps no pointer. `self.epfd()` and `fd` are plain
         // integers to the kernel: a closed, foreign or negative fd is `EBADF` (or
         // another errno), never memory unsafety.
-        let rc = unsafe { libc::epoll_ctl(self.epfd, op, fd, &mut event) };
+        let rc = unsafe { libc::epoll_ctl(self.epfd(), op, fd, &mut event) };
         match Errno::result(rc) {
             Ok(_) => Ok(()),
             Err(e) => {
-                self.last_ctl_error = Some(e);
+                self.last_errno = e as i32;
                 Err(e)
             }
         }
@@ -510,10 +521,15 @@ impl<const E: usize> EpollSelector<E> {
             // SAFETY: `self.buf` holds `E` initialised `epoll_event`s owned
             // exclusively by `self` (borrowed mutably for the call), and `max` is at
             // least 1 and at most `E`, so the kernel writes only inside the array; it
-            // keeps no pointer after returning. `self.epfd` is the epoll fd this
+            // keeps no pointer after returning. `self.epfd()` is the epoll fd this
             // selector created (a bad one is `EBADF`, never memory unsafety).
             let rc = unsafe {
-                libc::epoll_wait(self.epfd, self.buf.as_mut_ptr(), max as libc::c_int, millis)
+                libc::epoll_wait(
+                    self.epfd(),
+                    self.buf.as_mut_ptr(),
+                    max as libc::c_int,
+                    millis,
+                )
             };
             match Errno::result(rc) {
                 Ok(n) => return Ok(usize::try_from(n).unwrap_or(0).min(max)),
@@ -540,11 +556,11 @@ impl<const E: usize> Default for EpollSelector<E> {
 
 impl<const E: usize> Drop for EpollSelector<E> {
     fn drop(&mut self) {
-        if self.epfd >= 0 {
-            // SAFETY: `self.epfd` is the fd `epoll_create1` returned to this selector,
+        if self.epfd1 > 0 {
+            // SAFETY: `self.epfd()` is the fd `epoll_create1` returned to this selector,
             // which owns it and closes it here only (then forgets it).
-            let _ = unsafe { libc::close(self.epfd) };
-            self.epfd = -1;
+            let _ = unsafe { libc::close(self.epfd()) };
+            self.epfd1 = 0;
         }
     }
 }
@@ -559,7 +575,7 @@ impl<const E: usize> fmt::Debug for EpollSelector<E> {
             .field("ctl_calls", &self.ctl_calls)
             .field("waits", &self.waits)
             .field("interruptions", &self.interruptions)
-            .field("last_ctl_error", &self.last_ctl_error)
+            .field("last_ctl_error", &self.last_ctl_error())
             .finish()
     }
 }
@@ -588,7 +604,7 @@ impl<const E: usize> Selector for EpollSelector<E> {
             return Err(SourceError::Invalid);
         }
         if let Err(e) = self.open() {
-            self.last_ctl_error = e.errno();
+            self.last_errno = e.errno().map_or(0, |e| e as i32);
             return Err(SourceError::Full);
         }
         let events = interest_to_events(interest);

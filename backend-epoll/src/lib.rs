@@ -114,6 +114,19 @@
 //! every wait. Closing fds behind the loop's back is a bug on every backend; on
 //! epoll it can cost a busy loop.
 //!
+//! **An fd number reused within a pass.** A handler that closes its socket itself
+//! (`ctx.socket().close()`) and then adds a new channel may get the closed number
+//! back for the new socket, and the new channel is added to the set (`EPOLL_CTL_ADD`)
+//! before the reactor, after the callback, deregisters the old one by that number.
+//! An `EPOLL_CTL_DEL` then would remove the *new* channel's registration (the old
+//! one went with its file), and the new channel would never hear anything. So the
+//! selector remembers the last [`FRESH`] additions since the last wait: it does not
+//! delete, nor change (a change is refused: `Invalid`, so the old channel is reported
+//! `INVALID`), a number that was added for another token since the last wait. More
+//! than [`FRESH`] additions between such a close and the old channel's deregistration
+//! in one pass are not covered. `poll(2)` and `select(2)` keep a registration per
+//! slot and have no such case.
+//!
 //! # Waits
 //!
 //! The selector keeps a fixed array of `E` `epoll_event`s, and a wait asks the kernel
@@ -156,8 +169,9 @@
 //!
 //! # Storage and allocation
 //!
-//! `E` events, the epoll fd and a few counters; no per-fd state (the kernel holds the
-//! registrations, the token rides in each event's `u64`). Nothing allocates after
+//! `E` events, the epoll fd, the last [`FRESH`] additions and a few counters; no
+//! per-fd state (the kernel holds the registrations, the token rides in each event's
+//! `u64`). Nothing allocates after
 //! construction; the kernel's own memory for the set is the kernel's.
 //!
 //! # Why raw `libc::epoll_*` rather than nix's `Epoll`
@@ -374,7 +388,16 @@ pub struct EpollSelector<const E: usize> {
     interruptions: u64,
     /// The raw `errno` of the last failed `epoll_ctl`; 0 for none.
     last_errno: i32,
+    /// The latest [`FRESH`] additions to the set since the last wait (fd, token),
+    /// oldest first from `fresh_count % FRESH`: see "An fd number reused within a
+    /// pass" in the crate docs.
+    fresh: [(RawFd, Token); FRESH],
+    /// Additions since the last wait.
+    fresh_count: usize,
 }
+
+/// How many additions to the set since the last wait the selector remembers.
+pub const FRESH: usize = 16;
 
 impl<const E: usize> EpollSelector<E> {
     /// `E` is at least 1: `epoll_wait` needs room for one event.
@@ -393,6 +416,9 @@ impl<const E: usize> EpollSelector<E> {
             waits: 0,
             interruptions: 0,
             last_errno: 0,
+            // Entries from `fresh_count` on are never read.
+            fresh: [(0, Token::new(0, 0)); FRESH],
+            fresh_count: 0,
         }
     }
 
@@ -481,6 +507,36 @@ impl<const E: usize> EpollSelector<E> {
     #[inline]
     const fn epfd(&self) -> RawFd {
         self.epfd1 - 1
+    }
+
+    /// Remembers that `fd` was added to the set for `token` in this pass.
+    fn note_fresh(&mut self, fd: RawFd, token: Token) {
+        self.fresh[self.fresh_count % FRESH] = (fd, token);
+        self.fresh_count = self.fresh_count.wrapping_add(1);
+    }
+
+    /// The slot in `fresh` of the latest addition of `fd` in this pass.
+    fn fresh_slot(&self, fd: RawFd) -> Option<usize> {
+        (0..self.fresh_count.min(FRESH))
+            .map(|k| self.fresh_count.wrapping_sub(1 + k) % FRESH)
+            .find(|&i| self.fresh[i].0 == fd)
+    }
+
+    /// Whether `fd` was added to the set in this pass for a token other than `token`:
+    /// then the kernel's entry for the number is that token's, and `token`'s own
+    /// registration of the number is gone (its file was closed).
+    fn taken_by_another(&self, fd: RawFd, token: Token) -> bool {
+        self.fresh_slot(fd)
+            .is_some_and(|i| self.fresh[i].1 != token)
+    }
+
+    /// Forgets `token`'s addition of `fd` in this pass, if it is the latest.
+    fn forget_fresh(&mut self, fd: RawFd, token: Token) {
+        if let Some(i) = self.fresh_slot(fd)
+            && self.fresh[i].1 == token
+        {
+            self.fresh[i].0 = -1;
+        }
     }
 
     /// One `epoll_ctl(op, fd)` with `events` and `token` as the event.
@@ -615,6 +671,7 @@ impl<const E: usize> Selector for EpollSelector<E> {
             let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, token);
         } else {
             self.watched += 1;
+            self.note_fresh(fd, token);
         }
         self.registered += 1;
         Ok(())
@@ -637,12 +694,18 @@ impl<const E: usize> Selector for EpollSelector<E> {
         if was == interest {
             return Ok(());
         }
+        if !was.is_empty() && self.taken_by_another(fd, token) {
+            // The number now names another channel's file: changing it would
+            // change that channel's registration.
+            return Err(SourceError::Invalid);
+        }
         let events = interest_to_events(interest);
         match (was.is_empty(), interest.is_empty()) {
             (true, _) => {
                 self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
                     .map_err(ctl_error)?;
                 self.watched += 1;
+                self.note_fresh(fd, token);
             }
             (false, false) => self
                 .ctl(libc::EPOLL_CTL_MOD, fd, events, token)
@@ -651,6 +714,7 @@ impl<const E: usize> Selector for EpollSelector<E> {
                 self.ctl(libc::EPOLL_CTL_DEL, fd, 0, token)
                     .map_err(ctl_error)?;
                 self.watched = self.watched.saturating_sub(1);
+                self.forget_fresh(fd, token);
             }
         }
         Ok(())
@@ -663,8 +727,12 @@ impl<const E: usize> Selector for EpollSelector<E> {
         self.registered = self.registered.saturating_sub(1);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
-            if fd >= 0 {
+            // Not when the number was added for another channel in this pass: that
+            // DEL would remove the other channel's registration (this one's went
+            // with its file).
+            if fd >= 0 && !self.taken_by_another(fd, token) {
                 let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, token);
+                self.forget_fresh(fd, token);
             }
         }
     }
@@ -683,6 +751,8 @@ impl<const E: usize> Selector for EpollSelector<E> {
         timeout: Option<Duration>,
     ) -> Result<usize, WaitError> {
         self.open()?;
+        // A new pass starts: the numbers added in the last one are settled.
+        self.fresh_count = 0;
         let room = events.capacity() - events.len();
         let n = self.wait(room, timeout)?;
         let mut count = 0;
@@ -815,6 +885,36 @@ mod tests {
         sel.deregister(Token::new(0, 0), 5, Interest::NONE);
         assert_eq!((sel.epoll_fd(), sel.ctl_calls()), (None, 0));
         assert!(format!("{sel:?}").contains("epoll_fd: None"));
+    }
+
+    #[test]
+    fn fresh_additions_are_remembered_until_the_next_wait() {
+        let mut sel = EpollSelector::<1>::new();
+        let t = |i: u32| Token::new(i, 0);
+        sel.note_fresh(5, t(0));
+        sel.note_fresh(5, t(1));
+        assert!(sel.taken_by_another(5, t(0)), "the latest addition decides");
+        assert!(!sel.taken_by_another(5, t(1)));
+        assert!(!sel.taken_by_another(6, t(0)), "never added");
+        sel.forget_fresh(5, t(0));
+        assert!(sel.taken_by_another(5, t(0)), "not the latest: kept");
+        sel.forget_fresh(5, t(1));
+        assert!(
+            !sel.taken_by_another(5, t(0)),
+            "the older one is the latest now"
+        );
+        // Only the last FRESH additions are remembered.
+        for i in 0..=FRESH as u32 {
+            sel.note_fresh(100 + i as RawFd, t(i));
+        }
+        assert!(!sel.taken_by_another(100, t(99)), "the oldest is forgotten");
+        assert!(sel.taken_by_another(101, t(99)));
+        assert!(sel.taken_by_another(100 + FRESH as RawFd, t(99)));
+        // A wait forgets them all.
+        let mut buf = [asyncore_core::Event::EMPTY; 1];
+        sel.select(&mut Events::new(&mut buf), Some(Duration::ZERO))
+            .unwrap();
+        assert!(!sel.taken_by_another(101, t(99)));
     }
 
     #[test]

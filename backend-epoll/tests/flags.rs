@@ -20,7 +20,7 @@ use nix::{
         MsgFlags, Shutdown, SockaddrIn, bind, getsockname, getsockopt, recv, send, shutdown,
         sockopt,
     },
-    unistd::dup,
+    unistd::{dup, dup2},
 };
 
 const ZERO: Option<Duration> = Some(Duration::ZERO);
@@ -545,4 +545,44 @@ fn no_registrations_sleeps_for_the_timeout() {
         Ok(0)
     );
     assert_eq!(sel.waits(), 2);
+}
+
+#[test]
+fn a_number_added_for_another_token_in_this_pass_is_not_deleted_nor_changed() {
+    // Channel 0 watches fd X; X then names another socket (dup2 closes the first
+    // socket's only descriptor, which takes it out of the set, atomically, so no
+    // other thread can take the number in between) and channel 1 registers it.
+    let (mut x, _x_peer) = pair();
+    let mut sel = EpollSelector::<4>::new();
+    let (t0, t1) = (Token::new(0, 0), Token::new(1, 0));
+    let raw = x.as_raw_fd();
+    sel.register(t0, raw, Interest::READABLE).unwrap();
+    let (c, d) = pair();
+    dup2(&c, &mut x).expect("dup2");
+    drop(c);
+    sel.register(t1, raw, Interest::READABLE).unwrap();
+    let calls = sel.ctl_calls();
+
+    // Channel 0's change would change channel 1's registration: refused, no call.
+    assert_eq!(
+        sel.reregister(t0, raw, Interest::READABLE, Interest::BOTH),
+        Err(SourceError::Invalid)
+    );
+    // Its deregistration would delete channel 1's: skipped.
+    sel.deregister(t0, raw, Interest::READABLE);
+    assert_eq!(sel.ctl_calls(), calls, "no epoll_ctl for channel 0");
+    assert_eq!((sel.registered(), sel.watched()), (1, 1));
+
+    send_all(d.as_raw_fd(), b"for channel 1");
+    assert_eq!(
+        wait(&mut sel, 4, Some(PATIENCE)),
+        [ev(t1, Readiness::READABLE)]
+    );
+    // A wait settles the pass: channel 1 changes and leaves as usual.
+    sel.reregister(t1, raw, Interest::READABLE, Interest::BOTH)
+        .unwrap();
+    sel.deregister(t1, raw, Interest::BOTH);
+    assert_eq!(sel.ctl_calls(), calls + 2);
+    assert_eq!(sel.last_ctl_error(), None);
+    assert_eq!(wait(&mut sel, 4, ZERO), []);
 }

@@ -92,7 +92,7 @@ impl std::error::Error for UnknownBackend {}
 ///
 /// It is as large as its largest variant (`select(2)`'s fd sets and per-fd tokens
 /// are about 8.5 KiB; `PollSelector<N>` about 13 bytes per slot; `EpollSelector<N>`
-/// 12 bytes per slot on x86_64, 16 elsewhere); it lives inside the reactor, in static
+/// 12 or 16 bytes per slot, its `epoll_event`s); it lives inside the reactor, in static
 /// memory, so no variant is boxed. [`new`](Self::new) is `const` for every backend
 /// (the epoll fd is made on first use), so a reactor over it can be a `static`.
 #[derive(Debug)]

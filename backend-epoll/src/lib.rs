@@ -132,15 +132,17 @@
 //! The selector keeps a fixed array of `E` `epoll_event`s, and a wait asks the kernel
 //! for at most as many events as the caller's [`Events`] buffer still has room for
 //! (and at most `E`). Nothing is fetched and then dropped: what did not fit stays
-//! ready and comes with the next wait. The kernel's ready list rotates: a source
+//! ready and comes with the next wait. (A buffer with no room at all still gets a
+//! wait of one event, so the timeout is kept; being level-triggered, that event comes
+//! again.) The kernel's ready list rotates: a source
 //! reported by a wait goes to the back of the list, and those a full wait left over
 //! come first in the next, so a small `E` defers sources but starves none.
 //!
 //! **Sizing `E`** like the map's `N` (`Reactor<EpollIo<N>, D, N>`, as the facade's
-//! `AnySelector<N>` does): one wait can then report every
-//! channel, as `poll(2)` does. A smaller `E` bounds the work of one pass (and the
-//! selector's size: `E` × 12 bytes on x86_64, × 16 elsewhere); the rest wait one
-//! pass. `E` must be at least 1 (checked at compile time).
+//! `AnySelector<N>` does): one wait can then report every channel, as `poll(2)`
+//! does. A smaller `E` bounds the work of one pass (and the selector's size: `E` × 12
+//! bytes on x86_64 and 32-bit x86 glibc, where `epoll_event` is packed, × 16
+//! elsewhere); the rest wait one pass. `E` must be at least 1 (checked at compile time).
 //!
 //! The timeout is converted to milliseconds **rounded up** ([`timeout_to_millis`]), as
 //! the `poll(2)` selector does: a 0.5 ms timeout waits 1 ms instead of turning into a
@@ -164,15 +166,17 @@
 //! child made by `fork` without `exec` does share it, and with it the **same** epoll
 //! instance and interest list: a child's `epoll_ctl` changes the parent's
 //! registrations, and both would receive the same readiness. A forked child must not
-//! use the parent's reactor (nor drop its sockets while the parent's epoll set holds
-//! them: see duplicates above); it builds its own.
+//! use the parent's reactor, not even to close it (`close_all`, `close` deregister
+//! each channel from the shared instance, for the parent too); it builds its own.
+//! And while the child holds copies of the parent's fds, a socket the parent closes
+//! without deregistering it first stays in the set (see duplicates above).
 //!
 //! # Storage and allocation
 //!
 //! `E` events, the epoll fd, the last [`FRESH`] additions and a few counters; no
 //! per-fd state (the kernel holds the registrations, the token rides in each event's
-//! `u64`). Nothing allocates after
-//! construction; the kernel's own memory for the set is the kernel's.
+//! `u64`). Nothing allocates after construction; the kernel's own memory for the set
+//! is the kernel's.
 //!
 //! # Why raw `libc::epoll_*` rather than nix's `Epoll`
 //!

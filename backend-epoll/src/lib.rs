@@ -110,7 +110,9 @@
 //! *before* it closes its socket. An fd closed behind the loop's back while a
 //! duplicate keeps its file open stays in the set under the old token, and nothing
 //! can remove it any more (`EPOLL_CTL_DEL` names an fd that no longer refers to that
-//! file): the reactor ignores its events, but a level-triggered ready file then wakes
+//! file): its events name the old channel's slot, so the reactor drops them while the
+//! slot is empty and hands them to the next channel in that slot as spurious
+//! readiness (an operation that would block), and a level-triggered ready file wakes
 //! every wait. Closing fds behind the loop's back is a bug on every backend; on
 //! epoll it can cost a busy loop.
 //!

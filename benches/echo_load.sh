@@ -1,9 +1,10 @@
 #!/bin/sh
-# The echo load benchmark: builds the servers (our echo_server, the raw poll/select
-# loop, the mio server) and the load generator, then runs the matrix and prints a
-# markdown table. Bounded: about 3 s per cell (40 cells) plus the churn rows.
+# The echo load benchmark: builds the servers (our echo_server, the raw
+# poll/select/epoll loop, the mio server) and the load generator, then runs the
+# matrix and prints a markdown table. Bounded: about 3 s per cell (56 cells) plus
+# the churn rows.
 #
-#   benches/echo_load.sh                        # the default matrix, ~2.5 min
+#   benches/echo_load.sh                        # the default matrix, ~3.5 min
 #   benches/echo_load.sh --secs 1 --conns 10    # shorter
 #   benches/echo_load.sh --callgrind --no-churn # user-space instructions per round trip
 #

@@ -26,8 +26,8 @@ use std::mem::size_of;
 use std::sync::Mutex;
 
 use asyncore::{
-    AnySelector, ChannelMap, Echo, Event, PollIo, PollSelector, Reactor, SelectIo, SelectSelector,
-    StdReactor, StdSocket,
+    AnySelector, ChannelMap, Echo, EpollSelector, Event, PollIo, PollSelector, Reactor, SelectIo,
+    SelectSelector, StdReactor, StdSocket,
 };
 
 /// One slot of `ChannelMap<S, D, _>`, padding included.
@@ -113,7 +113,8 @@ fn main() {
     println!(
         "Per channel beyond the slot, the reactor keeps an `Event` ({} B) and a deadline heap \
          entry ({} B); `PollSelector` adds {} B per slot (its `pollfd`); `select(2)` and \
-         `epoll` keep nothing per channel (select's fd sets and per-fd tokens are fixed, {} B). \
+         `epoll` keep nothing per channel (select's fd sets and per-fd tokens are fixed, {} B; \
+         `EpollSelector<E>` keeps {} B per event one wait can report, an `epoll_event`). \
          In all, per channel beyond the socket and dispatcher: {} B on select or epoll, {} B on poll.",
         size_of::<Event>(),
         (size_of::<Reactor<SelectIo, Small, 2048>>() - size_of::<Reactor<SelectIo, Small, 1024>>())
@@ -122,6 +123,7 @@ fn main() {
             - size_of::<Event>(),
         (size_of::<PollSelector<2048>>() - size_of::<PollSelector<1024>>()) / 1024,
         size_of::<SelectSelector>(),
+        (size_of::<EpollSelector<2048>>() - size_of::<EpollSelector<1024>>()) / 1024,
         reactor_overhead::<Small>(),
         reactor_overhead::<Small>()
             + (size_of::<PollSelector<2048>>() - size_of::<PollSelector<1024>>()) / 1024,
@@ -168,6 +170,14 @@ fn main() {
     println!(
         "| `PollSelector<1024>` | {} |",
         kib(size_of::<PollSelector<1024>>())
+    );
+    println!(
+        "| `EpollSelector<64>` | {} |",
+        kib(size_of::<EpollSelector<64>>())
+    );
+    println!(
+        "| `EpollSelector<1024>` | {} |",
+        kib(size_of::<EpollSelector<1024>>())
     );
     println!(
         "| `AnySelector<2048>` | {} |",

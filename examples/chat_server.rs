@@ -1,7 +1,7 @@
 //! A line-based multi-user chat server on `AsyncChat`.
 //!
 //! ```text
-//! cargo run --release --example chat_server -- [ADDR] [--backend select|poll] [--max-conns N] [--max-line N] [--slow-timeout SECS] [--idle-timeout SECS] [--quiet]
+//! cargo run --release --example chat_server -- [ADDR] [--backend select|poll|epoll] [--max-conns N] [--max-line N] [--slow-timeout SECS] [--idle-timeout SECS] [--quiet]
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8081` by default (the echo server's is 8080), `[::1]:8081`
@@ -97,15 +97,17 @@ bytes ({}) of static memory for {CAPACITY} channels; it allocates nothing once s
     )
 }
 
-const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll] [--max-conns N] [--max-line N] [--slow-timeout SECS] [--idle-timeout SECS] [--quiet]
+const USAGE: &str = "usage: chat_server [ADDR] [--backend select|poll|epoll] [--max-conns N] [--max-line N] [--slow-timeout SECS] [--idle-timeout SECS] [--quiet]
 
   ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8081)
-  --backend      select (default) or poll
+  --backend      select (default), poll, or epoll (Linux's epoll(7): a wait costs
+                 what is ready, not what is watched)
   --max-conns N  clients connected at once (1 to 1022; default 1022). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
-                 --backend select about 1,020 clients are served; poll has no such
-                 limit. Both are bounded by RLIMIT_NOFILE (the soft limit is raised up
-                 to the hard one as needed). At startup N is lowered to what the
+                 --backend select about 1,020 clients are served; poll and epoll have
+                 no such limit. All are bounded by RLIMIT_NOFILE (the soft limit is
+                 raised up to the hard one as needed; epoll's own fd takes one more).
+                 At startup N is lowered to what the
                  backend can serve, and the server says so; a client over the limit is
                  told `* server full` and closed, with a line on stderr saying why
   --max-line N   the longest line a client may send, in bytes (1 to 4096; default

@@ -1,7 +1,7 @@
 //! The echo server: every byte a client sends comes back.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
+//! cargo run --release --example echo_server -- [ADDR] [--backend select|poll|epoll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8080` by default (`[::1]:8080` for IPv6, `unix:/path` for a
@@ -28,7 +28,7 @@ use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, say};
 
 /// Channels the map can hold (the listener and the signal source included): enough
-/// for 2,000 clients on poll.
+/// for 2,000 clients on poll or epoll.
 const CAPACITY: usize = 2048;
 /// Echo buffer per connection.
 const BUFFER: usize = 2048;
@@ -48,15 +48,17 @@ type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY, BufferPool<POOL, POO
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
 
 const USAGE: &str =
-    "usage: echo_server [ADDR] [--backend select|poll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
+    "usage: echo_server [ADDR] [--backend select|poll|epoll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 
   ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8080)
-  --backend      select (default) or poll
+  --backend      select (default), poll, or epoll (Linux's epoll(7): a wait costs
+                 what is ready, not what is watched)
   --max-conns N  connections served at once (1 to 2046; default 2046). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
                  --backend select about 1,020 connections are served whatever N says;
-                 poll has no such limit. Both are bounded by RLIMIT_NOFILE (the soft
-                 limit is raised up to the hard one as needed). At startup N is lowered
+                 poll and epoll have no such limit. All are bounded by RLIMIT_NOFILE
+                 (the soft limit is raised up to the hard one as needed; epoll's own
+                 fd takes one more). At startup N is lowered
                  to what the backend can serve, and the server says so; a connection
                  over the limit is accepted and closed at once, with a line saying why
   --idle-timeout SECS

@@ -2,7 +2,7 @@
 //! `http://` URL and writes the response body to stdout.
 //!
 //! ```text
-//! cargo run --example http_client -- http://127.0.0.1:8000/README.md [--backend select|poll] [--timeout SECS]
+//! cargo run --example http_client -- http://127.0.0.1:8000/README.md [--backend select|poll|epoll] [--timeout SECS]
 //! ```
 //!
 //! **Exit status.** 0 only when a complete `2xx` response arrived. 1 when the fetch
@@ -52,9 +52,9 @@ use asyncore::{
 use protocol::{MAX_REQUEST, Progress, Response, Url};
 
 const USAGE: &str =
-    "usage: http_client http://HOST[:PORT]/PATH [--backend select|poll] [--timeout SECS]
+    "usage: http_client http://HOST[:PORT]/PATH [--backend select|poll|epoll] [--timeout SECS]
 
-  --backend       select (default) or poll
+  --backend       select (default), poll or epoll
   --timeout SECS  give up if the whole exchange takes longer (default 30, at most 86400)
 
 Exit status: 0 for a complete 2xx response, 1 when the fetch failed (the reason is on
@@ -99,7 +99,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Strin
             "-h" | "--help" => return Ok(Command::Help),
             "--backend" => match args.next().transpose()?.map(|v| v.parse::<Backend>()) {
                 Some(Ok(b)) => backend = b,
-                _ => return Err("--backend needs select or poll".into()),
+                _ => return Err("--backend needs select, poll or epoll".into()),
             },
             "--timeout" => match args.next().transpose()? {
                 Some(v) => timeout = parse_timeout(&v)?,
@@ -434,13 +434,17 @@ mod tests {
             (o.backend, o.timeout),
             (Backend::Poll, Duration::from_secs(2))
         );
+        let Ok(Command::Fetch(o)) = args(&["http://h/", "--backend", "epoll"]) else {
+            panic!("a good command line");
+        };
+        assert_eq!(o.backend, Backend::Epoll);
         assert!(o.request.starts_with(b"GET /x HTTP/1.1\r\nHost: h:81\r\n"));
         assert!(matches!(args(&["--help"]), Ok(Command::Help)));
         for (line, says) in [
             (&[][..], "no URL"),
             (&["http://h/", "--timeout"], "--timeout needs"),
             (&["http://h/", "--timeout", "1e30"], "at most 86400"),
-            (&["http://h/", "--backend", "epoll"], "--backend needs"),
+            (&["http://h/", "--backend", "kqueue"], "--backend needs"),
             (&["http://h/", "--backend"], "--backend needs"),
             (&["http://h/", "--verbose"], "unknown option"),
             (&["http://h/", "http://g/"], "unexpected argument"),

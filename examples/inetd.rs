@@ -2,7 +2,7 @@
 //! connection's bytes on its stdin and its stdout sent back.
 //!
 //! ```text
-//! cargo run --release --example inetd -- ADDR [--backend select|poll] [--max-conns N] [--quiet] -- COMMAND [ARGS...]
+//! cargo run --release --example inetd -- ADDR [--backend select|poll|epoll] [--max-conns N] [--quiet] -- COMMAND [ARGS...]
 //! cargo run --example inetd -- 127.0.0.1:7000 -- cat        # an echo server
 //! ```
 //!
@@ -54,10 +54,10 @@ static REACTOR: Mutex<Server> =
     Mutex::new(Server::new(AnySelector::new(asyncore::Backend::Select)));
 
 const USAGE: &str =
-    "usage: inetd ADDR [--backend select|poll] [--max-conns N] [--quiet] -- COMMAND [ARGS...]
+    "usage: inetd ADDR [--backend select|poll|epoll] [--max-conns N] [--quiet] -- COMMAND [ARGS...]
 
   ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH
-  --backend      select (default) or poll
+  --backend      select (default), poll or epoll
   --max-conns N  children running at once (1 to 128; default 128); a connection
                  beyond that is closed at once (each takes three fds, and select(2)
                  watches fds below 1024 only: N is lowered at startup if need be)

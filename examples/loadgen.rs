@@ -7,7 +7,7 @@
 //! # the whole matrix (servers × connections × message sizes, then churn), as a table:
 //! cargo build --release --examples && target/release/examples/loadgen matrix
 //! #   [--secs 2] [--warmup 0.5] [--conns 1,10,100,1000] [--sizes 64,4096]
-//! #   [--servers raw-poll,ours-poll,raw-select,ours-select,mio] [--repeat 1]
+//! #   [--servers raw-poll,ours-poll,raw-select,ours-select,raw-epoll,ours-epoll,mio] [--repeat 1]
 //! #   [--churn-secs 1.5] [--churn-conc 10] [--no-churn] [--no-pin] [--callgrind]
 //! # one run against a server already listening (its PID for the CPU figure):
 //! target/release/examples/loadgen echo 127.0.0.1:8080 --conns 100 --size 64 --secs 2 [--pid PID]
@@ -15,7 +15,8 @@
 //! ```
 //!
 //! `matrix` starts each server itself from the binaries next to its own
-//! (`echo_server --quiet --nodelay --backend poll|select`, `raw_echo --backend poll|select`,
+//! (`echo_server --quiet --nodelay --backend poll|select|epoll`,
+//! `raw_echo --backend poll|select|epoll`,
 //! `mio_echo`, all on `127.0.0.1:0`), waits for `listening on ADDR`, pins the server
 //! to CPU 0 and itself to CPU 1 (`sched_setaffinity`; not on a one-CPU machine),
 //! raises `RLIMIT_NOFILE` for 1,000 connections, and stops each server with `SIGTERM`
@@ -423,15 +424,19 @@ enum Server {
     OursPoll,
     RawSelect,
     OursSelect,
+    RawEpoll,
+    OursEpoll,
     Mio,
 }
 
 impl Server {
-    const ALL: [Server; 5] = [
+    const ALL: [Server; 7] = [
         Server::RawPoll,
         Server::OursPoll,
         Server::RawSelect,
         Server::OursSelect,
+        Server::RawEpoll,
+        Server::OursEpoll,
         Server::Mio,
     ];
 
@@ -441,6 +446,8 @@ impl Server {
             Server::OursPoll => "ours-poll",
             Server::RawSelect => "raw-select",
             Server::OursSelect => "ours-select",
+            Server::RawEpoll => "raw-epoll",
+            Server::OursEpoll => "ours-epoll",
             Server::Mio => "mio",
         }
     }
@@ -453,6 +460,7 @@ impl Server {
     fn reference(self) -> Server {
         match self {
             Server::OursSelect | Server::RawSelect => Server::RawSelect,
+            Server::OursEpoll | Server::RawEpoll => Server::RawEpoll,
             _ => Server::RawPoll,
         }
     }
@@ -461,6 +469,7 @@ impl Server {
         let (bin, args): (&str, &[&str]) = match self {
             Server::RawPoll => ("raw_echo", &["--backend", "poll"]),
             Server::RawSelect => ("raw_echo", &["--backend", "select"]),
+            Server::RawEpoll => ("raw_echo", &["--backend", "epoll"]),
             Server::OursPoll => (
                 "echo_server",
                 &["--quiet", "--nodelay", "--backend", "poll"],
@@ -468,6 +477,10 @@ impl Server {
             Server::OursSelect => (
                 "echo_server",
                 &["--quiet", "--nodelay", "--backend", "select"],
+            ),
+            Server::OursEpoll => (
+                "echo_server",
+                &["--quiet", "--nodelay", "--backend", "epoll"],
             ),
             Server::Mio => ("mio_echo", &[]),
         };
@@ -670,7 +683,9 @@ fn matrix(o: &Opts) -> Result<(), String> {
                 }
             }
             for (s, x) in &results {
-                if !o.servers.contains(s) && !matches!(s, Server::RawPoll | Server::RawSelect) {
+                if !o.servers.contains(s)
+                    && !matches!(s, Server::RawPoll | Server::RawSelect | Server::RawEpoll)
+                {
                     continue;
                 }
                 let reference = results.iter().find(|(r, _)| *r == s.reference());
@@ -759,7 +774,7 @@ fn matrix(o: &Opts) -> Result<(), String> {
 
 const USAGE: &str = "usage:
   loadgen matrix [--secs S] [--warmup S] [--conns 1,10,100,1000] [--sizes 64,4096]
-                 [--servers raw-poll,ours-poll,raw-select,ours-select,mio] [--repeat R]
+                 [--servers raw-poll,ours-poll,raw-select,ours-select,raw-epoll,ours-epoll,mio] [--repeat R]
                  [--churn-secs S] [--churn-conc C] [--no-churn] [--no-pin] [--callgrind]
   loadgen echo ADDR [--conns C] [--size B] [--secs S] [--warmup S] [--pid PID]
   loadgen churn ADDR [--conc C] [--secs S] [--warmup S] [--pid PID]";

@@ -1,8 +1,9 @@
-//! A raw echo server written directly on `poll(2)` or `select(2)`: the reference
-//! ("the limit for this design") the echo load benchmark compares our reactor with.
+//! A raw echo server written directly on `poll(2)`, `select(2)` or `epoll(7)`: the
+//! reference ("the limit for this design") the echo load benchmark compares our
+//! reactor with.
 //!
 //! ```text
-//! cargo run --release --example raw_echo -- [ADDR] [--backend poll|select]
+//! cargo run --release --example raw_echo -- [ADDR] [--backend poll|select|epoll]
 //! ```
 //!
 //! It prints `listening on ADDR` (port 0 picks a free port) and serves until killed.
@@ -10,8 +11,10 @@
 //! `echo_server` example so that only the abstraction differs:
 //!
 //! * one wait per pass over all connections, level-triggered; read interest asks for
-//!   priority data too (`POLLIN | POLLPRI`; select's read *and* except sets), as
-//!   asyncore's does;
+//!   priority data too (`POLLIN | POLLPRI`; select's read *and* except sets;
+//!   `EPOLLIN | EPOLLPRI`), as asyncore's does; epoll's interest list is kept by the
+//!   kernel and changed (`epoll_ctl`) only when a connection switches between reading
+//!   and writing;
 //! * one 64 KiB read buffer shared by every connection, as a hand-written loop has
 //!   it: one `recv` per readiness into it, then one `send` of what came; what the
 //!   socket did not take goes to a per-connection backlog (a `Vec`), and write
@@ -281,6 +284,105 @@ fn serve_select(listener: OwnedFd) -> ! {
     }
 }
 
+/// `epoll_ctl(epfd, op, fd)` with `events` and `data`; whether it worked.
+fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> bool {
+    let mut event = libc::epoll_event { events, u64: data };
+    // SAFETY: `event` lives on this frame for the call; the kernel copies it.
+    unsafe { libc::epoll_ctl(epfd, op, fd, &mut event) == 0 }
+}
+
+/// The listener's `epoll_event.u64`; a connection's is its slot.
+const LISTENER: u64 = u64::MAX;
+const EPOLL_READ: u32 = (libc::EPOLLIN | libc::EPOLLPRI) as u32;
+const EPOLL_WRITE: u32 = libc::EPOLLOUT as u32;
+const EPOLL_BAD: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+
+fn serve_epoll(listener: OwnedFd) -> ! {
+    let lfd = listener.as_raw_fd();
+    // SAFETY: no pointer; a new fd or -1.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epfd < 0
+        || !epoll_ctl(
+            epfd,
+            libc::EPOLL_CTL_ADD,
+            lfd,
+            libc::EPOLLIN as u32,
+            LISTENER,
+        )
+    {
+        eprintln!("raw_echo: epoll: {}", std::io::Error::last_os_error());
+        std::process::exit(1);
+    }
+    // Slots of connections with whether they are registered for writing; freed
+    // slots are reused. A connection is deregistered before it is closed.
+    let mut slots: Vec<Option<(Conn, bool)>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut buf = vec![0u8; BUF];
+    loop {
+        // SAFETY: `events` holds `len` initialised entries the kernel may write.
+        let rc = unsafe {
+            libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as libc::c_int, 250)
+        };
+        if rc <= 0 {
+            continue;
+        }
+        let mut accept_now = false;
+        for event in &events[..rc as usize] {
+            let (bits, data) = (event.events, event.u64);
+            if data == LISTENER {
+                accept_now = true;
+                continue;
+            }
+            let slot = data as usize;
+            let Some(Some((conn, writing))) = slots.get_mut(slot) else {
+                continue;
+            };
+            let fd = conn.fd.as_raw_fd();
+            let next = conn.ready(
+                &mut buf,
+                bits & (EPOLL_READ | EPOLL_BAD) != 0,
+                bits & (EPOLL_WRITE | EPOLL_BAD) != 0,
+            );
+            match next {
+                Next::Read if *writing => {
+                    *writing = false;
+                    epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, EPOLL_READ, data);
+                }
+                Next::Write if !*writing => {
+                    *writing = true;
+                    epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, EPOLL_WRITE, data);
+                }
+                Next::Close => {
+                    epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, 0, data);
+                    slots[slot] = None;
+                    free.push(slot);
+                }
+                Next::Read | Next::Write => {}
+            }
+        }
+        if accept_now {
+            accept(lfd, |fd| {
+                let slot = free.pop().unwrap_or_else(|| {
+                    slots.push(None);
+                    slots.len() - 1
+                });
+                if epoll_ctl(
+                    epfd,
+                    libc::EPOLL_CTL_ADD,
+                    fd.as_raw_fd(),
+                    EPOLL_READ,
+                    slot as u64,
+                ) {
+                    slots[slot] = Some((new_conn(fd), false));
+                } else {
+                    free.push(slot);
+                }
+            });
+        }
+    }
+}
+
 /// An fd number for an `FdSet`, which would otherwise tie the sets to borrows of
 /// the connection list.
 trait Borrowed {
@@ -305,7 +407,7 @@ fn main() -> ExitCode {
             s if !s.starts_with('-') => addr = s.to_string(),
             s => {
                 eprintln!(
-                    "raw_echo: unknown option {s}\nusage: raw_echo [ADDR] [--backend poll|select]"
+                    "raw_echo: unknown option {s}\nusage: raw_echo [ADDR] [--backend poll|select|epoll]"
                 );
                 return ExitCode::from(2);
             }
@@ -333,8 +435,9 @@ fn main() -> ExitCode {
     match backend.as_str() {
         "poll" => serve_poll(l),
         "select" => serve_select(l),
+        "epoll" => serve_epoll(l),
         other => {
-            eprintln!("raw_echo: unknown backend {other} (poll or select)");
+            eprintln!("raw_echo: unknown backend {other} (poll, select or epoll)");
             ExitCode::from(2)
         }
     }

@@ -2,7 +2,7 @@
 //! the offset of our clock from it, and the round-trip delay.
 //!
 //! ```text
-//! cargo run --example sntp_client -- HOST[:PORT] [--timeout SECS] [--retries N] [--backend select|poll]
+//! cargo run --example sntp_client -- HOST[:PORT] [--timeout SECS] [--retries N] [--backend select|poll|epoll]
 //! ```
 //!
 //! `HOST` is an IP address (`[V6]:PORT` with a port) or a name (resolved once, before
@@ -32,13 +32,13 @@ use asyncore::{
 use protocol::{Refusal, Timestamp};
 
 const USAGE: &str =
-    "usage: sntp_client HOST[:PORT] [--timeout SECS] [--retries N] [--backend select|poll]
+    "usage: sntp_client HOST[:PORT] [--timeout SECS] [--retries N] [--backend select|poll|epoll]
 
   HOST        a time server: an IP address ([IPV6]:PORT with a port) or a name
   --timeout   seconds to wait for an answer before asking again (0.001 to 60,
               default 1); it doubles with each retry
   --retries   how many times to ask again (0 to 10, default 3)
-  --backend   select (default) or poll
+  --backend   select (default), poll or epoll
 
 Prints the server's time, the offset of this machine's clock from it and the round
 trip. Exit status 0 on an answer, 1 without one (the reason on stderr), 2 for a bad
@@ -371,6 +371,8 @@ mod tests {
             (a.host.as_str(), a.timeout, a.retries, a.backend),
             ("10.0.0.1", Duration::from_millis(500), 0, Backend::Poll)
         );
+        let a = args(&["x", "--backend", "epoll"]).unwrap().unwrap();
+        assert_eq!(a.backend, Backend::Epoll);
         assert!(args(&["--help"]).unwrap().is_none());
         for bad in [
             &["--timeout", "0"][..],
@@ -378,7 +380,7 @@ mod tests {
             &["x", "--timeout", "61"],
             &["x", "--retries", "11"],
             &["x", "--retries", "-1"],
-            &["x", "--backend", "epoll"],
+            &["x", "--backend", "kqueue"],
             &["x", "y"],
             &["x", "--what"],
             &[],

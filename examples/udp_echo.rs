@@ -1,7 +1,7 @@
 //! The datagram echo server: every datagram comes back to its sender, unchanged.
 //!
 //! ```text
-//! cargo run --release --example udp_echo -- [ADDR] [--backend select|poll] [--max-size N] [--quiet]
+//! cargo run --release --example udp_echo -- [ADDR] [--backend select|poll|epoll] [--max-size N] [--quiet]
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8082` by default (`[::1]:8082` for IPv6, `unix:/path` for a
@@ -178,11 +178,11 @@ type Server = StdReactor<UdpEcho, 1, BufferPool<1, BUFFER>>;
 
 /// The whole server in static memory; `Reactor::new` and the queue are `const`.
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
-const USAGE: &str = "usage: udp_echo [ADDR] [--backend select|poll] [--max-size N] [--quiet]
+const USAGE: &str = "usage: udp_echo [ADDR] [--backend select|poll|epoll] [--max-size N] [--quiet]
 
   ADDR           where to bind: IP:PORT, [IPV6]:PORT or unix:PATH (a Unix datagram
                  socket; default 127.0.0.1:8082)
-  --backend      select (default) or poll
+  --backend      select (default), poll or epoll
   --max-size N   the largest datagram echoed, 0 to 65507 bytes (default 65507, the
                  largest UDP payload over IPv4); a larger one is dropped and counted,
                  with a line on stderr unless --quiet

@@ -1,7 +1,7 @@
 //! A listener whose accepts fail with `EMFILE` (no descriptor left) stays readable:
 //! the loop used to retry `accept` on every pass, at 37,000 failures a second and
 //! 100 % CPU. Now the listener's reads pause for a back-off (10 ms, doubling up to
-//! 500 ms): on real sockets, select and poll, under a low `RLIMIT_NOFILE`, the
+//! 500 ms): on real sockets, select, poll and epoll, under a low `RLIMIT_NOFILE`, the
 //! failed accepts stay few, and once descriptors are free again every connection
 //! waiting in the backlog is served.
 //!
@@ -141,4 +141,5 @@ fn emfile_pauses_the_listener_and_the_backlog_is_served_later() {
     // One backend after the other: the descriptor limit is process-wide.
     starve(Backend::Select);
     starve(Backend::Poll);
+    starve(Backend::Epoll);
 }

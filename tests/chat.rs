@@ -1,5 +1,5 @@
-//! asynchat and the chat server on real loopback sockets, with `select(2)` and
-//! `poll(2)`:
+//! asynchat and the chat server on real loopback sockets, with `select(2)`,
+//! `poll(2)` and `epoll(7)`:
 //!
 //! * the asynchat rows of the original's test suite (`test_asynchat.py`): an
 //!   [`AsyncChat`] client in our reactor talking to a threaded blocking echo server
@@ -40,7 +40,7 @@ use asyncore::{AnySelector, Backend, Ctx, Error, Reactor, Socket, StdReactor, St
 
 /// A bound on every wait: only there to turn a hang into a failure.
 const SAFETY: Duration = Duration::from_secs(30);
-const BACKENDS: [Backend; 2] = [Backend::Select, Backend::Poll];
+const BACKENDS: [Backend; 3] = [Backend::Select, Backend::Poll, Backend::Epoll];
 const SERVER_QUIT: &[u8] = b"QUIT\n";
 
 // ---------------------------------------------------------------------------------
@@ -982,7 +982,7 @@ fn bursts_on(backend: Backend) -> String {
 
 #[test]
 fn chat_bursts_a_slow_reader_stays_and_a_client_that_never_reads_is_disconnected() {
-    // Both backends at once: each run takes as long as the slow reader needs for
+    // Every backend at once: each run takes as long as the slow reader needs for
     // 5 MiB (about 26 s).
     let runs: Vec<JoinHandle<String>> = BACKENDS
         .into_iter()

@@ -1,9 +1,12 @@
-//! One conformance suite over the three backends: every scenario of
+//! One conformance suite over the four backends: every scenario of
 //! `conformance/scenarios.rs` runs on the mock (`MockSelector` + `MockSocket`,
-//! scripted like Linux), on `select(2)` and on `poll(2)` (real TCP loopback sockets),
-//! and asserts the exact callback sequence. Where the kernel reports a situation
-//! differently to `select(2)` and `poll(2)`, the scenario names the difference and
-//! asserts each backend against its own column.
+//! scripted like Linux), on `select(2)`, on `poll(2)` and on `epoll(7)` (real TCP
+//! loopback sockets), and asserts the exact callback sequence. Where the kernel
+//! reports a situation differently to `select(2)`, `poll(2)` and `epoll(7)`, the
+//! scenario names the difference and asserts each backend against its own column.
+//! epoll reports what poll reports (both ask the socket's own poll routine), except
+//! for an fd closed behind the loop's back (`fd_closed_under_loop`), which simply
+//! leaves the epoll set.
 
 #[path = "conformance/harness.rs"]
 mod harness;
@@ -28,6 +31,9 @@ macro_rules! conformance {
         }
         mod poll {
             $(#[test] fn $name() { crate::scenarios::$name::<crate::real::PollH>(); })*
+        }
+        mod epoll {
+            $(#[test] fn $name() { crate::scenarios::$name::<crate::real::EpollH>(); })*
         }
     };
 }

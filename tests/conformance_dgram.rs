@@ -1,9 +1,10 @@
 //! The conformance suite for datagram channels: every scenario of
 //! `conformance/dgram_scenarios.rs` runs on the mock (`MockSocket::datagram`,
-//! scripted like Linux), on `select(2)` and on `poll(2)` (real UDP v4/v6 and Unix
-//! datagram sockets), and asserts the callbacks, what was received and the errors
-//! met. Where the kernel reports a situation differently to the two, the scenario
-//! names the difference and asserts each backend against its own column.
+//! scripted like Linux), on `select(2)`, `poll(2)` and `epoll(7)` (real UDP v4/v6 and
+//! Unix datagram sockets), and asserts the callbacks, what was received and the
+//! errors met. Where the kernel reports a situation differently to them, the scenario
+//! names the difference and asserts each backend against its own column (epoll
+//! reports what poll reports).
 
 #[path = "conformance/dgram_harness.rs"]
 mod dgram_harness;
@@ -40,6 +41,10 @@ macro_rules! conformance {
         mod poll {
             $(#[test] fn $name() { crate::dgram_scenarios::$name::<crate::dgram_real::PollDH>(); })*
             #[test] fn mixed_map() { crate::dgram_real::mixed_map::<crate::real::PollKind>(); }
+        }
+        mod epoll {
+            $(#[test] fn $name() { crate::dgram_scenarios::$name::<crate::dgram_real::EpollDH>(); })*
+            #[test] fn mixed_map() { crate::dgram_real::mixed_map::<crate::real::EpollKind>(); }
         }
     };
 }

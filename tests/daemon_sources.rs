@@ -1,4 +1,4 @@
-//! The daemon's event sources in a reactor, on `select(2)` and on `poll(2)`: another
+//! The daemon's event sources in a reactor, on `select(2)`, `poll(2)` and `epoll(7)`: another
 //! thread's wake ends a `poll_once(None)`; a real `kill(getpid(), SIGUSR1)` reaches
 //! `handle_event`; 50 children ending together are all reaped with their statuses;
 //! a child flooding its stdout is read byte-exact through a pipe channel while the
@@ -23,7 +23,7 @@ use nix::libc::{SIGUSR1, SIGUSR2};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, getpid};
 
-const BACKENDS: [Backend; 2] = [Backend::Select, Backend::Poll];
+const BACKENDS: [Backend; 3] = [Backend::Select, Backend::Poll, Backend::Epoll];
 
 /// Against hangs only: a test still running after this fails.
 const PATIENCE: Duration = Duration::from_secs(120);

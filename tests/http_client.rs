@@ -141,7 +141,7 @@ fn assert_prefix(case: &Case, sent: &[u8]) {
     );
 }
 
-/// Runs each case on select and on poll.
+/// Runs each case on select, poll and epoll.
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {$(
         mod $case {
@@ -153,6 +153,11 @@ macro_rules! both_backends {
             #[test]
             fn poll() {
                 super::$case("poll");
+            }
+
+            #[test]
+            fn epoll() {
+                super::$case("epoll");
             }
         }
     )*};

@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 /// Against hangs only.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-const BACKENDS: [&str; 2] = ["select", "poll"];
+const BACKENDS: [&str; 3] = ["select", "poll", "epoll"];
 
 /// The inetd binary `cargo test` builds next to this test (`None`: skipped, with the
 /// reason printed; a missing or stale binary fails the test otherwise).

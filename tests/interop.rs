@@ -2,9 +2,9 @@
 //!
 //! * a client written on CPython 3.11's own `asyncore` module
 //!   (`tests/python/asyncore_echo_client.py`) against the core's echo server, run
-//!   in-process on a thread on select and on poll;
+//!   in-process on a thread on select, poll and epoll;
 //! * our `http_client` example fetching a file from `python3 -m http.server`, on
-//!   select and on poll, plus a 404 and a refused connection.
+//!   select, poll and epoll, plus a 404 and a refused connection.
 //!
 //! A missing peer (`python3`, its `asyncore` module, the `http_client` example
 //! binary) fails the test with a message saying what to install or build, unless
@@ -122,6 +122,11 @@ mod python_asyncore_client {
     #[test]
     fn poll() {
         super::python_asyncore_client(asyncore::Backend::Poll, "poll");
+    }
+
+    #[test]
+    fn epoll() {
+        super::python_asyncore_client(asyncore::Backend::Epoll, "epoll");
     }
 }
 
@@ -246,6 +251,11 @@ mod http_client_fetches_from_python_http_server {
     fn poll() {
         super::http_fetch("poll");
     }
+
+    #[test]
+    fn epoll() {
+        super::http_fetch("epoll");
+    }
 }
 
 mod http_client_refused {
@@ -257,5 +267,10 @@ mod http_client_refused {
     #[test]
     fn poll() {
         super::http_refused("poll");
+    }
+
+    #[test]
+    fn epoll() {
+        super::http_refused("epoll");
     }
 }

@@ -1,4 +1,4 @@
-//! Deadlines on real sockets, select and poll: only ordering and "fired / did not
+//! Deadlines on real sockets, select, poll and epoll: only ordering and "fired / did not
 //! fire" are asserted, never how long anything took.
 
 mod common;
@@ -90,6 +90,11 @@ fn deadlines_fire_in_order_poll() {
     deadlines_fire_in_order(Backend::Poll);
 }
 
+#[test]
+fn deadlines_fire_in_order_epoll() {
+    deadlines_fire_in_order(Backend::Epoll);
+}
+
 /// The echo server's idle timeout closes a client that sends nothing (it sees EOF),
 /// while a listener (no deadline) stays.
 fn idle_timeout_closes_quiet_client(backend: Backend) {
@@ -138,6 +143,11 @@ fn idle_timeout_closes_quiet_client_select() {
 #[test]
 fn idle_timeout_closes_quiet_client_poll() {
     idle_timeout_closes_quiet_client(Backend::Poll);
+}
+
+#[test]
+fn idle_timeout_closes_quiet_client_epoll() {
+    idle_timeout_closes_quiet_client(Backend::Epoll);
 }
 
 /// `http_client --timeout` gives up on a server that never answers, with a clear

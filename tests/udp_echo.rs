@@ -1,7 +1,7 @@
 //! The `udp_echo` example as a process, against a Python client
 //! (`tests/python/udp_client.py`): 10,000 datagrams of random sizes from 0 to 65,507
 //! bytes from 20 sockets on IPv4, each echo byte-exact to the socket that sent it
-//! (select and poll); the same on IPv6 and on a Unix datagram socket; a 70,000-byte
+//! (select, poll and epoll); the same on IPv6 and on a Unix datagram socket; a 70,000-byte
 //! datagram refused by the client's kernel with the server unaffected; `--max-size`
 //! dropping and counting; an unbound Unix sender counted; the counts at exit; bad
 //! options; the signals that stop it and the socket file it removes.
@@ -128,6 +128,11 @@ fn python_client_ipv4_poll() {
 }
 
 #[test]
+fn python_client_ipv4_epoll() {
+    ten_thousand_from_twenty("epoll");
+}
+
+#[test]
 fn python_client_ipv6() {
     if !Fam::V6.available() {
         eprintln!("skipping: no IPv6 loopback here");
@@ -174,7 +179,7 @@ fn recv_one(s: &std::net::UdpSocket) -> Vec<u8> {
 
 #[test]
 fn max_size_drops_and_counts() {
-    for backend in ["select", "poll"] {
+    for backend in ["select", "poll", "epoll"] {
         let Some(server) =
             Server::start(&["127.0.0.1:0", "--backend", backend, "--max-size", "100"])
         else {
@@ -236,7 +241,7 @@ fn bad_options_exit_2() {
         (&["--max-conns", "5"], "not an option of udp_echo"),
         (&["--idle-timeout", "5"], "not an option of udp_echo"),
         (&["nonsense"], "not an address"),
-        (&["--backend", "epoll"], "unknown backend"),
+        (&["--backend", "kqueue"], "unknown backend"),
     ] {
         let out = run(command(&bin).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);

@@ -1,5 +1,5 @@
 //! Zero heap allocations in steady state for datagram channels, on real sockets, on
-//! `select(2)` and on `poll(2)`: one reactor holds a UDP echo on IPv4, one on IPv6
+//! `select(2)`, `poll(2)` and `epoll(7)`: one reactor holds a UDP echo on IPv4, one on IPv6
 //! (where the host has it) and a Unix datagram echo, all receiving into and sending
 //! from one 64 KiB buffer the reactor's pool lends each for one read, with a
 //! `DatagramQueue` for
@@ -270,6 +270,11 @@ fn select_steady_state_allocates_nothing() {
 #[test]
 fn poll_steady_state_allocates_nothing() {
     on_big_stack(Backend::Poll);
+}
+
+#[test]
+fn epoll_steady_state_allocates_nothing() {
+    on_big_stack(Backend::Epoll);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Zero heap allocations in steady state, on real loopback sockets, on `select(2)`
-//! and on `poll(2)`: the core's echo server and its clients run in the same thread
+//! Zero heap allocations in steady state, on real loopback sockets, on `select(2)`,
+//! `poll(2)` and `epoll(7)`: the core's echo server and its clients run in the same thread
 //! (non-blocking `StdSocket` clients driven between passes) under a counting global
 //! allocator. After a warm-up, 5,000 echo round trips of 64 B, 4 KiB and 64 KiB
 //! messages (the large ones through buffers lent by the reactor's pool), then
@@ -149,4 +149,9 @@ fn select_steady_state_allocates_nothing() {
 #[test]
 fn poll_steady_state_allocates_nothing() {
     steady_state(Backend::Poll);
+}
+
+#[test]
+fn epoll_steady_state_allocates_nothing() {
+    steady_state(Backend::Epoll);
 }

@@ -1,5 +1,5 @@
 //! Zero heap allocations in steady state with a waker and the signal source
-//! registered, on `select(2)` and on `poll(2)`: after a warm-up, 2,000 rounds of a
+//! registered, on `select(2)`, `poll(2)` and `epoll(7)`: after a warm-up, 2,000 rounds of a
 //! wake and a real SIGUSR1 (sent to this thread, so its handler runs here and is
 //! counted too), each waited for with `poll_once(None)` and delivered to
 //! `handle_event`, allocate nothing.
@@ -96,9 +96,10 @@ fn steady_state(backend: Backend) {
     r.close_all().unwrap();
 }
 
-/// One test for both backends: the signal source is one per process.
+/// One test for every backend: the signal source is one per process.
 #[test]
-fn no_allocation_with_a_waker_and_signals_on_select_and_poll() {
+fn no_allocation_with_a_waker_and_signals_on_select_poll_and_epoll() {
     steady_state(Backend::Select);
     steady_state(Backend::Poll);
+    steady_state(Backend::Epoll);
 }

@@ -97,7 +97,8 @@ impl<'a> Events<'a> {
     }
 }
 
-/// Waits for readiness on a set of sources: `select(2)`, `poll(2)`, or a mock.
+/// Waits for readiness on a set of sources: `select(2)`, `poll(2)`, `epoll(7)`, or a
+/// mock.
 ///
 /// # Semantics
 ///
@@ -120,35 +121,46 @@ impl<'a> Events<'a> {
 /// * **Readiness bits**, and what the reactor does with them, in this order per
 ///   channel (liveness is re-checked between steps):
 ///
-/// | bit | select | poll | reactor |
-/// |---|---|---|---|
-/// | `READABLE` | read set | `POLLIN` | listener: accept → `handle_accepted`; connecting: finish connect; else `handle_read` |
-/// | `WRITABLE` | write set | `POLLOUT` | connecting: finish connect; else `handle_write` |
-/// | `PRIORITY` | except set | `POLLPRI` | `SO_ERROR` set → `handle_close`; else `handle_expt` (default: read and drop the urgent byte) |
-/// | `ERROR` | – | `POLLERR` | `handle_close` (connecting: `handle_connect_failed`) |
-/// | `HANGUP` | – | `POLLHUP` | `handle_close` once reads find no more data (connecting: `handle_connect_failed`) |
-/// | `INVALID` | fd found bad after `EBADF` | `POLLNVAL` | `handle_close`, nothing else |
+/// | bit | select | poll | epoll | reactor |
+/// |---|---|---|---|---|
+/// | `READABLE` | read set | `POLLIN` | `EPOLLIN` | listener: accept → `handle_accepted`; connecting: finish connect; else `handle_read` |
+/// | `WRITABLE` | write set | `POLLOUT` | `EPOLLOUT` | connecting: finish connect; else `handle_write` |
+/// | `PRIORITY` | except set | `POLLPRI` | `EPOLLPRI` | `SO_ERROR` set → `handle_close`; else `handle_expt` (default: read and drop the urgent byte) |
+/// | `ERROR` | – | `POLLERR` | `EPOLLERR` | `handle_close` (connecting: `handle_connect_failed`) |
+/// | `HANGUP` | – | `POLLHUP` | `EPOLLHUP` | `handle_close` once reads find no more data (connecting: `handle_connect_failed`) |
+/// | `INVALID` | fd found bad after `EBADF` | `POLLNVAL` | – (the reactor's own: a source gone, a change refused) | `handle_close`, nothing else |
 ///
 /// Only `READABLE`/`PRIORITY` (with read interest) and `WRITABLE` (with write
 /// interest) may be reported for what was not asked; `ERROR`, `HANGUP` and `INVALID`
 /// are always reported.
 ///
-/// # select and poll on Linux
+/// # select, poll and epoll on Linux
 ///
-/// Both backends go through the same dispatch, so the callbacks agree wherever the
-/// kernel lets them. Where it does not (pinned by `tests/conformance.rs`):
+/// The backends go through the same dispatch, so the callbacks agree wherever the
+/// kernel lets them. Where it does not (pinned by `tests/conformance.rs`; epoll
+/// reports what poll reports, both asking the socket's own poll routine):
 ///
-/// | situation (interest) | poll | select | callbacks |
+/// | situation (interest) | poll, epoll | select | callbacks |
 /// |---|---|---|---|
 /// | connect refused | R\|W\|E\|H | R\|W | same: `handle_connect_failed(ECONNREFUSED)` |
 /// | peer reset, handler reads | R\|W\|E\|H | R\|W | same: read, close |
-/// | peer reset, handler never reads (R) | R\|E\|H | R | poll closes at once; select reports readable until a `recv` sees the reset |
-/// | we shut down writing, then peer FIN (W only) | W\|H | W | poll: write, close; select: writable until the channel reads the EOF |
-/// | fresh, never-connected socket | W\|H | R\|W | poll: write, close; select: read (`ENOTCONN`), close |
+/// | peer reset, handler never reads (R) | R\|E\|H | R | poll and epoll close at once; select reports readable until a `recv` sees the reset |
+/// | we shut down writing, then peer FIN (W only) | W\|H | W | poll, epoll: write, close; select: writable until the channel reads the EOF |
+/// | fresh, never-connected socket | W\|H | R\|W | poll, epoll: write, close; select: read (`ENOTCONN`), close |
 ///
 /// `HANGUP` therefore also means "never connected", not only "both directions shut".
-/// TCP urgent data is `PRIORITY` without `READABLE` on both; an fd closed behind the
-/// loop's back is `INVALID` on both (select finds it after `EBADF`).
+/// TCP urgent data is `PRIORITY` without `READABLE` on all three.
+///
+/// What only epoll does differently (the kernel's choice, not ours):
+///
+/// | situation | select, poll | epoll |
+/// |---|---|---|
+/// | an fd closed behind the loop's back | `INVALID` (select after `EBADF`, poll `POLLNVAL`): `handle_close` | nothing: closing the file took it out of the set; the channel stays silent until its interest changes (`epoll_ctl` fails: `INVALID`, `handle_close`) or it is closed |
+/// | a regular file or a directory | always readable and writable | refused at `add` (`EPERM`: `Rejected(Invalid)`) |
+/// | dispatch order | fd order (select), slot order (poll) | the kernel's ready list |
+///
+/// A handler that closes its socket itself is found by the reactor, not the kernel:
+/// `INVALID` on every backend.
 pub trait Selector {
     /// What is watched: a raw fd, or a mock id.
     type Source: Copy + Eq + fmt::Debug;

@@ -13,7 +13,7 @@ pub const MIN_SECS: f64 = 0.001;
 /// out), and the range keeps `Duration` arithmetic far from overflow.
 pub const MAX_SECS: f64 = 7.0 * 24.0 * 3600.0;
 
-/// The options every server example takes: `[ADDR] [--backend select|poll]
+/// The options every server example takes: `[ADDR] [--backend select|poll|epoll]
 /// [--max-conns N] [--idle-timeout SECS] [--quiet]`, plus whatever options the
 /// program adds.
 #[derive(Clone, Debug, PartialEq)]
@@ -182,7 +182,16 @@ mod tests {
         assert_eq!(parse(&["--help"]), Ok(None));
         let d = parse(&[]).unwrap().unwrap();
         assert_eq!((d.max_conns, d.idle, d.quiet), (10, None, false));
-        assert!(parse(&["--backend", "epoll"]).is_err());
+        for (name, backend) in [
+            ("select", Backend::Select),
+            ("poll", Backend::Poll),
+            ("epoll", Backend::Epoll),
+        ] {
+            let a = parse(&["--backend", name]).unwrap().unwrap();
+            assert_eq!(a.backend, backend);
+        }
+        let e = parse(&["--backend", "kqueue"]).unwrap_err();
+        assert!(e.contains("`select`, `poll` or `epoll`"), "{e}");
         assert!(parse(&["--what"]).is_err());
         assert!(parse(&["127.0.0.1:1", "127.0.0.1:2"]).is_err());
         let mut nodelay = false;

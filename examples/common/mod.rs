@@ -117,10 +117,13 @@ pub struct FdBudget {
 /// Each connection takes an fd, and fds are handed out lowest first. With `select(2)`
 /// only fds below [`FD_SETSIZE`] can be watched, so a server on `select` serves
 /// about `FD_SETSIZE` minus the fds already open, whatever `--max-conns` says; with
-/// `poll(2)` there is no such limit. Both are bounded by `RLIMIT_NOFILE`, whose soft
-/// limit this raises (up to the hard limit) when `wanted` connections need more; one
-/// fd is kept spare so that a connection over the limit can still be accepted and
-/// refused rather than left waiting. Call it once the listener is open.
+/// `poll(2)` there is no such limit. `epoll(7)` has none either, but its instance
+/// takes an fd of its own (made when the listener is added, after this runs), and
+/// each watched fd counts against the user's `/proc/sys/fs/epoll/max_user_watches`.
+/// All are bounded by `RLIMIT_NOFILE`, whose soft limit this raises (up to the hard
+/// limit) when `wanted` connections need more; one fd is kept spare so that a
+/// connection over the limit can still be accepted and refused rather than left
+/// waiting. Call it once the listener is open, before it is added to a reactor.
 ///
 /// # Errors
 /// Not a single connection fits.
@@ -136,13 +139,20 @@ pub fn fd_budget(
         .and_then(|fd| nix::unistd::dup(fd).ok())
         .map_or(listener.as_raw_fd() + 1, |dup| dup.as_raw_fd());
     let first_free = usize::try_from(first_free).unwrap_or(0);
+    // fds the backend itself takes once the listener is added: the epoll instance.
+    let own = usize::from(backend == Backend::Epoll);
     let (mut soft, hard) =
         getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
     // `rlim_t` is 32 bits on 32-bit glibc, 64 elsewhere: never narrower than `usize`
     // on Linux, but say what happens if it were (asking for "unlimited" is then
     // capped at the hard limit below).
-    let needed = rlim_t::try_from(first_free.saturating_add(wanted).saturating_add(1))
-        .unwrap_or(RLIM_INFINITY);
+    let needed = rlim_t::try_from(
+        first_free
+            .saturating_add(own)
+            .saturating_add(wanted)
+            .saturating_add(1),
+    )
+    .unwrap_or(RLIM_INFINITY);
     if soft < needed {
         let raised = needed.min(hard);
         if raised > soft && setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {
@@ -150,12 +160,8 @@ pub fn fd_budget(
         }
     }
     let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    let by_rlimit = soft.saturating_sub(first_free + 1);
-    let by_select = match backend {
-        Backend::Select => FD_SETSIZE.saturating_sub(first_free),
-        Backend::Poll => usize::MAX,
-    };
-    let servable = by_rlimit.min(by_select);
+    let (by_rlimit, by_backend) = limits(backend, first_free, soft, epoll_max_user_watches());
+    let servable = by_rlimit.min(by_backend);
     if servable == 0 {
         return Err(format!(
             "no fd left for a single connection (RLIMIT_NOFILE is {soft}, fds up to {first_free} in use)"
@@ -167,9 +173,14 @@ pub fn fd_budget(
             lowered: None,
         });
     }
-    let why = if by_select <= by_rlimit {
+    let why = if by_backend <= by_rlimit && backend == Backend::Epoll {
         format!(
-            "select(2) watches fds below FD_SETSIZE ({FD_SETSIZE}) only; --backend poll has no such limit"
+            "epoll(7) watches at most /proc/sys/fs/epoll/max_user_watches ({}) fds per user",
+            by_backend.saturating_add(1)
+        )
+    } else if by_backend <= by_rlimit {
+        format!(
+            "select(2) watches fds below FD_SETSIZE ({FD_SETSIZE}) only; --backend poll or epoll has no such limit"
         )
     } else {
         format!("the fd limit RLIMIT_NOFILE is {soft}")
@@ -178,6 +189,36 @@ pub fn fd_budget(
         max_conns: servable,
         lowered: Some(format!("lowered from {wanted}: {why}")),
     })
+}
+
+/// How many connections fit, by the fd limit `soft` and by what `backend` can watch,
+/// when the next fd handed out is `first_free` and the user may have `watches` epoll
+/// watches: one fd is kept spare, epoll's instance takes one more fd, and the
+/// listener is one of the watches.
+fn limits(
+    backend: Backend,
+    first_free: usize,
+    soft: usize,
+    watches: Option<usize>,
+) -> (usize, usize) {
+    let own = usize::from(backend == Backend::Epoll);
+    let by_rlimit = soft.saturating_sub(first_free + own + 1);
+    let by_backend = match backend {
+        Backend::Select => FD_SETSIZE.saturating_sub(first_free),
+        Backend::Poll => usize::MAX,
+        Backend::Epoll => watches.map_or(usize::MAX, |w| w.saturating_sub(1)),
+    };
+    (by_rlimit, by_backend)
+}
+
+/// `/proc/sys/fs/epoll/max_user_watches`: how many fds one user's epoll instances may
+/// watch in all (`None` if it cannot be read).
+fn epoll_max_user_watches() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/epoll/max_user_watches")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The `accepted` hook of both servers (unless `--quiet`).
@@ -194,7 +235,7 @@ pub fn log_refused(socket: &StdSocket, why: Refusal) {
     match why {
         Refusal::Rejected(SourceError::OutOfRange { limit }) => log!(
             "connection refused: its fd {} is beyond what the selector can watch (below {limit}); \
-             --backend poll has no such limit",
+             --backend poll or epoll has no such limit",
             socket.as_raw_fd()
         ),
         why => log!("connection refused: {why}"),
@@ -316,20 +357,36 @@ mod tests {
     }
 
     #[test]
-    fn poll_is_bounded_by_the_fd_limit_only() {
+    fn poll_and_epoll_are_bounded_by_the_fd_limit_only() {
         use nix::sys::resource::{Resource, getrlimit};
         let l = listen("127.0.0.1:0", 8).unwrap().socket;
-        let b = fd_budget(Backend::Poll, &l, 1500).unwrap();
-        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        match b.lowered {
-            None => {
-                assert_eq!(b.max_conns, 1500);
-                assert!(soft > 1500, "the soft limit was raised as needed: {soft}");
-            }
-            Some(why) => {
-                assert!(b.max_conns < 1500);
-                assert!(why.contains("RLIMIT_NOFILE"), "{why}");
+        for backend in [Backend::Poll, Backend::Epoll] {
+            let b = fd_budget(backend, &l, 1500).unwrap();
+            let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+            match b.lowered {
+                None => {
+                    assert_eq!(b.max_conns, 1500);
+                    assert!(soft > 1500, "the soft limit was raised as needed: {soft}");
+                }
+                Some(why) => {
+                    assert!(b.max_conns < 1500);
+                    assert!(why.contains("RLIMIT_NOFILE"), "{why}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn each_backend_limits_what_it_can() {
+        // fds 0 to 9 taken, a soft limit of 2,000, 100,000 epoll watches.
+        let at = |backend, watches| limits(backend, 10, 2000, watches);
+        assert_eq!(at(Backend::Select, None), (1989, FD_SETSIZE - 10));
+        assert_eq!(at(Backend::Poll, Some(5)), (1989, usize::MAX));
+        // epoll's own fd costs one connection; the listener is one of the watches.
+        assert_eq!(at(Backend::Epoll, Some(100_000)), (1988, 99_999));
+        assert_eq!(at(Backend::Epoll, Some(500)), (1988, 499));
+        assert_eq!(at(Backend::Epoll, None), (1988, usize::MAX));
+        // Nothing left: zero, never an underflow.
+        assert_eq!(limits(Backend::Epoll, 10, 5, Some(0)), (0, 0));
     }
 }

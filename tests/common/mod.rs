@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use asyncore::asyncore_std::Family;
 use asyncore::{Addr, AnySelector, Backend, Dispatcher, Lend, Reactor, StdReactor, StdSocket};
 
-/// Both backends, in the order the matrix runs them.
-pub const BACKENDS: [Backend; 2] = [Backend::Select, Backend::Poll];
+/// Every backend, in the order the matrix runs them.
+pub const BACKENDS: [Backend; 3] = [Backend::Select, Backend::Poll, Backend::Epoll];
 
 /// The timeout of one pass in the loops below: the original's `loop(timeout=0.01)`.
 pub const PASS: Option<Duration> = Some(Duration::from_millis(10));
@@ -205,8 +205,8 @@ impl Case {
 }
 
 /// Generates the matrix for one scenario: `mod $scenario { mod select { fn ipv4 ...
-/// } mod poll { ... } }`, each test calling `$scenario(&Case)` (skipped with a note
-/// when the family is unavailable).
+/// } mod poll { ... } mod epoll { ... } }`, each test calling `$scenario(&Case)`
+/// (skipped with a note when the family is unavailable).
 macro_rules! matrix {
     ($scenario:ident: $($fam:ident),+ $(,)?) => {
         mod $scenario {
@@ -236,13 +236,26 @@ macro_rules! matrix {
                     }
                 )+
             }
+            mod epoll {
+                $(
+                    #[test]
+                    fn $fam() {
+                        $crate::common::run_case(
+                            stringify!($scenario),
+                            asyncore::Backend::Epoll,
+                            stringify!($fam),
+                            super::super::$scenario,
+                        );
+                    }
+                )+
+            }
         }
     };
 }
 
-/// Generates `mod $scenario { #[test] fn select; #[test] fn poll }` for a scenario
-/// with no address family (file channels, or one family only), each calling
-/// `$scenario(&Case)`. With `exclusive`, the case holds the fd lock exclusively.
+/// Generates `mod $scenario { #[test] fn select; #[test] fn poll; #[test] fn epoll }`
+/// for a scenario with no address family (file channels, or one family only), each
+/// calling `$scenario(&Case)`. With `exclusive`, the case holds the fd lock exclusively.
 macro_rules! backends {
     ($scenario:ident $(, $exclusive:ident)?) => {
         mod $scenario {
@@ -260,6 +273,15 @@ macro_rules! backends {
                 $crate::common::run_backend_case(
                     stringify!($scenario),
                     asyncore::Backend::Poll,
+                    stringify!($($exclusive)?) == "exclusive",
+                    super::$scenario,
+                );
+            }
+            #[test]
+            fn epoll() {
+                $crate::common::run_backend_case(
+                    stringify!($scenario),
+                    asyncore::Backend::Epoll,
                     stringify!($($exclusive)?) == "exclusive",
                     super::$scenario,
                 );
@@ -316,17 +338,29 @@ pub fn loop_waiting_for_flag<D: Dispatcher<StdSocket>, const N: usize, P: Lend>(
 pub fn run_until<D: Dispatcher<StdSocket>, const N: usize, P: Lend>(
     reactor: &mut StdReactor<D, N, P>,
     what: &str,
+    done: impl FnMut(&mut StdReactor<D, N, P>) -> bool,
+) {
+    run_until_within(reactor, what, MAX_PASSES, done);
+}
+
+/// [`run_until`] for a scenario whose work takes more than [`MAX_PASSES`] passes when
+/// each pass finds little ready (a fast selector under many client threads): fails
+/// after `max_passes` passes, or after [`PATIENCE`].
+pub fn run_until_within<D: Dispatcher<StdSocket>, const N: usize, P: Lend>(
+    reactor: &mut StdReactor<D, N, P>,
+    what: &str,
+    max_passes: usize,
     mut done: impl FnMut(&mut StdReactor<D, N, P>) -> bool,
 ) {
     let start = Instant::now();
-    for _ in 0..MAX_PASSES {
+    for _ in 0..max_passes {
         if done(reactor) {
             return;
         }
         reactor.poll_once(PASS).expect("poll_once");
         assert!(start.elapsed() < PATIENCE, "{what}: not after {PATIENCE:?}");
     }
-    assert!(done(reactor), "{what}: not after {MAX_PASSES} passes");
+    assert!(done(reactor), "{what}: not after {max_passes} passes");
 }
 
 /// A std peer (not our code): a TCP or Unix-domain stream.

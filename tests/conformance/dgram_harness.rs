@@ -1,4 +1,4 @@
-//! The `DHarness` trait: one backend (mock, select or poll) as the datagram
+//! The `DHarness` trait: one backend (mock, select, poll or epoll) as the datagram
 //! scenarios see it: our datagram sockets (bound on IPv4, IPv6 or a Unix path, or
 //! connected to a closed port, or one end of a Unix pair whose peer does not read),
 //! the test-driven peers that talk to them, and passes.
@@ -72,11 +72,12 @@ pub trait DHarness: Sized {
     fn pass(&mut self, r: &mut DR<Self>, timeout: Duration) -> usize;
 }
 
-/// What the kernel reports for one situation: `poll` for the mock and poll harnesses,
-/// `select` for the select harness.
+/// What the kernel reports for one situation: `poll` for the mock, poll and epoll
+/// harnesses (epoll asks the socket's own poll routine too), `select` for the select
+/// harness.
 pub fn kernel<H: DHarness>(poll: Readiness, select: Readiness) -> Readiness {
     match H::BACKEND {
         Backend::Select => select,
-        Backend::Mock | Backend::Poll => poll,
+        Backend::Mock | Backend::Poll | Backend::Epoll => poll,
     }
 }

@@ -1,4 +1,4 @@
-//! The select and poll datagram harnesses: `StdSocket` datagram sockets on loopback
+//! The select, poll and epoll datagram harnesses: `StdSocket` datagram sockets on loopback
 //! (UDP over IPv4 and IPv6) and on Unix paths, with `StdSocket` peers.
 
 use std::marker::PhantomData;
@@ -63,6 +63,7 @@ pub struct RealD<K> {
 
 pub type SelectDH = RealD<crate::real::SelectKind>;
 pub type PollDH = RealD<crate::real::PollKind>;
+pub type EpollDH = RealD<crate::real::EpollKind>;
 
 impl<K> RealD<K> {
     fn path(&mut self) -> PathBuf {

@@ -1,4 +1,5 @@
-//! The `Harness` trait: one backend (mock, select or poll) as the scenarios see it.
+//! The `Harness` trait: one backend (mock, select, poll or epoll) as the scenarios see
+//! it.
 //!
 //! A harness makes a reactor, sockets for it (a connected stream whose other end the
 //! test drives, a listener and clients for it, connecting sockets), performs the
@@ -35,6 +36,8 @@ pub enum Backend {
     Select,
     /// `PollSelector` + `StdSocket` on TCP loopback.
     Poll,
+    /// `EpollSelector` + `StdSocket` on TCP loopback.
+    Epoll,
 }
 
 /// The reactor every scenario runs.
@@ -107,12 +110,13 @@ pub trait Harness: Sized {
     }
 }
 
-/// What the kernel reports for one situation: `poll` for the mock and poll harnesses,
-/// `select` for the select harness (the mock is scripted after `poll(2)`).
+/// What the kernel reports for one situation: `poll` for the mock, poll and epoll
+/// harnesses (epoll asks the same poll routine of the socket), `select` for the
+/// select harness (the mock is scripted after `poll(2)`).
 pub fn kernel<H: Harness>(poll: Readiness, select: Readiness) -> Readiness {
     match H::BACKEND {
         Backend::Select => select,
-        Backend::Mock | Backend::Poll => poll,
+        Backend::Mock | Backend::Poll | Backend::Epoll => poll,
     }
 }
 

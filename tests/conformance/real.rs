@@ -1,4 +1,4 @@
-//! The select and poll harnesses: `StdSocket`s on TCP loopback, with
+//! The select, poll and epoll harnesses: `StdSocket`s on TCP loopback, with
 //! `std::net::TcpStream` peers.
 
 use std::io::{ErrorKind as IoKind, Read, Write};
@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use asyncore::{
-    Addr, PollSelector, Reactor, RunEnd, SelectSelector, Selector, Socket, StdSocket, Token,
-    asyncore_std::Family,
+    Addr, EpollSelector, PollSelector, Reactor, RunEnd, SelectSelector, Selector, Socket,
+    StdSocket, Token, asyncore_std::Family,
 };
 use nix::libc::{self, c_short};
 use nix::sys::socket::{MsgFlags, recv, send, setsockopt, sockopt};
@@ -88,6 +88,16 @@ impl Kind for PollKind {
     }
 }
 
+#[derive(Debug)]
+pub struct EpollKind;
+impl Kind for EpollKind {
+    const BACKEND: Backend = Backend::Epoll;
+    type Inner = EpollSelector<CAP>;
+    fn inner() -> EpollSelector<CAP> {
+        EpollSelector::new()
+    }
+}
+
 /// A real-kernel harness over selector kind `K`.
 #[derive(Debug)]
 pub struct Real<K> {
@@ -99,6 +109,7 @@ pub struct Real<K> {
 
 pub type SelectH = Real<SelectKind>;
 pub type PollH = Real<PollKind>;
+pub type EpollH = Real<EpollKind>;
 
 /// The peer end of a TCP connection.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The counting global allocator every zero-allocation test binary installs (one
 //! copy, included with `#[path]` by `core/tests/zero_alloc.rs`,
-//! `backend-std/tests/no_alloc.rs`, `backend-poll/tests/no_alloc.rs` and
-//! `tests/zero_alloc_real.rs`).
+//! `backend-std/tests/no_alloc.rs`, `backend-poll/tests/no_alloc.rs`,
+//! `backend-epoll/tests/no_alloc.rs` and `tests/zero_alloc_real.rs`).
 //!
 //! The count is per thread (a const-initialised thread-local without destructor,
 //! touched with `try_with`, so counting never allocates and the harness's other

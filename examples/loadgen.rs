@@ -37,7 +37,8 @@
 //! to CPU 0 and itself to CPU 1 (`sched_setaffinity`; not on a one-CPU machine),
 //! raises `RLIMIT_NOFILE` to its hard limit (the servers inherit it), and stops
 //! each server with `SIGTERM` after its cell. In every cell the raw loop on a system call runs right before our
-//! server on the same call, and ratios are ours ÷ raw (mio ÷ raw poll).
+//! server on the same call, and ratios are ours ÷ raw (mio ÷ raw epoll: both wait
+//! on epoll).
 //!
 //! Server CPU is utime + stime from `/proc/PID/stat` (clock ticks, 10 ms) read before
 //! and after the measured window; the window follows a warm-up with every connection
@@ -521,7 +522,7 @@ impl Server {
     fn reference(self) -> Server {
         match self {
             Server::OursSelect | Server::RawSelect => Server::RawSelect,
-            Server::OursEpoll | Server::RawEpoll => Server::RawEpoll,
+            Server::OursEpoll | Server::RawEpoll | Server::Mio => Server::RawEpoll,
             _ => Server::RawPoll,
         }
     }

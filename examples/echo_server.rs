@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example echo_server -- [ADDR] [--backend select|poll|epoll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
+//! # a bigger map, chosen when it is built (here 20,480 channels), in its own target dir:
+//! ASYNCORE_ECHO_CAPACITY=20480 cargo build --release --example echo_server --target-dir target/cap20k
 //! ```
 //!
 //! `ADDR` is `127.0.0.1:8080` by default (`[::1]:8080` for IPv6, `unix:/path` for a
@@ -13,6 +15,13 @@
 //! once: the signal source in its map wakes the loop (there is no periodic tick).
 //! Logging never blocks or panics: lines stderr cannot take at once are dropped and
 //! counted.
+//!
+//! The map holds 2,048 channels (2,046 connections) unless the build sets
+//! `ASYNCORE_ECHO_CAPACITY` to another number of channels (3 to 65,536, digits only;
+//! anything else fails the build with a message saying so): the static memory, the
+//! `--max-conns` bound and the memory `--help` prints all follow it. Cargo rebuilds
+//! the example when the variable changes, so a separate `--target-dir` keeps the
+//! default build as it is.
 
 mod common;
 
@@ -27,9 +36,54 @@ use asyncore::{
 use common::ServerArgs;
 use common::log::{OUTSIDE_LOOP, STDOUT, say};
 
-/// Channels the map can hold (the listener and the signal source included): enough
-/// for 2,000 clients on poll or epoll.
-const CAPACITY: usize = 2048;
+/// Channels the map can hold (the listener and the signal source included): 2,048 by
+/// default, enough for 2,000 clients on poll or epoll; a build with
+/// `ASYNCORE_ECHO_CAPACITY=N` in its environment holds `N` (see [`capacity`]).
+const CAPACITY: usize = capacity(option_env!("ASYNCORE_ECHO_CAPACITY"));
+/// The capacity without `ASYNCORE_ECHO_CAPACITY`.
+const DEFAULT_CAPACITY: usize = 2048;
+/// The largest `ASYNCORE_ECHO_CAPACITY`: 65,536 channels are a static of about 140 MiB.
+const MAX_CAPACITY: usize = 65_536;
+
+/// The map's capacity from the build-time `ASYNCORE_ECHO_CAPACITY` (`None`: unset):
+/// decimal digits only, from 3 (the listener, the signal source and one connection)
+/// to [`MAX_CAPACITY`]. Evaluated at compile time, so a bad value fails the build
+/// with the message below.
+const fn capacity(value: Option<&str>) -> usize {
+    let Some(text) = value else {
+        return DEFAULT_CAPACITY;
+    };
+    let digits = text.as_bytes();
+    if digits.is_empty() {
+        panic!("ASYNCORE_ECHO_CAPACITY is empty: give a number of channels from 3 to 65536");
+    }
+    let mut n = 0usize;
+    let mut i = 0;
+    while i < digits.len() {
+        let d = digits[i];
+        if !d.is_ascii_digit() {
+            panic!(
+                "ASYNCORE_ECHO_CAPACITY must be decimal digits only (a number of channels from 3 to 65536)"
+            );
+        }
+        n = n * 10 + (d - b'0') as usize;
+        if n > MAX_CAPACITY {
+            panic!("ASYNCORE_ECHO_CAPACITY is above 65536 channels");
+        }
+        i += 1;
+    }
+    if n < 3 {
+        panic!(
+            "ASYNCORE_ECHO_CAPACITY is below 3 channels (the listener, the signal source and one connection)"
+        );
+    }
+    n
+}
+
+// The parser, checked when this is built.
+const _: () = assert!(capacity(None) == DEFAULT_CAPACITY);
+const _: () = assert!(capacity(Some("20480")) == 20_480 && capacity(Some("3")) == 3);
+const _: () = assert!(capacity(Some("065536")) == MAX_CAPACITY);
 /// Echo buffer per connection.
 const BUFFER: usize = 2048;
 /// Large buffers the reactor lends to busy connections: a message up to
@@ -47,13 +101,15 @@ type Server = StdReactor<Echo<StdSocket, BUFFER>, CAPACITY, BufferPool<POOL, POO
 /// The whole server state in static memory; `Reactor::new` is `const`.
 static REACTOR: Mutex<Server> = Mutex::new(Server::new(AnySelector::new(Backend::Select)));
 
-const USAGE: &str =
-    "usage: echo_server [ADDR] [--backend select|poll|epoll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
+/// The usage text; the `--max-conns` bound follows [`CAPACITY`].
+fn usage() -> String {
+    format!(
+        "usage: echo_server [ADDR] [--backend select|poll|epoll] [--max-conns N] [--idle-timeout SECS] [--quiet] [--nodelay]
 
   ADDR           where to listen: IP:PORT, [IPV6]:PORT or unix:PATH (default 127.0.0.1:8080)
   --backend      select (default), poll, or epoll (Linux's epoll(7): a wait costs
                  what is ready, not what is watched)
-  --max-conns N  connections served at once (1 to 2046; default 2046). Each one takes
+  --max-conns N  connections served at once (1 to {max}; default {max}). Each one takes
                  an fd, and select(2) can only watch fds below FD_SETSIZE (1024): with
                  --backend select about 1,020 connections are served whatever N says;
                  poll and epoll have no such limit. All are bounded by RLIMIT_NOFILE
@@ -66,7 +122,13 @@ const USAGE: &str =
                  604800, fractions allowed; default: never)
   --quiet        no line per accepted or refused connection (for load tests)
   --nodelay      TCP_NODELAY on accepted connections (an echo larger than the buffer
-                 leaves in pieces; without it, Nagle holds the later ones back)";
+                 leaves in pieces; without it, Nagle holds the later ones back)
+
+Built with ASYNCORE_ECHO_CAPACITY=N in the environment (cargo build), the map holds N
+channels (3 to 65536; this build: {CAPACITY}) and --max-conns goes up to N - 2.",
+        max = CAPACITY - 2
+    )
+}
 
 /// What `--help` adds after the usage: the memory the server holds, all of it
 /// static (nothing is allocated once it serves).
@@ -108,11 +170,11 @@ fn main() -> ExitCode {
         Ok(Some(a)) => a,
         Ok(None) => {
             // Not serving yet: a plain write, its error ignored (`--help | head`).
-            let _ = writeln!(std::io::stdout(), "{USAGE}\n\n{}", memory());
+            let _ = writeln!(std::io::stdout(), "{}\n\n{}", usage(), memory());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "echo_server: {e}\n{USAGE}");
+            let _ = writeln!(std::io::stderr(), "echo_server: {e}\n{}", usage());
             return ExitCode::from(2);
         }
     };

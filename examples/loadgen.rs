@@ -9,19 +9,36 @@
 //! #   [--secs 2] [--warmup 0.5] [--conns 1,10,100,1000] [--sizes 64,4096]
 //! #   [--servers raw-poll,ours-poll,raw-select,ours-select,raw-epoll,ours-epoll,mio] [--repeat 1]
 //! #   [--churn-secs 1.5] [--churn-conc 10] [--no-churn] [--no-pin] [--callgrind]
+//! #   [--idle N] [--echo-server PATH]
+//! # 100 active connections among 10,000 (9,900 idle), and 1,000 all active:
+//! target/release/examples/loadgen matrix --conns 100+9900,1000 --sizes 64 --no-churn \
+//!     --servers raw-poll,ours-poll,raw-epoll,ours-epoll,mio --echo-server target/cap20k/release/examples/echo_server
 //! # one run against a server already listening (its PID for the CPU figure):
-//! target/release/examples/loadgen echo 127.0.0.1:8080 --conns 100 --size 64 --secs 2 [--pid PID]
+//! target/release/examples/loadgen echo 127.0.0.1:8080 --conns 100 [--idle 9900] --size 64 --secs 2 [--pid PID]
 //! target/release/examples/loadgen churn 127.0.0.1:8080 --conc 10 --secs 2 [--pid PID]
+//! # as many connections as the fd limits allow on one echo_server --backend epoll, every byte checked:
+//! target/release/examples/loadgen many --echo-server target/cap20k/release/examples/echo_server [--conns N] [--rounds 3]
 //! ```
+//!
+//! A `--conns` item `A+I` (or `A` with `--idle I`) opens `I` idle connections before
+//! the `A` active ones: each is connected and makes one 1-byte round trip (so the
+//! server has accepted and served it), in batches of 128, then sends nothing until
+//! the cell ends. The table's conns column then reads `A + I idle`. Both processes
+//! need an fd per connection: the cell is refused if `A + I` and a few more do not
+//! fit in `RLIMIT_NOFILE`. `--echo-server PATH` runs that binary for `ours-*`: the
+//! default `echo_server` holds 2,046 connections; one built with
+//! `ASYNCORE_ECHO_CAPACITY=20480` holds 20,478 (`benches/echo_load.sh conns` builds
+//! it into `target/cap20k`).
 //!
 //! `matrix` starts each server itself from the binaries next to its own
 //! (`echo_server --quiet --nodelay --backend poll|select|epoll`,
 //! `raw_echo --backend poll|select|epoll`,
 //! `mio_echo`, all on `127.0.0.1:0`), waits for `listening on ADDR`, pins the server
 //! to CPU 0 and itself to CPU 1 (`sched_setaffinity`; not on a one-CPU machine),
-//! raises `RLIMIT_NOFILE` for 1,000 connections, and stops each server with `SIGTERM`
-//! after its cell. In every cell the raw loop on a system call runs right before our
-//! server on the same call, and ratios are ours ÷ raw (mio ÷ raw poll).
+//! raises `RLIMIT_NOFILE` to its hard limit (the servers inherit it), and stops
+//! each server with `SIGTERM` after its cell. In every cell the raw loop on a system call runs right before our
+//! server on the same call, and ratios are ours ÷ raw (mio ÷ raw epoll: both wait
+//! on epoll).
 //!
 //! Server CPU is utime + stime from `/proc/PID/stat` (clock ticks, 10 ms) read before
 //! and after the measured window; the window follows a warm-up with every connection
@@ -190,16 +207,59 @@ fn send_rest(c: &mut Client, msg: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `conns` connections, each with one `size`-byte message in flight, for `warmup`
-/// then a measured `secs`.
+/// Idle connections are opened this many at a time: each batch is connected, then
+/// every one of them makes its round trip, so the listen backlog never holds more.
+const IDLE_BATCH: usize = 128;
+
+/// Opens `n` connections that stay idle: each is connected and makes one 1-byte
+/// round trip, so the server has accepted it and served it once before the warm-up;
+/// then it sends nothing until it is dropped.
+fn open_idle(addr: SocketAddr, n: usize) -> Result<Vec<std::net::TcpStream>, String> {
+    let mut idle: Vec<std::net::TcpStream> = Vec::with_capacity(n);
+    let mut byte = [0u8; 1];
+    while idle.len() < n {
+        let first = idle.len();
+        for i in first..n.min(first + IDLE_BATCH) {
+            let mut s = std::net::TcpStream::connect(addr)
+                .map_err(|e| format!("idle connection #{i}: connect: {e}"))?;
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            s.write_all(b"i")
+                .map_err(|e| format!("idle connection #{i}: write: {e}"))?;
+            idle.push(s);
+        }
+        for (i, s) in idle.iter_mut().enumerate().skip(first) {
+            match s.read(&mut byte) {
+                Ok(1) if byte[0] == b'i' => {}
+                Ok(0) => {
+                    return Err(format!(
+                        "the server closed idle connection #{i} (it holds fewer connections: \
+                         its capacity or RLIMIT_NOFILE)"
+                    ));
+                }
+                Ok(_) => return Err(format!("idle connection #{i}: wrong echo {byte:?}")),
+                Err(e) => return Err(format!("idle connection #{i}: no echo: {e}")),
+            }
+        }
+    }
+    Ok(idle)
+}
+
+/// `idle` idle connections (see [`open_idle`]), then `conns` connections, each with
+/// one `size`-byte message in flight, for `warmup` then a measured `secs`; the idle
+/// ones stay open until the window closes.
+#[allow(clippy::too_many_arguments)]
 fn echo_run(
     addr: SocketAddr,
     conns: usize,
+    idle: usize,
     size: usize,
     warmup: Duration,
     secs: Duration,
     pid: Option<u32>,
 ) -> Result<Outcome, String> {
+    let idle = open_idle(addr, idle)?;
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut clients = Vec::with_capacity(conns);
     for i in 0..conns {
@@ -294,7 +354,9 @@ fn echo_run(
         }
     }
     let w = window.ok_or("the window never opened")?;
-    Ok(w.close(count, &mut lat, errors))
+    let out = w.close(count, &mut lat, errors);
+    drop(idle);
+    Ok(out)
 }
 
 // ------------------------------------------------------------------ connect churn
@@ -460,12 +522,14 @@ impl Server {
     fn reference(self) -> Server {
         match self {
             Server::OursSelect | Server::RawSelect => Server::RawSelect,
-            Server::OursEpoll | Server::RawEpoll => Server::RawEpoll,
+            Server::OursEpoll | Server::RawEpoll | Server::Mio => Server::RawEpoll,
             _ => Server::RawPoll,
         }
     }
 
-    fn command(self, dir: &std::path::Path) -> Command {
+    /// The command that starts this server: the binary next to ours, or `echo`
+    /// (`--echo-server PATH`) for our servers.
+    fn command(self, dir: &std::path::Path, echo: Option<&std::path::Path>) -> Command {
         let (bin, args): (&str, &[&str]) = match self {
             Server::RawPoll => ("raw_echo", &["--backend", "poll"]),
             Server::RawSelect => ("raw_echo", &["--backend", "select"]),
@@ -484,14 +548,18 @@ impl Server {
             ),
             Server::Mio => ("mio_echo", &[]),
         };
+        let path = match echo {
+            Some(path) if bin == "echo_server" => path.to_path_buf(),
+            _ => dir.join(bin),
+        };
         let mut c = if let Some(out) = callgrind_out(self) {
             let mut c = Command::new("valgrind");
             c.args(["--tool=callgrind", "--instr-atstart=no"])
                 .arg(format!("--callgrind-out-file={}", out.display()))
-                .arg(dir.join(bin));
+                .arg(path);
             c
         } else {
-            Command::new(dir.join(bin))
+            Command::new(path)
         };
         c.arg("127.0.0.1:0").args(args);
         c
@@ -514,9 +582,14 @@ struct Running {
 }
 
 impl Running {
-    fn start(server: Server, dir: &std::path::Path, pin: Option<usize>) -> Result<Running, String> {
+    fn start(
+        server: Server,
+        dir: &std::path::Path,
+        echo: Option<&std::path::Path>,
+        pin: Option<usize>,
+    ) -> Result<Running, String> {
         let mut child = server
-            .command(dir)
+            .command(dir, echo)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -572,10 +645,71 @@ fn raise_nofile() -> rlim_t {
 
 // ------------------------------------------------------------------ the matrix
 
+/// One cell's connections: `active` with a message in flight, `idle` connected and
+/// silent (written `ACTIVE` or `ACTIVE+IDLE` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Conns {
+    active: usize,
+    idle: usize,
+}
+
+impl Conns {
+    fn parse(s: &str, idle: usize) -> Result<Conns, String> {
+        let num = |x: &str| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad connection count {s} (ACTIVE or ACTIVE+IDLE)"))
+        };
+        Ok(match s.split_once('+') {
+            Some((a, i)) => Conns {
+                active: num(a)?,
+                idle: num(i)?,
+            },
+            None => Conns {
+                active: num(s)?,
+                idle,
+            },
+        })
+    }
+
+    /// The table's conns column: `100`, or `100 + 9900 idle`.
+    fn label(self) -> String {
+        if self.idle == 0 {
+            self.active.to_string()
+        } else {
+            format!("{} + {} idle", self.active, self.idle)
+        }
+    }
+
+    /// Checks the counts, and that this process and the server (which inherits
+    /// our limit) each have an fd for every connection and a few more.
+    fn check(self, nofile: rlim_t) -> Result<(), String> {
+        if !(1..=10_000).contains(&self.active) {
+            return Err(format!(
+                "{}: active connections must be 1..=10000",
+                self.label()
+            ));
+        }
+        let total = self.active.saturating_add(self.idle);
+        let needed = rlim_t::try_from(total.saturating_add(FD_SLACK)).unwrap_or(rlim_t::MAX);
+        if needed > nofile {
+            return Err(format!(
+                "{}: {total} connections and {FD_SLACK} other fds do not fit in RLIMIT_NOFILE ({nofile})",
+                self.label()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// fds besides the connections, in this process or a server: stdio, the listener,
+/// the poll instance, pipes, signals.
+const FD_SLACK: usize = 32;
+
 struct Opts {
     secs: Duration,
     warmup: Duration,
-    conns: Vec<usize>,
+    conns: Vec<Conns>,
     sizes: Vec<usize>,
     servers: Vec<Server>,
     repeat: usize,
@@ -584,6 +718,8 @@ struct Opts {
     churn: bool,
     pin: bool,
     callgrind: bool,
+    /// `--echo-server PATH`: the echo_server our servers run (a bigger build).
+    echo: Option<PathBuf>,
 }
 
 fn median(mut v: Vec<Outcome>) -> Outcome {
@@ -613,6 +749,9 @@ fn matrix(o: &Opts) -> Result<(), String> {
         let _ = pin_to(Pid::from_raw(0), 1);
     }
     let nofile = raise_nofile();
+    for c in &o.conns {
+        c.check(nofile)?;
+    }
     // Order: each raw loop right before the servers compared with it.
     let mut order: Vec<Server> = Vec::new();
     for s in &o.servers {
@@ -631,6 +770,9 @@ fn matrix(o: &Opts) -> Result<(), String> {
         o.repeat,
         if pin { "yes" } else { "no" },
     );
+    if let Some(echo) = &o.echo {
+        println!("our servers: {}", echo.display());
+    }
     if o.callgrind {
         println!(
             "servers under callgrind: their rates and CPU times are valgrind's, not theirs; \
@@ -660,8 +802,16 @@ fn matrix(o: &Opts) -> Result<(), String> {
                     if let Some(f) = callgrind_out(*server) {
                         let _ = std::fs::remove_file(f);
                     }
-                    let r = Running::start(*server, &dir, pin.then_some(0))?;
-                    let out = echo_run(r.addr, conns, size, o.warmup, o.secs, Some(r.pid()));
+                    let r = Running::start(*server, &dir, o.echo.as_deref(), pin.then_some(0))?;
+                    let out = echo_run(
+                        r.addr,
+                        conns.active,
+                        conns.idle,
+                        size,
+                        o.warmup,
+                        o.secs,
+                        Some(r.pid()),
+                    );
                     r.stop();
                     let out = out.map(|mut x| {
                         if let Some(total) =
@@ -673,7 +823,7 @@ fn matrix(o: &Opts) -> Result<(), String> {
                     });
                     match out {
                         Ok(x) => outs.push(x),
-                        Err(e) => eprintln!("{} {conns}×{size}: {e}", server.name()),
+                        Err(e) => eprintln!("{} {}×{size}: {e}", server.name(), conns.label()),
                     }
                 }
             }
@@ -703,7 +853,8 @@ fn matrix(o: &Opts) -> Result<(), String> {
                     String::new()
                 };
                 println!(
-                    "| {conns} | {size} B | {} | {:.0} | {} | {} | {} | {cpu_ratio} | {rate_ratio} | {:.0} |{instr}{}",
+                    "| {} | {size} B | {} | {:.0} | {} | {} | {} | {cpu_ratio} | {rate_ratio} | {:.0} |{instr}{}",
+                    conns.label(),
                     s.name(),
                     x.rate,
                     fmt_us(x.p50_us),
@@ -735,7 +886,7 @@ fn matrix(o: &Opts) -> Result<(), String> {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut results: Vec<(Server, Outcome)> = Vec::new();
     for s in &order {
-        let r = Running::start(*s, &dir, pin.then_some(0))?;
+        let r = Running::start(*s, &dir, o.echo.as_deref(), pin.then_some(0))?;
         let out = churn_run(r.addr, o.churn_conc, o.warmup, o.churn_secs, Some(r.pid()));
         r.stop();
         match out {
@@ -770,14 +921,372 @@ fn matrix(o: &Opts) -> Result<(), String> {
     Ok(())
 }
 
+// ------------------------------------------------------------------ many connections
+
+/// `many`'s message sizes: connection `i` sends `MANY_SIZES[(i + round) % 4]` bytes
+/// in `round`, so every size is on a quarter of the connections in every round.
+const MANY_SIZES: [usize; 4] = [1, 100, 4096, 64 * 1024];
+/// The longest `many` waits without a byte moving before it gives up.
+const MANY_STALL: Duration = Duration::from_secs(20);
+
+/// 64 KiB of pseudo-random bytes, twice over, so any 64 KiB window is contiguous.
+fn many_pattern() -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut p: Vec<u8> = (0..1 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    p.extend_from_within(..);
+    p
+}
+
+/// Where connection `conn`'s message of `round` starts in the pattern: a message
+/// echoed on another connection, or from another round, differs from the one
+/// expected.
+fn many_offset(conn: usize, round: usize) -> usize {
+    let mut x = ((conn as u64) << 20 | round as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    (x & 0xFFFF) as usize
+}
+
+struct ManyConn {
+    stream: TcpStream,
+    round: usize,
+    size: usize,
+    offset: usize,
+    sent: usize,
+    got: usize,
+    /// All rounds echoed, or failed.
+    done: bool,
+}
+
+impl ManyConn {
+    fn start_round(&mut self, conn: usize, round: usize) {
+        self.round = round;
+        self.size = MANY_SIZES[(conn + round) % MANY_SIZES.len()];
+        self.offset = many_offset(conn, round);
+        self.sent = 0;
+        self.got = 0;
+    }
+
+    /// Sends what the socket takes of this round's message.
+    fn send(&mut self, pattern: &[u8]) -> std::io::Result<()> {
+        while self.sent < self.size {
+            let msg = &pattern[self.offset + self.sent..self.offset + self.size];
+            match self.stream.write(msg) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many fds this process has open (`/proc/self/fd`, less the one reading it).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(3, |d| d.count().saturating_sub(1))
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `loadgen many`: as many connections as the fd limits allow on one
+/// `echo_server --backend epoll`, every one echoing its own pattern, every byte
+/// checked; then the server's memory.
+fn many(echo: &std::path::Path, want: Option<usize>, rounds: usize) -> Result<(), String> {
+    let nofile = raise_nofile();
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+    let help = Command::new(echo)
+        .arg("--help")
+        .output()
+        .map_err(|e| format!("{}: {e}", echo.display()))?;
+    let help = String::from_utf8_lossy(&help.stdout);
+    let static_bytes = help
+        .lines()
+        .find_map(|l| l.strip_prefix("Memory, all static and fixed at compile time: "))
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok());
+    let mut child = Command::new(echo)
+        .args(["127.0.0.1:0", "--backend", "epoll", "--quiet", "--nodelay"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", echo.display()))?;
+    let pid = child.id();
+    let result = many_against(&mut child, nofile, hard, want, rounds, static_bytes);
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    let _ = child.wait();
+    result
+}
+
+fn many_against(
+    child: &mut Child,
+    nofile: rlim_t,
+    hard: rlim_t,
+    want: Option<usize>,
+    rounds: usize,
+    static_bytes: Option<u64>,
+) -> Result<(), String> {
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("echo_server: unexpected first line {line:?}"))?;
+    // "backend epoll, at most N connections[ (lowered from M: why)]"
+    let mut err = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    line.clear();
+    err.read_line(&mut line).map_err(|e| e.to_string())?;
+    let said = line.trim().to_owned();
+    let server_max: usize = said
+        .split_once("at most ")
+        .and_then(|(_, r)| r.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("echo_server: unexpected line {said:?}"))?;
+    // What is left to us: the poll instance and one probe over the server's limit.
+    let room = (nofile as usize).saturating_sub(open_fds() + 2);
+    let by_limits = server_max.min(room);
+    let count = want.map_or(by_limits, |w| w.min(by_limits));
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    println!(
+        "many: one echo_server --backend epoll on {addr} (pid {pid}); RLIMIT_NOFILE {nofile} (hard {hard}) in each process"
+    );
+    println!("  the server: {said}");
+    println!(
+        "  the server's fds besides connections: {} ({open_fds} open now: stdio, the signal \
+         source's pipe, the listener, the epoll instance, anything inherited; and one kept \
+         spare to accept and refuse a connection over the limit)",
+        (nofile as usize).saturating_sub(server_max)
+    );
+    println!("  this process has room for {room} connections and one over the server's limit");
+    if count < 20_000 && count == by_limits {
+        println!(
+            "  connecting {count}, not 20000: every fd counts against RLIMIT_NOFILE ({nofile}), \
+             whose hard limit only CAP_SYS_RESOURCE can raise"
+        );
+    } else {
+        println!("  connecting {count}");
+    }
+
+    let t = Instant::now();
+    let opened = open_idle(addr, count)?;
+    let connect_secs = t.elapsed().as_secs_f64();
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut conns: Vec<ManyConn> = Vec::with_capacity(count);
+    for (i, s) in opened.into_iter().enumerate() {
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut stream = TcpStream::from_std(s);
+        poll.registry()
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| e.to_string())?;
+        conns.push(ManyConn {
+            stream,
+            round: 0,
+            size: 0,
+            offset: 0,
+            sent: 0,
+            got: 0,
+            done: false,
+        });
+    }
+    println!(
+        "  {count} connected and each served one 1-byte round trip in {connect_secs:.1} s; \
+         server VmRSS {} kB",
+        status_kb(pid, "VmRSS").unwrap_or(0)
+    );
+
+    let pattern = many_pattern();
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut failures: Vec<String> = Vec::new();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let t = Instant::now();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.start_round(i, 0);
+        if let Err(e) = c.send(&pattern) {
+            failures.push(format!("#{i} round 0: send: {e}"));
+            c.done = true;
+        }
+    }
+    let mut left = conns.iter().filter(|c| !c.done).count();
+    let mut events = Events::with_capacity(1024);
+    let mut last_progress = Instant::now();
+    while left > 0 {
+        if last_progress.elapsed() > MANY_STALL {
+            for (i, c) in conns.iter().enumerate().filter(|(_, c)| !c.done) {
+                if failures.len() < 20 {
+                    failures.push(format!(
+                        "#{i} round {}: stalled at {} of {} bytes echoed",
+                        c.round, c.got, c.size
+                    ));
+                }
+            }
+            failures.push(format!("{left} connections stalled for {MANY_STALL:?}"));
+            break;
+        }
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(100)))
+            && e.kind() != ErrorKind::Interrupted
+        {
+            return Err(e.to_string());
+        }
+        for ev in &events {
+            let i = ev.token().0;
+            let Some(c) = conns.get_mut(i) else { continue };
+            if c.done {
+                continue;
+            }
+            let mut failed: Option<String> = None;
+            if ev.is_writable()
+                && let Err(e) = c.send(&pattern)
+            {
+                failed = Some(format!("send: {e}"));
+            }
+            while failed.is_none() && !c.done {
+                match c.stream.read(&mut scratch) {
+                    Ok(0) => failed = Some("the server closed the connection".into()),
+                    Ok(n) => {
+                        last_progress = Instant::now();
+                        let want = c.size - c.got;
+                        let expected = &pattern[c.offset + c.got..c.offset + c.size];
+                        let n_ok = n.min(want);
+                        if let Some(at) = (0..n_ok).find(|&k| scratch[k] != expected[k]) {
+                            failed = Some(format!(
+                                "byte {} of {}: {:#04x}, expected {:#04x}",
+                                c.got + at,
+                                c.size,
+                                scratch[at],
+                                expected[at]
+                            ));
+                        } else if n > want {
+                            failed =
+                                Some(format!("{} bytes more than the {} sent", n - want, c.size));
+                        } else {
+                            c.got += n;
+                            bytes += n as u64;
+                            if c.got == c.size {
+                                messages += 1;
+                                if c.round + 1 == rounds {
+                                    c.done = true;
+                                    left -= 1;
+                                } else {
+                                    c.start_round(i, c.round + 1);
+                                    if let Err(e) = c.send(&pattern) {
+                                        failed = Some(format!("send: {e}"));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => failed = Some(format!("read: {e}")),
+                }
+            }
+            if let Some(why) = failed {
+                failures.push(format!("#{i} round {}: {why}", c.round));
+                c.done = true;
+                left -= 1;
+            }
+        }
+    }
+    let echo_secs = t.elapsed().as_secs_f64();
+    let rss = status_kb(pid, "VmRSS");
+    let hwm = status_kb(pid, "VmHWM");
+    println!(
+        "  {rounds} rounds on every connection (sizes {MANY_SIZES:?} B, by connection and round): \
+         {messages} messages, {bytes} bytes echoed in {echo_secs:.1} s, every byte checked"
+    );
+
+    // One over the server's limit: accepted and closed at once.
+    if count == server_max {
+        let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("probe: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let _ = s.write_all(b"x");
+        let mut b = [0u8; 1];
+        match s.read(&mut b) {
+            Ok(0) => println!(
+                "  connection {}: accepted and closed at once (the server is full)",
+                count + 1
+            ),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                println!(
+                    "  connection {}: accepted and reset at once (the server is full)",
+                    count + 1
+                )
+            }
+            other => failures.push(format!(
+                "connection {} over the limit: {other:?}",
+                count + 1
+            )),
+        }
+    }
+    let kb = |x: Option<u64>| {
+        x.map_or("?".into(), |k| {
+            format!("{k} kB ({:.1} MiB)", k as f64 / 1024.0)
+        })
+    };
+    println!(
+        "  server memory with {count} connections open: VmRSS {}, VmHWM {}; static {}",
+        kb(rss),
+        kb(hwm),
+        static_bytes.map_or("?".into(), |b| format!(
+            "{b} bytes ({:.1} MiB, --help)",
+            b as f64 / 1048576.0
+        ))
+    );
+    if failures.is_empty() {
+        println!("  byte-exact: yes, 0 failures on {count} connections");
+        Ok(())
+    } else {
+        for f in failures.iter().take(20) {
+            println!("  FAILED {f}");
+        }
+        Err(format!("{} connections failed", failures.len()))
+    }
+}
+
 // ------------------------------------------------------------------ arguments
 
 const USAGE: &str = "usage:
-  loadgen matrix [--secs S] [--warmup S] [--conns 1,10,100,1000] [--sizes 64,4096]
+  loadgen matrix [--secs S] [--warmup S] [--conns 1,10,100,1000] [--idle N] [--sizes 64,4096]
                  [--servers raw-poll,ours-poll,raw-select,ours-select,raw-epoll,ours-epoll,mio] [--repeat R]
                  [--churn-secs S] [--churn-conc C] [--no-churn] [--no-pin] [--callgrind]
-  loadgen echo ADDR [--conns C] [--size B] [--secs S] [--warmup S] [--pid PID]
-  loadgen churn ADDR [--conc C] [--secs S] [--warmup S] [--pid PID]";
+                 [--echo-server PATH]
+  loadgen echo ADDR [--conns C] [--idle N] [--size B] [--secs S] [--warmup S] [--pid PID]
+  loadgen churn ADDR [--conc C] [--secs S] [--warmup S] [--pid PID]
+  loadgen many --echo-server PATH [--conns N] [--rounds R]
+
+  --conns A or A+I  A connections with a message in flight (1 to 10000), and I more
+                    connected, served one 1-byte round trip, then idle through the
+                    window (--idle N: I for every item without its own)
+  --echo-server     the echo_server binary our servers run (default: the one next to
+                    loadgen), e.g. one built with ASYNCORE_ECHO_CAPACITY=20480
+  many              starts PATH --backend epoll --quiet, connects as many connections
+                    as it and this process can hold (RLIMIT_NOFILE), echoes a distinct
+                    pattern on each (1 B to 64 KiB) for R rounds (default 3), checks
+                    every byte, and reports the server's memory; exit status 2 on any
+                    mismatch";
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, String> {
     s.split(',')
@@ -799,7 +1308,9 @@ fn run() -> Result<(), String> {
     let mut o = Opts {
         secs: Duration::from_secs(2),
         warmup: Duration::from_millis(500),
-        conns: vec![1, 10, 100, 1000],
+        conns: [1, 10, 100, 1000]
+            .map(|active| Conns { active, idle: 0 })
+            .to_vec(),
         sizes: vec![64, 4096],
         servers: Server::ALL.to_vec(),
         repeat: 1,
@@ -808,17 +1319,26 @@ fn run() -> Result<(), String> {
         churn: true,
         pin: true,
         callgrind: false,
+        echo: None,
     };
     let mut addr: Option<SocketAddr> = None;
     let (mut conns, mut size, mut pid) = (1usize, 64usize, None::<u32>);
+    let (mut idle, mut conn_list, mut rounds) = (0usize, None::<String>, 3usize);
+    let mut many_conns: Option<usize> = None;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--secs" => o.secs = secs(&val()?)?,
             "--warmup" => o.warmup = secs(&val()?)?,
-            "--conns" if mode == "matrix" => o.conns = list(&val()?)?,
+            "--conns" if mode == "matrix" => conn_list = Some(val()?),
+            "--conns" if mode == "many" => {
+                many_conns = Some(val()?.parse().map_err(|_| "bad --conns")?);
+            }
             "--conns" | "--conc" => conns = val()?.parse().map_err(|_| "bad --conns")?,
+            "--idle" => idle = val()?.parse().map_err(|_| "bad --idle")?,
+            "--rounds" => rounds = val()?.parse().map_err(|_| "bad --rounds")?,
+            "--echo-server" => o.echo = Some(PathBuf::from(val()?)),
             "--sizes" => o.sizes = list(&val()?)?,
             "--size" => size = val()?.parse().map_err(|_| "bad --size")?,
             "--servers" => {
@@ -850,9 +1370,13 @@ fn run() -> Result<(), String> {
     match mode {
         "matrix" => {
             CALLGRIND.store(o.callgrind, Ordering::Relaxed);
-            for &c in &o.conns {
-                bounded(c, "--conns")?;
-            }
+            o.conns = match conn_list {
+                Some(l) => l
+                    .split(',')
+                    .map(|c| Conns::parse(c, idle))
+                    .collect::<Result<_, _>>()?,
+                None => o.conns.iter().map(|c| Conns { idle, ..*c }).collect(),
+            };
             bounded(o.churn_conc, "--churn-conc")?;
             o.repeat = o.repeat.clamp(1, 9);
             matrix(&o)
@@ -863,9 +1387,22 @@ fn run() -> Result<(), String> {
                 return Err("loopback addresses only".into());
             }
             bounded(conns, "--conns")?;
-            raise_nofile();
+            let nofile = raise_nofile();
             let x = if mode == "echo" {
-                echo_run(addr, conns, size.clamp(1, 1 << 20), o.warmup, o.secs, pid)?
+                Conns {
+                    active: conns,
+                    idle,
+                }
+                .check(nofile)?;
+                echo_run(
+                    addr,
+                    conns,
+                    idle,
+                    size.clamp(1, 1 << 20),
+                    o.warmup,
+                    o.secs,
+                    pid,
+                )?
             } else {
                 churn_run(addr, conns, o.warmup, o.secs, pid)?
             };
@@ -881,6 +1418,10 @@ fn run() -> Result<(), String> {
                 x.gen_cpu
             );
             Ok(())
+        }
+        "many" => {
+            let echo = o.echo.ok_or("many needs --echo-server PATH")?;
+            many(&echo, many_conns, rounds.clamp(1, 100))
         }
         _ => Err(USAGE.into()),
     }

@@ -8,8 +8,10 @@
 //! It prints `listening on ADDR` (port 0 picks a free port) and serves until killed.
 //! Written as mio's own examples are, with the choices `raw_echo` makes: one 64 KiB
 //! read buffer shared by every connection, what a write did not take kept in a
-//! per-connection backlog (a `Vec`), up to 16 accepts per listener event,
-//! `TCP_NODELAY`. Each connection is registered once for reading and writing
+//! per-connection backlog (a `Vec`), `TCP_NODELAY`. The listener is edge-triggered
+//! too, so each of its events accepts until `accept` would block (a fixed batch, as
+//! the level-triggered loops take, would strand the connections past it until the
+//! next one arrives). Each connection is registered once for reading and writing
 //! (edge-triggered); a read shorter than the buffer means the socket was drained (a
 //! new arrival raises a new edge), so no extra `read` is spent to see `WouldBlock`.
 
@@ -23,7 +25,6 @@ use mio::{Events, Interest, Poll, Token};
 
 /// The read buffer every connection shares.
 const BUF: usize = 64 * 1024;
-const ACCEPT_BATCH: usize = 16;
 const LISTENER: Token = Token(usize::MAX);
 
 struct Conn {
@@ -142,9 +143,13 @@ fn main() -> ExitCode {
         }
         for event in &events {
             if event.token() == LISTENER {
-                for _ in 0..ACCEPT_BATCH {
-                    let Ok((mut stream, _)) = listener.accept() else {
-                        break;
+                loop {
+                    let mut stream = match listener.accept() {
+                        Ok((stream, _)) => stream,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        // WouldBlock: drained; anything else (EMFILE): give up
+                        // until the next edge.
+                        Err(_) => break,
                     };
                     // As `echo_server --nodelay`.
                     let _ = stream.set_nodelay(true);

@@ -643,6 +643,27 @@ fn chat_server_help_states_its_memory() {
     }
 }
 
+/// The default build (no `ASYNCORE_ECHO_CAPACITY`): 2,048 channels, 2,046
+/// connections, and the memory line says so.
+#[test]
+fn echo_server_help_states_its_capacity_and_memory() {
+    let out = command(&example("echo_server"))
+        .arg("--help")
+        .output()
+        .expect("run echo_server --help");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "(1 to 2046; default 2046)",
+        "ASYNCORE_ECHO_CAPACITY=N",
+        "this build: 2048",
+        "Memory, all static and fixed at compile time: ",
+        "2048 channels of ",
+    ] {
+        assert!(text.contains(want), "no {want:?} in: {text}");
+    }
+}
+
 #[test]
 fn bad_addresses_exit_2() {
     for name in ["echo_server", "chat_server"] {

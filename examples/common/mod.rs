@@ -139,6 +139,9 @@ pub fn fd_budget(
         .and_then(|fd| nix::unistd::dup(fd).ok())
         .map_or(listener.as_raw_fd() + 1, |dup| dup.as_raw_fd());
     let first_free = usize::try_from(first_free).unwrap_or(0);
+    // fds in use: those below `first_free`, and any above it (inherited from the
+    // parent, for instance), which count against RLIMIT_NOFILE as well.
+    let in_use = open_fds().map_or(first_free, |n| n.max(first_free));
     // fds the backend itself takes once the listener is added: the epoll instance.
     let own = usize::from(backend == Backend::Epoll);
     let (mut soft, hard) =
@@ -147,7 +150,7 @@ pub fn fd_budget(
     // on Linux, but say what happens if it were (asking for "unlimited" is then
     // capped at the hard limit below).
     let needed = rlim_t::try_from(
-        first_free
+        in_use
             .saturating_add(own)
             .saturating_add(wanted)
             .saturating_add(1),
@@ -160,7 +163,8 @@ pub fn fd_budget(
         }
     }
     let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    let (by_rlimit, by_backend) = limits(backend, first_free, soft, epoll_max_user_watches());
+    let (by_rlimit, by_backend) =
+        limits(backend, first_free, in_use, soft, epoll_max_user_watches());
     let servable = by_rlimit.min(by_backend);
     if servable == 0 {
         return Err(format!(
@@ -192,23 +196,31 @@ pub fn fd_budget(
 }
 
 /// How many connections fit, by the fd limit `soft` and by what `backend` can watch,
-/// when the next fd handed out is `first_free` and the user may have `watches` epoll
-/// watches: one fd is kept spare, epoll's instance takes one more fd, and the
-/// listener is one of the watches.
+/// when the next fd handed out is `first_free`, `in_use` fds are open and the user
+/// may have `watches` epoll watches: one fd is kept spare, epoll's instance takes one
+/// more fd, and the listener is one of the watches.
 fn limits(
     backend: Backend,
     first_free: usize,
+    in_use: usize,
     soft: usize,
     watches: Option<usize>,
 ) -> (usize, usize) {
     let own = usize::from(backend == Backend::Epoll);
-    let by_rlimit = soft.saturating_sub(first_free + own + 1);
+    let by_rlimit = soft.saturating_sub(in_use + own + 1);
     let by_backend = match backend {
         Backend::Select => FD_SETSIZE.saturating_sub(first_free),
         Backend::Poll => usize::MAX,
         Backend::Epoll => watches.map_or(usize::MAX, |w| w.saturating_sub(1)),
     };
     (by_rlimit, by_backend)
+}
+
+/// How many fds this process has open (`/proc/self/fd`, less the one reading it);
+/// `None` where that cannot be read.
+fn open_fds() -> Option<usize> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(entries.count().saturating_sub(1))
 }
 
 /// `/proc/sys/fs/epoll/max_user_watches`: how many fds one user's epoll instances may
@@ -379,7 +391,7 @@ mod tests {
     #[test]
     fn each_backend_limits_what_it_can() {
         // fds 0 to 9 taken, a soft limit of 2,000, 100,000 epoll watches.
-        let at = |backend, watches| limits(backend, 10, 2000, watches);
+        let at = |backend, watches| limits(backend, 10, 10, 2000, watches);
         assert_eq!(at(Backend::Select, None), (1989, FD_SETSIZE - 10));
         assert_eq!(at(Backend::Poll, Some(5)), (1989, usize::MAX));
         // epoll's own fd costs one connection; the listener is one of the watches.
@@ -387,6 +399,12 @@ mod tests {
         assert_eq!(at(Backend::Epoll, Some(500)), (1988, 499));
         assert_eq!(at(Backend::Epoll, None), (1988, usize::MAX));
         // Nothing left: zero, never an underflow.
-        assert_eq!(limits(Backend::Epoll, 10, 5, Some(0)), (0, 0));
+        assert_eq!(limits(Backend::Epoll, 10, 10, 5, Some(0)), (0, 0));
+        // Two fds open above the lowest free one (inherited): two connections fewer
+        // by the fd limit; select still counts from the lowest free fd.
+        assert_eq!(
+            limits(Backend::Select, 10, 12, 2000, None),
+            (1987, FD_SETSIZE - 10)
+        );
     }
 }

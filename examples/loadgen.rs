@@ -727,6 +727,30 @@ fn median(mut v: Vec<Outcome>) -> Outcome {
     v[v.len() / 2]
 }
 
+/// The median over repeats of `mine ÷ theirs` (server CPU per round trip, and rate),
+/// each run divided by its reference's run of the same repeat: the two ran one
+/// right after the other, so a slow spell of the machine affects both alike.
+fn paired_ratios(mine: &[Option<Outcome>], theirs: &[Option<Outcome>]) -> (f64, f64) {
+    let mut cpu = Vec::new();
+    let mut rate = Vec::new();
+    for (x, y) in mine
+        .iter()
+        .zip(theirs)
+        .filter_map(|(x, y)| Some((*x.as_ref()?, *y.as_ref()?)))
+    {
+        cpu.push(x.cpu_us / y.cpu_us);
+        rate.push(x.rate / y.rate);
+    }
+    let mid = |mut v: Vec<f64>| {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (mid(cpu), mid(rate))
+}
+
 fn fmt_us(x: f64) -> String {
     if x.is_nan() {
         "–".into()
@@ -763,8 +787,9 @@ fn matrix(o: &Opts) -> Result<(), String> {
         }
     }
     println!(
-        "echo load: closed loop, loopback; warm-up {:.1} s, window {:.1} s per cell, median of {}; \
-         server pinned to CPU 0, load generator to CPU 1: {}; RLIMIT_NOFILE {nofile}; {cpus} CPUs",
+        "echo load: closed loop, loopback; warm-up {:.1} s, window {:.1} s per cell, median of {} \
+         (ratios: the median of each run over its reference's run of the same repeat, \
+         the servers taking turns); server pinned to CPU 0, load generator to CPU 1: {}; RLIMIT_NOFILE {nofile}; {cpus} CPUs",
         o.warmup.as_secs_f64(),
         o.secs.as_secs_f64(),
         o.repeat,
@@ -795,7 +820,9 @@ fn matrix(o: &Opts) -> Result<(), String> {
     for &size in &o.sizes {
         for &conns in &o.conns {
             let mut results: Vec<(Server, Outcome)> = Vec::new();
-            let mut runs: Vec<(Server, Vec<Outcome>)> =
+            // Per server, one entry per repeat (`None`: that run failed), so a run
+            // can be paired with its reference's run of the same repeat.
+            let mut runs: Vec<(Server, Vec<Option<Outcome>>)> =
                 order.iter().map(|s| (*s, Vec::new())).collect();
             for _ in 0..o.repeat {
                 for (server, outs) in &mut runs {
@@ -822,14 +849,18 @@ fn matrix(o: &Opts) -> Result<(), String> {
                         x
                     });
                     match out {
-                        Ok(x) => outs.push(x),
-                        Err(e) => eprintln!("{} {}×{size}: {e}", server.name(), conns.label()),
+                        Ok(x) => outs.push(Some(x)),
+                        Err(e) => {
+                            eprintln!("{} {}×{size}: {e}", server.name(), conns.label());
+                            outs.push(None);
+                        }
                     }
                 }
             }
-            for (s, outs) in runs {
-                if !outs.is_empty() {
-                    results.push((s, median(outs)));
+            for (s, outs) in &runs {
+                let ok: Vec<Outcome> = outs.iter().flatten().copied().collect();
+                if !ok.is_empty() {
+                    results.push((*s, median(ok)));
                 }
             }
             for (s, x) in &results {
@@ -840,10 +871,12 @@ fn matrix(o: &Opts) -> Result<(), String> {
                 }
                 let reference = results.iter().find(|(r, _)| *r == s.reference());
                 let (cpu_ratio, rate_ratio) = match reference {
-                    Some((r, y)) if r != s => (
-                        format!("{:.2}", x.cpu_us / y.cpu_us),
-                        format!("{:.2}", x.rate / y.rate),
-                    ),
+                    Some((r, _)) if r != s => {
+                        let mine = &runs.iter().find(|(k, _)| k == s).expect("ran").1;
+                        let theirs = &runs.iter().find(|(k, _)| k == r).expect("ran").1;
+                        let (cpu, rate) = paired_ratios(mine, theirs);
+                        (format!("{cpu:.2}"), format!("{rate:.2}"))
+                    }
                     _ => ("1".into(), "1".into()),
                 };
                 let instr = if o.callgrind {

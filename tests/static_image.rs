@@ -5,61 +5,109 @@
 //! and `.bss` holds the reactor. One non-zero byte anywhere in the empty reactor
 //! (a free-list end marker, an `Option` niche, a "no time" value) would move the
 //! whole static to `.data` and fail this.
+//!
+//! The same for the building blocks, one by one: statics of this test binary built
+//! with every `const` constructor users put in a `static` (reactors over each
+//! selector, the map, the selectors, the send buffer, the echo connection, the
+//! chat output, the datagram queue, the buffer pool), each in a `Mutex` as a
+//! server keeps it (a `static` without interior mutability goes to `.rodata`
+//! whatever its bytes), found in this binary's symbol table and required to be in
+//! `.bss`.
 
 mod common;
+#[path = "support/elf.rs"]
+mod elf;
 
+use asyncore::chat::{ChatControl, NoProducer};
+use asyncore::{
+    Addr, AnySelector, Backend, BufferPool, ChannelMap, DatagramQueue, Echo, EchoConn, EpollIo,
+    EpollSelector, PollIo, PollSelector, Reactor, SelectIo, SelectSelector, SendBuffer, StdReactor,
+    StdSocket,
+};
+use elf::Elf;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// `.data` must stay below this: the reactors are megabytes, and the rest of `.data`
 /// (std's and ours) is about 2.5 KiB on x86_64, so a table of a few KiB that is not
 /// all zeros when empty shows up too (the child-process table once put 24 KiB there).
 const DATA_LIMIT: u64 = 8 * 1024;
 
-/// The sizes of the sections named `.data` and `.bss`.
-fn data_and_bss(path: &Path) -> (u64, u64) {
-    let elf = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert_eq!(
-        &elf[..4],
-        b"\x7fELF",
-        "{} is not an ELF file",
-        path.display()
-    );
-    assert_eq!(elf[5], 1, "little-endian ELF expected");
-    let wide = match elf[4] {
-        1 => false,
-        2 => true,
-        c => panic!("unknown ELF class {c}"),
-    };
-    let u16_at = |o: usize| u64::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
-    let u32_at = |o: usize| u64::from(u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()));
-    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
-    let word = |o: usize| if wide { u64_at(o) } else { u32_at(o) };
-    // e_shoff, e_shentsize, e_shnum, e_shstrndx
-    let (shoff, shentsize, shnum, shstrndx) = if wide {
-        (u64_at(0x28), u16_at(0x3A), u16_at(0x3C), u16_at(0x3E))
-    } else {
-        (u32_at(0x20), u16_at(0x2E), u16_at(0x30), u16_at(0x32))
-    };
-    // Within a section header: sh_name at 0, sh_offset and sh_size after the flags
-    // and address words.
-    let (off_at, size_at) = if wide { (0x18, 0x20) } else { (0x10, 0x14) };
-    let header = |i: u64| (shoff + i * shentsize) as usize;
-    let strtab = word(header(shstrndx) + off_at) as usize;
-    let name = |h: usize| {
-        let start = strtab + u32_at(h) as usize;
-        let end = elf[start..].iter().position(|&b| b == 0).unwrap() + start;
-        String::from_utf8_lossy(&elf[start..end]).into_owned()
-    };
-    let (mut data, mut bss) = (None, None);
-    for i in 0..shnum {
-        let h = header(i);
-        match name(h).as_str() {
-            ".data" => data = Some(word(h + size_at)),
-            ".bss" => bss = Some(word(h + size_at)),
-            _ => {}
+type EchoDispatcher = Echo<StdSocket, 256>;
+
+#[used]
+static ZERO_STD_REACTOR: Mutex<StdReactor<EchoDispatcher, 16, BufferPool<2, 4096>>> = Mutex::new(
+    StdReactor::with_pool(AnySelector::new(Backend::Select), BufferPool::new()),
+);
+#[used]
+static ZERO_SELECT_REACTOR: Mutex<Reactor<SelectIo, EchoDispatcher, 16>> =
+    Mutex::new(Reactor::new(SelectSelector::new()));
+#[used]
+static ZERO_POLL_REACTOR: Mutex<Reactor<PollIo<16>, EchoDispatcher, 16>> =
+    Mutex::new(Reactor::new(PollSelector::new()));
+#[used]
+static ZERO_EPOLL_REACTOR: Mutex<Reactor<EpollIo<16>, EchoDispatcher, 16>> =
+    Mutex::new(Reactor::new(EpollSelector::new()));
+#[used]
+static ZERO_MAP: Mutex<ChannelMap<StdSocket, EchoDispatcher, 16>> = Mutex::new(ChannelMap::new());
+#[used]
+static ZERO_SELECT_SELECTOR: Mutex<SelectSelector> = Mutex::new(SelectSelector::new());
+#[used]
+static ZERO_POLL_SELECTOR: Mutex<PollSelector<16>> = Mutex::new(PollSelector::new());
+#[used]
+static ZERO_EPOLL_SELECTOR: Mutex<EpollSelector<16>> = Mutex::new(EpollSelector::new());
+#[used]
+static ZERO_SEND_BUFFER: Mutex<SendBuffer<256>> = Mutex::new(SendBuffer::new());
+#[used]
+static ZERO_ECHO_CONN: Mutex<EchoConn<256>> = Mutex::new(EchoConn::new());
+#[used]
+static ZERO_CHAT_CONTROL: Mutex<ChatControl<NoProducer, 256, 4>> = Mutex::new(ChatControl::new());
+#[used]
+static ZERO_DATAGRAM_QUEUE: Mutex<DatagramQueue<Addr, 256, 4>> = Mutex::new(DatagramQueue::new());
+#[used]
+static ZERO_POOL: Mutex<BufferPool<2, 256>> = Mutex::new(BufferPool::new());
+
+/// Each `ZERO_*` static above, in `.bss`.
+#[test]
+fn empty_values_are_all_zero_bytes() {
+    let me = std::env::current_exe().expect("current_exe");
+    let elf = Elf::read(&me);
+    let mut wrong = Vec::new();
+    for name in [
+        "ZERO_STD_REACTOR",
+        "ZERO_SELECT_REACTOR",
+        "ZERO_POLL_REACTOR",
+        "ZERO_EPOLL_REACTOR",
+        "ZERO_MAP",
+        "ZERO_SELECT_SELECTOR",
+        "ZERO_POLL_SELECTOR",
+        "ZERO_EPOLL_SELECTOR",
+        "ZERO_SEND_BUFFER",
+        "ZERO_ECHO_CONN",
+        "ZERO_CHAT_CONTROL",
+        "ZERO_DATAGRAM_QUEUE",
+        "ZERO_POOL",
+    ] {
+        let (section, size) = elf
+            .symbol_section(name)
+            .unwrap_or_else(|| panic!("{name} not in {}'s symbol table", me.display()));
+        println!("{name}: {section}, {size} B");
+        if section != ".bss" {
+            wrong.push(format!("{name} ({size} B) is in {section}"));
         }
     }
-    (data.expect("a .data section"), bss.expect("a .bss section"))
+    assert!(wrong.is_empty(), "not all zero bytes when empty: {wrong:?}");
+}
+
+/// The sizes of the sections named `.data` and `.bss`.
+fn data_and_bss(path: &Path) -> (u64, u64) {
+    let elf = Elf::read(path);
+    let size = |name: &str| {
+        elf.section(name)
+            .unwrap_or_else(|| panic!("{}: no {name} section", path.display()))
+            .size
+    };
+    (size(".data"), size(".bss"))
 }
 
 fn check(name: &str, reactor_at_least: u64) {

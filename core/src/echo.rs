@@ -13,7 +13,9 @@ use crate::{
 pub struct EchoListener<S> {
     max_conns: usize,
     others: usize,
-    idle: Option<core::time::Duration>,
+    /// The idle timeout in nanoseconds (an `Option<u64>` is all zero bytes when
+    /// `None`; an `Option<Duration>` is not, which would keep a static out of `.bss`).
+    idle_ns: Option<u64>,
     accepted: u64,
     refused: u64,
     hooks: ListenerHooks<S>,
@@ -25,7 +27,7 @@ impl<S> EchoListener<S> {
         EchoListener {
             max_conns,
             others: 0,
-            idle: None,
+            idle_ns: None,
             accepted: 0,
             refused: 0,
             hooks: ListenerHooks::default(),
@@ -52,7 +54,7 @@ impl<S> EchoListener<S> {
     /// a clock.
     #[must_use]
     pub fn with_idle_timeout(mut self, idle: core::time::Duration) -> Self {
-        self.idle = Some(idle);
+        self.idle_ns = Some(u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX));
         self
     }
 
@@ -76,7 +78,8 @@ pub struct EchoConn<const B: usize> {
     out: SendBuffer<B>,
     echoed: u64,
     peer_done: bool,
-    idle: Option<core::time::Duration>,
+    /// The idle timeout in nanoseconds (see `EchoListener::idle_ns`).
+    idle_ns: Option<u64>,
 }
 
 impl<const B: usize> EchoConn<B> {
@@ -86,7 +89,7 @@ impl<const B: usize> EchoConn<B> {
             out: SendBuffer::new(),
             echoed: 0,
             peer_done: false,
-            idle: None,
+            idle_ns: None,
         }
     }
 
@@ -200,12 +203,12 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
             Some((socket, Refusal::Full))
         } else {
             let mut conn = EchoConn::new();
-            conn.idle = l.idle;
+            conn.idle_ns = l.idle_ns;
             match ctx.add(socket, Echo::Conn(conn)) {
                 Ok(token) => {
                     l.accepted += 1;
-                    if let Some(idle) = l.idle {
-                        let _ = ctx.set_timeout_for(token, idle);
+                    if let Some(ns) = l.idle_ns {
+                        let _ = ctx.set_timeout_for(token, core::time::Duration::from_nanos(ns));
                     }
                     if let Some(c) = ctx.channel(token) {
                         (l.hooks.accepted)(token, c.socket);
@@ -228,9 +231,9 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         let Echo::Conn(c) = self else { return Ok(()) };
-        if let Some(idle) = c.idle {
+        if let Some(ns) = c.idle_ns {
             // Activity: push the idle deadline back.
-            let _ = ctx.set_timeout(idle);
+            let _ = ctx.set_timeout(core::time::Duration::from_nanos(ns));
         }
         // Read straight into the buffer while there is room. A read shorter than the
         // room offered emptied the socket: echo at once rather than spend a system

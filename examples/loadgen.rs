@@ -246,6 +246,21 @@ fn open_idle(addr: SocketAddr, n: usize) -> Result<Vec<std::net::TcpStream>, Str
     Ok(idle)
 }
 
+/// `s` as a non-blocking mio stream registered with `poll` for both directions
+/// under `Token(i)`.
+fn mio_stream(poll: &Poll, s: std::net::TcpStream, i: usize) -> Result<TcpStream, String> {
+    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::from_std(s);
+    poll.registry()
+        .register(
+            &mut stream,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
 /// `idle` idle connections (see [`open_idle`]), then `conns` connections, each with
 /// one `size`-byte message in flight, for `warmup` then a measured `secs`; the idle
 /// ones stay open until the window closes.
@@ -265,15 +280,7 @@ fn echo_run(
     for i in 0..conns {
         let s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect #{i}: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let mut stream = TcpStream::from_std(s);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
+        let stream = mio_stream(&poll, s, i)?;
         clients.push(Client {
             stream,
             sent_at: Instant::now(),
@@ -1124,15 +1131,7 @@ fn many_against(
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let mut conns: Vec<ManyConn> = Vec::with_capacity(count);
     for (i, s) in opened.into_iter().enumerate() {
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let mut stream = TcpStream::from_std(s);
-        poll.registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| e.to_string())?;
+        let stream = mio_stream(&poll, s, i)?;
         conns.push(ManyConn {
             stream,
             round: 0,

@@ -199,23 +199,29 @@
 compile_error!("asyncore-epoll supports Linux and Android only");
 
 use core::{fmt, time::Duration};
-use std::{os::fd::RawFd, time::Instant};
+use std::os::fd::RawFd;
 
 use asyncore_core::{Events, Interest, Readiness, Selector, SourceError, Token};
+use asyncore_std::wait::{WaitCounts, bits_to_readiness, interest_to_bits};
 use nix::{errno::Errno, libc};
 
 /// `epoll(7)` over [`StdSocket`](asyncore_std::StdSocket)s, as one
 /// [`Io`](asyncore_core::Io): `Reactor<EpollIo<N>, D, N>`.
 pub type EpollIo<const E: usize> = asyncore_core::With<EpollSelector<E>, asyncore_std::StdSocket>;
 
-/// `epoll_event.events` bits as `libc` spells them, as the kernel's `u32`.
+/// `epoll_event.events` request bits as `libc` spells them, as the kernel's `u32`.
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
 const EPOLLPRI: u32 = libc::EPOLLPRI as u32;
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
-const EPOLLERR: u32 = libc::EPOLLERR as u32;
-const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
-/// Every event bit with a [`Readiness`] of its own.
-const KNOWN: u32 = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLERR | EPOLLHUP;
+
+/// Each event bit with a [`Readiness`] of its own.
+const EVENTS: [(u32, Readiness); 5] = [
+    (EPOLLIN, Readiness::READABLE),
+    (EPOLLOUT, Readiness::WRITABLE),
+    (EPOLLPRI, Readiness::PRIORITY),
+    (libc::EPOLLERR as u32, Readiness::ERROR),
+    (libc::EPOLLHUP as u32, Readiness::HANGUP),
+];
 
 /// The `epoll_event.events` for an [`Interest`]: `READABLE` asks for
 /// `EPOLLIN | EPOLLPRI`, `WRITABLE` for `EPOLLOUT`, `NONE` for nothing (such a source
@@ -231,14 +237,7 @@ const KNOWN: u32 = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLERR | EPOLLHUP;
 /// ```
 #[inline]
 pub const fn interest_to_events(interest: Interest) -> u32 {
-    let mut events = 0;
-    if interest.is_readable() {
-        events |= EPOLLIN | EPOLLPRI;
-    }
-    if interest.is_writable() {
-        events |= EPOLLOUT;
-    }
-    events
+    interest_to_bits(interest, EPOLLIN | EPOLLPRI, EPOLLOUT)
 }
 
 /// The [`Readiness`] for an `epoll_event.events` value: `EPOLLIN` → `READABLE`,
@@ -256,59 +255,11 @@ pub const fn interest_to_events(interest: Interest) -> u32 {
 /// ```
 #[inline]
 pub const fn events_to_readiness(events: u32) -> Readiness {
-    let mut readiness = Readiness::EMPTY;
-    if events & EPOLLIN != 0 {
-        readiness = readiness.add(Readiness::READABLE);
-    }
-    if events & EPOLLOUT != 0 {
-        readiness = readiness.add(Readiness::WRITABLE);
-    }
-    if events & EPOLLPRI != 0 {
-        readiness = readiness.add(Readiness::PRIORITY);
-    }
-    if events & EPOLLERR != 0 {
-        readiness = readiness.add(Readiness::ERROR);
-    }
-    if events & EPOLLHUP != 0 {
-        readiness = readiness.add(Readiness::HANGUP);
-    }
-    if events & !KNOWN != 0 {
-        readiness = readiness.add(Readiness::ERROR);
-    }
-    readiness
+    bits_to_readiness(events, &EVENTS)
 }
 
-/// The `epoll_wait` timeout argument for `timeout`: `None` → `-1` (no limit),
-/// otherwise the duration in milliseconds **rounded up**, clamped to `i32::MAX`.
-///
-/// Rounding up (as the `poll(2)` selector does, and unlike CPython's truncation) means
-/// that only `Duration::ZERO` gives `0`, a wait that does not block: a loop with a
-/// 0.5 ms timeout sleeps 1 ms instead of spinning.
-///
-/// ```
-/// use std::time::Duration;
-/// use asyncore_epoll::timeout_to_millis;
-///
-/// assert_eq!(timeout_to_millis(None), -1);
-/// assert_eq!(timeout_to_millis(Some(Duration::ZERO)), 0);
-/// assert_eq!(timeout_to_millis(Some(Duration::from_micros(500))), 1);
-/// assert_eq!(timeout_to_millis(Some(Duration::from_millis(30))), 30);
-/// assert_eq!(timeout_to_millis(Some(Duration::MAX)), i32::MAX);
-/// ```
-#[inline]
-pub const fn timeout_to_millis(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(d) => {
-            let ms = d.as_nanos().div_ceil(1_000_000);
-            if ms > i32::MAX as u128 {
-                i32::MAX
-            } else {
-                ms as i32
-            }
-        }
-    }
-}
+// The `epoll_wait` timeout argument, shared with the `poll(2)` selector.
+pub use asyncore_std::wait::timeout_to_millis;
 
 /// The [`SourceError`] for a failed `epoll_ctl` (see the [crate docs](crate)):
 /// `ENOSPC` and `ENOMEM` are `Full`, anything else `Invalid`.
@@ -388,10 +339,8 @@ pub struct EpollSelector<const E: usize> {
     watched: usize,
     /// `epoll_ctl` calls, failed ones included.
     ctl_calls: u64,
-    /// `epoll_wait` calls, `EINTR` retries included.
-    waits: u64,
-    /// `epoll_wait` calls that ended with `EINTR`.
-    interruptions: u64,
+    /// `epoll_wait` calls, and those that ended with `EINTR`.
+    counts: WaitCounts,
     /// The raw `errno` of the last failed `epoll_ctl`; 0 for none.
     last_errno: i32,
     /// The latest [`FRESH`] additions to the set since the last wait (fd, token),
@@ -419,8 +368,7 @@ impl<const E: usize> EpollSelector<E> {
             registered: 0,
             watched: 0,
             ctl_calls: 0,
-            waits: 0,
-            interruptions: 0,
+            counts: WaitCounts::new(),
             last_errno: 0,
             // Entries from `fresh_count` on are never read.
             fresh: [(0, Token::new(0, 0)); FRESH],
@@ -490,14 +438,14 @@ impl<const E: usize> EpollSelector<E> {
     /// How many times `epoll_wait` was called, `EINTR` retries included.
     #[inline]
     pub const fn waits(&self) -> u64 {
-        self.waits
+        self.counts.waits()
     }
 
     /// How many `epoll_wait` calls a signal interrupted (`EINTR`), each retried with
     /// the remaining time.
     #[inline]
     pub const fn interruptions(&self) -> u64 {
-        self.interruptions
+        self.counts.interruptions()
     }
 
     /// The `errno` of the last `epoll_ctl` that failed, including those
@@ -570,43 +518,22 @@ impl<const E: usize> EpollSelector<E> {
     /// Calls `epoll_wait` for at most `max` events, retrying `EINTR` until the
     /// deadline. Returns how many it wrote into `buf`.
     fn wait(&mut self, max: usize, timeout: Option<Duration>) -> Result<usize, WaitError> {
-        // Only a finite, non-zero wait needs a clock: `None` stays -1 and zero stays 0
-        // on every retry. A deadline too far to represent keeps the clamped timeout.
-        let deadline = match timeout {
-            Some(d) if !d.is_zero() => Instant::now().checked_add(d),
-            _ => None,
-        };
-        let mut millis = timeout_to_millis(timeout);
         let max = max.clamp(1, E).min(libc::c_int::MAX as usize);
-        loop {
-            self.waits = self.waits.wrapping_add(1);
-            // SAFETY: `self.buf` holds `E` initialised `epoll_event`s owned
-            // exclusively by `self` (borrowed mutably for the call), and `max` is at
-            // least 1 and at most `E`, so the kernel writes only inside the array; it
-            // keeps no pointer after returning. `self.epfd()` is the epoll fd this
-            // selector created (a bad one is `EBADF`, never memory unsafety).
-            let rc = unsafe {
-                libc::epoll_wait(
-                    self.epfd(),
-                    self.buf.as_mut_ptr(),
-                    max as libc::c_int,
-                    millis,
-                )
-            };
-            match Errno::result(rc) {
-                Ok(n) => return Ok(usize::try_from(n).unwrap_or(0).min(max)),
-                Err(Errno::EINTR) => {
-                    self.interruptions = self.interruptions.wrapping_add(1);
-                    if let Some(deadline) = deadline {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        // Zero left: one last non-blocking wait still reports what
-                        // became ready.
-                        millis = timeout_to_millis(Some(left));
-                    }
-                }
-                Err(e) => return Err(WaitError::Os(e)),
-            }
-        }
+        let epfd = self.epfd();
+        let buf = &mut self.buf;
+        let n = self
+            .counts
+            .wait(timeout, |millis| {
+                // SAFETY: `buf` holds `E` initialised `epoll_event`s owned
+                // exclusively by `self` (borrowed mutably for the call), and `max` is
+                // at least 1 and at most `E`, so the kernel writes only inside the
+                // array; it keeps no pointer after returning. `epfd` is the epoll fd
+                // this selector created (a bad one is `EBADF`, never memory
+                // unsafety).
+                unsafe { libc::epoll_wait(epfd, buf.as_mut_ptr(), max as libc::c_int, millis) }
+            })
+            .map_err(WaitError::Os)?;
+        Ok(n.min(max))
     }
 }
 
@@ -635,8 +562,8 @@ impl<const E: usize> fmt::Debug for EpollSelector<E> {
             .field("registered", &self.registered)
             .field("watched", &self.watched)
             .field("ctl_calls", &self.ctl_calls)
-            .field("waits", &self.waits)
-            .field("interruptions", &self.interruptions)
+            .field("waits", &self.waits())
+            .field("interruptions", &self.interruptions())
             .field("last_ctl_error", &self.last_ctl_error())
             .finish()
     }
@@ -780,21 +707,6 @@ impl<const E: usize> Selector for EpollSelector<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeout_rounds_up() {
-        let ms = |d| timeout_to_millis(Some(d));
-        assert_eq!(timeout_to_millis(None), -1);
-        assert_eq!(ms(Duration::ZERO), 0);
-        assert_eq!(ms(Duration::from_nanos(1)), 1);
-        assert_eq!(ms(Duration::from_micros(999)), 1);
-        assert_eq!(ms(Duration::from_millis(1)), 1);
-        assert_eq!(ms(Duration::from_micros(1001)), 2);
-        assert_eq!(ms(Duration::from_secs_f64(0.0305)), 31);
-        assert_eq!(ms(Duration::from_millis(i32::MAX as u64)), i32::MAX);
-        assert_eq!(ms(Duration::from_millis(i32::MAX as u64 + 1)), i32::MAX);
-        assert_eq!(ms(Duration::MAX), i32::MAX);
-    }
 
     #[test]
     fn interest_mapping() {

@@ -1,7 +1,8 @@
 //! Each readiness bit from a real kernel situation, and the selector's own rules:
 //! no interest is out of the set (no hang-up), `epoll_ctl` only on a change, what
 //! `epoll_ctl` refuses, what closing an fd does, waits bounded by the caller's
-//! buffer and by `E`, sleeping with nothing registered.
+//! buffer and by `E`, sleeping with nothing registered. The cases both fd selectors
+//! share run from `asyncore_backend_tests::cases`.
 
 mod common;
 
@@ -16,199 +17,11 @@ use asyncore_epoll::EpollSelector;
 use common::*;
 use nix::{
     errno::Errno,
-    sys::socket::{
-        MsgFlags, Shutdown, SockaddrIn, bind, getsockname, getsockopt, recv, send, shutdown,
-        sockopt,
-    },
     unistd::{dup, dup2},
 };
 
-const ZERO: Option<Duration> = Some(Duration::ZERO);
-
-#[test]
-fn nothing_ready_reports_nothing() {
-    let (a, _b) = pair();
-    let mut sel = EpollSelector::<4>::new();
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::EMPTY
-    );
-}
-
-#[test]
-fn readable_after_peer_write() {
-    let (a, b) = pair();
-    let mut sel = EpollSelector::<4>::new();
-    let t = Token::new(3, 9);
-    sel.register(t, a.as_raw_fd(), Interest::READABLE).unwrap();
-    send_all(b.as_raw_fd(), b"hello");
-    let got = wait(&mut sel, 4, Some(PATIENCE));
-    assert_eq!(
-        got,
-        [ev(t, Readiness::READABLE)],
-        "the slot of the token comes back"
-    );
-    // Level-triggered: still readable until drained.
-    assert_eq!(wait(&mut sel, 4, ZERO), got);
-    assert_eq!(wait(&mut sel, 4, ZERO), got);
-    assert_eq!(recv_now(a.as_raw_fd()), b"hello");
-    assert_eq!(wait(&mut sel, 4, ZERO), []);
-    assert_eq!(sel.ctl_calls(), 1, "one ADD, however many waits");
-}
-
-#[test]
-fn writable() {
-    let (a, _b) = pair();
-    let mut sel = EpollSelector::<4>::new();
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO),
-        Readiness::WRITABLE
-    );
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::BOTH, ZERO),
-        Readiness::WRITABLE
-    );
-}
-
-#[test]
-fn the_kernel_masks_readiness_by_interest() {
-    let (a, b) = pair();
-    let mut sel = EpollSelector::<4>::new();
-    send_all(b.as_raw_fd(), b"x");
-    wait_for(
-        &mut sel,
-        a.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    // Readable and writable, but only write interest: only WRITABLE comes back.
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO),
-        Readiness::WRITABLE
-    );
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::READABLE
-    );
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::BOTH, ZERO),
-        Readiness::READABLE | Readiness::WRITABLE
-    );
-    // The same through a change of a persistent registration (EPOLL_CTL_MOD).
-    let t = Token::new(0, 0);
-    sel.register(t, a.as_raw_fd(), Interest::BOTH).unwrap();
-    sel.reregister(t, a.as_raw_fd(), Interest::BOTH, Interest::WRITABLE)
-        .unwrap();
-    assert_eq!(wait(&mut sel, 1, ZERO)[0].readiness, Readiness::WRITABLE);
-    sel.reregister(t, a.as_raw_fd(), Interest::WRITABLE, Interest::READABLE)
-        .unwrap();
-    assert_eq!(wait(&mut sel, 1, ZERO)[0].readiness, Readiness::READABLE);
-}
-
-#[test]
-fn priority_from_tcp_oob_byte() {
-    let (client, server) = tcp_pair();
-    let mut sel = EpollSelector::<4>::new();
-    assert_eq!(
-        select_one(&mut sel, server.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::EMPTY
-    );
-    let n = send(
-        client.as_raw_fd(),
-        b"!",
-        MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL,
-    )
-    .expect("send MSG_OOB");
-    assert_eq!(n, 1);
-    let r = wait_for(
-        &mut sel,
-        server.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::PRIORITY,
-    );
-    assert_eq!(r, Readiness::PRIORITY, "urgent data alone is not READABLE");
-    // Priority is tied to read interest: write interest alone does not see it.
-    assert_eq!(
-        select_one(&mut sel, server.as_raw_fd(), Interest::WRITABLE, ZERO),
-        Readiness::WRITABLE
-    );
-    let mut byte = [0u8; 1];
-    assert_eq!(
-        recv(server.as_raw_fd(), &mut byte, MsgFlags::MSG_OOB),
-        Ok(1)
-    );
-    assert_eq!(&byte, b"!");
-    assert_eq!(
-        select_one(&mut sel, server.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::EMPTY
-    );
-}
-
-#[test]
-fn hangup_after_peer_close() {
-    let (a, b) = pair();
-    let mut sel = EpollSelector::<4>::new();
-    drop(b);
-    let r = wait_for(
-        &mut sel,
-        a.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::HANGUP,
-    );
-    // EOF is readable; the peer is gone in both directions: hang-up.
-    assert!(r.contains(Readiness::READABLE | Readiness::HANGUP), "{r:?}");
-    assert!(!r.is_invalid());
-    // Hang-up is reported whatever the interest.
-    let r = select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO);
-    assert!(r.is_hangup(), "{r:?}");
-    assert!(!r.is_readable(), "{r:?}");
-}
-
-#[test]
-fn hangup_after_shutdown_both_directions() {
-    let (a, b) = pair();
-    let mut sel = EpollSelector::<4>::new();
-    shutdown(a.as_raw_fd(), Shutdown::Both).expect("shutdown");
-    let r = wait_for(&mut sel, a.as_raw_fd(), Interest::BOTH, Readiness::HANGUP);
-    assert!(r.contains(Readiness::READABLE | Readiness::HANGUP), "{r:?}");
-    let r = wait_for(
-        &mut sel,
-        b.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    assert!(r.contains(Readiness::READABLE), "{r:?}");
-}
-
-#[test]
-fn refused_connect_is_error_and_hangup() {
-    // A bound socket that never listens: connecting to its port is refused (RST),
-    // and keeping it open keeps the port from being reused meanwhile.
-    let closed_port = tcp_socket();
-    bind(closed_port.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
-    let addr = getsockname::<SockaddrIn>(closed_port.as_raw_fd()).expect("getsockname");
-
-    let client = tcp_connect_start(&addr);
-    let mut sel = EpollSelector::<4>::new();
-    let r = wait_for(
-        &mut sel,
-        client.as_raw_fd(),
-        Interest::BOTH,
-        Readiness::ERROR | Readiness::HANGUP,
-    );
-    assert_eq!(
-        r,
-        Readiness::READABLE | Readiness::WRITABLE | Readiness::ERROR | Readiness::HANGUP,
-        "as poll(2) reports it"
-    );
-    // Write interest alone (a connecting channel that is not readable) sees it too.
-    let r = select_one(&mut sel, client.as_raw_fd(), Interest::WRITABLE, ZERO);
-    assert!(r.contains(Readiness::ERROR | Readiness::HANGUP), "{r:?}");
-    assert_eq!(
-        getsockopt(&client, sockopt::SocketError),
-        Ok(Errno::ECONNREFUSED as i32)
-    );
-}
+// The readiness cases both fd selectors share.
+readiness_tests!(Sel, BACKEND);
 
 #[test]
 fn fresh_socket_is_writable_and_hung_up() {
@@ -256,69 +69,8 @@ fn no_interest_is_out_of_the_set_and_hears_no_hangup() {
 
 #[test]
 fn epoll_ctl_only_when_registrations_change() {
-    let pairs: Vec<(OwnedFd, OwnedFd)> = (0..4).map(|_| pair()).collect();
+    let (mut sel, pairs) = cases::changes_only_when_registrations_change(&BACKEND);
     let fd = |i: usize| pairs[i].0.as_raw_fd();
-    let mut sel = Waiter::new(EpollSelector::<8>::new());
-    assert_eq!(sel.ctl_calls(), 0);
-
-    let pass = |sel: &mut Waiter<EpollSelector<8>>, regs: &[_]| {
-        let mut ready = vec![Readiness::EMPTY; regs.len()];
-        sel.select(regs, &mut ready, ZERO).expect("select");
-        ready
-    };
-
-    // First pass: three registrations, three ADDs.
-    let regs = [
-        reg(0, fd(0), Interest::READABLE),
-        reg(1, fd(1), Interest::READABLE),
-        reg(2, fd(2), Interest::WRITABLE),
-    ];
-    let ready = pass(&mut sel, &regs);
-    assert_eq!(sel.ctl_calls(), 3);
-    assert_eq!(
-        ready,
-        [Readiness::EMPTY, Readiness::EMPTY, Readiness::WRITABLE]
-    );
-
-    // Same registrations, new readiness: no epoll_ctl, results still right.
-    send_all(pairs[1].1.as_raw_fd(), b"x");
-    wait_for(
-        &mut EpollSelector::<1>::new(),
-        fd(1),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    for _ in 0..3 {
-        let ready = pass(&mut sel, &regs);
-        assert_eq!(
-            ready,
-            [Readiness::EMPTY, Readiness::READABLE, Readiness::WRITABLE]
-        );
-    }
-    assert_eq!(sel.ctl_calls(), 3);
-    assert_eq!(sel.waits(), 4);
-
-    // One interest changes: one MOD.
-    let regs = [
-        reg(0, fd(0), Interest::BOTH),
-        reg(1, fd(1), Interest::READABLE),
-        reg(2, fd(2), Interest::WRITABLE),
-    ];
-    let ready = pass(&mut sel, &regs);
-    assert_eq!(sel.ctl_calls(), 4);
-    assert_eq!(
-        ready,
-        [
-            Readiness::WRITABLE,
-            Readiness::READABLE,
-            Readiness::WRITABLE
-        ]
-    );
-
-    // The last one leaves: one DEL.
-    let ready = pass(&mut sel, &regs[..2]);
-    assert_eq!(sel.ctl_calls(), 5);
-    assert_eq!(ready, [Readiness::WRITABLE, Readiness::READABLE]);
 
     // One loses its interest (DEL), one comes with none (ADD + DEL, the probe).
     let regs = [
@@ -326,18 +78,18 @@ fn epoll_ctl_only_when_registrations_change() {
         reg(1, fd(1), Interest::NONE),
         reg(3, fd(3), Interest::NONE),
     ];
-    let ready = pass(&mut sel, &regs);
+    let ready = cases::pass(&mut sel, &regs);
     assert_eq!(sel.ctl_calls(), 8);
     assert_eq!(
         ready,
         [Readiness::WRITABLE, Readiness::EMPTY, Readiness::EMPTY]
     );
     assert_eq!((sel.registered(), sel.watched()), (3, 1));
-    pass(&mut sel, &regs);
+    cases::pass(&mut sel, &regs);
     assert_eq!(sel.ctl_calls(), 8);
 
     // All leave: only the watched one costs a DEL.
-    assert!(pass(&mut sel, &[]).is_empty());
+    assert!(cases::pass(&mut sel, &[]).is_empty());
     assert_eq!(sel.ctl_calls(), 9);
     assert_eq!((sel.registered(), sel.watched()), (0, 0));
     assert_eq!(sel.last_ctl_error(), None, "nothing failed");
@@ -531,20 +283,11 @@ fn a_small_e_defers_ready_sources_but_starves_none() {
 
 #[test]
 fn no_registrations_sleeps_for_the_timeout() {
-    let mut sel = EpollSelector::<4>::new();
+    let mut sel = Sel::new();
     assert_eq!(sel.epoll_fd(), None);
-    let mut buf = [Event::EMPTY; 1];
-    let timeout = Duration::from_millis(20);
-    assert_eq!(sel.select(&mut Events::new(&mut buf), Some(timeout)), Ok(0));
-    assert_eq!(sel.waits(), 1);
+    cases::no_registrations_sleeps_for_the_timeout(&BACKEND, &mut sel);
     let fd = sel.epoll_fd().expect("made by the first wait");
     assert_eq!(sel.open(), Ok(fd), "open() is idempotent");
-    // Sub-millisecond timeouts round up to 1 ms instead of a non-blocking wait.
-    assert_eq!(
-        sel.select(&mut Events::new(&mut buf), Some(Duration::from_micros(300))),
-        Ok(0)
-    );
-    assert_eq!(sel.waits(), 2);
 }
 
 #[test]

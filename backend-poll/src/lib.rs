@@ -101,9 +101,10 @@
 #![doc(test(attr(deny(warnings))))]
 
 use core::{fmt, time::Duration};
-use std::{os::fd::RawFd, time::Instant};
+use std::os::fd::RawFd;
 
 use asyncore_core::{Events, Interest, Readiness, Selector, SourceError, Token};
+use asyncore_std::wait::{WaitCounts, bits_to_readiness, interest_to_bits};
 use nix::{errno::Errno, libc};
 
 /// `poll(2)` over [`StdSocket`](asyncore_std::StdSocket)s, as one
@@ -114,25 +115,26 @@ pub type PollIo<const N: usize> = asyncore_core::With<PollSelector<N>, asyncore_
 const POLLIN: libc::c_short = libc::POLLIN;
 const POLLPRI: libc::c_short = libc::POLLPRI;
 const POLLOUT: libc::c_short = libc::POLLOUT;
-const POLLERR: libc::c_short = libc::POLLERR;
-const POLLHUP: libc::c_short = libc::POLLHUP;
-const POLLNVAL: libc::c_short = libc::POLLNVAL;
-/// Every `revents` bit with a [`Readiness`] of its own.
-const KNOWN: libc::c_short = POLLIN | POLLPRI | POLLOUT | POLLERR | POLLHUP | POLLNVAL;
+
+/// Each `revents` bit with a [`Readiness`] of its own, as the `u32` that
+/// [`bits_to_readiness`] takes.
+const REVENTS: [(u32, Readiness); 6] = [
+    (libc::POLLIN as u16 as u32, Readiness::READABLE),
+    (libc::POLLOUT as u16 as u32, Readiness::WRITABLE),
+    (libc::POLLPRI as u16 as u32, Readiness::PRIORITY),
+    (libc::POLLERR as u16 as u32, Readiness::ERROR),
+    (libc::POLLHUP as u16 as u32, Readiness::HANGUP),
+    (libc::POLLNVAL as u16 as u32, Readiness::INVALID),
+];
 
 /// The `poll(2)` `events` for an [`Interest`]: `READABLE` asks for
 /// `POLLIN | POLLPRI`, `WRITABLE` for `POLLOUT`. An empty interest gives 0, for which
 /// the kernel still reports `POLLERR`, `POLLHUP` and `POLLNVAL`.
 #[inline]
 pub const fn interest_to_events(interest: Interest) -> libc::c_short {
-    let mut events = 0;
-    if interest.is_readable() {
-        events |= POLLIN | POLLPRI;
-    }
-    if interest.is_writable() {
-        events |= POLLOUT;
-    }
-    events
+    let readable = (POLLIN | POLLPRI) as u16 as u32;
+    let writable = POLLOUT as u16 as u32;
+    interest_to_bits(interest, readable, writable) as u16 as libc::c_short
 }
 
 /// The [`Readiness`] for a `poll(2)` `revents` value: `POLLIN` → `READABLE`,
@@ -141,62 +143,11 @@ pub const fn interest_to_events(interest: Interest) -> libc::c_short {
 /// never requests) adds `ERROR`; nothing panics.
 #[inline]
 pub const fn revents_to_readiness(revents: libc::c_short) -> Readiness {
-    let mut readiness = Readiness::EMPTY;
-    if revents & POLLIN != 0 {
-        readiness = readiness.add(Readiness::READABLE);
-    }
-    if revents & POLLOUT != 0 {
-        readiness = readiness.add(Readiness::WRITABLE);
-    }
-    if revents & POLLPRI != 0 {
-        readiness = readiness.add(Readiness::PRIORITY);
-    }
-    if revents & POLLERR != 0 {
-        readiness = readiness.add(Readiness::ERROR);
-    }
-    if revents & POLLHUP != 0 {
-        readiness = readiness.add(Readiness::HANGUP);
-    }
-    if revents & POLLNVAL != 0 {
-        readiness = readiness.add(Readiness::INVALID);
-    }
-    if revents & !KNOWN != 0 {
-        readiness = readiness.add(Readiness::ERROR);
-    }
-    readiness
+    bits_to_readiness(revents as u16 as u32, &REVENTS)
 }
 
-/// The `poll(2)` timeout argument for `timeout`: `None` → `-1` (no limit), otherwise
-/// the duration in milliseconds **rounded up**, clamped to `i32::MAX`.
-///
-/// Rounding up differs from CPython's `poll2`, which truncates (`int(timeout*1000)`),
-/// so that there a 0.5 ms timeout becomes a non-blocking poll and a loop with a small
-/// timeout spins. Here `Duration::ZERO` is the only timeout that gives `0`.
-///
-/// ```
-/// use std::time::Duration;
-/// use asyncore_poll::timeout_to_millis;
-///
-/// assert_eq!(timeout_to_millis(None), -1);
-/// assert_eq!(timeout_to_millis(Some(Duration::ZERO)), 0);
-/// assert_eq!(timeout_to_millis(Some(Duration::from_micros(500))), 1);
-/// assert_eq!(timeout_to_millis(Some(Duration::from_millis(30))), 30);
-/// assert_eq!(timeout_to_millis(Some(Duration::MAX)), i32::MAX);
-/// ```
-#[inline]
-pub const fn timeout_to_millis(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(d) => {
-            let ms = d.as_nanos().div_ceil(1_000_000);
-            if ms > i32::MAX as u128 {
-                i32::MAX
-            } else {
-                ms as i32
-            }
-        }
-    }
-}
+// The `poll(2)` timeout argument, shared with the `epoll(7)` selector.
+pub use asyncore_std::wait::timeout_to_millis;
 
 /// Why a [`PollSelector`] wait failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -258,10 +209,8 @@ pub struct PollSelector<const N: usize> {
     registered: usize,
     /// `pollfd` entries written since creation.
     writes: u64,
-    /// `poll(2)` calls, `EINTR` retries included.
-    waits: u64,
-    /// `poll(2)` calls that ended with `EINTR`.
-    interruptions: u64,
+    /// `poll(2)` calls, and those that ended with `EINTR`.
+    counts: WaitCounts,
 }
 
 /// A slot with nothing watched.
@@ -288,8 +237,7 @@ impl<const N: usize> PollSelector<N> {
             high: 0,
             registered: 0,
             writes: 0,
-            waits: 0,
-            interruptions: 0,
+            counts: WaitCounts::new(),
         }
     }
 
@@ -317,14 +265,14 @@ impl<const N: usize> PollSelector<N> {
     /// How many times `poll(2)` was called, `EINTR` retries included.
     #[inline]
     pub const fn waits(&self) -> u64 {
-        self.waits
+        self.counts.waits()
     }
 
     /// How many `poll(2)` calls a signal interrupted (`EINTR`), each retried with the
     /// remaining time.
     #[inline]
     pub const fn interruptions(&self) -> u64 {
-        self.interruptions
+        self.counts.interruptions()
     }
 
     /// Writes slot `index`'s entry: `fd` watched for `interest` (fd -1 when nothing
@@ -359,42 +307,24 @@ impl<const N: usize> PollSelector<N> {
         }
     }
 
-    /// Calls `poll(2)` on the current array, retrying `EINTR` until `deadline`.
+    /// Calls `poll(2)` on the current array, retrying `EINTR` until the deadline.
     /// Returns how many entries have `revents` set.
     fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, WaitError> {
-        // Only a finite, non-zero wait needs a clock: `None` stays -1 and zero stays 0
-        // on every retry. A deadline too far to represent keeps the clamped timeout.
-        let deadline = match timeout {
-            Some(d) if !d.is_zero() => Instant::now().checked_add(d),
-            _ => None,
-        };
-        let mut millis = timeout_to_millis(timeout);
-        loop {
-            self.waits = self.waits.wrapping_add(1);
-            let fds = &mut self.fds[..self.high.min(N)];
-            // `nfds_t` is an unsigned long on Linux; `len() <= N` fits.
-            let nfds = fds.len() as libc::nfds_t;
-            // SAFETY: `fds` points to `nfds` initialised, properly aligned
-            // `libc::pollfd` values owned exclusively by `self` (with `nfds == 0` the
-            // kernel reads nothing). `poll` only writes the `revents` field of those
-            // entries and keeps no pointer after it returns. The fds themselves are
-            // plain integers to the kernel: a closed or foreign fd yields `POLLNVAL`
-            // or readiness, a negative one is skipped, never memory unsafety.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), nfds, millis) };
-            match Errno::result(rc) {
-                Ok(n) => return Ok(usize::try_from(n).unwrap_or(0)),
-                Err(Errno::EINTR) => {
-                    self.interruptions = self.interruptions.wrapping_add(1);
-                    if let Some(deadline) = deadline {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        // Zero left: one last non-blocking poll still reports what
-                        // became ready.
-                        millis = timeout_to_millis(Some(left));
-                    }
-                }
-                Err(e) => return Err(WaitError::Os(e)),
-            }
-        }
+        let fds = &mut self.fds[..self.high.min(N)];
+        // `nfds_t` is an unsigned long on Linux; `len() <= N` fits.
+        let nfds = fds.len() as libc::nfds_t;
+        self.counts
+            .wait(timeout, |millis| {
+                // SAFETY: `fds` points to `nfds` initialised, properly aligned
+                // `libc::pollfd` values owned exclusively by `self` (with `nfds == 0`
+                // the kernel reads nothing). `poll` only writes the `revents` field of
+                // those entries and keeps no pointer after it returns. The fds
+                // themselves are plain integers to the kernel: a closed or foreign fd
+                // yields `POLLNVAL` or readiness, a negative one is skipped, never
+                // memory unsafety.
+                unsafe { libc::poll(fds.as_mut_ptr(), nfds, millis) }
+            })
+            .map_err(WaitError::Os)
     }
 }
 
@@ -411,8 +341,8 @@ impl<const N: usize> fmt::Debug for PollSelector<N> {
             .field("high", &self.high)
             .field("registered", &self.registered)
             .field("writes", &self.writes)
-            .field("waits", &self.waits)
-            .field("interruptions", &self.interruptions)
+            .field("waits", &self.waits())
+            .field("interruptions", &self.interruptions())
             .finish()
     }
 }
@@ -517,27 +447,6 @@ const fn events_to_interest(events: libc::c_short) -> Interest {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeout_rounds_up() {
-        let ms = |d| timeout_to_millis(Some(d));
-        assert_eq!(timeout_to_millis(None), -1);
-        assert_eq!(ms(Duration::ZERO), 0);
-        assert_eq!(ms(Duration::from_nanos(1)), 1);
-        assert_eq!(ms(Duration::from_micros(500)), 1);
-        assert_eq!(ms(Duration::from_micros(999)), 1);
-        assert_eq!(ms(Duration::from_millis(1)), 1);
-        assert_eq!(ms(Duration::from_micros(1001)), 2);
-        assert_eq!(ms(Duration::from_millis(30)), 30);
-        assert_eq!(ms(Duration::from_secs_f64(0.0305)), 31);
-        assert_eq!(ms(Duration::from_millis(i32::MAX as u64)), i32::MAX);
-        assert_eq!(ms(Duration::from_millis(i32::MAX as u64 + 1)), i32::MAX);
-        assert_eq!(
-            ms(Duration::from_millis(i32::MAX as u64) - Duration::from_nanos(1)),
-            i32::MAX
-        );
-        assert_eq!(ms(Duration::MAX), i32::MAX);
-    }
 
     #[test]
     fn interest_mapping() {

@@ -1,207 +1,18 @@
 //! Each readiness bit from a real kernel situation, plus the selector's own rules
-//! (registration, errors, in-place updates, sleeping with no fds).
+//! (registration, errors, in-place updates, sleeping with no fds). The cases both fd
+//! selectors share run from `asyncore_backend_tests::cases`.
 
 mod common;
 
-use std::{
-    os::fd::{AsRawFd, OwnedFd},
-    time::Duration,
-};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use asyncore_core::{Event, Events, Interest, Readiness, Selector, SourceError, Token};
 use asyncore_poll::{PollSelector, WaitError};
 use common::*;
-use nix::{
-    errno::Errno,
-    sys::socket::{
-        MsgFlags, Shutdown, SockaddrIn, bind, getsockname, getsockopt, recv, send, shutdown,
-        sockopt,
-    },
-};
+use nix::errno::Errno;
 
-const ZERO: Option<Duration> = Some(Duration::ZERO);
-
-#[test]
-fn nothing_ready_reports_nothing() {
-    let (a, _b) = pair();
-    let mut sel = PollSelector::<4>::new();
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::EMPTY
-    );
-}
-
-#[test]
-fn readable_after_peer_write() {
-    let (a, b) = pair();
-    let mut sel = PollSelector::<4>::new();
-    send_all(b.as_raw_fd(), b"hello");
-    let r = wait_for(
-        &mut sel,
-        a.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    assert_eq!(r, Readiness::READABLE);
-    // Level-triggered: still readable until drained.
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::READABLE
-    );
-    assert_eq!(recv_now(a.as_raw_fd()), b"hello");
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::EMPTY
-    );
-}
-
-#[test]
-fn writable() {
-    let (a, _b) = pair();
-    let mut sel = PollSelector::<4>::new();
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO),
-        Readiness::WRITABLE
-    );
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::BOTH, ZERO),
-        Readiness::WRITABLE
-    );
-}
-
-#[test]
-fn interest_masks_readiness() {
-    let (a, b) = pair();
-    let mut sel = PollSelector::<4>::new();
-    send_all(b.as_raw_fd(), b"x");
-    wait_for(
-        &mut sel,
-        a.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    // Readable and writable, but only write interest: only WRITABLE comes back.
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO),
-        Readiness::WRITABLE
-    );
-    assert_eq!(
-        select_one(&mut sel, a.as_raw_fd(), Interest::BOTH, ZERO),
-        Readiness::READABLE | Readiness::WRITABLE
-    );
-}
-
-#[test]
-fn priority_from_tcp_oob_byte() {
-    let (client, server) = tcp_pair();
-    let mut sel = PollSelector::<4>::new();
-    assert_eq!(
-        select_one(&mut sel, server.as_raw_fd(), Interest::READABLE, ZERO),
-        Readiness::EMPTY
-    );
-    let n = send(
-        client.as_raw_fd(),
-        b"!",
-        MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL,
-    )
-    .expect("send MSG_OOB");
-    assert_eq!(n, 1);
-    let r = wait_for(
-        &mut sel,
-        server.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::PRIORITY,
-    );
-    assert!(!r.intersects(Readiness::ERROR | Readiness::HANGUP | Readiness::INVALID));
-    let mut byte = [0u8; 1];
-    assert_eq!(
-        recv(server.as_raw_fd(), &mut byte, MsgFlags::MSG_OOB),
-        Ok(1)
-    );
-    assert_eq!(&byte, b"!");
-    // Priority is tied to read interest: write interest alone does not see it.
-    let n = send(
-        client.as_raw_fd(),
-        b"?",
-        MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL,
-    )
-    .expect("send MSG_OOB");
-    assert_eq!(n, 1);
-    wait_for(
-        &mut sel,
-        server.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::PRIORITY,
-    );
-    assert_eq!(
-        select_one(&mut sel, server.as_raw_fd(), Interest::WRITABLE, ZERO),
-        Readiness::WRITABLE
-    );
-}
-
-#[test]
-fn hangup_after_peer_close() {
-    let (a, b) = pair();
-    let mut sel = PollSelector::<4>::new();
-    drop(b);
-    let r = wait_for(
-        &mut sel,
-        a.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::HANGUP,
-    );
-    // EOF is readable; the peer is gone in both directions: hang-up.
-    assert!(r.contains(Readiness::READABLE | Readiness::HANGUP), "{r:?}");
-    assert!(!r.is_invalid());
-    // Hang-up is reported whatever the interest.
-    let r = select_one(&mut sel, a.as_raw_fd(), Interest::WRITABLE, ZERO);
-    assert!(r.is_hangup(), "{r:?}");
-    assert!(!r.is_readable(), "{r:?}");
-}
-
-#[test]
-fn hangup_after_shutdown_both_directions() {
-    let (a, b) = pair();
-    let mut sel = PollSelector::<4>::new();
-    shutdown(a.as_raw_fd(), Shutdown::Both).expect("shutdown");
-    let r = wait_for(&mut sel, a.as_raw_fd(), Interest::BOTH, Readiness::HANGUP);
-    assert!(r.contains(Readiness::READABLE | Readiness::HANGUP), "{r:?}");
-    // The peer sees EOF (readable) and, with its own send side shut by ours, hang-up.
-    let r = wait_for(
-        &mut sel,
-        b.as_raw_fd(),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    assert!(r.contains(Readiness::READABLE), "{r:?}");
-}
-
-#[test]
-fn refused_connect_is_error_and_hangup() {
-    // A bound socket that never listens: connecting to its port is refused (RST),
-    // and keeping it open keeps the port from being reused meanwhile.
-    let closed_port = tcp_socket();
-    bind(closed_port.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
-    let addr = getsockname::<SockaddrIn>(closed_port.as_raw_fd()).expect("getsockname");
-
-    let client = tcp_connect_start(&addr);
-    let mut sel = PollSelector::<4>::new();
-    let r = wait_for(
-        &mut sel,
-        client.as_raw_fd(),
-        Interest::BOTH,
-        Readiness::ERROR | Readiness::HANGUP,
-    );
-    assert!(r.is_writable(), "{r:?}");
-    assert!(!r.is_invalid(), "{r:?}");
-    // Write interest alone (a connecting channel that is not readable) sees it too.
-    let r = select_one(&mut sel, client.as_raw_fd(), Interest::WRITABLE, ZERO);
-    assert!(r.contains(Readiness::ERROR | Readiness::HANGUP), "{r:?}");
-    assert_eq!(
-        getsockopt(&client, sockopt::SocketError),
-        Ok(Errno::ECONNREFUSED as i32)
-    );
-}
+// The readiness cases both fd selectors share.
+readiness_tests!(Sel, BACKEND);
 
 #[test]
 fn invalid_for_fd_closed_behind_the_selectors_back() {
@@ -296,82 +107,13 @@ fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
 
 #[test]
 fn no_registrations_sleeps_for_the_timeout() {
-    let mut sel = PollSelector::<4>::new();
-    let mut buf = [Event::EMPTY; 1];
-    let timeout = Duration::from_millis(20);
-    assert_eq!(sel.select(&mut Events::new(&mut buf), Some(timeout)), Ok(0));
-    assert_eq!(sel.waits(), 1);
-    // Sub-millisecond timeouts round up to 1 ms instead of a non-blocking poll (the
-    // rounding itself is checked on `timeout_to_millis`; no clock is read here).
-    assert_eq!(
-        sel.select(&mut Events::new(&mut buf), Some(Duration::from_micros(300))),
-        Ok(0)
-    );
-    assert_eq!(sel.waits(), 2);
+    cases::no_registrations_sleeps_for_the_timeout(&BACKEND, &mut Sel::new());
 }
 
 #[test]
 fn pollfd_entries_are_written_only_when_registrations_change() {
-    let pairs: Vec<(OwnedFd, OwnedFd)> = (0..4).map(|_| pair()).collect();
+    let (mut sel, pairs) = cases::changes_only_when_registrations_change(&BACKEND);
     let fd = |i: usize| pairs[i].0.as_raw_fd();
-    let mut sel = Waiter::new(PollSelector::<8>::new());
-    assert_eq!(sel.writes(), 0);
-
-    let pass = |sel: &mut Waiter<PollSelector<8>>, regs: &[_]| {
-        let mut ready = vec![Readiness::EMPTY; regs.len()];
-        sel.select(regs, &mut ready, ZERO).expect("select");
-        ready
-    };
-
-    // First pass: three registrations.
-    let regs = [
-        reg(0, fd(0), Interest::READABLE),
-        reg(1, fd(1), Interest::READABLE),
-        reg(2, fd(2), Interest::WRITABLE),
-    ];
-    let ready = pass(&mut sel, &regs);
-    assert_eq!(sel.writes(), 3);
-    assert_eq!(
-        ready,
-        [Readiness::EMPTY, Readiness::EMPTY, Readiness::WRITABLE]
-    );
-
-    // Same registrations: nothing rewritten, results still right.
-    send_all(pairs[1].1.as_raw_fd(), b"x");
-    wait_for(
-        &mut PollSelector::<1>::new(),
-        fd(1),
-        Interest::READABLE,
-        Readiness::READABLE,
-    );
-    let ready = pass(&mut sel, &regs);
-    assert_eq!(sel.writes(), 3);
-    assert_eq!(
-        ready,
-        [Readiness::EMPTY, Readiness::READABLE, Readiness::WRITABLE]
-    );
-
-    // One interest changes: one write.
-    let regs = [
-        reg(0, fd(0), Interest::BOTH),
-        reg(1, fd(1), Interest::READABLE),
-        reg(2, fd(2), Interest::WRITABLE),
-    ];
-    let ready = pass(&mut sel, &regs);
-    assert_eq!(sel.writes(), 4);
-    assert_eq!(
-        ready,
-        [
-            Readiness::WRITABLE,
-            Readiness::READABLE,
-            Readiness::WRITABLE
-        ]
-    );
-
-    // The last one leaves: one write.
-    let ready = pass(&mut sel, &regs[..2]);
-    assert_eq!(sel.writes(), 5);
-    assert_eq!(ready, [Readiness::WRITABLE, Readiness::READABLE]);
 
     // Two added: two writes.
     let regs = [
@@ -380,7 +122,7 @@ fn pollfd_entries_are_written_only_when_registrations_change() {
         reg(2, fd(2), Interest::READABLE),
         reg(3, fd(3), Interest::WRITABLE),
     ];
-    let ready = pass(&mut sel, &regs);
+    let ready = cases::pass(&mut sel, &regs);
     assert_eq!(sel.writes(), 7);
     assert_eq!(
         ready,
@@ -393,10 +135,10 @@ fn pollfd_entries_are_written_only_when_registrations_change() {
     );
 
     // All leave, then come back.
-    assert!(pass(&mut sel, &[]).is_empty());
+    assert!(cases::pass(&mut sel, &[]).is_empty());
     assert_eq!(sel.writes(), 11);
-    pass(&mut sel, &regs);
+    cases::pass(&mut sel, &regs);
     assert_eq!(sel.writes(), 15);
-    pass(&mut sel, &regs);
+    cases::pass(&mut sel, &regs);
     assert_eq!(sel.writes(), 15);
 }

@@ -330,13 +330,7 @@ fn priority_data_reaches_handle_expt() {
         Echo::new("echo", &log),
     )
     .expect("add");
-    let n = send(
-        client.as_raw_fd(),
-        b"!",
-        MsgFlags::MSG_OOB | MsgFlags::MSG_NOSIGNAL,
-    )
-    .expect("send MSG_OOB");
-    assert_eq!(n, 1);
+    send_oob(client.as_raw_fd(), b'!');
     run_until(&mut r, |_| !log.borrow().is_empty());
     assert_eq!(log_of(&log), ["echo expt !"]);
 }

@@ -29,6 +29,9 @@
 //!   panic), `EINTR` is retried with the remaining time, and an `EBADF` from `select`
 //!   is traced to the bad fds, which are reported
 //!   [`INVALID`](asyncore_core::Readiness::INVALID) while the others are served.
+//! * [`wait`]: what the `poll(2)` and `epoll(7)` selectors (`asyncore-poll`,
+//!   `asyncore-epoll`) share: the rounded-up millisecond timeout, the
+//!   `EINTR`-retrying wait with its counters, and the flag conversions.
 //! * [`socket_error`]: the errno → [`SocketError`](asyncore_core::SocketError)
 //!   classification every operation here uses.
 //!
@@ -91,6 +94,7 @@ mod error;
 mod select;
 mod signals;
 mod socket;
+pub mod wait;
 mod waker;
 
 pub use addr::{Addr, UnixAddr};

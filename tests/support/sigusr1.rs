@@ -1,9 +1,9 @@
 //! A SIGUSR1 handler that only counts, installed once per process without
 //! `SA_RESTART` (so an interrupted call fails with `EINTR`), and a thread id that
 //! another thread can signal. One copy, included with `#[path]` by the `EINTR` tests
-//! of the backends (`backend-std/tests/select_eintr.rs`,
-//! `backend-poll/tests/eintr.rs`), each its own test binary: the handler is
-//! process-wide.
+//! of the backends (`backend-std/tests/select_eintr.rs`, and through
+//! `asyncore-backend-tests` those of `backend-poll` and `backend-epoll`), each its own
+//! test binary: the handler is process-wide.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};

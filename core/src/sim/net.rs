@@ -284,6 +284,16 @@ impl<const S: usize, const B: usize, const W: usize> NetState<S, B, W> {
         }
     }
 
+    /// The stream `id` for a read or a write: `EBADF` once closed, `ENOTCONN` for a
+    /// socket that is not a stream.
+    fn stream_for_io(&self, id: u16) -> Result<&Stream, SocketError> {
+        match &self.socks[id as usize].kind {
+            Kind::Stream(s) => Ok(s),
+            Kind::Closed => Err(err(errno::EBADF)),
+            _ => Err(err(errno::ENOTCONN)),
+        }
+    }
+
     /// Resets the connection of `id` (both ends).
     fn reset_pair(&mut self, id: u16) {
         let peer = self.stream(id).map_or(NONE, |s| {
@@ -773,11 +783,7 @@ impl<'n, const S: usize, const B: usize, const W: usize> Socket for SimSocket<'n
         let st = &mut *guard;
         let id = self.id;
         let result = (|| {
-            let s = match &st.socks[id as usize].kind {
-                Kind::Stream(s) => s,
-                Kind::Closed => return Err(err(errno::EBADF)),
-                _ => return Err(err(errno::ENOTCONN)),
-            };
+            let s = st.stream_for_io(id)?;
             if s.phase != Phase::Established {
                 return if s.phase == Phase::Connecting {
                     Ok(Recv::WouldBlock)
@@ -825,11 +831,7 @@ impl<'n, const S: usize, const B: usize, const W: usize> Socket for SimSocket<'n
         let st = &mut *guard;
         let id = self.id;
         let result = (|| {
-            let s = match &st.socks[id as usize].kind {
-                Kind::Stream(s) => s,
-                Kind::Closed => return Err(err(errno::EBADF)),
-                _ => return Err(err(errno::ENOTCONN)),
-            };
+            let s = st.stream_for_io(id)?;
             match s.phase {
                 Phase::Connecting => return Ok(Sent::WouldBlock),
                 Phase::Failed => return Err(err(errno::EPIPE)),

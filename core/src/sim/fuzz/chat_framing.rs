@@ -606,11 +606,7 @@ mod tests {
     use super::*;
 
     fn encode(ops: &[Op<'_>]) -> std::vec::Vec<u8> {
-        let mut out = std::vec::Vec::new();
-        for op in ops {
-            op.encode(|b| out.push(b));
-        }
-        out
+        crate::sim::fuzz::script::encoded(ops, |op, put| op.encode(put))
     }
 
     #[test]

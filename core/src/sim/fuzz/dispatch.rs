@@ -1304,11 +1304,7 @@ mod tests {
     use super::*;
 
     fn encode(ops: &[Op]) -> std::vec::Vec<u8> {
-        let mut out = std::vec::Vec::new();
-        for op in ops {
-            op.encode(|b| out.push(b));
-        }
-        out
+        crate::sim::fuzz::script::encoded(ops, |op, put| op.encode(put))
     }
 
     #[test]

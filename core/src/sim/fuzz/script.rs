@@ -58,6 +58,17 @@ pub(crate) fn decoded<'a, O: 'a>(
     core::iter::from_fn(move || decode(&mut input)).take(max)
 }
 
+/// The bytes `ops` encode to, one after the other: what [`decoded`] reads back as
+/// them. `encode` writes one operation (its `encode`). For the interpreters' tests.
+#[cfg(test)]
+pub(crate) fn encoded<O>(ops: &[O], encode: impl Fn(&O, &mut dyn FnMut(u8))) -> std::vec::Vec<u8> {
+    let mut out = std::vec::Vec::new();
+    for op in ops {
+        encode(op, &mut |b| out.push(b));
+    }
+    out
+}
+
 /// The life of one channel as its dispatcher sees it; [`Life::enter`] before and
 /// [`Life::leave`] after each callback, [`Life::close`] for `ctx.close()`.
 #[derive(Copy, Clone, Debug, Default)]

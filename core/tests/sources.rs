@@ -4,7 +4,7 @@
 
 mod util;
 
-use asyncore_core::{ExitStatus, SourceEvent, TimerError};
+use asyncore_core::{ExitStatus, Interest, SourceEvent, TimerError};
 use util::*;
 
 const MS: std::time::Duration = std::time::Duration::from_millis(1);
@@ -137,4 +137,48 @@ fn intervals_fire_every_period_without_drift() {
     assert!(r.cancel_timer(every));
     r.poll_once(Some(30 * MS)).unwrap();
     assert_eq!(r.take_fired_timer(), None, "cancelled");
+}
+
+/// Embedding: `timeout()` says how long another loop may sleep (the nearest timer or
+/// deadline, `None` with nothing timed, zero once something is due), `interests()`
+/// what it must watch; a non-blocking pass then does the work.
+#[test]
+fn an_embedding_loop_learns_how_long_to_sleep_and_what_to_watch() {
+    let log = CallLog::new();
+    let mut r: Rx<4> = reactor();
+    let a = connected(&mut r, 1, Recorder::new(&log));
+    connected(&mut r, 2, Recorder::new(&log));
+    assert_eq!(r.timeout(), None, "nothing timed: no limit");
+    let mut watch = Vec::new();
+    r.interests(|fd, i| watch.push((fd, i)));
+    assert_eq!(watch, [(1, Interest::READABLE), (2, Interest::READABLE)]);
+
+    // A timer in 30 ms and a deadline on channel `a` in 20 ms: 20 ms first.
+    let timer = r.add_timer(30 * MS).unwrap();
+    let now = r.selector().clock();
+    assert_eq!(r.set_deadline(a, Some(now + 20 * MS)), Ok(true));
+    assert_eq!(r.timeout(), Some(20 * MS));
+    // The other loop slept 15 ms: 5 ms are left.
+    r.selector_mut().advance(15 * MS);
+    assert_eq!(r.timeout(), Some(5 * MS));
+    // It overslept: the deadline is due, so zero; the pass runs `handle_timeout`.
+    r.selector_mut().advance(10 * MS);
+    assert_eq!(r.timeout(), Some(std::time::Duration::ZERO));
+    assert_eq!(
+        r.poll_once(Some(std::time::Duration::ZERO)).unwrap(),
+        1,
+        "the deadline fired (nothing else was ready)"
+    );
+    // Only the timer is left, due 5 ms from now.
+    assert_eq!(r.timeout(), Some(5 * MS));
+    r.selector_mut().advance(5 * MS);
+    r.poll_once(Some(std::time::Duration::ZERO)).unwrap();
+    assert_eq!(r.take_fired_timer(), Some(timer));
+    assert_eq!(r.timeout(), None, "nothing timed any more");
+
+    // A channel that stops wanting to read leaves the list `interests` gives.
+    assert!(r.close(a));
+    watch.clear();
+    r.interests(|fd, i| watch.push((fd, i)));
+    assert_eq!(watch, [(2, Interest::READABLE)]);
 }

@@ -122,6 +122,11 @@ impl<const N: usize> SendBuffer<N> {
         self.len() == 0
     }
 
+    /// Whether some of what is waiting is in a buffer lent by the reactor's pool.
+    pub fn is_lent(&self) -> bool {
+        self.lent.as_ref().is_some_and(|l| l.len() > 0)
+    }
+
     /// Room left.
     pub fn free(&self) -> usize {
         self.ring.free()

@@ -13,9 +13,11 @@ use crate::{
 pub struct EchoListener<S> {
     max_conns: usize,
     others: usize,
-    /// The idle timeout in nanoseconds (an `Option<u64>` is all zero bytes when
-    /// `None`; an `Option<Duration>` is not, which would keep a static out of `.bss`).
-    idle_ns: Option<u64>,
+    /// The idle timeout as seconds and nanoseconds (an `Option` of plain integers is
+    /// all zero bytes when `None`; an `Option<Duration>` is not, which would keep a
+    /// static out of `.bss`; and no 64-bit division to rebuild it, unlike nanoseconds
+    /// in one `u64`).
+    idle: Option<(u64, u32)>,
     accepted: u64,
     refused: u64,
     hooks: ListenerHooks<S>,
@@ -27,7 +29,7 @@ impl<S> EchoListener<S> {
         EchoListener {
             max_conns,
             others: 0,
-            idle_ns: None,
+            idle: None,
             accepted: 0,
             refused: 0,
             hooks: ListenerHooks::default(),
@@ -54,7 +56,7 @@ impl<S> EchoListener<S> {
     /// a clock.
     #[must_use]
     pub fn with_idle_timeout(mut self, idle: core::time::Duration) -> Self {
-        self.idle_ns = Some(u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX));
+        self.idle = Some((idle.as_secs(), idle.subsec_nanos()));
         self
     }
 
@@ -78,8 +80,8 @@ pub struct EchoConn<const B: usize> {
     out: SendBuffer<B>,
     echoed: u64,
     peer_done: bool,
-    /// The idle timeout in nanoseconds (see `EchoListener::idle_ns`).
-    idle_ns: Option<u64>,
+    /// The idle timeout (see `EchoListener::idle`).
+    idle: Option<(u64, u32)>,
 }
 
 impl<const B: usize> EchoConn<B> {
@@ -89,7 +91,7 @@ impl<const B: usize> EchoConn<B> {
             out: SendBuffer::new(),
             echoed: 0,
             peer_done: false,
-            idle_ns: None,
+            idle: None,
         }
     }
 
@@ -208,12 +210,12 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
             Some((socket, Refusal::Full))
         } else {
             let mut conn = EchoConn::new();
-            conn.idle_ns = l.idle_ns;
+            conn.idle = l.idle;
             match ctx.add(socket, Echo::Conn(conn)) {
                 Ok(token) => {
                     l.accepted += 1;
-                    if let Some(ns) = l.idle_ns {
-                        let _ = ctx.set_timeout_for(token, core::time::Duration::from_nanos(ns));
+                    if let Some((secs, nanos)) = l.idle {
+                        let _ = ctx.set_timeout_for(token, core::time::Duration::new(secs, nanos));
                     }
                     if let Some(c) = ctx.channel(token) {
                         (l.hooks.accepted)(token, c.socket);
@@ -236,9 +238,9 @@ impl<S: Socket, const B: usize> Dispatcher<S> for Echo<S, B> {
 
     fn handle_read(&mut self, ctx: &mut Ctx<'_, S, Self>) -> Result<(), Error> {
         let Echo::Conn(c) = self else { return Ok(()) };
-        if let Some(ns) = c.idle_ns {
+        if let Some((secs, nanos)) = c.idle {
             // Activity: push the idle deadline back.
-            let _ = ctx.set_timeout(core::time::Duration::from_nanos(ns));
+            let _ = ctx.set_timeout(core::time::Duration::new(secs, nanos));
         }
         // Read straight into the buffer while there is room. A read shorter than the
         // room offered emptied the socket: echo at once rather than spend a system

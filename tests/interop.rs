@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -132,10 +132,26 @@ mod python_asyncore_client {
 
 // ------------------------------------------------------------------ http_client
 
-/// A loopback port nothing listened on a moment ago.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback port that refuses connections while the returned socket lives: it is
+/// bound (so no other test's server can take the port) but never listens.
+fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, 0),
+    )
+    .expect("bind 127.0.0.1:0");
+    let addr: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).expect("getsockname");
+    (fd, addr.port())
 }
 
 /// `python3 -m http.server` serving a directory on 127.0.0.1; killed when dropped.
@@ -145,36 +161,38 @@ struct HttpServer {
 }
 
 impl HttpServer {
-    /// Starts it on a free port, retrying on another port if it fails to start (the
-    /// port was taken between the probe and the server's bind).
+    /// Starts it on a port the kernel picks (port 0) and reads which from its
+    /// `Serving HTTP on 127.0.0.1 port N` line: no port is probed first, so no other
+    /// test's server can be mistaken for this one.
     fn start(python: &str, dir: &Path) -> HttpServer {
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(python)
-                .args(["-W", "ignore", "-m", "http.server", &port.to_string()])
-                .args(["--bind", "127.0.0.1", "--directory"])
-                .arg(dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn python3 -m http.server");
-            // Waiting for another process to start listening: polling is all there
-            // is. Bounded; an early exit means "try another port".
-            let start = Instant::now();
-            while child.try_wait().unwrap().is_none() {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return HttpServer { child, port };
-                }
-                if start.elapsed() > PATIENCE {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("http.server did not listen within {PATIENCE:?}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("http.server failed to start on five ports");
+        let mut child = Command::new(python)
+            .args(["-u", "-W", "ignore", "-m", "http.server", "0"])
+            .args(["--bind", "127.0.0.1", "--directory"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python3 -m http.server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(PATIENCE).unwrap_or_default();
+        let port = line
+            .split(" port ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("http.server did not say where it listens within {PATIENCE:?}: {line:?}");
+        };
+        HttpServer { child, port }
     }
 
     fn url(&self, path: &str) -> String {
@@ -229,8 +247,9 @@ fn http_refused(backend: &str) {
     let Some(bin) = example("http_client") else {
         return;
     };
+    let (_reserved, port) = refusing_port();
     let out = run(command(&bin)
-        .arg(format!("http://127.0.0.1:{}/", free_port()))
+        .arg(format!("http://127.0.0.1:{port}/"))
         .args(["--backend", backend]));
     assert!(!out.status.success(), "a refused connection is a failure");
     assert!(out.stdout.is_empty());

@@ -97,8 +97,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     pub fn set_timeout(&mut self, after: Duration) -> Result<(), TimerError> {
         let now = self.now.ok_or(TimerError::NoClock)?;
         let at = now.saturating_add(to_nanos(after)).min(NEVER - 1);
-        self.registry
-            .set_deadline(self.own.deadline, self.token, Some(at));
+        self.registry.set_deadline(self.token, Some(at));
         Ok(())
     }
 
@@ -111,8 +110,7 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
         if self.now.is_none() {
             return Err(TimerError::NoClock);
         }
-        self.registry
-            .set_deadline(self.own.deadline, self.token, Some(to_nanos(at)));
+        self.registry.set_deadline(self.token, Some(to_nanos(at)));
         Ok(())
     }
 
@@ -124,23 +122,22 @@ impl<'a, S: Socket, D> Ctx<'a, S, D> {
     /// [`TimerError::NoClock`] when the selector has no clock.
     pub fn set_timeout_for(&mut self, token: Token, after: Duration) -> Result<bool, TimerError> {
         let now = self.now.ok_or(TimerError::NoClock)?;
-        let Some(c) = self.others.channel_mut(token) else {
+        if self.others.channel_mut(token).is_none() {
             return Ok(false);
-        };
+        }
         let at = now.saturating_add(to_nanos(after)).min(NEVER - 1);
-        self.registry.set_deadline(&mut c.deadline, token, Some(at));
+        self.registry.set_deadline(token, Some(at));
         Ok(true)
     }
 
     /// Cancels this channel's deadline.
     pub fn cancel_deadline(&mut self) {
-        self.registry
-            .set_deadline(self.own.deadline, self.token, None);
+        self.registry.set_deadline(self.token, None);
     }
 
     /// This channel's deadline, if set.
     pub fn deadline(&self) -> Option<Duration> {
-        (*self.own.deadline != NEVER).then(|| Duration::from_nanos(*self.own.deadline))
+        self.registry.deadline(self.token).map(Duration::from_nanos)
     }
 
     /// This channel's token.

@@ -10,7 +10,7 @@ use crate::map::{Channel, Flags, MapAccess};
 use crate::pool::{Lease, Lend};
 #[cfg(doc)]
 use crate::time::to_nanos;
-use crate::time::{AcceptBackoff, Deadlines, NEVER};
+use crate::time::{AcceptBackoff, Deadlines};
 use crate::trace::{Trace, Tracer};
 use crate::{AddError, AddErrorKind, Interest, Selector, Socket, SourceError, State, Token};
 
@@ -113,6 +113,9 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         channel.registered = interest;
         match map.insert(channel) {
             Ok(token) => {
+                // A slot's deadline left with its channel (`forget`); this is for
+                // certain.
+                self.deadlines.cancel(token.index());
                 if !on_change {
                     self.every_pass += 1;
                 }
@@ -267,6 +270,7 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         S: Socket<Source = Sel::Source>,
     {
         self.pool.release(token);
+        self.deadlines.cancel(token.index());
         let was = core::mem::replace(&mut channel.registered, Interest::NONE);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
@@ -285,16 +289,13 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     }
 
     /// Sets (`Some`, in nanoseconds of the selector's clock) or cancels (`None`) the
-    /// deadline of the channel of `token`, whose deadline field is `deadline`: the
-    /// one deadline setter.
+    /// deadline of the channel of `token` (live: the caller checked): the one
+    /// deadline setter.
     #[inline]
-    pub(crate) fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>) {
+    pub(crate) fn set_deadline(&mut self, token: Token, at: Option<u64>) {
         match at {
-            Some(at) => {
-                *deadline = at;
-                self.deadlines.push(at, token.index() as u32);
-            }
-            None => *deadline = NEVER,
+            Some(at) => self.deadlines.set(token.index(), at),
+            None => self.deadlines.cancel(token.index()),
         }
     }
 }
@@ -310,7 +311,8 @@ pub(crate) trait Registrar<S: Socket, D> {
         rule: Rule<S, D>,
     ) -> Result<Token, AddError<S, D>>;
     fn close(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> bool;
-    fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>);
+    fn set_deadline(&mut self, token: Token, at: Option<u64>);
+    fn deadline(&self, token: Token) -> Option<u64>;
     fn backoff(&mut self) -> &mut AcceptBackoff;
     fn exit(&mut self);
     fn exiting(&self) -> bool;
@@ -338,8 +340,11 @@ where
     fn close(&mut self, map: &mut dyn MapAccess<S, D>, token: Token) -> bool {
         Registry::close(self, map, token)
     }
-    fn set_deadline(&mut self, deadline: &mut u64, token: Token, at: Option<u64>) {
-        Registry::set_deadline(self, deadline, token, at);
+    fn set_deadline(&mut self, token: Token, at: Option<u64>) {
+        Registry::set_deadline(self, token, at);
+    }
+    fn deadline(&self, token: Token) -> Option<u64> {
+        self.deadlines.get(token.index())
     }
     fn backoff(&mut self) -> &mut AcceptBackoff {
         &mut self.backoff

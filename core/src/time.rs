@@ -5,8 +5,9 @@
 //!
 //! * each channel has one **deadline** (an idle or connect timeout) it can set, move
 //!   and cancel through its [`Ctx`](crate::Ctx); when it passes, `handle_timeout`
-//!   runs. Deadlines live in the channel's slot and in a min-heap of capacity `N`, so
-//!   they never run out and a pass costs nothing for channels without one;
+//!   runs. Deadlines live in a min-heap of capacity `N` that knows where each
+//!   channel's entry is, so they never run out, moving one is `O(log N)`, and a pass
+//!   costs nothing for channels without one;
 //! * **timers** not tied to a channel, one-shot or at an interval, `T` of them
 //!   ([`Reactor::add_timer`](crate::Reactor::add_timer),
 //!   [`Reactor::add_interval`](crate::Reactor::add_interval)); a full store is
@@ -19,8 +20,6 @@
 //! the monotonic clock, the mock and the simulator a virtual clock tests advance.
 
 use core::time::Duration;
-
-use heapless::binary_heap::{BinaryHeap, Min};
 
 /// Why a timer could not be set.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,19 +68,23 @@ pub(crate) fn to_nanos(t: Duration) -> u64 {
         .min(NEVER - 1)
 }
 
-/// The channel deadlines, as a min-heap with lazy deletion: an entry whose time no
-/// longer matches its channel's deadline is dropped when it surfaces. When the heap
-/// is full it is rebuilt from the slots (the truth), so setting a deadline never
-/// fails and the heap never holds more than `N` entries.
+/// The channel deadlines: a binary min-heap of `(time, slot)` entries with, per
+/// slot, the position of its entry, so a channel has at most one entry and setting,
+/// moving or cancelling its deadline is `O(log N)` in place. The heap is the only
+/// record of a deadline (the slot keeps none), holds at most one entry per slot, so
+/// `N` entries never run out, and is ordered by time, then slot (a deterministic
+/// order for deadlines due together). Zero bytes when empty, like everything in a
+/// reactor.
 pub(crate) struct Deadlines<const N: usize> {
-    heap: BinaryHeap<Entry, Min, N>,
-    /// A push found the heap full: rebuild from the slots before the next use.
-    pub(crate) stale: bool,
+    heap: [Entry; N],
+    /// Per slot: the index of its entry in `heap` plus one; 0 when it has none.
+    pos: [u32; N],
+    len: u32,
 }
 
 /// One heap entry: a deadline and the slot of its channel, in 12 bytes (three
-/// `u32`s rather than a `u64` and a `u32`, which would pad to 16). It is valid while
-/// the channel in that slot has this deadline. Ordered by time, then slot.
+/// `u32`s rather than a `u64` and a `u32`, which would pad to 16). Ordered by time,
+/// then slot.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     hi: u32,
@@ -90,6 +93,12 @@ struct Entry {
 }
 
 impl Entry {
+    const EMPTY: Entry = Entry {
+        hi: 0,
+        lo: 0,
+        slot: 0,
+    };
+
     fn new(at: u64, slot: u32) -> Self {
         Entry {
             hi: (at >> 32) as u32,
@@ -104,37 +113,133 @@ impl Entry {
 }
 
 impl<const N: usize> Deadlines<N> {
-    /// Adds an entry; a full heap is marked for a rebuild from the slots instead.
-    pub(crate) fn push(&mut self, at: u64, slot: u32) {
-        if self.heap.push(Entry::new(at, slot)).is_err() {
-            self.stale = true;
-        }
-    }
-
     pub(crate) const fn new() -> Self {
         Deadlines {
-            heap: BinaryHeap::new(),
-            stale: false,
+            heap: [Entry::EMPTY; N],
+            pos: [0; N],
+            len: 0,
         }
     }
 
-    /// The earliest entry (possibly stale): its time and slot.
-    pub(crate) fn peek(&self) -> Option<(u64, u32)> {
-        self.heap.peek().map(|e| (e.at(), e.slot))
+    /// The deadline of `slot`, if it has one.
+    #[inline]
+    pub(crate) fn get(&self, slot: usize) -> Option<u64> {
+        let at = self.pos.get(slot).copied().unwrap_or(0);
+        let i = at.checked_sub(1)? as usize;
+        self.heap.get(i).map(|e| e.at())
     }
 
-    pub(crate) fn pop(&mut self) {
-        self.heap.pop();
-    }
-
-    /// Rebuilds from `(deadline, slot)` pairs.
-    pub(crate) fn rebuild(&mut self, live: impl Iterator<Item = (u64, u32)>) {
-        self.heap.clear();
-        for (at, slot) in live {
-            // At most one per channel, so at most N: cannot fail.
-            let _ = self.heap.push(Entry::new(at, slot));
+    /// Sets the deadline of `slot` (below `N`) to `at`, replacing the one it had.
+    pub(crate) fn set(&mut self, slot: usize, at: u64) {
+        let Some(&p) = self.pos.get(slot) else {
+            return;
+        };
+        let entry = Entry::new(at, slot as u32);
+        if p == 0 {
+            let i = self.len as usize;
+            let Some(e) = self.heap.get_mut(i) else {
+                return; // unreachable: one entry per slot, N slots
+            };
+            *e = entry;
+            self.len += 1;
+            self.place(i);
+            self.up(i);
+        } else {
+            let i = p as usize - 1;
+            let Some(e) = self.heap.get_mut(i) else {
+                return;
+            };
+            let old = core::mem::replace(e, entry);
+            if entry < old {
+                self.up(i);
+            } else {
+                self.down(i);
+            }
         }
-        self.stale = false;
+    }
+
+    /// Removes the deadline of `slot`, if it has one.
+    pub(crate) fn cancel(&mut self, slot: usize) {
+        let Some(p) = self.pos.get_mut(slot) else {
+            return;
+        };
+        let Some(i) = p.checked_sub(1) else {
+            return;
+        };
+        *p = 0;
+        let i = i as usize;
+        self.len -= 1;
+        let last = self.len as usize;
+        if i == last {
+            return;
+        }
+        let (Some(&moved), Some(_)) = (self.heap.get(last), self.heap.get(i)) else {
+            return;
+        };
+        let old = core::mem::replace(&mut self.heap[i], moved);
+        self.place(i);
+        if moved < old {
+            self.up(i);
+        } else {
+            self.down(i);
+        }
+    }
+
+    /// The earliest deadline: its time and slot.
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<(u64, usize)> {
+        if self.len == 0 {
+            return None;
+        }
+        self.heap.first().map(|e| (e.at(), e.slot as usize))
+    }
+
+    /// Records that the entry at heap index `i` is there.
+    #[inline]
+    fn place(&mut self, i: usize) {
+        if let Some(e) = self.heap.get(i)
+            && let Some(p) = self.pos.get_mut(e.slot as usize)
+        {
+            *p = i as u32 + 1;
+        }
+    }
+
+    /// Moves the entry at `i` up while it is earlier than its parent.
+    fn up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.heap[i] >= self.heap[parent] {
+                break;
+            }
+            self.heap.swap(i, parent);
+            self.place(i);
+            self.place(parent);
+            i = parent;
+        }
+    }
+
+    /// Moves the entry at `i` down while a child is earlier.
+    fn down(&mut self, mut i: usize) {
+        let len = self.len as usize;
+        loop {
+            let left = 2 * i + 1;
+            if left >= len {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < len && self.heap[right] < self.heap[left] {
+                right
+            } else {
+                left
+            };
+            if self.heap[child] >= self.heap[i] {
+                break;
+            }
+            self.heap.swap(i, child);
+            self.place(i);
+            self.place(child);
+            i = child;
+        }
     }
 }
 
@@ -273,5 +378,88 @@ impl<const T: usize> Timers<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny deterministic generator (xorshift), so the test needs no crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// The heap's invariants: every entry is no earlier than its parent, and each
+    /// slot's position leads to its own entry.
+    fn check<const N: usize>(d: &Deadlines<N>) {
+        let len = d.len as usize;
+        for i in 1..len {
+            assert!(d.heap[(i - 1) / 2] <= d.heap[i], "heap order at {i}");
+        }
+        let mut listed = 0;
+        for (slot, &p) in d.pos.iter().enumerate() {
+            if p != 0 {
+                listed += 1;
+                assert_eq!(d.heap[p as usize - 1].slot as usize, slot, "position of {slot}");
+            }
+        }
+        assert_eq!(listed, len, "one entry per slot with a deadline");
+    }
+
+    #[test]
+    fn deadlines_agree_with_a_plain_table() {
+        const N: usize = 37;
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut d = Deadlines::<N>::new();
+        let mut model: [Option<u64>; N] = [None; N];
+        for step in 0..20_000 {
+            let slot = (rng.next() % N as u64) as usize;
+            match rng.next() % 4 {
+                // Few distinct times, so ties (ordered by slot) are common.
+                0 | 1 => {
+                    let at = rng.next() % 64;
+                    d.set(slot, at);
+                    model[slot] = Some(at);
+                }
+                2 => {
+                    d.cancel(slot);
+                    model[slot] = None;
+                }
+                _ => {
+                    let want = model
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(s, at)| at.map(|at| (at, s)))
+                        .min();
+                    assert_eq!(d.peek(), want, "step {step}");
+                    if let Some((_, s)) = want {
+                        d.cancel(s);
+                        model[s] = None;
+                    }
+                }
+            }
+            check(&d);
+            for (s, at) in model.iter().enumerate() {
+                assert_eq!(d.get(s), *at, "step {step}, slot {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_slots_are_ignored() {
+        let mut d = Deadlines::<2>::new();
+        d.set(2, 5);
+        d.cancel(7);
+        assert_eq!(d.peek(), None);
+        assert_eq!(d.get(9), None);
+        d.set(1, u64::MAX - 1);
+        assert_eq!(d.peek(), Some((u64::MAX - 1, 1)));
     }
 }

@@ -83,9 +83,6 @@ pub(crate) struct Channel<S, D> {
     pub(crate) socket: S,
     pub(crate) state: State,
     pub(crate) flags: Flags,
-    /// When `handle_timeout` is due, in nanoseconds of the selector's clock
-    /// ([`NEVER`](crate::time::NEVER): no deadline).
-    pub(crate) deadline: u64,
     /// The interest the selector has for the channel's source now.
     pub(crate) registered: crate::Interest,
     pub(crate) dispatcher: D,
@@ -97,7 +94,6 @@ pub(crate) struct Fields<'a, S> {
     pub(crate) socket: &'a mut S,
     pub(crate) state: &'a mut State,
     pub(crate) flags: &'a mut Flags,
-    pub(crate) deadline: &'a mut u64,
 }
 
 impl<S, D> Channel<S, D> {
@@ -106,7 +102,6 @@ impl<S, D> Channel<S, D> {
             socket,
             state,
             flags: Flags::default(),
-            deadline: crate::time::NEVER,
             registered: crate::Interest::NONE,
             dispatcher,
         }
@@ -131,7 +126,6 @@ impl<S, D> Channel<S, D> {
             socket,
             state,
             flags,
-            deadline,
             dispatcher,
             ..
         } = self;
@@ -141,7 +135,6 @@ impl<S, D> Channel<S, D> {
                 socket,
                 state,
                 flags,
-                deadline,
             },
         )
     }
@@ -390,7 +383,6 @@ impl SlabBook {
         }
         c.state = State::Closed;
         c.flags.set(Flags::KEEP);
-        c.deadline = crate::time::NEVER;
         self.len -= 1;
         true
     }
@@ -739,17 +731,6 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
     }
 
-    /// Every channel with its token, in slot order.
-    #[inline]
-    pub(crate) fn channels(&self) -> impl Iterator<Item = (Token, &Channel<S, D>)> {
-        self.occupied_slots()
-            .iter()
-            .enumerate()
-            .filter_map(|(i, slot)| {
-                let c = slot.channel()?;
-                Some((Token::new(i as u32, slot.generation), c))
-            })
-    }
 
     /// Every channel, mutably, in slot order (each put on the list of channels whose
     /// interest may have changed).

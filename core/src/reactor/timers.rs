@@ -47,57 +47,35 @@ where
         }
     }
 
-    /// The earliest live channel deadline, dropping stale heap entries on the way.
-    fn next_deadline(&mut self) -> u64 {
-        let deadlines = &mut self.registry.deadlines;
-        if deadlines.stale {
-            deadlines.rebuild(
-                self.map
-                    .channels()
-                    .filter(|(_, c)| c.deadline != NEVER)
-                    .map(|(token, c)| (c.deadline, token.index() as u32)),
-            );
-        }
-        while let Some((at, slot)) = deadlines.peek() {
-            if self
-                .map
-                .occupant(slot)
-                .is_some_and(|(_, c)| c.deadline == at)
-            {
-                return at;
-            }
-            deadlines.pop();
-        }
-        NEVER
+    /// The earliest channel deadline (the heap holds only those of live channels:
+    /// a channel's entry leaves with it).
+    #[inline]
+    fn next_deadline(&self) -> u64 {
+        self.registry.deadlines.peek().map_or(NEVER, |(at, _)| at)
     }
 
-    /// Runs `handle_timeout` for every channel whose deadline has passed. Returns how
-    /// many ran.
+    /// Runs `handle_timeout` for every channel whose deadline has passed, earliest
+    /// first (slot order among equal times). Returns how many ran.
     pub(super) fn fire_deadlines(&mut self) -> usize {
         let Some(now) = self.registry.now else {
             return 0;
         };
         let mut fired = 0;
-        loop {
-            let at = self.next_deadline();
-            if at == NEVER || at > now || self.registry.exit {
-                return fired;
-            }
-            let Some((token, _)) = self
-                .registry
-                .deadlines
-                .peek()
-                .and_then(|(_, slot)| self.map.occupant(slot))
-            else {
-                return fired;
+        while !self.registry.exit {
+            let Some((at, slot)) = self.registry.deadlines.peek() else {
+                break;
             };
-            self.registry.deadlines.pop();
-            if let Some(c) = self.map.channel_mut(token) {
-                c.deadline = NEVER;
+            if at > now {
+                break;
             }
+            self.registry.deadlines.cancel(slot);
+            let Some((token, _)) = self.map.occupant(slot as u32) else {
+                continue; // never: an entry leaves with its channel
+            };
             fired += 1;
             self.call(token, Callback::Timeout, |d, ctx| d.handle_timeout(ctx));
         }
+        fired
     }
 
     /// Moves due one-shot timers to the fired list.
@@ -132,11 +110,10 @@ where
         if self.registry.selector.now().is_none() {
             return Err(TimerError::NoClock);
         }
-        let Some(c) = self.map.channel_mut(token) else {
+        if self.map.channel_mut(token).is_none() {
             return Ok(false);
-        };
-        self.registry
-            .set_deadline(&mut c.deadline, token, at.map(to_nanos));
+        }
+        self.registry.set_deadline(token, at.map(to_nanos));
         Ok(true)
     }
 

@@ -6,7 +6,7 @@
 //! removing one and setting a deadline each have their one routine here.
 
 use crate::fmt::debug_;
-use crate::map::{Channel, Flags, MapAccess};
+use crate::map::{Channel, Flags, MapAccess, Occupant, OccupantRef};
 use crate::pool::{Lease, Lend};
 #[cfg(doc)]
 use crate::time::to_nanos;
@@ -45,7 +45,7 @@ pub(crate) struct Rule<S, D> {
     /// Whether the dispatcher asks for its interest on change.
     pub(crate) on_change: fn(&D) -> bool,
     /// What the channel wants to be watched for now.
-    pub(crate) wanted: fn(&Channel<S, D>) -> Interest,
+    pub(crate) wanted: fn(OccupantRef<'_, S, D>) -> Interest,
 }
 
 impl<S, D> Clone for Rule<S, D> {
@@ -104,13 +104,13 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         if on_change {
             channel.flags.set(Flags::ON_CHANGE);
         }
-        let interest = (rule.wanted)(&channel);
+        let interest = (rule.wanted)(channel.as_ref());
         let source = channel.socket.source();
         if let Err(e) = self.selector.register(token, source, interest) {
             let kind = AddErrorKind::Rejected(e);
             return Err(refuse(kind, channel.socket, channel.dispatcher));
         }
-        channel.registered = interest;
+        channel.flags.set_registered(interest);
         match map.insert(channel) {
             Ok(token) => {
                 // A slot's deadline left with its channel (`forget`); this is for
@@ -142,25 +142,30 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     pub(crate) fn sync<S, D>(
         &mut self,
         token: Token,
-        channel: &mut Channel<S, D>,
-        wanted: impl Fn(&Channel<S, D>) -> Interest,
+        channel: &mut Occupant<'_, S, D>,
+        wanted: impl Fn(OccupantRef<'_, S, D>) -> Interest,
     ) -> bool
     where
         S: Socket<Source = Sel::Source>,
     {
         if channel.flags.has(Flags::BROKEN) {
             // Reported until it closes (a kept, closed channel is not reported).
-            return channel.state != State::Closed;
+            return *channel.state != State::Closed;
         }
-        let want = wanted(channel);
-        if want == channel.registered {
+        let want = wanted(channel.as_ref());
+        if want == channel.flags.registered() {
             return false;
         }
         self.change(token, channel, want)
     }
 
     /// Re-registers the channel of `token` for `want`; see [`sync`](Self::sync).
-    fn change<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>, want: Interest) -> bool
+    fn change<S, D>(
+        &mut self,
+        token: Token,
+        channel: &mut Occupant<'_, S, D>,
+        want: Interest,
+    ) -> bool
     where
         S: Socket<Source = Sel::Source>,
     {
@@ -169,10 +174,10 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         // here). A socket closed from outside, through `Reactor::get_mut`, reads as
         // invalid and the selector refuses it, which breaks the channel.
         let source = channel.socket.source();
-        let was = channel.registered;
+        let was = channel.flags.registered();
         match self.selector.reregister(token, source, was, want) {
             Ok(()) => {
-                channel.registered = want;
+                channel.flags.set_registered(want);
                 match (was.is_empty(), want.is_empty()) {
                     (true, false) => self.watched += 1,
                     (false, true) => self.watched = self.watched.saturating_sub(1),
@@ -193,7 +198,7 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     pub(crate) fn unwatch<S, D>(
         &mut self,
         token: Token,
-        channel: &mut Channel<S, D>,
+        channel: &mut Occupant<'_, S, D>,
         source: Sel::Source,
     ) where
         S: Socket<Source = Sel::Source>,
@@ -201,7 +206,8 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         if channel.flags.has(Flags::BROKEN) {
             return;
         }
-        let was = core::mem::replace(&mut channel.registered, Interest::NONE);
+        let was = channel.flags.registered();
+        channel.flags.set_registered(Interest::NONE);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
         }
@@ -222,7 +228,7 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     {
         let mut channel = map.remove(token)?;
         if !channel.is_kept() {
-            self.forget(token, &mut channel);
+            self.forget(token, &mut channel.occupant());
         }
         Some(channel)
     }
@@ -242,14 +248,14 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     where
         S: Socket<Source = Sel::Source>,
     {
-        let Some(c) = map.channel_mut(token) else {
+        let Some(mut c) = map.channel_mut(token) else {
             return false;
         };
         if c.is_kept() {
             return false;
         }
         if c.flags.has(Flags::KEEP) {
-            self.forget(token, c);
+            self.forget(token, &mut c);
             if c.socket.close().is_err() {
                 debug_!("{}: close reported an error", token);
             }
@@ -265,13 +271,14 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
 
     /// Deregisters the source `token`'s slot was registered with, takes back the
     /// buffers it holds, and reports `Removed`: the channel has left the loop.
-    fn forget<S, D>(&mut self, token: Token, channel: &mut Channel<S, D>)
+    fn forget<S, D>(&mut self, token: Token, channel: &mut Occupant<'_, S, D>)
     where
         S: Socket<Source = Sel::Source>,
     {
         self.pool.release(token);
         self.deadlines.cancel(token.index());
-        let was = core::mem::replace(&mut channel.registered, Interest::NONE);
+        let was = channel.flags.registered();
+        channel.flags.set_registered(Interest::NONE);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
         }

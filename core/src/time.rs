@@ -407,7 +407,11 @@ mod tests {
         for (slot, &p) in d.pos.iter().enumerate() {
             if p != 0 {
                 listed += 1;
-                assert_eq!(d.heap[p as usize - 1].slot as usize, slot, "position of {slot}");
+                assert_eq!(
+                    d.heap[p as usize - 1].slot as usize,
+                    slot,
+                    "position of {slot}"
+                );
             }
         }
         assert_eq!(listed, len, "one entry per slot with a deadline");

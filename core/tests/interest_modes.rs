@@ -106,12 +106,16 @@ fn an_on_change_channel_is_asked_only_after_a_mutable_borrow() {
     pass(&mut r);
     assert_eq!(asked.get(), after, "nothing dispatched, nothing asked");
 
-    // iter_mut lends every channel: each is asked.
+    // iter_mut lends every channel: each is asked, and the wait watches it for
+    // writing too. (It is still writable: the pass writes the byte and, once its
+    // callbacks are done, the channel is asked again and wants reading only.)
     for c in r.iter_mut() {
         c.dispatcher.queued = 1;
     }
     pass(&mut r);
-    assert_eq!(current(&r, 1), Some(Interest::BOTH));
+    assert_eq!(interest(&r, 1), Some(Interest::BOTH));
+    assert_eq!(r.get(t).unwrap().dispatcher.queued, 0, "it wrote");
+    assert_eq!(current(&r, 1), Some(Interest::READABLE));
 }
 
 #[test]

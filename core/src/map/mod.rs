@@ -6,7 +6,7 @@
 //! reactor and the handler context reach slots only through these, never by index
 //! arithmetic of their own.
 
-use crate::{State, Token};
+use crate::{Interest, State, Token};
 
 /// "No slot": the end of a free list (a link holds a slot number + 1, so an empty
 /// map is all zero bytes and a `static` of it lands in `.bss`).
@@ -53,6 +53,12 @@ impl Flags {
     /// The channel's source is gone from the selector (closed under the loop, or the
     /// selector refused an interest change): the next pass reports it `INVALID`.
     pub(crate) const BROKEN: u16 = 1 << 8;
+    /// The channel is listed as changed (see [`Changed`]): its source, and if it
+    /// asks on change its interest, are checked before the next wait.
+    pub(crate) const CHANGED: u16 = 1 << 9;
+    /// The interest the selector has for the channel's source now: two bits.
+    const REGISTERED_SHIFT: u32 = 10;
+    const REGISTERED: u16 = 0b11 << Self::REGISTERED_SHIFT;
     /// What a handler can leave behind for the reactor to act on once it returns.
     pub(crate) const PENDING: u16 = Self::CLOSE_REQUESTED | Self::DISCONNECTED | Self::EOF;
 
@@ -68,6 +74,18 @@ impl Flags {
     pub(crate) fn clear(&mut self, bits: u16) {
         self.0 &= !bits;
     }
+    /// The interest the selector has for the channel's source now.
+    #[inline]
+    pub(crate) fn registered(self) -> Interest {
+        let bits = (self.0 & Self::REGISTERED) >> Self::REGISTERED_SHIFT;
+        Interest::from_flags(bits & 0b01 != 0, bits & 0b10 != 0)
+    }
+    /// Records what the selector has for the channel's source now.
+    #[inline]
+    pub(crate) fn set_registered(&mut self, interest: Interest) {
+        let bits = u16::from(interest.is_readable()) | (u16::from(interest.is_writable()) << 1);
+        self.0 = (self.0 & !Self::REGISTERED) | (bits << Self::REGISTERED_SHIFT);
+    }
 }
 
 /// Whether a channel in `state` with `flags` is open: not closed, no close asked
@@ -78,14 +96,70 @@ pub(crate) fn is_live(state: State, flags: Flags) -> bool {
     state != State::Closed && !flags.has(Flags::PENDING)
 }
 
-/// One channel: its socket, its state and its dispatcher.
+/// One channel as it enters or leaves the map: its socket, its state, its flags and
+/// its dispatcher. Inside the map the same fields sit directly in the slot (see
+/// [`Slot`]); [`Occupant`] and [`OccupantRef`] are views of them there.
 pub(crate) struct Channel<S, D> {
     pub(crate) socket: S,
     pub(crate) state: State,
     pub(crate) flags: Flags,
-    /// The interest the selector has for the channel's source now.
-    pub(crate) registered: crate::Interest,
     pub(crate) dispatcher: D,
+}
+
+impl<S, D> Channel<S, D> {
+    pub(crate) fn new(socket: S, state: State, dispatcher: D) -> Self {
+        Channel {
+            socket,
+            state,
+            flags: Flags::default(),
+            dispatcher,
+        }
+    }
+
+    /// Whether this is a closed channel kept for its dispatcher.
+    #[inline]
+    pub(crate) fn is_kept(&self) -> bool {
+        self.state == State::Closed && self.flags.has(Flags::KEEP)
+    }
+
+    /// A shared view of it, as of a channel in a slot.
+    #[inline]
+    pub(crate) fn as_ref(&self) -> OccupantRef<'_, S, D> {
+        OccupantRef {
+            socket: &self.socket,
+            state: self.state,
+            flags: self.flags,
+            dispatcher: &self.dispatcher,
+        }
+    }
+
+    /// A view of it, as of a channel in a slot.
+    #[inline]
+    pub(crate) fn occupant(&mut self) -> Occupant<'_, S, D> {
+        Occupant {
+            socket: &mut self.socket,
+            state: &mut self.state,
+            flags: &mut self.flags,
+            dispatcher: &mut self.dispatcher,
+        }
+    }
+}
+
+/// A channel in its slot, borrowed mutably: its fields, each by reference.
+pub(crate) struct Occupant<'a, S, D> {
+    pub(crate) socket: &'a mut S,
+    pub(crate) state: &'a mut State,
+    pub(crate) flags: &'a mut Flags,
+    pub(crate) dispatcher: &'a mut D,
+}
+
+/// A channel in its slot, borrowed shared: its state and flags (copied) and its
+/// socket and dispatcher.
+pub(crate) struct OccupantRef<'a, S, D> {
+    pub(crate) socket: &'a S,
+    pub(crate) state: State,
+    pub(crate) flags: Flags,
+    pub(crate) dispatcher: &'a D,
 }
 
 /// A channel's own fields as a handler context holds them: everything but the
@@ -96,38 +170,38 @@ pub(crate) struct Fields<'a, S> {
     pub(crate) flags: &'a mut Flags,
 }
 
-impl<S, D> Channel<S, D> {
-    pub(crate) fn new(socket: S, state: State, dispatcher: D) -> Self {
-        Channel {
-            socket,
-            state,
-            flags: Flags::default(),
-            registered: crate::Interest::NONE,
-            dispatcher,
-        }
-    }
-
+impl<'a, S, D> Occupant<'a, S, D> {
     #[inline]
     pub(crate) fn is_live(&self) -> bool {
-        is_live(self.state, self.flags)
+        is_live(*self.state, *self.flags)
     }
 
     /// Whether this is a closed channel kept for its dispatcher (no longer counted,
     /// watched or dispatched; only `take_closed` reaches it).
     #[inline]
     pub(crate) fn is_kept(&self) -> bool {
-        self.state == State::Closed && self.flags.has(Flags::KEEP)
+        *self.state == State::Closed && self.flags.has(Flags::KEEP)
+    }
+
+    /// A shared view of it.
+    #[inline]
+    pub(crate) fn as_ref(&self) -> OccupantRef<'_, S, D> {
+        OccupantRef {
+            socket: self.socket,
+            state: *self.state,
+            flags: *self.flags,
+            dispatcher: self.dispatcher,
+        }
     }
 
     /// The dispatcher, and the rest of the channel beside it.
     #[inline]
-    pub(crate) fn split(&mut self) -> (&mut D, Fields<'_, S>) {
-        let Channel {
+    pub(crate) fn split(self) -> (&'a mut D, Fields<'a, S>) {
+        let Occupant {
             socket,
             state,
             flags,
             dispatcher,
-            ..
         } = self;
         (
             dispatcher,
@@ -140,69 +214,131 @@ impl<S, D> Channel<S, D> {
     }
 }
 
-/// One slot of the slab.
-pub(crate) struct Slot<S, D> {
-    generation: u32,
-    /// The link of the list of channels whose interest may have changed: 0 when the
-    /// slot is not on it, 1 when it is the last, `i + 2` when slot `i` follows.
-    dirty: u32,
-    entry: Entry<S, D>,
+impl<S, D> OccupantRef<'_, S, D> {
+    #[inline]
+    pub(crate) fn is_live(&self) -> bool {
+        is_live(self.state, self.flags)
+    }
+
+    /// See [`Occupant::is_kept`].
+    #[inline]
+    pub(crate) fn is_kept(&self) -> bool {
+        self.state == State::Closed && self.flags.has(Flags::KEEP)
+    }
 }
 
-/// What a slot holds. `Vacant` is variant 0 with an explicit tag, rather than the
-/// `None` of an `Option<Channel>` (which Rust encodes in some niche of the
-/// channel's fields, a non-zero byte pattern), so a vacant slot is all zero bytes.
+/// One slot of the slab: a channel, or nothing. The channel's fields sit directly in
+/// the variant, after the one-byte tag, with the state, the flags and the slot's
+/// generation in the 7 bytes beside it: 8 bytes in all before the socket and the
+/// dispatcher. (A `Channel` struct inside the variant would start at its own
+/// alignment, wasting up to 7 bytes after the tag, and a generation outside the enum
+/// would pad to the enum's alignment.) `Vacant` is variant 0 with an explicit tag,
+/// rather than the `None` of an `Option` (which Rust encodes in some niche of the
+/// channel's fields, a non-zero byte pattern), so a vacant slot is all zero bytes
+/// and a `static` map lands in `.bss`.
 #[repr(u8)]
-enum Entry<S, D> {
+enum Slot<S, D> {
     /// No channel; `next` links the free list or the quarantine ([`NIL`] at the
     /// end).
-    Vacant { next: u32 } = 0,
+    Vacant { generation: u32, next: u32 } = 0,
     /// A channel.
-    Occupied(Channel<S, D>) = 1,
+    Occupied {
+        state: State,
+        flags: Flags,
+        generation: u32,
+        socket: S,
+        dispatcher: D,
+    } = 1,
 }
 
 impl<S, D> Slot<S, D> {
-    const VACANT: Self = Slot {
+    const VACANT: Self = Slot::Vacant {
         generation: 0,
-        dirty: 0,
-        entry: Entry::Vacant { next: NIL },
+        next: NIL,
     };
+
+    /// The generation: bumped when a channel leaves, so its token goes stale.
+    #[inline]
+    fn generation(&self) -> u32 {
+        match self {
+            Slot::Vacant { generation, .. } | Slot::Occupied { generation, .. } => *generation,
+        }
+    }
+
+    /// Whether a channel is here.
+    #[inline]
+    fn is_occupied(&self) -> bool {
+        matches!(self, Slot::Occupied { .. })
+    }
 
     /// The channel, if the slot holds one.
     #[inline]
-    fn channel(&self) -> Option<&Channel<S, D>> {
-        match &self.entry {
-            Entry::Occupied(c) => Some(c),
-            Entry::Vacant { .. } => None,
+    fn channel(&self) -> Option<OccupantRef<'_, S, D>> {
+        match self {
+            Slot::Occupied {
+                state,
+                flags,
+                socket,
+                dispatcher,
+                ..
+            } => Some(OccupantRef {
+                socket,
+                state: *state,
+                flags: *flags,
+                dispatcher,
+            }),
+            Slot::Vacant { .. } => None,
         }
     }
 
     /// The channel, if the slot holds one.
     #[inline]
-    fn channel_mut(&mut self) -> Option<&mut Channel<S, D>> {
-        match &mut self.entry {
-            Entry::Occupied(c) => Some(c),
-            Entry::Vacant { .. } => None,
+    fn channel_mut(&mut self) -> Option<Occupant<'_, S, D>> {
+        match self {
+            Slot::Occupied {
+                state,
+                flags,
+                socket,
+                dispatcher,
+                ..
+            } => Some(Occupant {
+                socket,
+                state,
+                flags,
+                dispatcher,
+            }),
+            Slot::Vacant { .. } => None,
+        }
+    }
+
+    /// The channel's flags, if the slot holds one.
+    #[inline]
+    fn flags_mut(&mut self) -> Option<&mut Flags> {
+        match self {
+            Slot::Occupied { flags, .. } => Some(flags),
+            Slot::Vacant { .. } => None,
         }
     }
 
     /// The free-list link of a vacant slot (`NIL` for an occupied one).
     #[inline]
     fn next(&self) -> u32 {
-        match self.entry {
-            Entry::Vacant { next } => next,
-            Entry::Occupied(_) => NIL,
+        match self {
+            Slot::Vacant { next, .. } => *next,
+            Slot::Occupied { .. } => NIL,
         }
     }
 
-    /// Puts this slot (number `index`) on the list headed by `head` unless it is
-    /// listed already: something is about to borrow its channel mutably, which may
-    /// change its interest or close its socket.
+    /// Lists this slot (number `index`) as changed unless it is listed already:
+    /// something is about to borrow its channel mutably, which may change its
+    /// interest or close its socket.
     #[inline]
-    fn touch(&mut self, head: &mut u32, index: usize) {
-        if self.dirty == 0 && self.channel().is_some() {
-            self.dirty = if *head == 0 { 1 } else { *head + 1 };
-            *head = index as u32 + 1;
+    fn touch(&mut self, changed: &mut Changed, index: usize) {
+        if let Some(flags) = self.flags_mut()
+            && !flags.has(Flags::CHANGED)
+        {
+            flags.set(Flags::CHANGED);
+            changed.push(index);
         }
     }
 
@@ -210,19 +346,19 @@ impl<S, D> Slot<S, D> {
     /// asking on change needs it (the reactor checks the source after every
     /// callback, and asks the others every pass).
     #[inline]
-    fn touch_for_callback(&mut self, head: &mut u32, index: usize) {
-        if self.dirty == 0
-            && let Some(c) = self.channel()
-            && c.flags.has(Flags::ON_CHANGE)
+    fn touch_for_callback(&mut self, changed: &mut Changed, index: usize) {
+        if let Some(flags) = self.flags_mut()
+            && flags.has(Flags::ON_CHANGE)
+            && !flags.has(Flags::CHANGED)
         {
-            self.dirty = if *head == 0 { 1 } else { *head + 1 };
-            *head = index as u32 + 1;
+            flags.set(Flags::CHANGED);
+            changed.push(index);
         }
     }
 
     #[inline]
-    fn get(&self, token: Token) -> Option<&Channel<S, D>> {
-        if self.generation == token.generation() {
+    fn get(&self, token: Token) -> Option<OccupantRef<'_, S, D>> {
+        if self.generation() == token.generation() {
             self.channel()
         } else {
             None
@@ -230,11 +366,70 @@ impl<S, D> Slot<S, D> {
     }
 
     #[inline]
-    fn get_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
-        if self.generation == token.generation() {
+    fn get_mut(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
+        if self.generation() == token.generation() {
             self.channel_mut()
         } else {
             None
+        }
+    }
+}
+
+/// The slots whose channel may have changed since the interest was last brought up
+/// to date (a mutable borrow, a callback on an on-change channel): a slot so listed
+/// has [`Flags::CHANGED`] set. The most recent [`Changed::CAPACITY`] are kept in a
+/// stack; past that, `overflow` says to look for the flag in every slot instead,
+/// which costs no more than what listed them (a scan of the map, a broadcast). No
+/// link per slot: the flag is one bit of the channel's flags.
+pub(crate) struct Changed {
+    stack: [u32; Changed::CAPACITY],
+    len: u32,
+    /// More were listed than the stack holds: the slots from `scan` on are looked
+    /// at for the flag.
+    overflow: bool,
+    scan: u32,
+}
+
+impl Changed {
+    /// How many listed slots the stack holds.
+    const CAPACITY: usize = 32;
+
+    const fn new() -> Self {
+        Changed {
+            stack: [0; Changed::CAPACITY],
+            len: 0,
+            overflow: false,
+            scan: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, index: usize) {
+        match self.stack.get_mut(self.len as usize) {
+            Some(top) => {
+                *top = index as u32;
+                self.len += 1;
+            }
+            None => {
+                if !self.overflow {
+                    self.overflow = true;
+                    self.scan = 0;
+                }
+            }
+        }
+    }
+
+    /// Drops the top of the stack if it is `index` (and returns whether it was).
+    #[inline]
+    fn pop_if(&mut self, index: usize) -> bool {
+        let Some(top) = (self.len as usize).checked_sub(1) else {
+            return false;
+        };
+        if self.stack.get(top).is_some_and(|&s| s as usize == index) {
+            self.len -= 1;
+            true
+        } else {
+            false
         }
     }
 }
@@ -250,9 +445,8 @@ pub(crate) struct SlabBook {
     used: u32,
     len: u32,
     in_pass: bool,
-    /// Head of the list of slots whose channel's interest may have changed: 0 when
-    /// empty, `i + 1` for slot `i`.
-    dirty: u32,
+    /// The slots whose channel may have changed since the last interest check.
+    changed: Changed,
 }
 
 /// Random access to slots: the whole array, or the slots around the channel being
@@ -287,7 +481,7 @@ impl SlabBook {
             used: 0,
             len: 0,
             in_pass: false,
-            dirty: 0,
+            changed: Changed::new(),
         }
     }
 
@@ -306,7 +500,7 @@ impl SlabBook {
     fn vacant<S, D>(&self, slots: &(impl Slots<S, D> + ?Sized)) -> Option<Token> {
         let index = self.next_index(slots.capacity())?;
         let slot = slots.slot_ref(index as usize)?;
-        Some(Token::new(index, slot.generation))
+        Some(Token::new(index, slot.generation()))
     }
 
     /// Puts `channel` into a free slot, or hands it back.
@@ -329,9 +523,22 @@ impl SlabBook {
         } else {
             self.used += 1;
         }
-        slot.entry = Entry::Occupied(channel);
+        let generation = slot.generation();
+        let Channel {
+            socket,
+            state,
+            flags,
+            dispatcher,
+        } = channel;
+        *slot = Slot::Occupied {
+            state,
+            flags,
+            generation,
+            socket,
+            dispatcher,
+        };
         self.len += 1;
-        Ok(Token::new(index, slot.generation))
+        Ok(Token::new(index, generation))
     }
 
     /// Takes the channel of `token` out of its slot. The slot's generation is bumped
@@ -343,11 +550,12 @@ impl SlabBook {
         token: Token,
     ) -> Option<Channel<S, D>> {
         let slot = slots.slot(token.index())?;
-        if slot.generation != token.generation() || slot.channel().is_none() {
+        let generation = slot.generation();
+        if generation != token.generation() || !slot.is_occupied() {
             return None;
         }
         let index = token.index() as u32;
-        let retire = slot.generation == u32::MAX;
+        let retire = generation == u32::MAX;
         let next = if retire {
             // Retire the slot (on no list): reusing it would let a very old token
             // alias.
@@ -357,13 +565,25 @@ impl SlabBook {
         } else {
             core::mem::replace(&mut self.free, link(index))
         };
-        let Entry::Occupied(channel) = core::mem::replace(&mut slot.entry, Entry::Vacant { next })
+        // A retired slot keeps its last generation, which no live token has.
+        let generation = if retire { generation } else { generation + 1 };
+        let Slot::Occupied {
+            state,
+            flags,
+            socket,
+            dispatcher,
+            ..
+        } = core::mem::replace(slot, Slot::Vacant { generation, next })
         else {
             return None; // checked above
         };
-        if !retire {
-            slot.generation += 1;
-        }
+        let mut channel = Channel {
+            socket,
+            state,
+            flags,
+            dispatcher,
+        };
+        channel.flags.clear(Flags::CHANGED);
         if !channel.is_kept() {
             // A kept channel left the count when it closed.
             self.len -= 1;
@@ -381,7 +601,7 @@ impl SlabBook {
         if c.is_kept() {
             return false;
         }
-        c.state = State::Closed;
+        *c.state = State::Closed;
         c.flags.set(Flags::KEEP);
         self.len -= 1;
         true
@@ -434,7 +654,7 @@ pub(crate) struct Others<'a, S, D> {
 /// registry needs to add and remove channels whichever of the two it holds.
 pub(crate) trait MapAccess<S, D> {
     /// The channel of `token`, unless it is gone or is the one being dispatched.
-    fn channel_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>>;
+    fn channel_mut(&mut self, token: Token) -> Option<Occupant<'_, S, D>>;
     /// The token the next [`insert`](Self::insert) will return (`None`: full).
     fn vacant(&self) -> Option<Token>;
     /// Puts `channel` into a free slot, or hands it back.
@@ -450,7 +670,7 @@ pub(crate) trait MapAccess<S, D> {
 
 impl<S, D> MapAccess<S, D> for Others<'_, S, D> {
     #[inline]
-    fn channel_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
+    fn channel_mut(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
         self.around.slot(token.index())?.get_mut(token)
     }
     fn vacant(&self) -> Option<Token> {
@@ -473,10 +693,10 @@ impl<S, D> MapAccess<S, D> for Others<'_, S, D> {
 impl<S, D> Others<'_, S, D> {
     /// The channel of `token` for a handler to change (so listed for a check before
     /// the next wait), unless it is gone or is the one being dispatched.
-    pub(crate) fn channel_for_handler(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
+    pub(crate) fn channel_for_handler(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
         let slot = self.around.slot(token.index())?;
-        if slot.generation == token.generation() {
-            slot.touch(&mut self.book.dirty, token.index());
+        if slot.generation() == token.generation() {
+            slot.touch(&mut self.book.changed, token.index());
         }
         slot.get_mut(token)
     }
@@ -496,12 +716,12 @@ impl<S, D> Others<'_, S, D> {
             .take(used.saturating_sub(current + 1))
             .enumerate()
             .map(move |(i, s)| (i + current + 1, s));
-        let head = &mut self.book.dirty;
+        let changed = &mut self.book.changed;
         before
             .chain(after)
             .filter(|(_, slot)| slot.channel().is_some_and(|c| c.state != State::Closed))
             .filter_map(move |(i, slot)| {
-                slot.touch(head, i);
+                slot.touch(changed, i);
                 ChannelMut::of(i, slot)
             })
     }
@@ -555,12 +775,13 @@ pub struct ChannelRef<'a, S, D> {
 impl<'a, S, D> ChannelRef<'a, S, D> {
     #[inline]
     fn of(index: usize, slot: &'a Slot<S, D>) -> Option<Self> {
+        let generation = slot.generation();
         let c = slot.channel()?;
         Some(ChannelRef {
-            token: Token::new(index as u32, slot.generation),
-            socket: &c.socket,
+            token: Token::new(index as u32, generation),
+            socket: c.socket,
             state: c.state,
-            dispatcher: &c.dispatcher,
+            dispatcher: c.dispatcher,
         })
     }
 }
@@ -581,18 +802,18 @@ pub struct ChannelMut<'a, S, D> {
 impl<'a, S, D> ChannelMut<'a, S, D> {
     #[inline]
     fn of(index: usize, slot: &'a mut Slot<S, D>) -> Option<Self> {
-        let generation = slot.generation;
+        let generation = slot.generation();
         let c = slot.channel_mut()?;
         Some(Self::from_channel(Token::new(index as u32, generation), c))
     }
 
     #[inline]
-    pub(crate) fn from_channel(token: Token, c: &'a mut Channel<S, D>) -> Self {
+    pub(crate) fn from_channel(token: Token, c: Occupant<'a, S, D>) -> Self {
         ChannelMut {
             token,
-            socket: &mut c.socket,
-            state: c.state,
-            dispatcher: &mut c.dispatcher,
+            socket: c.socket,
+            state: *c.state,
+            dispatcher: c.dispatcher,
         }
     }
 }
@@ -654,9 +875,9 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         let c = self.channel(token)?;
         Some(ChannelRef {
             token,
-            socket: &c.socket,
+            socket: c.socket,
             state: c.state,
-            dispatcher: &c.dispatcher,
+            dispatcher: c.dispatcher,
         })
     }
 
@@ -679,14 +900,14 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// Every open channel, in slot order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = ChannelMut<'_, S, D>> {
         let used = self.book.used as usize;
-        let head = &mut self.book.dirty;
+        let changed = &mut self.book.changed;
         self.slots
             .iter_mut()
             .take(used)
             .enumerate()
             .filter(|(_, slot)| slot.channel().is_some_and(|c| c.state != State::Closed))
             .filter_map(move |(i, slot)| {
-                slot.touch(head, i);
+                slot.touch(changed, i);
                 ChannelMut::of(i, slot)
             })
     }
@@ -710,10 +931,10 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// Calls `f` with every channel and its token, in slot order (the interest pass:
     /// a plain loop, which compiles tighter than an iterator chain here).
     #[inline]
-    pub(crate) fn for_each(&self, mut f: impl FnMut(Token, &Channel<S, D>)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(Token, OccupantRef<'_, S, D>)) {
         for (slot, i) in self.occupied_slots().iter().zip(0u32..) {
             if let Some(channel) = slot.channel() {
-                f(Token::new(i, slot.generation), channel);
+                f(Token::new(i, slot.generation()), channel);
             }
         }
     }
@@ -721,60 +942,88 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// Calls `f` with every channel and its token, in slot order (not listing any as
     /// changed).
     #[inline]
-    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(Token, &mut Channel<S, D>)) {
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(Token, &mut Occupant<'_, S, D>)) {
         let used = self.book.used as usize;
         for (slot, i) in self.slots.iter_mut().take(used).zip(0u32..) {
-            let generation = slot.generation;
-            if let Some(channel) = slot.channel_mut() {
-                f(Token::new(i, generation), channel);
+            let generation = slot.generation();
+            if let Some(mut channel) = slot.channel_mut() {
+                f(Token::new(i, generation), &mut channel);
             }
         }
     }
 
-
-    /// Every channel, mutably, in slot order (each put on the list of channels whose
-    /// interest may have changed).
-    pub(crate) fn channels_mut(&mut self) -> impl Iterator<Item = &mut Channel<S, D>> {
+    /// Every channel's flags, mutably, in slot order (each listed as changed).
+    pub(crate) fn flags_mut(&mut self) -> impl Iterator<Item = &mut Flags> {
         let used = self.book.used as usize;
-        let head = &mut self.book.dirty;
+        let changed = &mut self.book.changed;
         self.slots
             .iter_mut()
             .take(used)
             .enumerate()
             .filter_map(move |(i, slot)| {
-                slot.touch(head, i);
-                slot.channel_mut()
+                slot.touch(changed, i);
+                slot.flags_mut()
             })
     }
 
-    /// Takes the next slot off the list of channels whose interest may have changed
-    /// (most recently listed first). Returns its channel's current token, or `None`
-    /// when the list is empty; a slot whose channel has gone since is skipped.
-    pub(crate) fn pop_dirty(&mut self) -> Option<Token> {
-        loop {
-            let head = self.book.dirty;
-            if head == 0 {
-                return None;
-            }
-            let index = (head - 1) as usize;
-            let Some(slot) = self.slots.get_mut(index) else {
-                // Unreachable: only slot numbers are listed. Drop the list.
-                self.book.dirty = 0;
-                return None;
-            };
-            let next = core::mem::take(&mut slot.dirty);
-            self.book.dirty = next.saturating_sub(1);
-            if slot.channel().is_some() {
-                return Some(Token::new(index as u32, slot.generation));
+    /// Takes the next slot off the list of channels that may have changed (most
+    /// recently listed first, then, if more were listed than the stack holds, the
+    /// rest in slot order) and clears its flag. Returns its channel's current token,
+    /// or `None` when none is left.
+    pub(crate) fn pop_changed(&mut self) -> Option<Token> {
+        let changed = &mut self.book.changed;
+        while let Some(top) = (changed.len as usize).checked_sub(1) {
+            changed.len -= 1;
+            let index = changed.stack.get(top).copied().unwrap_or(u32::MAX);
+            if let Some(slot) = self.slots.get_mut(index as usize)
+                && let Some(flags) = slot.flags_mut()
+                && flags.has(Flags::CHANGED)
+            {
+                flags.clear(Flags::CHANGED);
+                return Some(Token::new(index, slot.generation()));
             }
         }
+        if changed.overflow {
+            let used = self.book.used as usize;
+            while (changed.scan as usize) < used {
+                let index = changed.scan;
+                changed.scan += 1;
+                if let Some(slot) = self.slots.get_mut(index as usize)
+                    && let Some(flags) = slot.flags_mut()
+                    && flags.has(Flags::CHANGED)
+                {
+                    flags.clear(Flags::CHANGED);
+                    return Some(Token::new(index, slot.generation()));
+                }
+            }
+            changed.overflow = false;
+        }
+        None
+    }
+
+    /// The channel of `token` was just dispatched: if it is the last one listed as
+    /// changed (by its own callbacks), takes it off the list and clears its flag, so
+    /// the reactor checks it now instead of before the next wait (which keeps the
+    /// list short however many channels a pass dispatches). Returns whether it did.
+    #[inline]
+    pub(crate) fn settle(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
+        let slot = self.slots.get_mut(token.index())?;
+        if slot.generation() != token.generation() {
+            return None;
+        }
+        let flags = slot.flags_mut()?;
+        if !flags.has(Flags::CHANGED) || !self.book.changed.pop_if(token.index()) {
+            return None;
+        }
+        flags.clear(Flags::CHANGED);
+        slot.channel_mut()
     }
 
     /// The channel in slot `slot` and its token, if there is one.
     #[inline]
-    pub(crate) fn occupant(&self, slot: u32) -> Option<(Token, &Channel<S, D>)> {
+    pub(crate) fn occupant(&self, slot: u32) -> Option<(Token, OccupantRef<'_, S, D>)> {
         let s = self.slots.get(slot as usize)?;
-        Some((Token::new(slot, s.generation), s.channel()?))
+        Some((Token::new(slot, s.generation()), s.channel()?))
     }
 
     /// Puts the channel in slot `slot` (if any) on the list of channels to check
@@ -782,7 +1031,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     #[inline]
     pub(crate) fn touch_slot(&mut self, slot: u32) {
         if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.touch(&mut self.book.dirty, slot as usize);
+            s.touch(&mut self.book.changed, slot as usize);
         }
     }
 
@@ -791,9 +1040,9 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     #[inline]
     pub(crate) fn touch(&mut self, token: Token) {
         if let Some(slot) = self.slots.get_mut(token.index())
-            && slot.generation == token.generation()
+            && slot.generation() == token.generation()
         {
-            slot.touch(&mut self.book.dirty, token.index());
+            slot.touch(&mut self.book.changed, token.index());
         }
     }
 
@@ -801,29 +1050,29 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     pub(crate) fn next_token(&self, from: usize) -> Option<Token> {
         let slots = self.occupied_slots().get(from..)?;
         slots.iter().enumerate().find_map(|(i, slot)| {
-            slot.channel()
-                .map(|_| Token::new((from + i) as u32, slot.generation))
+            slot.is_occupied()
+                .then(|| Token::new((from + i) as u32, slot.generation()))
         })
     }
 
     /// The channel of `token`, if it is still there.
     #[inline]
-    pub(crate) fn channel(&self, token: Token) -> Option<&Channel<S, D>> {
+    pub(crate) fn channel(&self, token: Token) -> Option<OccupantRef<'_, S, D>> {
         self.slots.get(token.index())?.get(token)
     }
 
     /// The channel of `token`, and the rest of the map beside it.
     #[allow(clippy::type_complexity)]
     #[inline(always)]
-    pub(crate) fn split(&mut self, token: Token) -> Option<(&mut Channel<S, D>, Others<'_, S, D>)> {
+    pub(crate) fn split(&mut self, token: Token) -> Option<(Occupant<'_, S, D>, Others<'_, S, D>)> {
         let index = token.index();
         if index >= N {
             return None;
         }
         let (before, rest) = self.slots.split_at_mut(index);
         let (current, after) = rest.split_first_mut()?;
-        if current.generation == token.generation() {
-            current.touch_for_callback(&mut self.book.dirty, index);
+        if current.generation() == token.generation() {
+            current.touch_for_callback(&mut self.book.changed, index);
         }
         let channel = current.get_mut(token)?;
         Some((
@@ -852,7 +1101,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
             let Some(slot) = self.slots.get_mut(linked(head) as usize) else {
                 break;
             };
-            let Entry::Vacant { next } = &mut slot.entry else {
+            let Slot::Vacant { next, .. } = slot else {
                 break; // unreachable: only vacant slots are quarantined
             };
             self.book.quarantine = core::mem::replace(next, self.book.free);
@@ -863,7 +1112,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
 
 impl<S, D, const N: usize> MapAccess<S, D> for ChannelMap<S, D, N> {
     #[inline]
-    fn channel_mut(&mut self, token: Token) -> Option<&mut Channel<S, D>> {
+    fn channel_mut(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
         self.slots.get_mut(token.index())?.get_mut(token)
     }
     fn vacant(&self) -> Option<Token> {

@@ -73,7 +73,9 @@ fn iteration_is_in_slot_order() {
 fn generation_wrap_retires_the_slot() {
     let mut m: Map<2> = ChannelMap::new();
     let t = m.insert(1, State::Open, "a").unwrap();
-    m.slots[t.index()].generation = u32::MAX;
+    if let Slot::Occupied { generation, .. } = &mut m.slots[t.index()] {
+        *generation = u32::MAX;
+    }
     let t = Token::new(t.index() as u32, u32::MAX);
     m.remove(t).unwrap();
     let next = m.insert(2, State::Open, "b").unwrap();
@@ -89,4 +91,54 @@ fn const_new_in_static() {
     static MAP: ChannelMap<u8, u8, 8> = ChannelMap::new();
     assert_eq!(MAP.capacity(), 8);
     assert!(MAP.is_empty());
+}
+
+#[test]
+fn a_slot_adds_eight_bytes_before_the_socket_and_the_dispatcher() {
+    // The tag, the state, the flags and the generation share the first 8 bytes.
+    assert_eq!(core::mem::size_of::<Slot<[u32; 2], u64>>(), 8 + 8 + 8);
+    assert_eq!(core::mem::size_of::<Slot<u64, u64>>(), 8 + 8 + 8);
+    assert_eq!(core::mem::size_of::<Slot<u32, u32>>(), 8 + 4 + 4);
+    // A 4-byte socket before an 8-aligned dispatcher pads to 8.
+    assert_eq!(core::mem::size_of::<Slot<u32, u64>>(), 8 + 8 + 8);
+    // A vacant slot's generation and free-list link set the floor.
+    assert_eq!(core::mem::size_of::<Slot<(), ()>>(), 12);
+}
+
+#[test]
+fn more_changed_channels_than_the_stack_holds_are_all_found() {
+    const N: usize = 3 * Changed::CAPACITY;
+    let mut m: Map<N> = ChannelMap::new();
+    let tokens: heapless::Vec<Token, N> = (0..N)
+        .map(|i| m.insert(i as u8, State::Open, "x").unwrap())
+        .collect();
+    for &t in tokens.iter().rev() {
+        m.touch(t);
+        m.touch(t); // listed once
+    }
+    let mut seen = [false; N];
+    while let Some(t) = m.pop_changed() {
+        assert!(!seen[t.index()], "{t:?} twice");
+        seen[t.index()] = true;
+    }
+    assert!(seen.iter().all(|&s| s), "every touched channel is found");
+    assert_eq!(m.pop_changed(), None);
+    // The flag is clear again: touching lists it anew.
+    m.touch(tokens[5]);
+    assert_eq!(m.pop_changed(), Some(tokens[5]));
+    assert_eq!(m.pop_changed(), None);
+}
+
+#[test]
+fn a_removed_channel_is_not_reported_changed() {
+    let mut m: Map<4> = ChannelMap::new();
+    let a = m.insert(1, State::Open, "a").unwrap();
+    let b = m.insert(2, State::Open, "b").unwrap();
+    m.touch(a);
+    m.touch(b);
+    m.remove(a).unwrap();
+    let c = m.insert(3, State::Open, "c").unwrap();
+    assert_eq!(c.index(), a.index(), "the slot is reused");
+    assert_eq!(m.pop_changed(), Some(b));
+    assert_eq!(m.pop_changed(), None, "the new occupant was not touched");
 }

@@ -86,7 +86,7 @@ where
             && !self.registry.exit
             && let Some(c) = self.map.channel_mut(token)
             && c.is_live()
-            && c.state != State::ReadClosed
+            && *c.state != State::ReadClosed
         {
             c.flags.clear(Flags::GOT_DATA);
             self.call(token, Callback::Read, |d, ctx| d.handle_read(ctx));
@@ -146,7 +146,7 @@ where
         if readiness.is_error()
             && let Some(c) = self.map.channel(token)
         {
-            let watched = c.registered;
+            let watched = c.flags.registered();
             if watched.is_readable() {
                 readiness = readiness.add(Readiness::READABLE);
             }
@@ -228,7 +228,7 @@ where
             return false;
         }
         if let Some(c) = self.map.channel_mut(token) {
-            c.state = State::Connected;
+            *c.state = State::Connected;
         }
         self.call(token, Callback::Connect, |d, ctx| d.handle_connect(ctx));
         self.live(token)
@@ -251,7 +251,7 @@ where
     }
 
     fn with_socket<R>(&mut self, token: Token, f: impl FnOnce(&mut I::Socket) -> R) -> Option<R> {
-        self.map.channel_mut(token).map(|c| f(&mut c.socket))
+        self.map.channel_mut(token).map(|c| f(c.socket))
     }
 
     /// Runs `f` with the dispatcher and a context for `token`.
@@ -303,10 +303,10 @@ where
     /// leaves the selector now, and the next pass reports it `INVALID`.
     #[cold]
     fn source_gone(&mut self, token: Token, source: <I::Socket as Socket>::Source) {
-        if let Some(c) = self.map.channel_mut(token)
-            && c.state != State::Closed
+        if let Some(mut c) = self.map.channel_mut(token)
+            && *c.state != State::Closed
         {
-            self.registry.unwatch(token, c, source);
+            self.registry.unwatch(token, &mut c, source);
             self.map.touch(token);
         }
     }

@@ -20,7 +20,7 @@ use heapless::Vec;
 use crate::registry::{Registry, Rule};
 use crate::time::{TimerId, Timers, to_nanos};
 
-use crate::map::{Channel, ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess};
+use crate::map::{ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess, OccupantRef};
 use crate::pool::{Lend, NoPool};
 use crate::trace::{Observer, Trace, Tracer};
 use crate::{
@@ -48,8 +48,8 @@ pub enum RunEnd {
 /// interest (that is how the end of the connect shows); a `ReadClosed` channel has
 /// no read interest; a closed one none.
 #[inline]
-pub(crate) fn wanted<S: Socket, D: Dispatcher<S>>(channel: &Channel<S, D>) -> Interest {
-    let d = &channel.dispatcher;
+pub(crate) fn wanted<S: Socket, D: Dispatcher<S>>(channel: OccupantRef<'_, S, D>) -> Interest {
+    let d = channel.dispatcher;
     match channel.state {
         State::Listening => Interest::from_flags(
             d.readable() && !channel.flags.has(Flags::READ_PAUSED),
@@ -202,7 +202,7 @@ where
     /// Returns `false` for a stale token.
     pub fn keep_when_closed(&mut self, token: Token) -> bool {
         match self.map.channel_mut(token) {
-            Some(c) if c.state != State::Closed => {
+            Some(c) if *c.state != State::Closed => {
                 c.flags.set(crate::map::Flags::KEEP);
                 true
             }
@@ -327,6 +327,20 @@ where
         self.registry.exit
     }
 
+    /// Brings a channel just dispatched in line with what it wants now, if its own
+    /// callbacks listed it as changed and nothing was listed after it (then it is
+    /// taken off the list: the list stays short however many channels a pass
+    /// dispatches). A channel found broken is listed again, to be reported by the
+    /// next pass.
+    #[inline]
+    fn settle(&mut self, token: Token) {
+        if let Some(mut channel) = self.map.settle(token)
+            && self.registry.sync(token, &mut channel, wanted)
+        {
+            self.map.touch(token);
+        }
+    }
+
     /// Brings the selector in line with what the channels want, before a wait: every
     /// channel borrowed mutably since the last pass has its source checked (and, if
     /// it asks on change, its interest); then every channel that asks each pass
@@ -345,12 +359,12 @@ where
                 broken += 1;
             }
         };
-        while let Some(token) = map.pop_dirty() {
-            let Some(channel) = map.channel_mut(token) else {
+        while let Some(token) = map.pop_changed() {
+            let Some(mut channel) = map.channel_mut(token) else {
                 continue;
             };
             // A channel asking every pass is checked (and reported) below.
-            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, channel, wanted) {
+            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, &mut channel, wanted) {
                 report(token);
             }
         }
@@ -362,9 +376,9 @@ where
                         report(token);
                     }
                 } else if audit
-                    && channel.state != State::Closed
+                    && *channel.state != State::Closed
                     && !channel.flags.has(Flags::BROKEN)
-                    && wanted(channel) != channel.registered
+                    && wanted(channel.as_ref()) != channel.flags.registered()
                 {
                     // Its answer changed without a mutable borrow: interior
                     // mutability, a clock or a global. Report it, then fix it.
@@ -426,7 +440,7 @@ where
             let readiness = if i < broken {
                 readiness
             } else {
-                readiness.masked_by(channel.registered)
+                readiness.masked_by(channel.flags.registered())
             };
             if readiness.is_empty() {
                 continue;
@@ -434,6 +448,7 @@ where
             dispatched += 1;
             let state = channel.state;
             self.dispatch(token, state, readiness);
+            self.settle(token);
             if self.registry.exit {
                 break;
             }
@@ -506,8 +521,9 @@ where
             self.map.touch_slot(e.slot);
         }
         self.map.for_each(|_, channel| {
-            if !channel.registered.is_empty() {
-                f(channel.socket.source(), channel.registered);
+            let registered = channel.flags.registered();
+            if !registered.is_empty() {
+                f(channel.socket.source(), registered);
             }
         });
     }

@@ -42,8 +42,8 @@ where
             return;
         }
         self.registry.backoff.resumed();
-        for c in self.map.channels_mut() {
-            c.flags.clear(Flags::READ_PAUSED);
+        for flags in self.map.flags_mut() {
+            flags.clear(Flags::READ_PAUSED);
         }
     }
 

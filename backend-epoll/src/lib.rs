@@ -27,7 +27,7 @@
 //! let n = selector.select(&mut events, Some(Duration::from_secs(5)))?;
 //! assert_eq!(n, 1);
 //! let slot = token.index() as u32; // what an event names
-//! assert_eq!(events.as_slice(), [Event { slot, readiness: Readiness::READABLE }]);
+//! assert_eq!(events.as_slice(), [Event::new(slot, Readiness::READABLE)]);
 //! assert_eq!(selector.ctl_calls(), 1); // waiting again calls no epoll_ctl
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -53,9 +53,12 @@ fn no_interest_is_out_of_the_set_and_hears_no_hangup() {
     assert_eq!((sel.ctl_calls(), sel.watched()), (3, 1));
     let got = wait(&mut sel, 4, ZERO);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].slot as usize, t.index());
-    assert!(got[0].readiness.contains(Readiness::HANGUP), "{got:?}");
-    assert!(!got[0].readiness.is_readable(), "no read interest: {got:?}");
+    assert_eq!(got[0].slot() as usize, t.index());
+    assert!(got[0].readiness().contains(Readiness::HANGUP), "{got:?}");
+    assert!(
+        !got[0].readiness().is_readable(),
+        "no read interest: {got:?}"
+    );
 
     // And leaves: DEL, silent again.
     sel.reregister(t, fd, Interest::WRITABLE, Interest::NONE)
@@ -168,7 +171,7 @@ fn an_fd_closed_behind_the_back_leaves_the_set_silently() {
     send_all(d.as_raw_fd(), b"alive");
     let got: BTreeSet<usize> = wait(&mut sel, 4, Some(PATIENCE))
         .iter()
-        .map(|e| e.slot as usize)
+        .map(|e| e.slot() as usize)
         .collect();
     assert_eq!(got, BTreeSet::from([ta.index(), tc.index()]));
 
@@ -239,7 +242,7 @@ fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
     let all: BTreeSet<usize> = first
         .iter()
         .chain(&second)
-        .map(|e| e.slot as usize)
+        .map(|e| e.slot() as usize)
         .collect();
     assert_eq!(all, BTreeSet::from([0, 1, 2]));
     // A buffer already partly used: only its room is filled.
@@ -248,7 +251,7 @@ fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
     assert!(events.push(Token::new(99, 0), Readiness::INVALID));
     assert_eq!(sel.select(&mut events, ZERO), Ok(2));
     assert_eq!(events.len(), 3);
-    assert_eq!(events.as_slice()[0].slot, 99);
+    assert_eq!(events.as_slice()[0].slot(), 99);
     // A full one: nothing pushed, nothing lost (all three still come next).
     let mut full = [Event::EMPTY; 1];
     let mut events = Events::new(&mut full);
@@ -270,7 +273,7 @@ fn a_small_e_defers_ready_sources_but_starves_none() {
     for round in 0..READY.div_ceil(3) {
         let got = wait(&mut sel, READY, ZERO);
         assert_eq!(got.len(), 3, "round {round}: at most E per wait");
-        let distinct: BTreeSet<usize> = got.iter().map(|e| e.slot as usize).collect();
+        let distinct: BTreeSet<usize> = got.iter().map(|e| e.slot() as usize).collect();
         assert_eq!(distinct.len(), 3, "round {round}: {got:?}");
         seen.extend(distinct);
     }

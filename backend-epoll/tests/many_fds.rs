@@ -127,7 +127,7 @@ fn bounce_through_a_reactor<const N: usize, const E: usize>(pairs: usize, above:
             assert!(
                 active.iter().any(|&p| [tokens[p].0, tokens[p].1]
                     .iter()
-                    .any(|t| t.index() == e.slot as usize)),
+                    .any(|t| t.index() == e.slot() as usize)),
                 "pass {pass}: {e:?} is not an active pair's"
             );
         }

@@ -23,7 +23,7 @@
 //! let mut events = Events::new(&mut buf);
 //! let n = selector.select(&mut events, Some(Duration::from_secs(5)))?;
 //! assert_eq!(n, 1);
-//! assert_eq!(events.as_slice(), [Event { slot: token.index() as u32, readiness: Readiness::READABLE }]);
+//! assert_eq!(events.as_slice(), [Event::new(token.index() as u32, Readiness::READABLE)]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -85,7 +85,7 @@ fn slots_beyond_capacity_are_refused() {
     let mut buf = [Event::EMPTY; 1];
     let mut events = Events::new(&mut buf);
     assert_eq!(sel.select(&mut events, ZERO), Ok(1));
-    assert_eq!(events.as_slice()[0].readiness, Readiness::WRITABLE);
+    assert_eq!(events.as_slice()[0].readiness(), Readiness::WRITABLE);
     let err: std::io::Error = WaitError::Os(Errno::ENOMEM).into();
     assert_eq!(err.raw_os_error(), Some(Errno::ENOMEM as i32));
 }
@@ -101,7 +101,7 @@ fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
     let mut buf = [Event::EMPTY; 2];
     let mut events = Events::new(&mut buf);
     assert_eq!(sel.select(&mut events, ZERO), Ok(2));
-    let got: Vec<u32> = events.as_slice().iter().map(|e| e.slot).collect();
+    let got: Vec<u32> = events.as_slice().iter().map(|e| e.slot()).collect();
     assert_eq!(got, [0, 1], "slot order, up to the buffer's capacity");
 }
 

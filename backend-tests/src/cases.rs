@@ -107,10 +107,10 @@ pub fn interest_masks_readiness<S: FdSelector>() {
     sel.register(t, a.as_raw_fd(), Interest::BOTH).unwrap();
     sel.reregister(t, a.as_raw_fd(), Interest::BOTH, Interest::WRITABLE)
         .unwrap();
-    assert_eq!(wait(&mut sel, 1, ZERO)[0].readiness, Readiness::WRITABLE);
+    assert_eq!(wait(&mut sel, 1, ZERO)[0].readiness(), Readiness::WRITABLE);
     sel.reregister(t, a.as_raw_fd(), Interest::WRITABLE, Interest::READABLE)
         .unwrap();
-    assert_eq!(wait(&mut sel, 1, ZERO)[0].readiness, Readiness::READABLE);
+    assert_eq!(wait(&mut sel, 1, ZERO)[0].readiness(), Readiness::READABLE);
 }
 
 /// A TCP urgent byte is `PRIORITY` alone, seen only with read interest, and gone

@@ -104,10 +104,7 @@ pub fn recv_now(fd: RawFd) -> Vec<u8> {
 
 /// The event a selector reports for `token`: its slot and `readiness`.
 pub fn ev(token: Token, readiness: Readiness) -> Event {
-    Event {
-        slot: token.index() as u32,
-        readiness,
-    }
+    Event::new(token.index() as u32, readiness)
 }
 
 /// One wait over whatever is registered, into a buffer of `room` events.
@@ -130,8 +127,8 @@ pub fn select_one<S: Selector<Source = RawFd>>(
     selector.register(token, fd, interest).expect("register");
     let events = wait(selector, 1, timeout);
     selector.deregister(token, fd, interest);
-    assert!(events.iter().all(|e| e.slot == 0), "{events:?}");
-    events.first().map_or(Readiness::EMPTY, |e| e.readiness)
+    assert!(events.iter().all(|e| e.slot() == 0), "{events:?}");
+    events.first().map_or(Readiness::EMPTY, |e| e.readiness())
 }
 
 /// Waits (repeatedly, up to [`PATIENCE`]) until `fd` reports all of `want`, and

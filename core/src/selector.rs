@@ -5,25 +5,84 @@ use core::{fmt, marker::PhantomData, time::Duration};
 use crate::{Interest, Readiness, Socket, SourceError, Token};
 
 /// What one wait found for one channel: the slot of its token
-/// ([`Token::index`]) and what it is ready for. Eight bytes: a reactor keeps one
-/// per channel, and resolves the slot to the channel there now (a slot's
-/// registration always belongs to its current channel: a channel is deregistered
-/// when it leaves, and its slot is not reused within the pass).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Event {
-    /// The slot of the channel's token.
-    pub slot: u32,
-    /// What it is ready for.
-    pub readiness: Readiness,
-}
+/// ([`Token::index`]) and what it is ready for. Four bytes, the slot in the low 24
+/// bits and [`Readiness::bits`] in the high 8: a reactor keeps one per channel, and
+/// resolves the slot to the channel there now (a slot's registration always belongs
+/// to its current channel: a channel is deregistered when it leaves, and its slot is
+/// not reused within the pass).
+///
+/// A slot is always below [`MAX_SLOTS`](Self::MAX_SLOTS): the slots of a reactor's
+/// tokens are below its capacity `N`, which may not exceed it (a reactor with more
+/// channels does not compile).
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub struct Event(u32);
+
+const _: () = assert!(core::mem::size_of::<Event>() == 4);
 
 impl Event {
+    /// How many slots an event can name (2^24): the most channels a
+    /// [`Reactor`](crate::Reactor) may have. A reactor of a larger capacity `N` does
+    /// not compile:
+    ///
+    /// ```compile_fail,E0080
+    /// use asyncore_core::echo::Echo;
+    /// use asyncore_core::mock::{MockIo, MockSelector, MockSocket};
+    /// use asyncore_core::{Event, Reactor};
+    ///
+    /// const N: usize = Event::MAX_SLOTS + 1;
+    /// let server = Reactor::<MockIo, Echo<MockSocket, 16>, N>::new(MockSelector::new());
+    /// # drop(server);
+    /// ```
+    pub const MAX_SLOTS: usize = 1 << SLOT_BITS;
+
     /// No readiness: what an unused entry holds.
-    pub const EMPTY: Event = Event {
-        slot: 0,
-        readiness: Readiness::EMPTY,
-    };
+    pub const EMPTY: Event = Event::new(0, Readiness::EMPTY);
+
+    /// `readiness` for the channel in `slot`. The slot must be below
+    /// [`MAX_SLOTS`](Self::MAX_SLOTS), as every slot of a reactor's tokens is; only
+    /// its low 24 bits are kept, so a larger one names another slot but never
+    /// alters the readiness.
+    #[inline]
+    pub const fn new(slot: u32, readiness: Readiness) -> Event {
+        Event(slot & SLOT_MASK | (readiness.bits() as u32) << SLOT_BITS)
+    }
+
+    /// The slot of the channel's token ([`Token::index`]).
+    #[inline]
+    pub const fn slot(self) -> u32 {
+        self.0 & SLOT_MASK
+    }
+
+    /// What it is ready for.
+    #[inline]
+    pub const fn readiness(self) -> Readiness {
+        Readiness::from_bits_truncate((self.0 >> SLOT_BITS) as u8)
+    }
+}
+
+/// The bits of an [`Event`] that hold the slot; the readiness is above them.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("slot", &self.slot())
+            .field("readiness", &self.readiness())
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Event {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Event {{ slot: {=u32}, readiness: {} }}",
+            self.slot(),
+            self.readiness()
+        );
+    }
 }
 
 /// Where a selector writes what one wait found: a buffer of fixed capacity that the
@@ -50,7 +109,8 @@ impl<'a> Events<'a> {
     }
 
     /// As [`push`](Self::push), for a selector that knows the slot of the token
-    /// (its [`Token::index`]) rather than the token.
+    /// (its [`Token::index`]) rather than the token. The slot is one of a registered
+    /// token's, so below [`Event::MAX_SLOTS`] (see [`Event::new`]).
     #[inline]
     pub fn push_slot(&mut self, slot: u32, readiness: Readiness) -> bool {
         if readiness.is_empty() {
@@ -58,7 +118,7 @@ impl<'a> Events<'a> {
         }
         match self.buf.get_mut(self.len) {
             Some(entry) => {
-                *entry = Event { slot, readiness };
+                *entry = Event::new(slot, readiness);
                 self.len += 1;
                 true
             }
@@ -254,4 +314,56 @@ where
 {
     type Socket = S;
     type Selector = Sel;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::format;
+
+    use super::*;
+
+    const ALL: Readiness = Readiness::from_bits_truncate(0xff);
+
+    #[test]
+    fn an_event_keeps_its_slot_and_readiness() {
+        for slot in [0, 1, 63, 1 << 16, (Event::MAX_SLOTS - 1) as u32] {
+            for readiness in [
+                Readiness::EMPTY,
+                Readiness::READABLE,
+                Readiness::INVALID,
+                ALL,
+            ] {
+                let e = Event::new(slot, readiness);
+                assert_eq!((e.slot(), e.readiness()), (slot, readiness));
+            }
+        }
+        assert_eq!(Event::EMPTY, Event::new(0, Readiness::EMPTY));
+        assert_eq!(
+            Event::EMPTY.0,
+            0,
+            "all zero bytes: a static reactor stays in .bss"
+        );
+    }
+
+    #[test]
+    fn a_slot_out_of_range_never_alters_the_readiness() {
+        let e = Event::new(u32::MAX, Readiness::WRITABLE);
+        assert_eq!(e.readiness(), Readiness::WRITABLE);
+        assert_eq!(e.slot(), (Event::MAX_SLOTS - 1) as u32);
+        assert_eq!(
+            Event::new(Event::MAX_SLOTS as u32 + 5, Readiness::EMPTY).slot(),
+            5
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_fields() {
+        assert_eq!(
+            format!(
+                "{:?}",
+                Event::new(7, Readiness::READABLE | Readiness::HANGUP)
+            ),
+            "Event { slot: 7, readiness: READABLE | HANGUP }"
+        );
+    }
 }

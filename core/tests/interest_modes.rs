@@ -231,13 +231,7 @@ fn a_socket_closed_by_its_handler_is_invalid_next_pass_in_both_modes() {
         assert!(r.get(t).is_some(), "only the reactor removes a channel");
         assert_eq!(r.selector().registered(), 1, "but it left the selector");
         assert_eq!(pass(&mut r), 1);
-        assert_eq!(
-            r.events(),
-            [Event {
-                slot: t.index() as u32,
-                readiness: NVAL
-            }]
-        );
+        assert_eq!(r.events(), [Event::new(t.index() as u32, NVAL)]);
         assert!(r.get(t).is_none(), "closed");
         assert_eq!(r.len(), 1);
         assert_eq!(r.selector().unknown_deregisters(), 0);

@@ -125,8 +125,8 @@ impl<S: Selector> Selector for Spy<S> {
                 interest,
                 ready: reported
                     .iter()
-                    .find(|e| e.slot as usize == token.index())
-                    .map_or(Readiness::EMPTY, |e| e.readiness),
+                    .find(|e| e.slot() as usize == token.index())
+                    .map_or(Readiness::EMPTY, |e| e.readiness()),
             })
             .collect();
         Ok(n)

@@ -98,8 +98,8 @@ impl<S: Selector> Waiter<S> {
             *out = events
                 .as_slice()
                 .iter()
-                .find(|e| e.slot as usize == l.token.index())
-                .map_or(Readiness::EMPTY, |e| e.readiness);
+                .find(|e| e.slot() as usize == l.token.index())
+                .map_or(Readiness::EMPTY, |e| e.readiness());
             if !out.is_empty() {
                 count += 1;
             }

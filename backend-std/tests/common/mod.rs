@@ -50,7 +50,7 @@ pub fn wait_fd(fd: RawFd, interest: Interest, timeout: Duration) -> Readiness {
     events
         .as_slice()
         .first()
-        .map_or(Readiness::EMPTY, |e| e.readiness)
+        .map_or(Readiness::EMPTY, |e| e.readiness())
 }
 
 /// Waits (up to 5 s) until `socket` shows some of `interest`.

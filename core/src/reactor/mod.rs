@@ -154,6 +154,8 @@ where
     /// An empty reactor over `selector` that lends the buffers of `pool` to its
     /// channels (see [`BufferPool`](crate::BufferPool)).
     pub const fn with_pool(selector: I::Selector, pool: P) -> Self {
+        // An event names its channel's slot in 24 bits: N is at most Event::MAX_SLOTS.
+        const { assert!(N <= Event::MAX_SLOTS, "N > Event::MAX_SLOTS") };
         Reactor {
             map: ChannelMap::new(),
             registry: Registry::new(selector, pool),
@@ -352,10 +354,7 @@ where
         let (map, registry, events) = (&mut self.map, &mut self.registry, &mut self.events);
         let mut report = |token: Token| {
             if let Some(e) = events.get_mut(broken) {
-                *e = Event {
-                    slot: token.index() as u32,
-                    readiness: Readiness::INVALID,
-                };
+                *e = Event::new(token.index() as u32, Readiness::INVALID);
                 broken += 1;
             }
         };
@@ -433,7 +432,7 @@ where
         let mut dispatched = 0;
         self.map.begin_pass();
         for i in 0..count {
-            let Event { slot, readiness } = self.events[i];
+            let (slot, readiness) = (self.events[i].slot(), self.events[i].readiness());
             let Some((token, channel)) = self.map.occupant(slot) else {
                 continue; // closed earlier in this pass
             };
@@ -459,7 +458,7 @@ where
         self.map.end_pass();
         // A broken channel not reached (the loop is exiting) is reported next pass.
         for e in &self.events[..broken] {
-            self.map.touch_slot(e.slot);
+            self.map.touch_slot(e.slot());
         }
         self.fire_timers();
         Ok(dispatched)
@@ -518,7 +517,7 @@ where
     pub fn interests(&mut self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
         let broken = self.sync_interest();
         for e in &self.events[..broken] {
-            self.map.touch_slot(e.slot);
+            self.map.touch_slot(e.slot());
         }
         self.map.for_each(|_, channel| {
             let registered = channel.flags.registered();

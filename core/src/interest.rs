@@ -58,6 +58,19 @@ impl Interest {
     pub const fn from_flags(readable: bool, writable: bool) -> Interest {
         Interest((readable as u8) | ((writable as u8) << 1))
     }
+
+    /// The two bits behind it (readable 0b01, writable 0b10), as packed into a
+    /// channel's flags.
+    #[inline]
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The interest of these two bits (others are ignored).
+    #[inline]
+    pub(crate) const fn from_bits(bits: u8) -> Interest {
+        Interest(bits & 0b11)
+    }
 }
 
 impl ops::BitOr for Interest {

@@ -30,35 +30,35 @@ pub(crate) struct Flags(u16);
 
 impl Flags {
     /// The dispatcher asked for the channel to be closed.
-    pub(crate) const CLOSE_REQUESTED: u16 = 1 << 0;
+    pub(crate) const CLOSE_REQUESTED: u16 = 1 << 2;
     /// A read saw EOF.
-    pub(crate) const EOF: u16 = 1 << 1;
+    pub(crate) const EOF: u16 = 1 << 3;
     /// An operation saw a disconnect error.
-    pub(crate) const DISCONNECTED: u16 = 1 << 2;
+    pub(crate) const DISCONNECTED: u16 = 1 << 4;
     /// `handle_close` was delivered.
-    pub(crate) const CLOSE_DELIVERED: u16 = 1 << 3;
+    pub(crate) const CLOSE_DELIVERED: u16 = 1 << 5;
     /// A read in the current dispatch returned data (so a hang-up may still have
     /// data behind it: the close waits for EOF).
-    pub(crate) const GOT_DATA: u16 = 1 << 4;
+    pub(crate) const GOT_DATA: u16 = 1 << 6;
     /// Read interest is withheld until the reactor's accept back-off ends (an
     /// accept failed for a reason that passes, e.g. `EMFILE`). Only listeners.
-    pub(crate) const READ_PAUSED: u16 = 1 << 5;
+    pub(crate) const READ_PAUSED: u16 = 1 << 7;
     /// When the channel closes, keep its dispatcher in the slot (state `Closed`) until
     /// `Reactor::take_closed` hands it back.
-    pub(crate) const KEEP: u16 = 1 << 6;
+    pub(crate) const KEEP: u16 = 1 << 8;
     /// The dispatcher's interest is asked only when it may have changed
     /// ([`InterestMode::OnChange`](crate::InterestMode::OnChange)): a mutable borrow
     /// of the channel puts it on the map's list of channels to check.
-    pub(crate) const ON_CHANGE: u16 = 1 << 7;
+    pub(crate) const ON_CHANGE: u16 = 1 << 9;
     /// The channel's source is gone from the selector (closed under the loop, or the
     /// selector refused an interest change): the next pass reports it `INVALID`.
-    pub(crate) const BROKEN: u16 = 1 << 8;
+    pub(crate) const BROKEN: u16 = 1 << 10;
     /// The channel is listed as changed (see [`Changed`]): its source, and if it
     /// asks on change its interest, are checked before the next wait.
-    pub(crate) const CHANGED: u16 = 1 << 9;
-    /// The interest the selector has for the channel's source now: two bits.
-    const REGISTERED_SHIFT: u32 = 10;
-    const REGISTERED: u16 = 0b11 << Self::REGISTERED_SHIFT;
+    pub(crate) const CHANGED: u16 = 1 << 11;
+    /// The interest the selector has for the channel's source now: the two lowest
+    /// bits, as [`Interest`] has them (read by a mask, no shift).
+    const REGISTERED: u16 = 0b11;
     /// What a handler can leave behind for the reactor to act on once it returns.
     pub(crate) const PENDING: u16 = Self::CLOSE_REQUESTED | Self::DISCONNECTED | Self::EOF;
 
@@ -77,14 +77,12 @@ impl Flags {
     /// The interest the selector has for the channel's source now.
     #[inline]
     pub(crate) fn registered(self) -> Interest {
-        let bits = (self.0 & Self::REGISTERED) >> Self::REGISTERED_SHIFT;
-        Interest::from_flags(bits & 0b01 != 0, bits & 0b10 != 0)
+        Interest::from_bits(self.0 as u8)
     }
     /// Records what the selector has for the channel's source now.
     #[inline]
     pub(crate) fn set_registered(&mut self, interest: Interest) {
-        let bits = u16::from(interest.is_readable()) | (u16::from(interest.is_writable()) << 1);
-        self.0 = (self.0 & !Self::REGISTERED) | (bits << Self::REGISTERED_SHIFT);
+        self.0 = (self.0 & !Self::REGISTERED) | (u16::from(interest.bits()) & Self::REGISTERED);
     }
 }
 
@@ -342,35 +340,41 @@ impl<S, D> Slot<S, D> {
         }
     }
 
-    /// As [`touch`](Self::touch), for a callback on the channel: only a channel
-    /// asking on change needs it (the reactor checks the source after every
-    /// callback, and asks the others every pass).
-    #[inline]
-    fn touch_for_callback(&mut self, changed: &mut Changed, index: usize) {
-        if let Some(flags) = self.flags_mut()
-            && flags.has(Flags::ON_CHANGE)
-            && !flags.has(Flags::CHANGED)
-        {
-            flags.set(Flags::CHANGED);
-            changed.push(index);
-        }
-    }
-
     #[inline]
     fn get(&self, token: Token) -> Option<OccupantRef<'_, S, D>> {
-        if self.generation() == token.generation() {
-            self.channel()
-        } else {
-            None
+        match self {
+            Slot::Occupied {
+                state,
+                flags,
+                generation,
+                socket,
+                dispatcher,
+            } if *generation == token.generation() => Some(OccupantRef {
+                socket,
+                state: *state,
+                flags: *flags,
+                dispatcher,
+            }),
+            _ => None,
         }
     }
 
     #[inline]
     fn get_mut(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
-        if self.generation() == token.generation() {
-            self.channel_mut()
-        } else {
-            None
+        match self {
+            Slot::Occupied {
+                state,
+                flags,
+                generation,
+                socket,
+                dispatcher,
+            } if *generation == token.generation() => Some(Occupant {
+                socket,
+                state,
+                flags,
+                dispatcher,
+            }),
+            _ => None,
         }
     }
 }
@@ -419,18 +423,13 @@ impl Changed {
         }
     }
 
-    /// Drops the top of the stack if it is `index` (and returns whether it was).
+    /// Whether `index` is the top of the stack.
     #[inline]
-    fn pop_if(&mut self, index: usize) -> bool {
-        let Some(top) = (self.len as usize).checked_sub(1) else {
-            return false;
-        };
-        if self.stack.get(top).is_some_and(|&s| s as usize == index) {
-            self.len -= 1;
-            true
-        } else {
-            false
-        }
+    fn is_top(&self, index: usize) -> bool {
+        (self.len as usize)
+            .checked_sub(1)
+            .and_then(|top| self.stack.get(top))
+            .is_some_and(|&s| s as usize == index)
     }
 }
 
@@ -1007,16 +1006,19 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// list short however many channels a pass dispatches). Returns whether it did.
     #[inline]
     pub(crate) fn settle(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
+        // The common case first: nothing listed (a channel asking every pass, or one
+        // whose callbacks changed nothing... it is listed at its first callback).
+        if !self.book.changed.is_top(token.index()) {
+            return None;
+        }
         let slot = self.slots.get_mut(token.index())?;
-        if slot.generation() != token.generation() {
+        let c = slot.get_mut(token)?;
+        if !c.flags.has(Flags::CHANGED) {
             return None;
         }
-        let flags = slot.flags_mut()?;
-        if !flags.has(Flags::CHANGED) || !self.book.changed.pop_if(token.index()) {
-            return None;
-        }
-        flags.clear(Flags::CHANGED);
-        slot.channel_mut()
+        self.book.changed.len -= 1;
+        c.flags.clear(Flags::CHANGED);
+        Some(c)
     }
 
     /// The channel in slot `slot` and its token, if there is one.
@@ -1071,10 +1073,31 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
         let (before, rest) = self.slots.split_at_mut(index);
         let (current, after) = rest.split_first_mut()?;
-        if current.generation() == token.generation() {
-            current.touch_for_callback(&mut self.book.changed, index);
+        let Slot::Occupied {
+            state,
+            flags,
+            generation,
+            socket,
+            dispatcher,
+        } = current
+        else {
+            return None;
+        };
+        if *generation != token.generation() {
+            return None;
         }
-        let channel = current.get_mut(token)?;
+        // Only a channel asking on change is listed for a callback (the reactor
+        // checks the source after every callback, and asks the others every pass).
+        if flags.has(Flags::ON_CHANGE) && !flags.has(Flags::CHANGED) {
+            flags.set(Flags::CHANGED);
+            self.book.changed.push(index);
+        }
+        let channel = Occupant {
+            socket,
+            state,
+            flags,
+            dispatcher,
+        };
         Some((
             channel,
             Others {

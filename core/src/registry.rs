@@ -142,12 +142,14 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     pub(crate) fn sync<S, D>(
         &mut self,
         token: Token,
-        channel: &mut Occupant<'_, S, D>,
+        channel: Occupant<'_, S, D>,
         wanted: impl Fn(OccupantRef<'_, S, D>) -> Interest,
     ) -> bool
     where
         S: Socket<Source = Sel::Source>,
     {
+        // The view is taken by value and only its fields go on, so on this path it
+        // stays in registers (a `&mut` to it would be built in memory per channel).
         if channel.flags.has(Flags::BROKEN) {
             // Reported until it closes (a kept, closed channel is not reported).
             return *channel.state != State::Closed;
@@ -156,16 +158,11 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         if want == channel.flags.registered() {
             return false;
         }
-        self.change(token, channel, want)
+        self.change(token, channel.socket, channel.flags, want)
     }
 
     /// Re-registers the channel of `token` for `want`; see [`sync`](Self::sync).
-    fn change<S, D>(
-        &mut self,
-        token: Token,
-        channel: &mut Occupant<'_, S, D>,
-        want: Interest,
-    ) -> bool
+    fn change<S>(&mut self, token: Token, socket: &S, flags: &mut Flags, want: Interest) -> bool
     where
         S: Socket<Source = Sel::Source>,
     {
@@ -173,11 +170,11 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
         // socket was caught after its callback (and the channel is broken, never
         // here). A socket closed from outside, through `Reactor::get_mut`, reads as
         // invalid and the selector refuses it, which breaks the channel.
-        let source = channel.socket.source();
-        let was = channel.flags.registered();
+        let source = socket.source();
+        let was = flags.registered();
         match self.selector.reregister(token, source, was, want) {
             Ok(()) => {
-                channel.flags.set_registered(want);
+                flags.set_registered(want);
                 match (was.is_empty(), want.is_empty()) {
                     (true, false) => self.watched += 1,
                     (false, true) => self.watched = self.watched.saturating_sub(1),
@@ -187,7 +184,7 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
             }
             Err(_) => {
                 debug_!("{}: the selector refused an interest change", token);
-                self.unwatch(token, channel, source);
+                self.unwatch(token, flags, source);
                 true
             }
         }
@@ -195,24 +192,17 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
 
     /// Deregisters a channel that stays in the map but whose source (registered as
     /// `source`) is gone, and marks it broken: the next pass reports it `INVALID`.
-    pub(crate) fn unwatch<S, D>(
-        &mut self,
-        token: Token,
-        channel: &mut Occupant<'_, S, D>,
-        source: Sel::Source,
-    ) where
-        S: Socket<Source = Sel::Source>,
-    {
-        if channel.flags.has(Flags::BROKEN) {
+    pub(crate) fn unwatch(&mut self, token: Token, flags: &mut Flags, source: Sel::Source) {
+        if flags.has(Flags::BROKEN) {
             return;
         }
-        let was = channel.flags.registered();
-        channel.flags.set_registered(Interest::NONE);
+        let was = flags.registered();
+        flags.set_registered(Interest::NONE);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
         }
         self.selector.deregister(token, source, was);
-        channel.flags.set(Flags::BROKEN);
+        flags.set(Flags::BROKEN);
     }
 
     /// Takes a channel out of the map: the one routine behind every removal and

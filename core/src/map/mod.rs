@@ -941,12 +941,24 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// Calls `f` with every channel and its token, in slot order (not listing any as
     /// changed).
     #[inline]
-    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(Token, &mut Occupant<'_, S, D>)) {
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(Token, Occupant<'_, S, D>)) {
         let used = self.book.used as usize;
         for (slot, i) in self.slots.iter_mut().take(used).zip(0u32..) {
-            let generation = slot.generation();
-            if let Some(mut channel) = slot.channel_mut() {
-                f(Token::new(i, generation), &mut channel);
+            if let Slot::Occupied {
+                state,
+                flags,
+                generation,
+                socket,
+                dispatcher,
+            } = slot
+            {
+                let channel = Occupant {
+                    socket,
+                    state,
+                    flags,
+                    dispatcher,
+                };
+                f(Token::new(i, *generation), channel);
             }
         }
     }

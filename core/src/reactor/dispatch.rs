@@ -303,10 +303,10 @@ where
     /// leaves the selector now, and the next pass reports it `INVALID`.
     #[cold]
     fn source_gone(&mut self, token: Token, source: <I::Socket as Socket>::Source) {
-        if let Some(mut c) = self.map.channel_mut(token)
+        if let Some(c) = self.map.channel_mut(token)
             && *c.state != State::Closed
         {
-            self.registry.unwatch(token, &mut c, source);
+            self.registry.unwatch(token, c.flags, source);
             self.map.touch(token);
         }
     }

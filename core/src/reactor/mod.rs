@@ -336,8 +336,8 @@ where
     /// next pass.
     #[inline]
     fn settle(&mut self, token: Token) {
-        if let Some(mut channel) = self.map.settle(token)
-            && self.registry.sync(token, &mut channel, wanted)
+        if let Some(channel) = self.map.settle(token)
+            && self.registry.sync(token, channel, wanted)
         {
             self.map.touch(token);
         }
@@ -359,11 +359,11 @@ where
             }
         };
         while let Some(token) = map.pop_changed() {
-            let Some(mut channel) = map.channel_mut(token) else {
+            let Some(channel) = map.channel_mut(token) else {
                 continue;
             };
             // A channel asking every pass is checked (and reported) below.
-            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, &mut channel, wanted) {
+            if channel.flags.has(Flags::ON_CHANGE) && registry.sync(token, channel, wanted) {
                 report(token);
             }
         }

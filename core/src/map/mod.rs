@@ -345,7 +345,7 @@ impl<S, D> Slot<S, D> {
     /// As [`touch`](Self::touch), for a callback on the channel: only a channel
     /// asking on change needs it (the reactor checks the source after every
     /// callback, and asks the others every pass).
-    #[inline]
+    #[inline(always)]
     fn touch_for_callback(&mut self, changed: &mut Changed, index: usize) {
         if let Some(flags) = self.flags_mut()
             && flags.has(Flags::ON_CHANGE)

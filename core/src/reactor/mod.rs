@@ -351,18 +351,16 @@ where
     /// it asks on change, its interest); then every channel that asks each pass
     /// ([`InterestMode::EveryPass`]) has its interest checked (every on-change one
     /// too, with the audit on). Channels found broken are put first into the events
-    /// buffer, as `INVALID`; returns how many, and whether more were found than
-    /// the buffer holds (see [`relist_broken`](Self::relist_broken)).
-    fn sync_interest(&mut self) -> (usize, bool) {
+    /// buffer, as `INVALID`; returns how many (when they fill the buffer, more may
+    /// have been found: see [`relist_broken`](Self::relist_broken)).
+    fn sync_interest(&mut self) -> usize {
         let mut broken = 0;
-        let mut overflow = false;
         let (map, registry, events) = (&mut self.map, &mut self.registry, &mut self.events);
-        let mut report = |token: Token| match events.get_mut(broken) {
-            Some(e) => {
+        let mut report = |token: Token| {
+            if let Some(e) = events.get_mut(broken) {
                 *e = Event::new(token.index() as u32, Readiness::INVALID);
                 broken += 1;
             }
-            None => overflow = true,
         };
         while let Some(token) = map.pop_changed() {
             let Some(mut channel) = map.channel_mut(token) else {
@@ -394,13 +392,13 @@ where
                 }
             });
         }
-        (broken, overflow)
+        broken
     }
 
     /// Lists every channel still broken and open as changed, so the next pass
-    /// reports it: after [`sync_interest`](Self::sync_interest) found more broken
-    /// channels than one batch holds (those past it were taken off the list and not
-    /// reported). A walk of the map, only in that case.
+    /// reports it: after [`sync_interest`](Self::sync_interest) found a batch of
+    /// broken channels, or more (those past the batch were taken off the list and
+    /// not reported). A walk of the map, only in that case.
     fn relist_broken(&mut self) {
         self.map.touch_broken();
     }
@@ -425,7 +423,7 @@ where
             self.fire_timers();
             return Ok(0);
         }
-        let (broken, more_broken) = self.sync_interest();
+        let broken = self.sync_interest();
         let mut wait = self.wait_for(timeout);
         if broken > 0 {
             // Something to report already: look, do not wait.
@@ -498,7 +496,8 @@ where
             dispatched += self.fire_deadlines();
         }
         self.map.end_pass();
-        if more_broken {
+        if broken == EVENT_BATCH {
+            // Perhaps more than were reported.
             self.relist_broken();
         }
         self.fire_timers();
@@ -560,14 +559,14 @@ where
     /// report (however many); this clears [`events`](Self::events). See
     /// [`timeout`](Self::timeout).
     pub fn interests(&mut self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
-        let (broken, more_broken) = self.sync_interest();
+        let broken = self.sync_interest();
         self.events_len = 0;
         for i in 0..broken {
             if let Some(e) = self.events.get(i) {
                 self.map.touch_slot(e.slot());
             }
         }
-        if more_broken {
+        if broken == EVENT_BATCH {
             self.relist_broken();
         }
         self.map.for_each(|_, channel| {

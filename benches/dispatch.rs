@@ -81,13 +81,35 @@ impl Dispatcher<NullSocket> for Counter {
 }
 
 /// Reports every `stride`-th registered channel readable, `k` of them; no clock, no
-/// system call.
+/// system call. More than the reactor's batch ([`asyncore::EVENT_BATCH`]) are handed
+/// out by `select_more`, from where the last batch stopped.
 #[derive(Debug)]
 struct StrideSelector {
     k: usize,
     stride: usize,
     /// The registered tokens, by slot.
     tokens: Vec<Option<Token>>,
+    /// How many of the `k` the last wait handed out, and the slot it goes on at.
+    pushed: usize,
+    at: usize,
+}
+
+impl StrideSelector {
+    /// Pushes the rest of this wait's `k` while `events` has room.
+    fn push_found(&mut self, events: &mut Events<'_>) -> usize {
+        let mut n = 0;
+        while self.pushed < self.k && self.at < self.tokens.len() {
+            if let Some(token) = self.tokens[self.at] {
+                if !events.push(token, Readiness::READABLE) {
+                    break;
+                }
+                self.pushed += 1;
+                n += 1;
+            }
+            self.at += self.stride;
+        }
+        n
+    }
 }
 
 impl Selector for StrideSelector {
@@ -113,16 +135,11 @@ impl Selector for StrideSelector {
         self.tokens[token.index()] = None;
     }
     fn select(&mut self, events: &mut Events<'_>, _timeout: Option<Duration>) -> Result<usize, ()> {
-        let mut n = 0;
-        let mut i = 0;
-        while n < self.k && i < self.tokens.len() {
-            if let Some(token) = self.tokens[i] {
-                events.push(token, Readiness::READABLE);
-                n += 1;
-            }
-            i += self.stride;
-        }
-        Ok(n)
+        (self.pushed, self.at) = (0, 0);
+        Ok(self.push_found(events))
+    }
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        self.push_found(events)
     }
 }
 
@@ -137,6 +154,8 @@ fn reactor(n: usize, k: usize, mode: InterestMode) -> Box<R> {
         k,
         stride: (n / k.max(1)).max(1),
         tokens: Vec::with_capacity(MAX),
+        pushed: 0,
+        at: 0,
     }));
     for i in 0..n {
         r.add(NullSocket(i as u32), Counter { reads: 0, mode })

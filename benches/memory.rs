@@ -15,8 +15,8 @@
 //!   deadline, and any padding the combination needs);
 //! * **reactor per channel** = the same difference on `Reactor<SelectIo, D, N>`
 //!   (a selector with no per-fd state), minus `S` and `D`: the slot overhead plus the
-//!   per-channel arrays of the loop (the registration list, the readiness array and
-//!   the deadline heap).
+//!   per-channel array of the loop (the deadline heap). The reactor's event buffer
+//!   is not per channel: it is a fixed batch of `EVENT_BATCH` events, whatever `N`.
 //!
 //! The echo server example's configuration is `StdReactor<Echo<StdSocket, 2048>,
 //! 2048>` in a `static Mutex`; its `.bss` can be cross-checked with
@@ -26,8 +26,8 @@ use std::mem::size_of;
 use std::sync::Mutex;
 
 use asyncore::{
-    AnySelector, ChannelMap, Echo, EpollSelector, Event, PollIo, PollSelector, Reactor, SelectIo,
-    SelectSelector, StdReactor, StdSocket,
+    AnySelector, ChannelMap, EVENT_BATCH, Echo, EpollSelector, Event, PollIo, PollSelector,
+    Reactor, SelectIo, SelectSelector, StdReactor, StdSocket,
 };
 
 /// One slot of `ChannelMap<S, D, _>`, padding included.
@@ -111,16 +111,19 @@ fn main() {
     );
     println!();
     println!(
-        "Per channel beyond the slot, the reactor keeps an `Event` ({} B) and a deadline heap \
-         entry ({} B); `PollSelector` adds {} B per slot (its `pollfd`); `select(2)` and \
+        "Per channel beyond the slot, the reactor keeps a deadline heap entry ({} B); its \
+         event buffer is fixed, `EVENT_BATCH` × `Event` = {} × {} B = {} B whatever the \
+         number of channels (a wait that finds more ready is dispatched in several batches \
+         of one pass); `PollSelector` adds {} B per slot (its `pollfd`); `select(2)` and \
          `epoll` keep nothing per channel (select's fd sets and per-fd tokens are fixed, {} B; \
          `EpollSelector<E>` keeps {} B per event one wait can report, an `epoll_event`). \
          In all, per channel beyond the socket and dispatcher: {} B on select or epoll, {} B on poll.",
-        size_of::<Event>(),
         (size_of::<Reactor<SelectIo, Small, 2048>>() - size_of::<Reactor<SelectIo, Small, 1024>>())
             / 1024
-            - slot::<StdSocket, Small>()
-            - size_of::<Event>(),
+            - slot::<StdSocket, Small>(),
+        EVENT_BATCH,
+        size_of::<Event>(),
+        EVENT_BATCH * size_of::<Event>(),
         (size_of::<PollSelector<2048>>() - size_of::<PollSelector<1024>>()) / 1024,
         size_of::<SelectSelector>(),
         (size_of::<EpollSelector<2048>>() - size_of::<EpollSelector<1024>>()) / 1024,
@@ -159,8 +162,9 @@ fn main() {
         >())
     );
     println!(
-        "| `SelectSelector` (the three `fd_set`s, {} B, live on the stack during a wait) | {} |",
-        3 * size_of::<nix::libc::fd_set>(),
+        "| `SelectSelector` (seven `fd_set`s, {} B: the interest sets, the last wait's results \
+         and the fds it found closed; and a token per fd) | {} |",
+        7 * size_of::<nix::libc::fd_set>(),
         kib(size_of::<SelectSelector>())
     );
     println!(

@@ -208,6 +208,14 @@ impl<const N: usize> Selector for AnySelector<N> {
             AnySelector::Epoll(s) => s.select(events, timeout).map_err(AnyWaitError::Epoll),
         }
     }
+
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        match self {
+            AnySelector::Select(s) => s.select_more(events),
+            AnySelector::Poll(s) => s.select_more(events),
+            AnySelector::Epoll(s) => s.select_more(events),
+        }
+    }
 }
 
 /// A reactor over real fds with the backend chosen at run time; `P` is the buffer

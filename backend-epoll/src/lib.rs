@@ -132,19 +132,25 @@
 //! # Waits
 //!
 //! The selector keeps a fixed array of `E` `epoll_event`s, and a wait asks the kernel
-//! for at most as many events as the caller's [`Events`] buffer still has room for
-//! (and at most `E`). Nothing is fetched and then dropped: what did not fit stays
-//! ready and comes with the next wait. (A buffer with no room at all still gets a
-//! wait of one event, so the timeout is kept; being level-triggered, that event comes
-//! again.) The kernel's ready list rotates: a source
-//! reported by a wait goes to the back of the list, and those a full wait left over
-//! come first in the next, so a small `E` defers sources but starves none.
+//! for up to `E` events, whatever room the caller's [`Events`] buffer has. What
+//! does not fit stays in the array: [`select_more`](Selector::select_more) hands
+//! it out in further batches, without another system call, until the next wait
+//! (which drops what was left: being level-triggered, it is reported again). A
+//! source deregistered since the wait reports nothing from it, and the readiness
+//! of one whose interest changed since is masked by the new interest: deregistering
+//! a source, or narrowing its interest, while some of a wait's events are left
+//! looks through those (at most `E`) for its token. The kernel's ready list
+//! rotates: a source reported by a wait goes to the back of the list, and those a
+//! full wait left over come first in the next, so a small `E` defers sources but
+//! starves none.
 //!
 //! **Sizing `E`** like the map's `N` (`Reactor<EpollIo<N>, D, N>`, as the facade's
 //! `AnySelector<N>` does): one wait can then report every channel, as `poll(2)`
-//! does. A smaller `E` bounds the work of one pass (and the selector's size: `E` × 12
-//! bytes on x86_64 and 32-bit x86 glibc, where `epoll_event` is packed, × 16
-//! elsewhere); the rest wait one pass. `E` must be at least 1 (checked at compile time).
+//! does, and a reactor dispatches all of them in the same pass, one batch of its
+//! event buffer after another. A smaller `E` bounds the work of one pass (and the
+//! selector's size: `E` × 12 bytes on x86_64 and 32-bit x86 glibc, where
+//! `epoll_event` is packed, × 16 elsewhere); the rest wait one pass. `E` must be at
+//! least 1 (checked at compile time).
 //!
 //! The timeout is converted to milliseconds **rounded up** ([`timeout_to_millis`]), as
 //! the `poll(2)` selector does: a 0.5 ms timeout waits 1 ms instead of turning into a
@@ -333,6 +339,11 @@ pub struct EpollSelector<const E: usize> {
     epfd1: RawFd,
     /// What one `epoll_wait` writes.
     buf: [libc::epoll_event; E],
+    /// How many events the last `epoll_wait` wrote into `buf`.
+    got: usize,
+    /// Of those, how many were handed out (the rest are for
+    /// [`select_more`](Selector::select_more)).
+    taken: usize,
     /// Sources registered and not yet deregistered.
     registered: usize,
     /// Of those, how many are in the epoll set (some interest).
@@ -365,6 +376,8 @@ impl<const E: usize> EpollSelector<E> {
         EpollSelector {
             epfd1: 0,
             buf: [NO_EVENT; E],
+            got: 0,
+            taken: 0,
             registered: 0,
             watched: 0,
             ctl_calls: 0,
@@ -515,10 +528,56 @@ impl<const E: usize> EpollSelector<E> {
         }
     }
 
-    /// Calls `epoll_wait` for at most `max` events, retrying `EINTR` until the
+    /// The events of the last wait not handed out yet.
+    fn left_mut(&mut self) -> &mut [libc::epoll_event] {
+        let (taken, got) = (self.taken, self.got);
+        self.buf.get_mut(taken..got).unwrap_or_default()
+    }
+
+    /// Masks what the last wait found for `token` and is not handed out yet by
+    /// `interest`, its interest now (with none, it reports nothing, not even an
+    /// error or hang-up: it is not watched).
+    fn mask_left(&mut self, token: Token, interest: Interest) {
+        let data = token.to_bits();
+        let keep = if interest.is_empty() {
+            0
+        } else {
+            !(EPOLLIN | EPOLLPRI | EPOLLOUT) | interest_to_events(interest)
+        };
+        for event in self.left_mut() {
+            // By value: `epoll_event` is packed on x86_64.
+            if { event.u64 } == data {
+                event.events &= keep;
+            }
+        }
+    }
+
+    /// Pushes the events of the last wait not handed out yet, in the kernel's
+    /// order, while `events` has room. Returns how many it pushed.
+    fn push_found(&mut self, events: &mut Events<'_>) -> usize {
+        let mut count = 0;
+        while self.taken < self.got {
+            let Some(event) = self.buf.get(self.taken) else {
+                break;
+            };
+            // By value: `epoll_event` is packed on x86_64.
+            let (bits, data) = (event.events, event.u64);
+            let readiness = events_to_readiness(bits);
+            if !events.push(Token::from_bits(data), readiness) {
+                break;
+            }
+            self.taken += 1;
+            if !readiness.is_empty() {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Calls `epoll_wait` for at most `E` events, retrying `EINTR` until the
     /// deadline. Returns how many it wrote into `buf`.
-    fn wait(&mut self, max: usize, timeout: Option<Duration>) -> Result<usize, WaitError> {
-        let max = max.clamp(1, E).min(libc::c_int::MAX as usize);
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<usize, WaitError> {
+        let max = E.min(libc::c_int::MAX as usize);
         let epfd = self.epfd();
         let buf = &mut self.buf;
         let n = self
@@ -526,10 +585,10 @@ impl<const E: usize> EpollSelector<E> {
             .wait(timeout, |millis| {
                 // SAFETY: `buf` holds `E` initialised `epoll_event`s owned
                 // exclusively by `self` (borrowed mutably for the call), and `max` is
-                // at least 1 and at most `E`, so the kernel writes only inside the
-                // array; it keeps no pointer after returning. `epfd` is the epoll fd
-                // this selector created (a bad one is `EBADF`, never memory
-                // unsafety).
+                // at least 1 (`ROOM`) and at most `E`, so the kernel writes only
+                // inside the array; it keeps no pointer after returning. `epfd` is
+                // the epoll fd this selector created (a bad one is `EBADF`, never
+                // memory unsafety).
                 unsafe { libc::epoll_wait(epfd, buf.as_mut_ptr(), max as libc::c_int, millis) }
             })
             .map_err(WaitError::Os)?;
@@ -627,6 +686,10 @@ impl<const E: usize> Selector for EpollSelector<E> {
         if was == interest {
             return Ok(());
         }
+        if !was.remove(interest).is_empty() || interest.is_empty() {
+            // Narrower: what the last wait found for it may not pass any more.
+            self.mask_left(token, interest);
+        }
         if !was.is_empty() && self.taken_by_another(fd, token) {
             // The number now names another channel's file: changing it would
             // change that channel's registration.
@@ -658,6 +721,7 @@ impl<const E: usize> Selector for EpollSelector<E> {
     /// [`last_ctl_error`](Self::last_ctl_error).
     fn deregister(&mut self, token: Token, fd: RawFd, was: Interest) {
         self.registered = self.registered.saturating_sub(1);
+        self.mask_left(token, Interest::NONE);
         if !was.is_empty() {
             self.watched = self.watched.saturating_sub(1);
             // Not when the number was added for another channel in this pass: that
@@ -670,10 +734,11 @@ impl<const E: usize> Selector for EpollSelector<E> {
         }
     }
 
-    /// One `epoll_wait` for at most as many events as `events` has room for (and
-    /// at most `E`), retrying `EINTR` with the remaining time; reports them in the
-    /// kernel's order. With nothing in the set it sleeps for `timeout` (`None`:
-    /// forever). Creates the epoll fd first if needed.
+    /// One `epoll_wait` for at most `E` events, retrying `EINTR` with the
+    /// remaining time; reports them in the kernel's order, as many as fit, and
+    /// keeps the rest for [`select_more`](Selector::select_more). With nothing in
+    /// the set it sleeps for `timeout` (`None`: forever). Creates the epoll fd
+    /// first if needed.
     ///
     /// # Errors
     /// [`WaitError::Create`] if the epoll fd cannot be created, [`WaitError::Os`] if
@@ -683,24 +748,18 @@ impl<const E: usize> Selector for EpollSelector<E> {
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, WaitError> {
+        (self.got, self.taken) = (0, 0);
         self.open()?;
         // A new pass starts: the numbers added in the last one are settled.
         self.fresh_count = 0;
-        let room = events.capacity() - events.len();
-        let n = self.wait(room, timeout)?;
-        let mut count = 0;
-        for event in &self.buf[..n] {
-            // By value: `epoll_event` is packed on x86_64.
-            let (bits, data) = (event.events, event.u64);
-            let readiness = events_to_readiness(bits);
-            if !events.push(Token::from_bits(data), readiness) {
-                break;
-            }
-            if !readiness.is_empty() {
-                count += 1;
-            }
-        }
-        Ok(count)
+        self.got = self.wait(timeout)?;
+        Ok(self.push_found(events))
+    }
+
+    /// Hands out more of what the last `epoll_wait` wrote, from where the last
+    /// batch stopped; no system call.
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        self.push_found(events)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Each readiness bit from a real kernel situation, and the selector's own rules:
 //! no interest is out of the set (no hang-up), `epoll_ctl` only on a change, what
-//! `epoll_ctl` refuses, what closing an fd does, waits bounded by the caller's
-//! buffer and by `E`, sleeping with nothing registered. The cases both fd selectors
+//! `epoll_ctl` refuses, what closing an fd does, waits bounded by `E` (what the
+//! caller's buffer cannot take handed out by `select_more`), sleeping with nothing
+//! registered. The cases both fd selectors
 //! share run from `asyncore_backend_tests::cases`.
 
 mod common;
@@ -22,6 +23,17 @@ use nix::{
 
 // The readiness cases both fd selectors share.
 readiness_tests!(Sel, BACKEND);
+
+// A wait handed out in several batches (shared with the select(2) selector).
+#[test]
+fn batches_report_each_ready_source_once() {
+    batches::batches_report_each_ready_source_once(EpollSelector::<16>::new());
+}
+
+#[test]
+fn changes_between_batches_report_nothing_from_the_wait() {
+    batches::changes_between_batches_report_nothing_from_the_wait(EpollSelector::<16>::new());
+}
 
 #[test]
 fn fresh_socket_is_writable_and_hung_up() {
@@ -226,22 +238,26 @@ fn a_duplicate_keeps_a_closed_fd_reporting() {
 }
 
 #[test]
-fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
+fn a_full_events_buffer_keeps_the_rest_for_select_more() {
     let pairs: Vec<(OwnedFd, OwnedFd)> = (0..3).map(|_| pair()).collect();
     let mut sel = EpollSelector::<8>::new();
     for (i, (a, _)) in pairs.iter().enumerate() {
         sel.register(Token::new(i as u32, 0), a.as_raw_fd(), Interest::WRITABLE)
             .unwrap();
     }
-    // Room for two: the kernel is asked for two, so none is fetched and dropped.
+    // Room for two: the kernel is asked for up to E, and the one that does not fit
+    // is handed out by `select_more`, with no other wait.
+    let waits = sel.waits();
     let first = wait(&mut sel, 2, ZERO);
     assert_eq!(first.len(), 2);
-    // The one left over comes first in the next wait (the ready list rotates).
-    let second = wait(&mut sel, 1, ZERO);
-    assert_eq!(second.len(), 1);
+    let mut buf = [Event::EMPTY; 2];
+    let mut events = Events::new(&mut buf);
+    assert_eq!(sel.select_more(&mut events), 1);
+    assert_eq!(sel.select_more(&mut Events::new(&mut [Event::EMPTY; 2])), 0);
+    assert_eq!(sel.waits(), waits + 1, "one epoll_wait");
     let all: BTreeSet<usize> = first
         .iter()
-        .chain(&second)
+        .chain(events.as_slice())
         .map(|e| e.slot() as usize)
         .collect();
     assert_eq!(all, BTreeSet::from([0, 1, 2]));
@@ -252,12 +268,17 @@ fn a_full_events_buffer_keeps_the_rest_for_the_next_wait() {
     assert_eq!(sel.select(&mut events, ZERO), Ok(2));
     assert_eq!(events.len(), 3);
     assert_eq!(events.as_slice()[0].slot(), 99);
-    // A full one: nothing pushed, nothing lost (all three still come next).
+    // A full one: nothing pushed, nothing lost (all three come from `select_more`).
     let mut full = [Event::EMPTY; 1];
     let mut events = Events::new(&mut full);
     assert!(events.push(Token::new(99, 0), Readiness::INVALID));
     assert_eq!(sel.select(&mut events, ZERO), Ok(0));
+    let mut buf = [Event::EMPTY; 8];
+    assert_eq!(sel.select_more(&mut Events::new(&mut buf)), 3);
+    // A new wait forgets what the last one left.
+    assert_eq!(wait(&mut sel, 1, ZERO).len(), 1);
     assert_eq!(wait(&mut sel, 8, ZERO).len(), 3);
+    assert_eq!(sel.select_more(&mut Events::new(&mut buf)), 0);
 }
 
 #[test]

@@ -86,6 +86,17 @@
 //! highest watched slot and reads back only as many as it reported. Nothing
 //! allocates ([`PollSelector::writes`] counts the entry writes).
 //!
+//! # More ready fds than the caller's buffer holds
+//!
+//! What a wait found stays in the entries' `revents` until the next wait: when the
+//! caller's [`Events`] fills up, the selector remembers the slot where its scan
+//! stopped and how many entries with `revents` are left, and
+//! [`select_more`](Selector::select_more) goes on from there, without another
+//! `poll(2)`. Every write of an entry (registration, interest change,
+//! deregistration) clears its `revents`, so a source deregistered or registered
+//! since the wait reports nothing from it, and readiness is masked by the entry's
+//! interest as it is now.
+//!
 //! # Why `libc::pollfd` rather than nix's `PollFd`
 //!
 //! nix's `PollFd<'fd>` borrows a `BorrowedFd<'fd>` and is not `Copy`, so it cannot be
@@ -207,6 +218,12 @@ pub struct PollSelector<const N: usize> {
     high: usize,
     /// How many sources are registered.
     registered: usize,
+    /// Where the scan of the last wait's `revents` goes on
+    /// ([`select_more`](Selector::select_more)).
+    next: usize,
+    /// How many entries the last wait found with `revents` that the scan has not
+    /// reached yet (an upper bound: an entry written since has none any more).
+    left: usize,
     /// `pollfd` entries written since creation.
     writes: u64,
     /// `poll(2)` calls, and those that ended with `EINTR`.
@@ -236,6 +253,8 @@ impl<const N: usize> PollSelector<N> {
             fds: [ZEROED; N],
             high: 0,
             registered: 0,
+            next: 0,
+            left: 0,
             writes: 0,
             counts: WaitCounts::new(),
         }
@@ -276,7 +295,8 @@ impl<const N: usize> PollSelector<N> {
     }
 
     /// Writes slot `index`'s entry: `fd` watched for `interest` (fd -1 when nothing
-    /// is watched), and keeps `high` in step.
+    /// is watched), with no `revents` (what the last wait found for the slot is
+    /// forgotten), and keeps `high` in step.
     fn put(&mut self, index: usize, fd: RawFd, interest: Interest) {
         let Some(entry) = self.fds.get_mut(index) else {
             return;
@@ -325,6 +345,36 @@ impl<const N: usize> PollSelector<N> {
                 unsafe { libc::poll(fds.as_mut_ptr(), nfds, millis) }
             })
             .map_err(WaitError::Os)
+    }
+
+    /// Pushes the readiness of the entries with `revents`, from slot `next` on,
+    /// while some are left and `events` has room; stops at the first that does not
+    /// fit, for the next call. Returns how many it pushed.
+    fn push_found(&mut self, events: &mut Events<'_>) -> usize {
+        let mut count = 0;
+        let high = self.high.min(N);
+        while self.left > 0 && self.next < high {
+            let index = self.next;
+            let Some(entry) = self.fds.get(index) else {
+                break;
+            };
+            if entry.revents != 0 {
+                // Masked by what the entry is watched for now (the same as at the
+                // wait, unless it was written since, which cleared `revents`).
+                let interest = events_to_interest(entry.events);
+                let readiness = revents_to_readiness(entry.revents).masked_by(interest);
+                if !events.push_slot(index as u32, readiness) {
+                    return count;
+                }
+                self.left -= 1;
+                if !readiness.is_empty() {
+                    count += 1;
+                }
+            }
+            self.next += 1;
+        }
+        self.left = 0;
+        count
     }
 }
 
@@ -404,7 +454,8 @@ impl<const N: usize> Selector for PollSelector<N> {
     }
 
     /// Calls `poll(2)` over the watched slots (retrying `EINTR` with the remaining
-    /// time) and reports each entry with `revents`, in slot order. With nothing
+    /// time) and reports each entry with `revents`, in slot order, as many as fit;
+    /// [`select_more`](Selector::select_more) reports the rest. With nothing
     /// watched it sleeps for `timeout` (`None`: forever).
     ///
     /// # Errors
@@ -414,27 +465,15 @@ impl<const N: usize> Selector for PollSelector<N> {
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, WaitError> {
-        let mut left = self.wait(timeout)?;
-        let mut count = 0;
-        let high = self.high.min(N);
-        for (index, entry) in self.fds[..high].iter().enumerate() {
-            if left == 0 {
-                break;
-            }
-            if entry.revents == 0 {
-                continue;
-            }
-            left -= 1;
-            let interest = events_to_interest(entry.events);
-            let readiness = revents_to_readiness(entry.revents).masked_by(interest);
-            if !events.push_slot(index as u32, readiness) {
-                break;
-            }
-            if !readiness.is_empty() {
-                count += 1;
-            }
-        }
-        Ok(count)
+        (self.next, self.left) = (0, 0);
+        self.left = self.wait(timeout)?;
+        Ok(self.push_found(events))
+    }
+
+    /// Goes on with the entries the last wait found with `revents`, from the slot
+    /// where the last scan stopped; no system call.
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        self.push_found(events)
     }
 }
 

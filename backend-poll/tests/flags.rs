@@ -14,6 +14,17 @@ use nix::errno::Errno;
 // The readiness cases both fd selectors share.
 readiness_tests!(Sel, BACKEND);
 
+// A wait handed out in several batches (shared with the select(2) selector).
+#[test]
+fn batches_report_each_ready_source_once() {
+    batches::batches_report_each_ready_source_once(PollSelector::<16>::new());
+}
+
+#[test]
+fn changes_between_batches_report_nothing_from_the_wait() {
+    batches::changes_between_batches_report_nothing_from_the_wait(PollSelector::<16>::new());
+}
+
 #[test]
 fn invalid_for_fd_closed_behind_the_selectors_back() {
     let (a, b) = pair();

@@ -33,12 +33,19 @@ const MAX_WAIT_SECS: i32 = i32::MAX;
 ///   when a channel's interest changes. Read interest puts the fd in the read and
 ///   the except sets (urgent data is tied to reading, as in the original); write
 ///   interest puts it in the write set. `nfds` is the highest watched fd + 1. Each
-///   wait copies the sets (384 bytes) and allocates nothing.
+///   wait copies the sets (384 bytes) into the three result sets it hands the
+///   kernel, and allocates nothing.
 /// * **Readiness**: read set → [`READABLE`](Readiness::READABLE), write set →
 ///   [`WRITABLE`](Readiness::WRITABLE), except set →
 ///   [`PRIORITY`](Readiness::PRIORITY), reported in fd order. `select(2)` never
 ///   reports errors or hang-ups as such: a refused connect or a reset shows as
 ///   readable and writable, and the socket operations then report the error.
+/// * **More ready fds than the caller's buffer holds**: the result sets stay in the
+///   selector until the next wait, with the fd the scan stopped at, and
+///   [`select_more`](Selector::select_more) goes on from there without another
+///   `select(2)`. Registering or deregistering an fd clears its bits in the result
+///   sets, so it reports nothing from the old wait, and readiness is masked by the
+///   fd's interest as it is now.
 /// * **`EINTR`** is retried with the time that remains (tracked against a deadline
 ///   with [`Instant`]), so a signal never ends a wait early.
 /// * **`EBADF`** (an fd was closed behind the loop's back) does not fail the wait:
@@ -50,8 +57,10 @@ const MAX_WAIT_SECS: i32 = i32::MAX;
 ///   and no timeout it sleeps until the process ends (the reactor never asks for
 ///   that: it reports [`PollError::NothingToWaitFor`](asyncore_core::PollError)).
 ///
-/// Its state is three fd sets and the token of each fd: about 8.5 KiB, whatever the
-/// number of channels.
+/// Its state is three interest sets, the three result sets of the last wait and
+/// the set of fds it found closed, and the token of each fd: about 9.1 KiB
+/// (the result sets, 384 bytes, lived on the stack during a wait before
+/// [`select_more`](Selector::select_more)), whatever the number of channels.
 pub struct SelectSelector {
     /// Watched for reading (and urgent data).
     read: Set,
@@ -63,6 +72,21 @@ pub struct SelectSelector {
     tokens: [Token; FD_SETSIZE],
     /// The highest watched fd + 1 (an upper bound; lowered when the top fd leaves).
     nfds: RawFd,
+    /// What the last wait found: ready for reading, for writing, urgent data. Handed
+    /// to `select(2)` (as copies of the interest sets), read back from it.
+    found: [Set; 3],
+    /// Fds the last wait found closed behind the loop's back (reported `INVALID`).
+    bad: Set,
+    /// The `nfds` of the last wait: the found sets hold no fd from it on (0: nothing
+    /// found, or no wait yet).
+    end: RawFd,
+    /// Where the scans of the found sets go on: the bad set, then the ready sets.
+    next_bad: RawFd,
+    next: RawFd,
+    /// How many bad fds, and how many bits of the ready sets, the scans have not
+    /// reached yet (upper bounds: registering or deregistering clears bits).
+    bad_left: u32,
+    left: u32,
 }
 
 impl fmt::Debug for SelectSelector {
@@ -89,7 +113,82 @@ impl SelectSelector {
             known: Set::EMPTY,
             tokens: [Token::new(0, 0); FD_SETSIZE],
             nfds: 0,
+            found: [Set::EMPTY; 3],
+            bad: Set::EMPTY,
+            end: 0,
+            next_bad: 0,
+            next: 0,
+            bad_left: 0,
+            left: 0,
         }
+    }
+
+    /// The token `fd` reports under.
+    fn token_of(&self, fd: RawFd) -> Token {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.tokens.get(i))
+            .copied()
+            .unwrap_or(Token::new(0, 0))
+    }
+
+    /// Forgets what the last wait found for `fd` (registered or deregistered since).
+    fn forget_found(&mut self, fd: RawFd) {
+        for set in &mut self.found {
+            set.remove(fd);
+        }
+        self.bad.remove(fd);
+    }
+
+    /// Pushes what the last wait found, from where the scans stopped: the bad fds
+    /// (`INVALID`), then the ready ones, in fd order, while `events` has room; stops
+    /// at the first that does not fit, for the next call. Returns how many it
+    /// pushed.
+    fn push_found(&mut self, events: &mut Events<'_>) -> usize {
+        let mut count = 0;
+        while self.bad_left > 0 && self.next_bad < self.end {
+            let fd = self.next_bad;
+            // Still watched (not reregistered for nothing since).
+            if self.bad.contains(fd) && (self.read.contains(fd) || self.write.contains(fd)) {
+                if !events.push(self.token_of(fd), Readiness::INVALID) {
+                    return count;
+                }
+                self.bad_left -= 1;
+                count += 1;
+            }
+            self.next_bad += 1;
+        }
+        let [read, write, except] = &self.found;
+        while self.left > 0 && self.next < self.end {
+            let fd = self.next;
+            let mut r = Readiness::EMPTY;
+            let mut bits = 0;
+            for (set, readiness) in [
+                (read, Readiness::READABLE),
+                (write, Readiness::WRITABLE),
+                (except, Readiness::PRIORITY),
+            ] {
+                if set.contains(fd) {
+                    r |= readiness;
+                    bits += 1;
+                }
+            }
+            if bits > 0 {
+                // Masked by what the fd is watched for now.
+                let interest =
+                    Interest::from_flags(self.read.contains(fd), self.write.contains(fd));
+                let r = r.masked_by(interest);
+                if !events.push(self.token_of(fd), r) {
+                    return count;
+                }
+                self.left = self.left.saturating_sub(bits);
+                if !r.is_empty() {
+                    count += 1;
+                }
+            }
+            self.next += 1;
+        }
+        count
     }
 
     /// Puts `fd` in (or takes it out of) the interest sets for `interest`.
@@ -222,6 +321,7 @@ impl Selector for SelectSelector {
             return Err(SourceError::Invalid);
         }
         self.known.insert(fd);
+        self.forget_found(fd);
         if let Some(t) = usize::try_from(fd)
             .ok()
             .and_then(|i| self.tokens.get_mut(i))
@@ -264,11 +364,13 @@ impl Selector for SelectSelector {
             }
         };
         self.known.remove(fd);
+        self.forget_found(fd);
         self.watch(fd, Interest::NONE);
     }
 
     /// One `select(2)` wait (repeated after `EINTR` and `EBADF`); see the type's
-    /// documentation.
+    /// documentation. Reports as many of the fds it found as fit;
+    /// [`select_more`](Selector::select_more) reports the rest.
     ///
     /// # Errors
     /// What `select(2)` reports other than `EINTR` and `EBADF`: `EINVAL`
@@ -278,6 +380,8 @@ impl Selector for SelectSelector {
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, SocketError> {
+        // What the last wait left is forgotten.
+        (self.end, self.next_bad, self.next, self.bad_left, self.left) = (0, 0, 0, 0, 0);
         // An overflowing deadline is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // The first wait takes the timeout as it is (the deadline was just computed);
@@ -285,19 +389,17 @@ impl Selector for SelectSelector {
         let mut first = true;
         // Fds found closed behind the loop's back: reported, and left out of the
         // retried wait.
-        let mut bad = Set::EMPTY;
+        self.bad = Set::EMPTY;
         let mut invalid = 0;
 
         loop {
-            let mut read = self.read;
-            let mut write = self.write;
-            let mut except = self.read;
+            self.found = [self.read, self.write, self.read];
             if invalid > 0 {
                 for fd in 0..self.nfds {
-                    if bad.contains(fd) {
-                        read.remove(fd);
-                        write.remove(fd);
-                        except.remove(fd);
+                    if self.bad.contains(fd) {
+                        for set in &mut self.found {
+                            set.remove(fd);
+                        }
                     }
                 }
             }
@@ -314,43 +416,19 @@ impl Selector for SelectSelector {
             let tv_ptr = tv.as_mut().map_or(core::ptr::null_mut(), |t| {
                 AsMut::<libc::timeval>::as_mut(t) as *mut _
             });
-            // SAFETY: the three sets and the timeval are live locals, exclusively
-            // borrowed for the call; `nfds` is at least the highest fd in them + 1
-            // and at most FD_SETSIZE; a null timeval means no limit.
+            let [read, write, except] = &mut self.found;
+            // SAFETY: the three sets are fields of `self` and the timeval a local, all
+            // live and exclusively borrowed for the call; `nfds` is at least the
+            // highest fd in them + 1 and at most FD_SETSIZE; a null timeval means no
+            // limit.
             let r = unsafe {
                 libc::select(self.nfds, &mut read.0, &mut write.0, &mut except.0, tv_ptr)
             };
             let result = if r < 0 { Err(Errno::last()) } else { Ok(r) };
             match result {
-                Ok(mut left) => {
-                    let mut count = invalid;
-                    for fd in 0..self.nfds {
-                        if left <= 0 {
-                            break;
-                        }
-                        let mut r = Readiness::EMPTY;
-                        if read.contains(fd) {
-                            r |= Readiness::READABLE;
-                            left -= 1;
-                        }
-                        if write.contains(fd) {
-                            r |= Readiness::WRITABLE;
-                            left -= 1;
-                        }
-                        if except.contains(fd) {
-                            r |= Readiness::PRIORITY;
-                            left -= 1;
-                        }
-                        if r.is_empty() {
-                            continue;
-                        }
-                        let token = self.tokens[fd as usize];
-                        if !events.push(token, r) {
-                            break;
-                        }
-                        count += 1;
-                    }
-                    return Ok(count);
+                Ok(n) => {
+                    self.left = u32::try_from(n).unwrap_or(u32::MAX);
+                    break;
                 }
                 // A signal: wait again for what remains (zero once the deadline passed).
                 Err(Errno::EINTR) => continue,
@@ -358,23 +436,30 @@ impl Selector for SelectSelector {
                     let mut found = 0;
                     for fd in 0..self.nfds {
                         let watched = self.read.contains(fd) || self.write.contains(fd);
-                        if watched && !bad.contains(fd) && is_bad_fd(fd) {
-                            bad.insert(fd);
-                            if events.push(self.tokens[fd as usize], Readiness::INVALID) {
-                                found += 1;
-                            }
+                        if watched && !self.bad.contains(fd) && is_bad_fd(fd) {
+                            self.bad.insert(fd);
+                            found += 1;
                         }
                     }
                     if found == 0 {
                         // Nothing bad any more (the fd was reused meanwhile): report
                         // what is known; the next pass starts afresh.
-                        return Ok(invalid);
+                        self.found = [Set::EMPTY; 3];
+                        break;
                     }
                     invalid += found;
                 }
                 Err(e) => return Err(from_errno(e)),
             }
         }
+        (self.end, self.bad_left) = (self.nfds, invalid);
+        Ok(self.push_found(events))
+    }
+
+    /// Goes on with what the last wait found, from the fd where the last scan
+    /// stopped; no system call.
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        self.push_found(events)
     }
 }
 

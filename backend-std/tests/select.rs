@@ -11,6 +11,19 @@ use asyncore_core::{
 use asyncore_std::{FD_SETSIZE, SelectSelector, StdSocket};
 use common::{Waiter, reg, tcp_pair};
 
+#[path = "../../tests/support/batches.rs"]
+mod batches;
+
+#[test]
+fn batches_report_each_ready_source_once() {
+    batches::batches_report_each_ready_source_once(SelectSelector::new());
+}
+
+#[test]
+fn changes_between_batches_report_nothing_from_the_wait() {
+    batches::changes_between_batches_report_nothing_from_the_wait(SelectSelector::new());
+}
+
 #[test]
 fn readable_and_writable() {
     let (mut a, b) = StdSocket::pair().unwrap();

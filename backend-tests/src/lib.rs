@@ -1,7 +1,8 @@
 //! What the integration tests of the `poll(2)` and `epoll(7)` selectors
 //! (`asyncore-poll`, `asyncore-epoll`) share: real fds made directly with nix, waits
 //! through any [`Selector`] over raw fds, and, in [`cases`], the test bodies both
-//! backends run, generic over the selector.
+//! backends run, generic over the selector ([`batches`], shared with the `select(2)`
+//! selector's tests, for waits handed out in several batches).
 //!
 //! Each backend's test files stay thin: a `#[test]` per case calling the shared body
 //! with its own selector type and [`Backend`] description, so both still run every
@@ -35,6 +36,9 @@ pub use waiter::{Registration, Waiter, reg};
 
 #[path = "../../tests/support/sigusr1.rs"]
 pub mod sigusr1;
+
+#[path = "../../tests/support/batches.rs"]
+pub mod batches;
 
 /// Long enough never to be hit on a healthy machine; only bounds a broken test.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -141,7 +141,7 @@ pub use reactor::{Reactor, RunEnd};
 pub use readiness::Readiness;
 pub use registrations::{Registered, Registrations};
 pub use ring::Ring;
-pub use selector::{Event, Events, Io, Selector, With};
+pub use selector::{EVENT_BATCH, Event, Events, Io, Selector, With};
 pub use send_buf::{BufferFull, SendBuffer};
 pub use socket::{Recv, Sent, Socket, State};
 pub use time::{TimerError, TimerId};

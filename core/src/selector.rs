@@ -4,12 +4,19 @@ use core::{fmt, marker::PhantomData, time::Duration};
 
 use crate::{Interest, Readiness, Socket, SourceError, Token};
 
+/// How many events a [`Reactor`](crate::Reactor) dispatches per batch: its event
+/// buffer is `EVENT_BATCH` [`Event`]s (4 bytes each), fixed, whatever its capacity
+/// `N`, so a channel costs no event bytes. A wait that finds more ready channels is
+/// dispatched in several batches within the same pass (see
+/// [`Selector::select_more`]).
+pub const EVENT_BATCH: usize = 64;
+
 /// What one wait found for one channel: the slot of its token
 /// ([`Token::index`]) and what it is ready for. Four bytes, the slot in the low 24
-/// bits and [`Readiness::bits`] in the high 8: a reactor keeps one per channel, and
-/// resolves the slot to the channel there now (a slot's registration always belongs
-/// to its current channel: a channel is deregistered when it leaves, and its slot is
-/// not reused within the pass).
+/// bits and [`Readiness::bits`] in the high 8: a reactor keeps a fixed batch of them
+/// ([`EVENT_BATCH`]), and resolves the slot to the channel there now (a slot's
+/// registration always belongs to its current channel: a channel is deregistered
+/// when it leaves, and its slot is not reused within the pass).
 ///
 /// A slot is always below [`MAX_SLOTS`](Self::MAX_SLOTS): the slots of a reactor's
 /// tokens are below its capacity `N`, which may not exceed it (a reactor with more
@@ -86,7 +93,9 @@ impl defmt::Format for Event {
 }
 
 /// Where a selector writes what one wait found: a buffer of fixed capacity that the
-/// caller lends (a reactor lends one entry per channel, so it never fills).
+/// caller lends (a reactor lends [`EVENT_BATCH`] entries, whatever its number of
+/// channels). When it fills up, the selector keeps the rest of the wait's results
+/// and hands them out with [`Selector::select_more`].
 #[derive(Debug)]
 pub struct Events<'a> {
     buf: &'a mut [Event],
@@ -101,8 +110,8 @@ impl<'a> Events<'a> {
 
     /// Reports `readiness` for the channel `token`. Empty readiness is not recorded
     /// (and counts as done). Returns `false`, recording nothing, when the buffer is
-    /// full: a selector then stops, and level-triggered readiness reports the rest on
-    /// the next wait.
+    /// full: a selector then stops and keeps the rest of its wait's results for
+    /// [`Selector::select_more`].
     #[inline]
     pub fn push(&mut self, token: Token, readiness: Readiness) -> bool {
         self.push_slot(token.index() as u32, readiness)
@@ -178,6 +187,11 @@ impl<'a> Events<'a> {
 ///   O(ready) (`epoll`) rather than O(registered) (`select`, `poll`).
 /// * **Interest.** A source registered with no interest ([`Interest::NONE`]) is not
 ///   watched at all and receives no event, not even an error or hang-up.
+/// * **Batches.** One wait may find more ready sources than the caller's
+///   [`Events`] holds: [`select`](Selector::select) pushes what fits and keeps the
+///   rest, [`select_more`](Selector::select_more) hands it out, batch after batch,
+///   without waiting again; each source is reported once per wait. A reactor's
+///   buffer is [`EVENT_BATCH`] events, whatever its number of channels.
 /// * **Readiness bits**, and what the reactor does with them, in this order per
 ///   channel (liveness is re-checked between steps):
 ///
@@ -274,8 +288,10 @@ pub trait Selector {
     /// Waits up to `timeout` (`None`: without limit) until a registered source is
     /// ready, and pushes one [`Event`] per ready source into `events` (readable,
     /// priority and writable bits only within the source's interest; error, hang-up
-    /// and invalid always), until it is full. Returns how many it pushed. With
-    /// nothing watched it just sleeps for `timeout`.
+    /// and invalid always): what fits. When `events` fills up, the selector keeps
+    /// the rest of this wait's results, for [`select_more`](Self::select_more);
+    /// whatever the last wait left is forgotten first. Returns how many it pushed.
+    /// With nothing watched it just sleeps for `timeout`.
     ///
     /// # Errors
     /// The wait itself failed (not EINTR, which is retried).
@@ -284,6 +300,26 @@ pub trait Selector {
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, Self::Error>;
+
+    /// Pushes more of what the last [`select`](Self::select) found, without
+    /// waiting, after `events` filled up: into `events` (usually emptied since),
+    /// again what fits, keeping the rest for the next call. Returns how many it
+    /// pushed; 0 when nothing is left (or no wait ran). Each source the wait found
+    /// ready is reported once per wait, by `select` or by one `select_more`; a new
+    /// `select` starts over and forgets what was left.
+    ///
+    /// The readiness pushed is masked by the source's interest as it is now, not as
+    /// it was at the wait (error, hang-up and invalid pass, unless the source has
+    /// no interest now: it is not watched, and reports nothing): a source
+    /// deregistered since reports nothing, and so does one registered since (its
+    /// registration was not part of the wait).
+    ///
+    /// The provided method pushes nothing: right for a selector whose wait never
+    /// finds more than its callers' buffers hold.
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        let _ = events;
+        0
+    }
 }
 
 /// The I/O a [`Reactor`](crate::Reactor) drives: a selector and the socket type of its

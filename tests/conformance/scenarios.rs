@@ -21,7 +21,9 @@ fn add<H: Harness>(r: &mut R<H>, socket: H::Sock, rec: Rec) -> Token {
 
 /// What the last wait reported for `t` (before the reactor's masking).
 fn ready<H: Harness>(r: &R<H>, t: Token) -> Option<Readiness> {
-    // The reactor's own report (a channel whose source went away) comes first.
+    // The reactor's own report (a channel whose source went away) comes first, in
+    // the pass's first batch of events: the only one with the few channels of a
+    // scenario, so `events()` (the last batch) has it.
     match r.events().iter().find(|e| e.slot() as usize == t.index()) {
         Some(e) => Some(e.readiness()),
         None => r.selector().ready_of(t),

@@ -114,7 +114,6 @@ impl<S: Selector> Selector for Spy<S> {
         self.timeouts.push(timeout);
         let before = events.len();
         let n = self.inner.select(events, timeout)?;
-        let reported = &events.as_slice()[before..];
         self.last = self
             .regs
             .iter()
@@ -123,12 +122,33 @@ impl<S: Selector> Selector for Spy<S> {
                 token,
                 source,
                 interest,
-                ready: reported
-                    .iter()
-                    .find(|e| e.slot() as usize == token.index())
-                    .map_or(Readiness::EMPTY, |e| e.readiness()),
+                ready: Readiness::EMPTY,
             })
             .collect();
+        self.saw(&events.as_slice()[before..]);
         Ok(n)
+    }
+
+    /// The rest of the same wait: recorded with what `select` reported.
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        let before = events.len();
+        let n = self.inner.select_more(events);
+        self.saw(&events.as_slice()[before..]);
+        n
+    }
+}
+
+impl<S: Selector> Spy<S> {
+    /// Records `reported`, part of what the last wait found.
+    fn saw(&mut self, reported: &[asyncore::Event]) {
+        for e in reported {
+            if let Some(seen) = self
+                .last
+                .iter_mut()
+                .find(|s| s.token.index() == e.slot() as usize)
+            {
+                seen.ready = e.readiness();
+            }
+        }
     }
 }

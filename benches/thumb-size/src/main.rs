@@ -77,6 +77,9 @@ impl Socket for HwSocket {
 }
 
 /// Reads each registered source's readiness register; spins until one is ready.
+/// Its 8 sources always fit in a reactor's event batch (`EVENT_BATCH`, 64), so a
+/// wait never leaves anything for `select_more`: the provided one (nothing more)
+/// is right.
 struct HwSelector {
     regs: Registrations<u8, 8>,
 }

@@ -1060,6 +1060,21 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
     }
 
+    /// Lists every channel flagged [`Flags::BROKEN`] and not closed as changed, in
+    /// one walk of the slots.
+    pub(crate) fn touch_broken(&mut self) {
+        let used = self.book.used as usize;
+        let changed = &mut self.book.changed;
+        for (i, slot) in self.slots.iter_mut().take(used).enumerate() {
+            if slot
+                .channel()
+                .is_some_and(|c| c.flags.has(Flags::BROKEN) && c.state != State::Closed)
+            {
+                slot.touch(changed, i);
+            }
+        }
+    }
+
     /// The token of the first channel (kept ones included) at slot `from` or later.
     pub(crate) fn next_token(&self, from: usize) -> Option<Token> {
         let slots = self.occupied_slots().get(from..)?;

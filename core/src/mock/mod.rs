@@ -38,7 +38,7 @@ mod socket;
 
 pub use dgram::{INBOUND_DATAGRAMS, OUTBOUND_DATAGRAMS};
 pub use recorder::{Action, CallLog, Recorder};
-pub use selector::{MockSelector, MockWaitFailed, PassRecord};
+pub use selector::{MockSelector, MockWaitFailed, PassRecord, SOURCES};
 pub use socket::{MockSocket, RecvStep, SendStep, SocketProbe};
 
 /// The mock's [`Io`](crate::Io): `Reactor<MockIo, D, N>`.

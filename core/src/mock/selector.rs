@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use heapless::Vec;
 
-use crate::{Events, Interest, Readiness, Registrations, Selector, SourceError, Token};
+use crate::{Event, Events, Interest, Readiness, Registrations, Selector, SourceError, Token};
 
 /// The interest one source had in one pass, as recorded by [`MockSelector`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -20,7 +20,8 @@ pub struct PassRecord {
     pub interest: Interest,
 }
 
-/// How many sources a [`MockSelector`] can register, and hold readiness for.
+/// How many sources a [`MockSelector`] can register, and hold readiness for, unless
+/// its type says otherwise (`MockSelector<S>`).
 pub const SOURCES: usize = 64;
 /// How many [`PassRecord`]s it keeps (the oldest are dropped).
 pub const HISTORY: usize = 256;
@@ -32,21 +33,30 @@ pub const HISTORY: usize = 256;
 /// invalid always pass). One-shot readiness set with [`set_once`](Self::set_once) is
 /// reported by one wait and then cleared. A wait that reports nothing advances the
 /// virtual clock by its timeout.
+///
+/// It registers up to `S` sources ([`SOURCES`] unless the type says otherwise:
+/// [`MockSelector::new`] makes the default one, [`MockSelector::sized`] any). A
+/// wait computes the readiness of every source at once; what does not fit in the
+/// caller's buffer is kept (one [`Event`] per source at most) and handed out by
+/// [`select_more`](Selector::select_more), masked by each source's interest then.
 #[derive(Debug, Default)]
-pub struct MockSelector {
-    level: Vec<(u32, Readiness), SOURCES>,
-    once: Vec<(u32, Readiness), SOURCES>,
+pub struct MockSelector<const S: usize = SOURCES> {
+    level: Vec<(u32, Readiness), S>,
+    once: Vec<(u32, Readiness), S>,
     history: Vec<PassRecord, HISTORY>,
-    last: Vec<PassRecord, SOURCES>,
+    last: Vec<PassRecord, S>,
     passes: u32,
     waits_with_nothing: u32,
     clock: Duration,
     last_timeout: Option<Option<Duration>>,
     limit: Option<u32>,
-    regs: Registrations<u32, SOURCES>,
+    regs: Registrations<u32, S>,
     unknown_deregisters: u32,
     fail_next: bool,
     clockless: bool,
+    /// What the last wait found and did not fit (handed out from `pending_at` on).
+    pending: Vec<Event, S>,
+    pending_at: usize,
 }
 
 /// The error of a scripted failed wait.
@@ -55,8 +65,23 @@ pub struct MockSelector {
 pub struct MockWaitFailed;
 
 impl MockSelector {
-    /// Nothing ready.
+    /// Nothing ready; up to [`SOURCES`] sources.
     pub const fn new() -> Self {
+        Self::sized()
+    }
+
+    /// Nothing ready, and no clock: [`Selector::now`] is `None`, so deadlines and
+    /// timers are refused, as on a selector without a clock.
+    pub const fn without_clock() -> Self {
+        let mut s = Self::new();
+        s.clockless = true;
+        s
+    }
+}
+
+impl<const S: usize> MockSelector<S> {
+    /// Nothing ready; up to `S` sources (`MockSelector::<256>::sized()`).
+    pub const fn sized() -> Self {
         MockSelector {
             level: Vec::new(),
             once: Vec::new(),
@@ -71,18 +96,12 @@ impl MockSelector {
             unknown_deregisters: 0,
             fail_next: false,
             clockless: false,
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
-    /// Nothing ready, and no clock: [`Selector::now`] is `None`, so deadlines and
-    /// timers are refused, as on a selector without a clock.
-    pub const fn without_clock() -> Self {
-        let mut s = Self::new();
-        s.clockless = true;
-        s
-    }
-
-    fn put(list: &mut Vec<(u32, Readiness), SOURCES>, source: u32, readiness: Readiness) {
+    fn put(list: &mut Vec<(u32, Readiness), S>, source: u32, readiness: Readiness) {
         if let Some(e) = list.iter_mut().find(|(s, _)| *s == source) {
             e.1 = readiness;
         } else if !readiness.is_empty() {
@@ -181,9 +200,20 @@ impl MockSelector {
     pub fn interest(&self, source: u32) -> Option<Interest> {
         self.regs.of_source(source).map(|r| r.interest)
     }
+
+    /// Forgets what the last wait found for the slot of `token` and did not hand
+    /// out: its registration changed hands (registered or deregistered since).
+    fn forget_pending(&mut self, token: Token) {
+        let slot = token.index() as u32;
+        for e in self.pending.iter_mut().skip(self.pending_at) {
+            if e.slot() == slot {
+                *e = Event::new(slot, Readiness::EMPTY);
+            }
+        }
+    }
 }
 
-impl Selector for MockSelector {
+impl<const S: usize> Selector for MockSelector<S> {
     type Source = u32;
     type Error = MockWaitFailed;
 
@@ -204,7 +234,9 @@ impl Selector for MockSelector {
                 limit: limit as usize,
             });
         }
-        self.regs.register(token, source, interest)
+        self.regs.register(token, source, interest)?;
+        self.forget_pending(token);
+        Ok(())
     }
 
     fn reregister(
@@ -218,7 +250,9 @@ impl Selector for MockSelector {
     }
 
     fn deregister(&mut self, token: Token, _source: u32, _was: Interest) {
-        if !self.regs.deregister(token) {
+        if self.regs.deregister(token) {
+            self.forget_pending(token);
+        } else {
             self.unknown_deregisters += 1;
         }
     }
@@ -228,6 +262,8 @@ impl Selector for MockSelector {
         events: &mut Events<'_>,
         timeout: Option<Duration>,
     ) -> Result<usize, MockWaitFailed> {
+        self.pending.clear();
+        self.pending_at = 0;
         if core::mem::take(&mut self.fail_next) {
             return Err(MockWaitFailed);
         }
@@ -258,19 +294,47 @@ impl Selector for MockSelector {
                 .find(|(s, _)| *s == reg.source)
                 .map_or(Readiness::EMPTY, |e| e.1);
             let r = level.add(once).masked_by(reg.interest);
-            if !r.is_empty() && events.push(reg.token, r) {
+            if r.is_empty() {
+                continue;
+            }
+            if events.push(reg.token, r) {
                 count += 1;
+            } else {
+                // One per registration: it fits.
+                let _ = self.pending.push(Event::new(reg.token.index() as u32, r));
             }
         }
         for reg in self.regs.watched() {
             Self::put(&mut self.once, reg.source, Readiness::EMPTY);
         }
-        if count == 0 {
+        if count + self.pending.len() == 0 {
             self.waits_with_nothing += 1;
             if let Some(t) = timeout {
                 self.clock += t;
             }
         }
         Ok(count)
+    }
+
+    /// Hands out what the last wait found and did not fit, masked by each source's
+    /// interest now (nothing for one not watched any more).
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        let mut count = 0;
+        while let Some(&e) = self.pending.get(self.pending_at) {
+            let slot = e.slot() as usize;
+            let r = self
+                .regs
+                .watched()
+                .find(|r| r.token.index() == slot)
+                .map_or(Readiness::EMPTY, |r| e.readiness().masked_by(r.interest));
+            if !events.push_slot(e.slot(), r) {
+                break;
+            }
+            self.pending_at += 1;
+            if !r.is_empty() {
+                count += 1;
+            }
+        }
+        count
     }
 }

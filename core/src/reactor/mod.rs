@@ -24,8 +24,8 @@ use crate::map::{ChannelMap, ChannelMut, ChannelRef, Flags, MapAccess, OccupantR
 use crate::pool::{Lend, NoPool};
 use crate::trace::{Observer, Trace, Tracer};
 use crate::{
-    AddError, Dispatcher, Event, Events, Interest, InterestMode, Io, PollError, Readiness,
-    Selector, Socket, SocketError, State, Token,
+    AddError, Dispatcher, EVENT_BATCH, Event, Events, Interest, InterestMode, Io, PollError,
+    Readiness, Selector, Socket, SocketError, State, Token,
 };
 
 /// Why [`Reactor::run`] returned.
@@ -82,7 +82,9 @@ fn asks_on_change<S: Socket, D: Dispatcher<S>>(d: &D) -> bool {
 /// that asks every pass, in slot order, `readable()` then `writable()` once each,
 /// and the on-change channels that were borrowed mutably since the last pass; see
 /// [`InterestMode`](crate::InterestMode)), waits, then dispatches the ready
-/// channels in the order the selector reports them. Per channel: read → write →
+/// channels in the order the selector reports them, [`EVENT_BATCH`] at a time (a
+/// wait that found more is dispatched in further batches within the same pass,
+/// through [`Selector::select_more`]). Per channel: read → write →
 /// priority → close, with liveness re-checked after every callback, so a channel
 /// closed by one callback gets no further one. See [`Selector`] for the readiness
 /// table, and [`semantics`](crate::semantics) for every rule.
@@ -112,9 +114,10 @@ fn asks_on_change<S: Socket, D: Dispatcher<S>>(d: &D) -> bool {
 pub struct Reactor<I: Io, D, const N: usize, const T: usize = 4, P: Lend = NoPool> {
     map: ChannelMap<I::Socket, D, N>,
     registry: Registry<I::Selector, N, P>,
-    /// What the last wait found (the first `events_len` entries), and the channels
-    /// reported `INVALID` by the reactor itself before them.
-    events: [Event; N],
+    /// The batch being dispatched, or the last one (the first `events_len`
+    /// entries): what the selector reported, after the channels reported `INVALID`
+    /// by the reactor itself in a pass's first batch. Fixed, whatever `N`.
+    events: [Event; EVENT_BATCH],
     events_len: usize,
     timers: Timers<T>,
     fired: Vec<TimerId, T>,
@@ -159,7 +162,7 @@ where
         Reactor {
             map: ChannelMap::new(),
             registry: Registry::new(selector, pool),
-            events: [Event::EMPTY; N],
+            events: [Event::EMPTY; EVENT_BATCH],
             events_len: 0,
             timers: Timers::new(),
             fired: Vec::new(),
@@ -348,7 +351,8 @@ where
     /// it asks on change, its interest); then every channel that asks each pass
     /// ([`InterestMode::EveryPass`]) has its interest checked (every on-change one
     /// too, with the audit on). Channels found broken are put first into the events
-    /// buffer, as `INVALID`; returns how many.
+    /// buffer, as `INVALID`; returns how many (when they fill the buffer, more may
+    /// have been found: see [`relist_broken`](Self::relist_broken)).
     fn sync_interest(&mut self) -> usize {
         let mut broken = 0;
         let (map, registry, events) = (&mut self.map, &mut self.registry, &mut self.events);
@@ -391,9 +395,19 @@ where
         broken
     }
 
+    /// Lists every channel still broken and open as changed, so the next pass
+    /// reports it: after [`sync_interest`](Self::sync_interest) found a batch of
+    /// broken channels, or more (those past the batch were taken off the list and
+    /// not reported). A walk of the map, only in that case.
+    fn relist_broken(&mut self) {
+        self.map.touch_broken();
+    }
+
     /// One pass: bring interest up to date, wait up to `timeout` (`None`: no limit),
-    /// dispatch. Returns how many channels had readiness. An empty map returns
-    /// `Ok(0)` at once without waiting.
+    /// dispatch. Returns how many channels had readiness (in all the batches of the
+    /// pass: a wait that found more than [`EVENT_BATCH`] is dispatched in several,
+    /// taking the rest from [`Selector::select_more`]), deadlines that fired
+    /// included. An empty map returns `Ok(0)` at once without waiting.
     ///
     /// # Errors
     /// The selector failed, or `timeout` is `None` while no channel has interest (the
@@ -417,56 +431,84 @@ where
         } else if self.registry.watched == 0 && wait.is_none() {
             return Err(PollError::NothingToWaitFor);
         }
-        let (_, free) = self.events.split_at_mut(broken);
+        let free = self.events.get_mut(broken..).unwrap_or_default();
         let mut events = Events::new(free);
         self.registry
             .selector
             .select(&mut events, wait)
             .map_err(PollError::Selector)?;
-        let count = broken + events.len();
+        // The selector filled the buffer: it may have more of this wait.
+        let mut more = events.is_full();
+        let mut count = broken + events.len();
         self.events_len = count;
         // The time of this pass, as handlers see it: after the wait.
         self.registry.now = self.registry.selector.now().map(to_nanos);
         self.end_backoff();
 
         let mut dispatched = 0;
+        // The reactor's own reports lead the first batch (not masked by the
+        // registered interest: there is none); the others are the selector's alone.
+        let mut own = broken;
         self.map.begin_pass();
-        for i in 0..count {
-            let (slot, readiness) = (self.events[i].slot(), self.events[i].readiness());
-            let Some((token, channel)) = self.map.occupant(slot) else {
-                continue; // closed earlier in this pass
-            };
-            let readiness = if i < broken {
-                readiness
-            } else {
-                readiness.masked_by(channel.flags.registered())
-            };
-            if readiness.is_empty() {
-                continue;
+        'batches: loop {
+            for i in 0..count {
+                let Some(&event) = self.events.get(i) else {
+                    break;
+                };
+                let Some((token, channel)) = self.map.occupant(event.slot()) else {
+                    continue; // closed earlier in this pass
+                };
+                let readiness = if i < own {
+                    event.readiness()
+                } else {
+                    event.readiness().masked_by(channel.flags.registered())
+                };
+                if readiness.is_empty() {
+                    continue;
+                }
+                dispatched += 1;
+                let state = channel.state;
+                self.dispatch(token, state, readiness);
+                self.settle(token);
+                if self.registry.exit {
+                    // A broken channel not reached is reported next pass.
+                    for j in i + 1..own {
+                        if let Some(e) = self.events.get(j) {
+                            self.map.touch_slot(e.slot());
+                        }
+                    }
+                    break 'batches;
+                }
             }
-            dispatched += 1;
-            let state = channel.state;
-            self.dispatch(token, state, readiness);
-            self.settle(token);
-            if self.registry.exit {
+            if !more {
                 break;
             }
+            // The next batch of the same wait.
+            let mut events = Events::new(&mut self.events);
+            self.registry.selector.select_more(&mut events);
+            (more, count, own) = (events.is_full(), events.len(), 0);
+            if count == 0 {
+                break;
+            }
+            self.events_len = count;
         }
         if !self.registry.exit {
             dispatched += self.fire_deadlines();
         }
         self.map.end_pass();
-        // A broken channel not reached (the loop is exiting) is reported next pass.
-        for e in &self.events[..broken] {
-            self.map.touch_slot(e.slot());
+        if broken == EVENT_BATCH {
+            // Perhaps more than were reported.
+            self.relist_broken();
         }
         self.fire_timers();
         Ok(dispatched)
     }
 
-    /// What the last pass's wait found, in the order it was dispatched: one
-    /// [`Event`] per ready channel, by slot (channels the reactor found broken first,
-    /// as `INVALID`).
+    /// The last batch the last pass dispatched, in the order it was dispatched: one
+    /// [`Event`] per ready channel, by slot (in a pass's first batch, the channels
+    /// the reactor found broken come first, as `INVALID`). A pass whose wait found
+    /// more than [`EVENT_BATCH`] channels ready dispatched earlier batches too: count
+    /// them with [`poll_once`](Self::poll_once)'s result.
     pub fn events(&self) -> &[Event] {
         self.events.get(..self.events_len).unwrap_or_default()
     }
@@ -513,11 +555,19 @@ where
 
     /// For a loop that embeds this one: calls `f` with each source this reactor
     /// watches and what for, in slot order, after bringing interest up to date as a
-    /// pass does. See [`timeout`](Self::timeout).
+    /// pass does. Channels found broken meanwhile are left for the next pass to
+    /// report (however many); this clears [`events`](Self::events). See
+    /// [`timeout`](Self::timeout).
     pub fn interests(&mut self, mut f: impl FnMut(<I::Socket as Socket>::Source, Interest)) {
         let broken = self.sync_interest();
-        for e in &self.events[..broken] {
-            self.map.touch_slot(e.slot());
+        self.events_len = 0;
+        for i in 0..broken {
+            if let Some(e) = self.events.get(i) {
+                self.map.touch_slot(e.slot());
+            }
+        }
+        if broken == EVENT_BATCH {
+            self.relist_broken();
         }
         self.map.for_each(|_, channel| {
             let registered = channel.flags.registered();

@@ -80,6 +80,10 @@ pub(super) struct Sock<const B: usize> {
     unserviced: u32,
     /// What the last wait reported it ready for.
     last: Readiness,
+    /// What the last wait found it ready for (within its interest, spurious
+    /// readiness included) and did not hand out yet: it did not fit, and waits for
+    /// [`Selector::select_more`].
+    left: Readiness,
 }
 
 impl<const B: usize> Sock<B> {
@@ -90,6 +94,7 @@ impl<const B: usize> Sock<B> {
         progress: false,
         unserviced: 0,
         last: Readiness::EMPTY,
+        left: Readiness::EMPTY,
     };
 
     /// Makes it [`FREE`](Self::FREE) again in place (assigning `FREE` could build
@@ -101,6 +106,7 @@ impl<const B: usize> Sock<B> {
         self.progress = false;
         self.unserviced = 0;
         self.last = Readiness::EMPTY;
+        self.left = Readiness::EMPTY;
     }
 }
 
@@ -174,9 +180,17 @@ impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSoc
 
 /// The selector of a [`SimNet`]: its registrations, in slot order of their tokens,
 /// and the network it watches (none for a [`detached`](Self::detached) one).
+///
+/// A wait computes the readiness of every registration at once (drawing its faults
+/// in slot order); what does not fit in the caller's buffer is kept with each
+/// socket in the network (so the selector, often on the stack, does not grow) and
+/// handed out by [`select_more`](Selector::select_more), in slot order, masked by
+/// each source's interest then, with no further draw.
 pub struct SimSelector<'n, const S: usize, const B: usize, const W: usize = WIRE> {
     net: Option<&'n SimNet<S, B, W>>,
     regs: Registrations<u32, S>,
+    /// The last wait left readiness with some sockets (their `left`).
+    more: bool,
 }
 
 impl<const S: usize, const B: usize, const W: usize> core::fmt::Debug for SimSelector<'_, S, B, W> {
@@ -1116,6 +1130,7 @@ impl<'n, const S: usize, const B: usize, const W: usize> SimSelector<'n, S, B, W
         SimSelector {
             net: Some(net),
             regs: Registrations::new(),
+            more: false,
         }
     }
 
@@ -1132,6 +1147,18 @@ impl<'n, const S: usize, const B: usize, const W: usize> SimSelector<'n, S, B, W
         SimSelector {
             net: None,
             regs: Registrations::new(),
+            more: false,
+        }
+    }
+
+    /// Forgets what the last wait found for `source` and did not hand out: it was
+    /// registered or deregistered since.
+    fn forget_left(&mut self, source: u32) {
+        if self.more
+            && let Some(net) = self.net
+            && let Some(sock) = net.st.borrow_mut().socks.get_mut(source as usize)
+        {
+            sock.left = Readiness::EMPTY;
         }
     }
 }
@@ -1153,7 +1180,9 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
         if source as usize >= S {
             return Err(SourceError::OutOfRange { limit: S });
         }
-        self.regs.register(token, source, interest)
+        self.regs.register(token, source, interest)?;
+        self.forget_left(source);
+        Ok(())
     }
 
     fn reregister(
@@ -1166,8 +1195,10 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
         self.regs.reregister(token, source, interest)
     }
 
-    fn deregister(&mut self, token: Token, _source: u32, _was: Interest) {
-        self.regs.deregister(token);
+    fn deregister(&mut self, token: Token, source: u32, _was: Interest) {
+        if self.regs.deregister(token) {
+            self.forget_left(source);
+        }
     }
 
     fn select(
@@ -1179,12 +1210,20 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
             return Err(SimStalled);
         };
         let mut st = net.st.borrow_mut();
+        if core::mem::take(&mut self.more) {
+            // What the last wait left is forgotten.
+            let used = st.used;
+            for sock in st.socks.iter_mut().take(used) {
+                sock.left = Readiness::EMPTY;
+            }
+        }
         st.check_progress();
         let deadline = timeout.map(|t| st.now + t);
         let mut interrupted = false;
         loop {
             st.resolve();
             let mut count = 0;
+            let mut left = 0;
             for &Registered {
                 token,
                 source,
@@ -1201,16 +1240,26 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
                     };
                 }
                 let r = r.masked_by(interest);
-                if !r.is_empty() && events.push(token, r) {
-                    count += 1;
+                let pushed = r.is_empty() || events.push(token, r);
+                if !r.is_empty() {
+                    if pushed {
+                        count += 1;
+                    } else {
+                        left += 1;
+                    }
                 }
                 if let Some(sock) = st.socks.get_mut(source as usize) {
                     sock.reported = !real.is_empty();
                     sock.last = real;
+                    sock.left = if pushed { Readiness::EMPTY } else { r };
                 }
             }
-            if count > 0 {
-                st.record(b'w', count as u16, 1);
+            self.more = left > 0;
+            // All of what was found, as one record (the same as `count` when all of
+            // it fits).
+            let found = count + left;
+            if found > 0 {
+                st.record(b'w', found as u16, 1);
                 return Ok(count);
             }
             // Nothing ready: block until the next event or the deadline.
@@ -1236,5 +1285,31 @@ impl<const S: usize, const B: usize, const W: usize> Selector for SimSelector<'_
             }
             st.now = target;
         }
+    }
+
+    /// Hands out what the last wait found and did not fit, in slot order, masked by
+    /// each source's interest now (nothing for one not watched any more); no fault
+    /// is drawn and nothing recorded.
+    fn select_more(&mut self, events: &mut Events<'_>) -> usize {
+        let Some(net) = self.net.filter(|_| self.more) else {
+            return 0;
+        };
+        let mut st = net.st.borrow_mut();
+        let mut count = 0;
+        for reg in self.regs.watched() {
+            let Some(sock) = st.socks.get_mut(reg.source as usize) else {
+                continue;
+            };
+            let r = sock.left.masked_by(reg.interest);
+            if !events.push(reg.token, r) {
+                return count;
+            }
+            sock.left = Readiness::EMPTY;
+            if !r.is_empty() {
+                count += 1;
+            }
+        }
+        self.more = false;
+        count
     }
 }

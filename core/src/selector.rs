@@ -8,8 +8,10 @@ use crate::{Interest, Readiness, Socket, SourceError, Token};
 /// buffer is `EVENT_BATCH` [`Event`]s (4 bytes each), fixed, whatever its capacity
 /// `N`, so a channel costs no event bytes. A wait that finds more ready channels is
 /// dispatched in several batches within the same pass (see
-/// [`Selector::select_more`]).
-pub const EVENT_BATCH: usize = 64;
+/// [`Selector::select_more`]). 32 events are 128 bytes; a further batch costs
+/// about 20 instructions, under one per event (callgrind, the mock, 1,024 ready:
+/// 109.2 instructions per event with batches of 32, 108.6 with 64, 110.4 with 16).
+pub const EVENT_BATCH: usize = 32;
 
 /// What one wait found for one channel: the slot of its token
 /// ([`Token::index`]) and what it is ready for. Four bytes, the slot in the low 24

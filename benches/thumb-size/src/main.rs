@@ -77,7 +77,7 @@ impl Socket for HwSocket {
 }
 
 /// Reads each registered source's readiness register; spins until one is ready.
-/// Its 8 sources always fit in a reactor's event batch (`EVENT_BATCH`, 64), so a
+/// Its 8 sources always fit in a reactor's event batch (`EVENT_BATCH`, 32), so a
 /// wait never leaves anything for `select_more`: the provided one (nothing more)
 /// is right.
 struct HwSelector {

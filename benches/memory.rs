@@ -11,11 +11,13 @@
 //!   1024>>()`) / 1024: the map is `[Slot; N]` plus fixed bookkeeping, so the
 //!   difference of two capacities is exactly 1,024 slots, padding included;
 //! * **slot overhead** = slot − `size_of::<S>()` − `size_of::<D>()`: what the map adds
-//!   to the user's socket and dispatcher (generation, free-list link, state, flags,
-//!   deadline, and any padding the combination needs);
+//!   to the user's socket and dispatcher (the slot's tag, the channel's state and
+//!   flags and the slot's generation, 8 bytes, and any padding the combination
+//!   needs; a vacant slot's free-list link shares the channel's room);
 //! * **reactor per channel** = the same difference on `Reactor<SelectIo, D, N>`
 //!   (a selector with no per-fd state), minus `S` and `D`: the slot overhead plus the
-//!   per-channel array of the loop (the deadline heap). The reactor's event buffer
+//!   per-channel arrays of the loop (the deadline heap: an entry and a position per
+//!   slot). The reactor's event buffer
 //!   is not per channel: it is a fixed batch of `EVENT_BATCH` events, whatever `N`.
 //!
 //! The echo server example's configuration is `StdReactor<Echo<StdSocket, 2048>,

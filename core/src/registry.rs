@@ -6,7 +6,7 @@
 //! removing one and setting a deadline each have their one routine here.
 
 use crate::fmt::debug_;
-use crate::map::{Channel, Flags, MapAccess, Occupant, OccupantRef};
+use crate::map::{Channel, Flags, MapAccess, Occupant, OccupantRef, Removed};
 use crate::pool::{Lease, Lend};
 #[cfg(doc)]
 use crate::time::to_nanos;
@@ -75,7 +75,10 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     /// capacity, refuses a closed socket, registers the source with the selector
     /// (under the token the channel will have, with the interest it has now),
     /// inserts, reports `Added`. On any refusal the selector is left as it was and
-    /// the values come back.
+    /// the values come back. Never inlined (nor are `remove` and `close`): a
+    /// channel passes through it by value, and a caller that holds a reactor (a
+    /// firmware's main loop) would otherwise keep that temporary in its own frame.
+    #[inline(never)]
     pub(crate) fn add<S, D>(
         &mut self,
         map: &mut (impl MapAccess<S, D> + ?Sized),
@@ -208,17 +211,20 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     /// Takes a channel out of the map: the one routine behind every removal and
     /// close. Deregisters the source its slot was registered with and reports
     /// `Removed`; the socket is left open for the caller to close or keep.
+    #[inline(never)]
     pub(crate) fn remove<S, D>(
         &mut self,
         map: &mut (impl MapAccess<S, D> + ?Sized),
         token: Token,
-    ) -> Option<Channel<S, D>>
+    ) -> Option<Removed<S, D>>
     where
         S: Socket<Source = Sel::Source>,
     {
         let mut channel = map.remove(token)?;
-        if !channel.is_kept() {
-            self.forget(token, &mut channel.occupant());
+        if !channel.is_kept()
+            && let Some(mut c) = channel.occupant()
+        {
+            self.forget(token, &mut c);
         }
         Some(channel)
     }
@@ -230,6 +236,7 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
     /// would keep reporting) and reports `Removed`; the dispatcher is dropped, or kept
     /// in the slot for `Reactor::take_closed` if the channel asked for that. `false`
     /// for a stale token or a channel closed already.
+    #[inline(never)]
     pub(crate) fn close<S, D>(
         &mut self,
         map: &mut (impl MapAccess<S, D> + ?Sized),
@@ -250,8 +257,10 @@ impl<Sel: Selector, const N: usize, P: Lend> Registry<Sel, N, P> {
                 debug_!("{}: close reported an error", token);
             }
             map.keep_closed(token);
-        } else if let Some(mut c) = self.remove(map, token) {
-            c.state = State::Closed;
+        } else if let Some(mut removed) = self.remove(map, token)
+            && let Some(c) = removed.occupant()
+        {
+            *c.state = State::Closed;
             if c.socket.close().is_err() {
                 debug_!("{}: close reported an error", token);
             }

@@ -114,12 +114,6 @@ impl<S, D> Channel<S, D> {
         }
     }
 
-    /// Whether this is a closed channel kept for its dispatcher.
-    #[inline]
-    pub(crate) fn is_kept(&self) -> bool {
-        self.state == State::Closed && self.flags.has(Flags::KEEP)
-    }
-
     /// A shared view of it, as of a channel in a slot.
     #[inline]
     pub(crate) fn as_ref(&self) -> OccupantRef<'_, S, D> {
@@ -130,15 +124,34 @@ impl<S, D> Channel<S, D> {
             dispatcher: &self.dispatcher,
         }
     }
+}
 
-    /// A view of it, as of a channel in a slot.
+/// A channel just taken out of the map: what its slot held, moved out whole (taking
+/// the fields apart into a [`Channel`] would copy the dispatcher once more, which an
+/// unoptimised build keeps on the stack). Always the occupied variant.
+pub(crate) struct Removed<S, D>(Slot<S, D>);
+
+impl<S, D> Removed<S, D> {
+    /// The channel's fields (`None` never: a removed slot held a channel).
     #[inline]
-    pub(crate) fn occupant(&mut self) -> Occupant<'_, S, D> {
-        Occupant {
-            socket: &mut self.socket,
-            state: &mut self.state,
-            flags: &mut self.flags,
-            dispatcher: &mut self.dispatcher,
+    pub(crate) fn occupant(&mut self) -> Option<Occupant<'_, S, D>> {
+        self.0.channel_mut()
+    }
+
+    /// Whether it is a closed channel kept for its dispatcher.
+    #[inline]
+    pub(crate) fn is_kept(&self) -> bool {
+        self.0.channel().is_some_and(|c| c.is_kept())
+    }
+
+    /// Its socket and dispatcher (`None` never).
+    #[inline]
+    pub(crate) fn into_parts(self) -> Option<(S, D)> {
+        match self.0 {
+            Slot::Occupied {
+                socket, dispatcher, ..
+            } => Some((socket, dispatcher)),
+            Slot::Vacant { .. } => None,
         }
     }
 }
@@ -502,7 +515,11 @@ impl SlabBook {
         Some(Token::new(index, slot.generation()))
     }
 
-    /// Puts `channel` into a free slot, or hands it back.
+    /// Puts `channel` into a free slot, or hands it back. Never inlined: a channel
+    /// moving into its slot may pass through a temporary of its size, which inlined
+    /// into a caller holding a reactor would stay in that caller's frame (2 KB more
+    /// stack for the Cortex-M chat run at opt-level `z`).
+    #[inline(never)]
     fn insert<S, D>(
         &mut self,
         slots: &mut (impl Slots<S, D> + ?Sized),
@@ -523,18 +540,14 @@ impl SlabBook {
             self.used += 1;
         }
         let generation = slot.generation();
-        let Channel {
-            socket,
-            state,
-            flags,
-            dispatcher,
-        } = channel;
+        // Fields moved straight into the slot (no whole-channel temporary: in an
+        // unoptimised build each would be a frame's worth of stack).
         *slot = Slot::Occupied {
-            state,
-            flags,
+            state: channel.state,
+            flags: channel.flags,
             generation,
-            socket,
-            dispatcher,
+            socket: channel.socket,
+            dispatcher: channel.dispatcher,
         };
         self.len += 1;
         Ok(Token::new(index, generation))
@@ -542,17 +555,22 @@ impl SlabBook {
 
     /// Takes the channel of `token` out of its slot. The slot's generation is bumped
     /// at once (so the token is dead), and the slot is reusable only after the
-    /// current pass, if any.
+    /// current pass, if any. Never inlined, as [`insert`](Self::insert).
+    #[inline(never)]
     fn remove<S, D>(
         &mut self,
         slots: &mut (impl Slots<S, D> + ?Sized),
         token: Token,
-    ) -> Option<Channel<S, D>> {
+    ) -> Option<Removed<S, D>> {
         let slot = slots.slot(token.index())?;
         let generation = slot.generation();
-        if generation != token.generation() || !slot.is_occupied() {
-            return None;
-        }
+        let kept = match slot.get_mut(token) {
+            Some(c) => {
+                c.flags.clear(Flags::CHANGED);
+                c.is_kept()
+            }
+            None => return None,
+        };
         let index = token.index() as u32;
         let retire = generation == u32::MAX;
         let next = if retire {
@@ -566,28 +584,12 @@ impl SlabBook {
         };
         // A retired slot keeps its last generation, which no live token has.
         let generation = if retire { generation } else { generation + 1 };
-        let Slot::Occupied {
-            state,
-            flags,
-            socket,
-            dispatcher,
-            ..
-        } = core::mem::replace(slot, Slot::Vacant { generation, next })
-        else {
-            return None; // checked above
-        };
-        let mut channel = Channel {
-            socket,
-            state,
-            flags,
-            dispatcher,
-        };
-        channel.flags.clear(Flags::CHANGED);
-        if !channel.is_kept() {
+        let removed = Removed(core::mem::replace(slot, Slot::Vacant { generation, next }));
+        if !kept {
             // A kept channel left the count when it closed.
             self.len -= 1;
         }
-        Some(channel)
+        Some(removed)
     }
 }
 
@@ -659,7 +661,7 @@ pub(crate) trait MapAccess<S, D> {
     /// Puts `channel` into a free slot, or hands it back.
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>>;
     /// Takes the channel of `token` out (see [`ChannelMap::remove`]).
-    fn remove(&mut self, token: Token) -> Option<Channel<S, D>>;
+    fn remove(&mut self, token: Token) -> Option<Removed<S, D>>;
     /// Marks the (just closed) channel of `token` kept: it leaves the count but keeps
     /// its slot, state `Closed`, until it is removed.
     fn keep_closed(&mut self, token: Token) -> bool;
@@ -678,7 +680,7 @@ impl<S, D> MapAccess<S, D> for Others<'_, S, D> {
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>> {
         self.book.insert(&mut self.around, channel)
     }
-    fn remove(&mut self, token: Token) -> Option<Channel<S, D>> {
+    fn remove(&mut self, token: Token) -> Option<Removed<S, D>> {
         self.book.remove(&mut self.around, token)
     }
     fn keep_closed(&mut self, token: Token) -> bool {
@@ -861,7 +863,7 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// Removes the channel of `token` and returns its socket and dispatcher (the socket
     /// is not closed). `None` for a stale or unknown token.
     pub fn remove(&mut self, token: Token) -> Option<(S, D)> {
-        MapAccess::remove(self, token).map(|c| (c.socket, c.dispatcher))
+        MapAccess::remove(self, token)?.into_parts()
     }
 
     /// Whether `token` names a channel of this map.
@@ -1100,31 +1102,13 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
         }
         let (before, rest) = self.slots.split_at_mut(index);
         let (current, after) = rest.split_first_mut()?;
-        let Slot::Occupied {
-            state,
-            flags,
-            generation,
-            socket,
-            dispatcher,
-        } = current
-        else {
-            return None;
-        };
-        if *generation != token.generation() {
-            return None;
-        }
+        let channel = current.get_mut(token)?;
         // Only a channel asking on change is listed for a callback (the reactor
         // checks the source after every callback, and asks the others every pass).
-        if flags.has(Flags::ON_CHANGE) && !flags.has(Flags::CHANGED) {
-            flags.set(Flags::CHANGED);
+        if channel.flags.has(Flags::ON_CHANGE) && !channel.flags.has(Flags::CHANGED) {
+            channel.flags.set(Flags::CHANGED);
             self.book.changed.push(index);
         }
-        let channel = Occupant {
-            socket,
-            state,
-            flags,
-            dispatcher,
-        };
         Some((
             channel,
             Others {
@@ -1171,7 +1155,7 @@ impl<S, D, const N: usize> MapAccess<S, D> for ChannelMap<S, D, N> {
     fn insert(&mut self, channel: Channel<S, D>) -> Result<Token, Channel<S, D>> {
         self.book.insert(&mut self.slots[..], channel)
     }
-    fn remove(&mut self, token: Token) -> Option<Channel<S, D>> {
+    fn remove(&mut self, token: Token) -> Option<Removed<S, D>> {
         self.book.remove(&mut self.slots[..], token)
     }
     fn keep_closed(&mut self, token: Token) -> bool {

@@ -191,8 +191,7 @@ where
 
     /// Removes a channel without closing its socket, and hands both values back.
     pub fn remove(&mut self, token: Token) -> Option<(I::Socket, D)> {
-        let c = self.registry.remove(&mut self.map, token)?;
-        Some((c.socket, c.dispatcher))
+        self.registry.remove(&mut self.map, token)?.into_parts()
     }
 
     /// Closes a channel's socket and drops the channel (no `handle_close`; the
@@ -254,9 +253,8 @@ where
         if !self.map.channel(token)?.is_kept() {
             return None;
         }
-        self.registry
-            .remove(&mut self.map, token)
-            .map(|c| c.dispatcher)
+        let (_, dispatcher) = self.registry.remove(&mut self.map, token)?.into_parts()?;
+        Some(dispatcher)
     }
 
     /// Closes every channel (no `handle_close`) and empties the map. Every channel is

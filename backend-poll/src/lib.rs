@@ -353,27 +353,36 @@ impl<const N: usize> PollSelector<N> {
     fn push_found(&mut self, events: &mut Events<'_>) -> usize {
         let mut count = 0;
         let high = self.high.min(N);
-        while self.left > 0 && self.next < high {
-            let index = self.next;
-            let Some(entry) = self.fds.get(index) else {
+        let mut left = self.left;
+        let mut next = high;
+        let from = self.next.min(high);
+        let entries = self.fds.get(from..high).unwrap_or_default();
+        for (index, entry) in (from..).zip(entries) {
+            if left == 0 {
+                next = index;
                 break;
-            };
-            if entry.revents != 0 {
-                // Masked by what the entry is watched for now (the same as at the
-                // wait, unless it was written since, which cleared `revents`).
-                let interest = events_to_interest(entry.events);
-                let readiness = revents_to_readiness(entry.revents).masked_by(interest);
-                if !events.push_slot(index as u32, readiness) {
-                    return count;
-                }
-                self.left -= 1;
-                if !readiness.is_empty() {
-                    count += 1;
-                }
             }
-            self.next += 1;
+            if entry.revents == 0 {
+                continue;
+            }
+            // Masked by what the entry is watched for now (the same as at the wait,
+            // unless it was written since, which cleared `revents`).
+            let interest = events_to_interest(entry.events);
+            let readiness = revents_to_readiness(entry.revents).masked_by(interest);
+            if !events.push_slot(index as u32, readiness) {
+                // No room: this entry is the first of the next call.
+                next = index;
+                break;
+            }
+            left -= 1;
+            if !readiness.is_empty() {
+                count += 1;
+            }
         }
-        self.left = 0;
+        if next >= high {
+            left = 0;
+        }
+        (self.next, self.left) = (next, left);
         count
     }
 }

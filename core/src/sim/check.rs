@@ -4,7 +4,7 @@
 use super::Maybe;
 use crate::{Callback, Token, Trace};
 
-/// How many slot indices the checker tracks.
+/// How many slot indices a checker tracks unless told otherwise (its `T`).
 pub const TRACKED: usize = 256;
 
 /// What went wrong, first violation only.
@@ -36,14 +36,18 @@ struct SlotState {
 /// Checks, event by event: no callback on a closed channel; exactly one `handle_close`
 /// at most per channel; a stale token never reaches a live channel; a slot is reused
 /// only after its channel left. Feed it every event with [`on_event`](Self::on_trace).
-pub struct TraceChecker {
-    slots: [SlotState; TRACKED],
+///
+/// It tracks slots `0..T` (a reactor of capacity `N` needs `T >= N`; a slot past
+/// them is [`Violation::Untracked`]): 8 bytes each, so a firmware with few channels
+/// keeps a small one (`TraceChecker<16>`: 128 bytes instead of 2 KiB).
+pub struct TraceChecker<const T: usize = TRACKED> {
+    slots: [SlotState; T],
     events: u64,
     closes: u64,
     violation: Maybe<Violation>,
 }
 
-impl core::fmt::Debug for TraceChecker {
+impl<const T: usize> core::fmt::Debug for TraceChecker<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TraceChecker")
             .field("events", &self.events)
@@ -52,13 +56,13 @@ impl core::fmt::Debug for TraceChecker {
     }
 }
 
-impl Default for TraceChecker {
+impl<const T: usize> Default for TraceChecker<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl TraceChecker {
+impl<const T: usize> TraceChecker<T> {
     /// A checker that has seen nothing.
     pub const fn new() -> Self {
         TraceChecker {
@@ -66,7 +70,7 @@ impl TraceChecker {
                 live: false,
                 generation: 0,
                 closes: 0,
-            }; TRACKED],
+            }; T],
             events: 0,
             closes: 0,
             violation: Maybe::None,
@@ -166,7 +170,7 @@ mod tests {
     #[test]
     fn a_cleared_checker_is_a_new_one() {
         let a = Token::new(3, 0);
-        let mut c = TraceChecker::new();
+        let mut c: TraceChecker = TraceChecker::new();
         c.on_trace(a, Trace::Added);
         c.on_trace(a, Trace::Call(Callback::Close));
         c.on_trace(a, Trace::Call(Callback::Close));
@@ -186,7 +190,7 @@ mod tests {
     fn catches_each_violation() {
         let a = Token::new(0, 0);
         let a2 = Token::new(0, 1);
-        let mut c = TraceChecker::new();
+        let mut c: TraceChecker = TraceChecker::new();
         c.on_trace(a, Trace::Added);
         c.on_trace(a, Trace::Call(Callback::Read));
         c.on_trace(a, Trace::Call(Callback::Close));
@@ -199,13 +203,13 @@ mod tests {
             Some(Violation::StaleToken(a, Trace::Call(Callback::Write)))
         );
 
-        let mut c = TraceChecker::new();
+        let mut c: TraceChecker = TraceChecker::new();
         c.on_trace(a, Trace::Added);
         c.on_trace(a, Trace::Call(Callback::Close));
         c.on_trace(a, Trace::Call(Callback::Close));
         assert_eq!(c.violation(), Some(Violation::DoubleClose(a)));
 
-        let mut c = TraceChecker::new();
+        let mut c: TraceChecker = TraceChecker::new();
         c.on_trace(a, Trace::Added);
         c.on_trace(a, Trace::Removed);
         c.on_trace(a, Trace::Call(Callback::Read));
@@ -214,7 +218,7 @@ mod tests {
             Some(Violation::CallbackOnClosed(a, Trace::Call(Callback::Read)))
         );
 
-        let mut c = TraceChecker::new();
+        let mut c: TraceChecker = TraceChecker::new();
         c.on_trace(a, Trace::Added);
         c.on_trace(a2, Trace::Added);
         assert_eq!(c.violation(), Some(Violation::SlotReusedWhileLive(a2)));

@@ -31,7 +31,18 @@ pub const FIRST_SEED: u64 = 0;
 /// How many seeds each scenario runs.
 pub const SEEDS: u64 = 500;
 
-static CHECK: Mutex<RefCell<TraceChecker>> = Mutex::new(RefCell::new(TraceChecker::new()));
+/// Slots the checker tracks: as many as the larger scenario's reactor has (128 B;
+/// the default 256 would take 2 KiB of the board's 64 KiB, which the echo image's
+/// stack needs at opt-level 0).
+const TRACKED: usize = {
+    let (echo, chat) = (
+        asyncore_core::sim::scenario::MAP,
+        asyncore_core::sim::chat_scenario::CHAT_MAP,
+    );
+    if echo > chat { echo } else { chat }
+};
+
+static CHECK: Mutex<RefCell<TraceChecker<TRACKED>>> = Mutex::new(RefCell::new(TraceChecker::new()));
 
 /// Hands every reactor trace to [`CHECK`]. A closure coerced to the core's observer
 /// type, so the trace type is never named here.

@@ -87,7 +87,7 @@ fn by_slot(events: &[Event]) -> Vec<(u32, Readiness)> {
     v
 }
 
-/// [`READY`] readable sources and a buffer of [`ROOM`]: `select` fills it, then
+/// `READY` (10) readable sources and a buffer of `ROOM` (3): `select` fills it, then
 /// `select_more` hands out the rest of the same wait, each source exactly once; a
 /// new `select` starts over (level-triggered: all again), and forgets what the last
 /// one left.

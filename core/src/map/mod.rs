@@ -1,8 +1,11 @@
 //! `ChannelMap`: a fixed-capacity slab of channels addressed by generational tokens.
 //!
-//! Everything that touches a slot lives here: the per-channel record ([`Channel`]),
-//! the slot with its generation and free-list link, the slab's bookkeeping
-//! ([`SlabBook`]: free list, quarantine, counts), and the lookups by token. The
+//! Everything that touches a slot lives here: the slot ([`Slot`]: the channel's
+//! fields in its occupied variant beside the tag, state, flags and generation; a
+//! vacant one's free-list link), the channel as it enters ([`Channel`]) and leaves
+//! ([`Removed`]), the views of one in its slot ([`Occupant`], [`OccupantRef`]), the
+//! slab's bookkeeping ([`SlabBook`]: free list, quarantine, counts, the changed
+//! channels, [`Changed`]), and the lookups by token. The
 //! reactor and the handler context reach slots only through these, never by index
 //! arithmetic of their own.
 

@@ -1023,8 +1023,9 @@ impl<S, D, const N: usize> ChannelMap<S, D, N> {
     /// list short however many channels a pass dispatches). Returns whether it did.
     #[inline]
     pub(crate) fn settle(&mut self, token: Token) -> Option<Occupant<'_, S, D>> {
-        // The common case first: nothing listed (a channel asking every pass, or one
-        // whose callbacks changed nothing... it is listed at its first callback).
+        // The common case first, from the stack alone: the channel is not on top (it
+        // asks every pass, so its callbacks list nothing, or something listed
+        // another channel after it, which leaves it for the next wait's check).
         if !self.book.changed.is_top(token.index()) {
             return None;
         }

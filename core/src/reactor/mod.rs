@@ -393,14 +393,6 @@ where
         broken
     }
 
-    /// Lists every channel still broken and open as changed, so the next pass
-    /// reports it: after [`sync_interest`](Self::sync_interest) found a batch of
-    /// broken channels, or more (those past the batch were taken off the list and
-    /// not reported). A walk of the map, only in that case.
-    fn relist_broken(&mut self) {
-        self.map.touch_broken();
-    }
-
     /// One pass: bring interest up to date, wait up to `timeout` (`None`: no limit),
     /// dispatch. Returns how many channels had readiness (in all the batches of the
     /// pass: a wait that found more than [`EVENT_BATCH`] is dispatched in several,
@@ -495,8 +487,9 @@ where
         }
         self.map.end_pass();
         if broken == EVENT_BATCH {
-            // Perhaps more than were reported.
-            self.relist_broken();
+            // Perhaps more than were reported: those past the batch left the
+            // changed list unreported, so the next pass must find them again.
+            self.map.touch_broken();
         }
         self.fire_timers();
         Ok(dispatched)
@@ -565,7 +558,7 @@ where
             }
         }
         if broken == EVENT_BATCH {
-            self.relist_broken();
+            self.map.touch_broken();
         }
         self.map.for_each(|_, channel| {
             let registered = channel.flags.registered();
